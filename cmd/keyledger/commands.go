@@ -1,0 +1,319 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/keyledger/keyledger"
+	"github.com/keyledger/keyledger/crypto"
+	"github.com/keyledger/keyledger/store"
+	"golang.org/x/term"
+)
+
+func isTerminal(f *os.File) bool { return term.IsTerminal(int(f.Fd())) }
+
+func (m *Main) masterkeyGenerate() error {
+	k, err := crypto.GenerateKEK()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(m.Stdout, k)
+	return nil
+}
+
+func (m *Main) migrate(ctx context.Context, cfg Config) error {
+	log := m.logger(cfg)
+	pool, err := connect(ctx, log, cfg.DatabaseURL, 30*time.Second)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	st, err := store.Migrate(ctx, pool)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(m.Stdout, "database schema is at version %d\n", st.Current)
+	return nil
+}
+
+// bootstrap is the first-run path of `make run` and docker compose: it
+// creates what is missing and never touches what exists.
+func (m *Main) bootstrap(ctx context.Context, cfg Config) error {
+	log := m.logger(cfg)
+	if err := createDatabase(ctx, cfg.DatabaseURL, m.Stdout); err != nil {
+		return err
+	}
+	if cfg.MasterKeys == "" && cfg.MasterKeyFile != "" {
+		if _, err := os.Stat(cfg.MasterKeyFile); errors.Is(err, os.ErrNotExist) {
+			k, err := crypto.GenerateKEK()
+			if err != nil {
+				return err
+			}
+			if err := os.MkdirAll(filepath.Dir(cfg.MasterKeyFile), 0o700); err != nil {
+				return fmt.Errorf("KEYLEDGER_MASTER_KEY_FILE: %w", err)
+			}
+			// O_EXCL: never overwrite a key, even if two bootstraps race.
+			f, err := os.OpenFile(cfg.MasterKeyFile, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+			if err != nil {
+				return fmt.Errorf("KEYLEDGER_MASTER_KEY_FILE: create %s: %w", cfg.MasterKeyFile, err)
+			}
+			if _, err := fmt.Fprintln(f, k); err != nil {
+				f.Close()
+				return err
+			}
+			if err := f.Close(); err != nil {
+				return err
+			}
+			fmt.Fprintf(m.Stdout, "Generated a master key in %s. Back it up apart from the database: without it no key can be revealed.\n", cfg.MasterKeyFile)
+		}
+	}
+	st, pool, err := m.openStore(ctx, cfg, log, 2*time.Minute, true)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	n, err := st.CountUsers(ctx)
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		fmt.Fprintf(m.Stdout, "keyledger is set up (%d users). Open %s\n", n, cfg.BaseURL)
+		return nil
+	}
+	pw, err := crypto.RandomToken(18)
+	if err != nil {
+		return err
+	}
+	u, err := st.CreateUser(ctx, keyledger.SystemActor("bootstrap"), keyledger.NewUser{Email: "admin@localhost", Name: "Admin", Role: keyledger.RoleAdmin, Password: pw})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(m.Stdout, "\nCreated the first admin. This password is shown once:\n\n  URL:      %s/login\n  Email:    %s\n  Password: %s\n\n", cfg.BaseURL, u.Email, pw)
+	return nil
+}
+
+// createDatabase creates the database named in url if it does not exist,
+// connecting to the server's maintenance database to do so.
+func createDatabase(ctx context.Context, url string, out io.Writer) error {
+	cfg, err := pgx.ParseConfig(url)
+	if err != nil {
+		return cfgErr("KEYLEDGER_DATABASE_URL: %v", redact(err))
+	}
+	name := cfg.Database
+	if name == "" || name == "postgres" {
+		return nil
+	}
+	cfg.Database = "postgres"
+	var conn *pgx.Conn
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		conn, err = pgx.ConnectConfig(ctx, cfg)
+		if err == nil || time.Now().After(deadline) || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(time.Second)
+	}
+	if err != nil {
+		// Without access to the maintenance database (a managed service,
+		// a restricted role) assume the database was made for us.
+		fmt.Fprintf(out, "Could not check whether database %q exists (%v); assuming it does.\n", name, err)
+		return nil
+	}
+	defer conn.Close(ctx)
+	var exists bool
+	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", name).Scan(&exists); err != nil {
+		return fmt.Errorf("check database %q: %w", name, err)
+	}
+	if exists {
+		return nil
+	}
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
+		var already bool
+		_ = conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", name).Scan(&already)
+		if already {
+			return nil
+		}
+		return fmt.Errorf("create database %q: %w", name, err)
+	}
+	fmt.Fprintf(out, "Created database %q.\n", name)
+	return nil
+}
+
+func (m *Main) withStore(ctx context.Context, cfg Config, fn func(*store.Store) error) error {
+	log := m.logger(cfg)
+	st, pool, err := m.openStore(ctx, cfg, log, 30*time.Second, false)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	return fn(st)
+}
+
+func (m *Main) readPassword() (string, error) {
+	if m.StdinIsTerminal {
+		f, ok := m.Stdin.(*os.File)
+		if !ok {
+			return "", errors.New("cannot prompt: stdin is not a terminal")
+		}
+		fmt.Fprint(m.Stderr, "Password (at least 12 characters): ")
+		a, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(m.Stderr)
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprint(m.Stderr, "Repeat password: ")
+		b, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(m.Stderr)
+		if err != nil {
+			return "", err
+		}
+		if string(a) != string(b) {
+			return "", errors.New("the passwords do not match")
+		}
+		return string(a), nil
+	}
+	line, err := bufio.NewReader(io.LimitReader(m.Stdin, 4096)).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", fmt.Errorf("read password from stdin: %w", err)
+	}
+	return strings.TrimRight(line, "\r\n"), nil
+}
+
+func (m *Main) userCreate(ctx context.Context, cfg Config, args []string) error {
+	fs := flag.NewFlagSet("user create", flag.ContinueOnError)
+	fs.SetOutput(m.Stderr)
+	email := fs.String("email", "", "email address (sign-in name)")
+	name := fs.String("name", "", "display name")
+	role := fs.String("role", "member", "admin, lead or member")
+	if err := fs.Parse(args); err != nil {
+		return &exitError{code: 2}
+	}
+	r, ok := keyledger.ParseRole(*role)
+	if !ok {
+		return &exitError{code: 2, msg: fmt.Sprintf("--role: want admin, lead or member, got %q", *role)}
+	}
+	pw, err := m.readPassword()
+	if err != nil {
+		return err
+	}
+	return m.withStore(ctx, cfg, func(st *store.Store) error {
+		u, err := st.CreateUser(ctx, keyledger.SystemActor("cli"), keyledger.NewUser{Email: *email, Name: *name, Role: r, Password: pw})
+		if err != nil {
+			if f := keyledger.FieldErrors(err); len(f) > 0 {
+				var parts []string
+				for k, v := range f {
+					parts = append(parts, "--"+k+": "+v)
+				}
+				return errors.New(strings.Join(parts, "; "))
+			}
+			return err
+		}
+		fmt.Fprintf(m.Stdout, "created %s (%s)\n", u.Email, u.Role)
+		return nil
+	})
+}
+
+func (m *Main) userList(ctx context.Context, cfg Config) error {
+	return m.withStore(ctx, cfg, func(st *store.Store) error {
+		users, err := st.ListUsers(ctx)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(m.Stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "EMAIL\tNAME\tROLE\tSTATUS\tCREATED")
+		for _, u := range users {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", u.Email, u.Name, u.Role, u.Status, u.CreatedAt.UTC().Format("2006-01-02"))
+		}
+		return tw.Flush()
+	})
+}
+
+func (m *Main) userDeactivate(ctx context.Context, cfg Config, args []string) error {
+	fs := flag.NewFlagSet("user deactivate", flag.ContinueOnError)
+	fs.SetOutput(m.Stderr)
+	email := fs.String("email", "", "email of the user to deactivate")
+	if err := fs.Parse(args); err != nil {
+		return &exitError{code: 2}
+	}
+	if *email == "" {
+		return &exitError{code: 2, msg: "--email is required"}
+	}
+	return m.withStore(ctx, cfg, func(st *store.Store) error {
+		u, err := st.DeactivateUser(ctx, keyledger.SystemActor("cli"), *email)
+		if err != nil {
+			return errors.New(keyledger.ErrorMessage(err))
+		}
+		fmt.Fprintf(m.Stdout, "deactivated %s; their sessions are revoked\n", u.Email)
+		return nil
+	})
+}
+
+func (m *Main) masterkeyRotate(ctx context.Context, cfg Config) error {
+	return m.withStore(ctx, cfg, func(st *store.Store) error {
+		n, err := st.RotateMasterKey(ctx, 500, func(p store.RotationProgress) {
+			fmt.Fprintf(m.Stderr, "re-wrapped %d, %d to go\n", p.Rewrapped, p.Remaining)
+		})
+		if err != nil {
+			return fmt.Errorf("%w (run the command again to resume)", err)
+		}
+		fmt.Fprintf(m.Stdout, "done: %d data keys re-wrapped under the primary master key; older master keys can now be removed from the configuration\n", n)
+		return nil
+	})
+}
+
+func (m *Main) auditVerify(ctx context.Context, cfg Config) error {
+	return m.withStore(ctx, cfg, func(st *store.Store) error {
+		r, err := st.VerifyAudit(ctx)
+		if err != nil {
+			return err
+		}
+		if !r.OK() {
+			return &exitError{code: 1, msg: "audit chain BROKEN: " + r.Problem}
+		}
+		fmt.Fprintf(m.Stdout, "audit chain OK: %d events verified", r.Checked)
+		if r.Unchained > 0 {
+			fmt.Fprintf(m.Stdout, " (%d from transactions still running, not yet chained)", r.Unchained)
+		}
+		fmt.Fprintln(m.Stdout)
+		return nil
+	})
+}
+
+func (m *Main) healthcheck(ctx context.Context) error {
+	listen := m.Getenv("KEYLEDGER_LISTEN")
+	if listen == "" {
+		listen = "127.0.0.1:8080"
+	}
+	_, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return cfgErr("KEYLEDGER_LISTEN: want host:port, got %q", listen)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+net.JoinHostPort("127.0.0.1", port)+"/readyz", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("not ready: %w", err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("not ready: %s", strings.TrimSpace(string(body)))
+	}
+	return nil
+}

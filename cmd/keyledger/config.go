@@ -1,0 +1,184 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/keyledger/keyledger/crypto"
+	"github.com/keyledger/keyledger/web"
+)
+
+// DefaultDatabaseURL matches DESIGN.md section 9.
+const DefaultDatabaseURL = "postgres://postgres:postgres@127.0.0.1:5432/keyledger?sslmode=disable"
+
+// Config is every setting, read once from the environment. Nothing below
+// cmd/ reads the environment.
+type Config struct {
+	DatabaseURL    string
+	MasterKeys     string // raw; parsed by Keyring so errors can name the variable
+	MasterKeySrc   string // which variable the keys came from
+	MasterKeyFile  string
+	Listen         string
+	BaseURL        string
+	SecureCookies  bool
+	TrustedProxies []*net.IPNet
+	SessionIdle    time.Duration
+	SessionMax     time.Duration
+	LogLevel       string
+	LogFormat      string
+}
+
+// configError is one clear line: the variable, what is wrong, the fix.
+type configError struct{ msg string }
+
+func (e *configError) Error() string { return e.msg }
+
+func cfgErr(format string, args ...any) error { return &configError{fmt.Sprintf(format, args...)} }
+
+// LoadConfig reads the environment through getenv.
+func LoadConfig(getenv func(string) string) (Config, error) {
+	c := Config{
+		DatabaseURL:   getenv("KEYLEDGER_DATABASE_URL"),
+		MasterKeyFile: getenv("KEYLEDGER_MASTER_KEY_FILE"),
+		Listen:        getenv("KEYLEDGER_LISTEN"),
+		BaseURL:       strings.TrimRight(getenv("KEYLEDGER_BASE_URL"), "/"),
+		LogLevel:      strings.ToLower(getenv("KEYLEDGER_LOG_LEVEL")),
+		LogFormat:     strings.ToLower(getenv("KEYLEDGER_LOG_FORMAT")),
+	}
+	if c.DatabaseURL == "" {
+		c.DatabaseURL = DefaultDatabaseURL
+	}
+	if u, err := url.Parse(c.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		return c, cfgErr("KEYLEDGER_DATABASE_URL: want a URL like postgres://user:password@host:5432/keyledger, got something else (not shown: it may hold a password)")
+	}
+	if c.Listen == "" {
+		c.Listen = "127.0.0.1:8080"
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		return c, cfgErr("KEYLEDGER_LISTEN: want host:port such as 127.0.0.1:8080 or 0.0.0.0:8080, got %q", c.Listen)
+	}
+	if c.BaseURL == "" {
+		host, port, _ := net.SplitHostPort(c.Listen)
+		if host == "" || host == "0.0.0.0" || host == "::" {
+			host = "localhost"
+		}
+		c.BaseURL = "http://" + net.JoinHostPort(host, port)
+	}
+	if u, err := url.Parse(c.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return c, cfgErr("KEYLEDGER_BASE_URL: want the public URL such as https://keys.example.com, got %q", c.BaseURL)
+	}
+	secure := strings.HasPrefix(c.BaseURL, "https://")
+	if v := getenv("KEYLEDGER_SECURE_COOKIES"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return c, cfgErr("KEYLEDGER_SECURE_COOKIES: want true or false, got %q", v)
+		}
+		secure = b
+	}
+	c.SecureCookies = secure
+	if v := getenv("KEYLEDGER_TRUSTED_PROXIES"); v != "" {
+		nets, err := web.ParseTrustedProxies(v)
+		if err != nil {
+			return c, cfgErr("KEYLEDGER_TRUSTED_PROXIES: %v; want a comma-separated list like 10.0.0.0/8,192.168.1.5", err)
+		}
+		c.TrustedProxies = nets
+	}
+	var err error
+	if c.SessionIdle, err = duration(getenv, "KEYLEDGER_SESSION_IDLE", time.Hour); err != nil {
+		return c, err
+	}
+	if c.SessionMax, err = duration(getenv, "KEYLEDGER_SESSION_MAX", 12*time.Hour); err != nil {
+		return c, err
+	}
+	if c.SessionIdle > c.SessionMax {
+		return c, cfgErr("KEYLEDGER_SESSION_IDLE (%s) is longer than KEYLEDGER_SESSION_MAX (%s); make the idle timeout the shorter one", c.SessionIdle, c.SessionMax)
+	}
+	switch c.LogLevel {
+	case "", "debug", "info", "warn", "error":
+	default:
+		return c, cfgErr("KEYLEDGER_LOG_LEVEL: want debug, info, warn or error, got %q", c.LogLevel)
+	}
+	switch c.LogFormat {
+	case "", "text", "json":
+	default:
+		return c, cfgErr("KEYLEDGER_LOG_FORMAT: want text or json, got %q", c.LogFormat)
+	}
+	if k := getenv("KEYLEDGER_MASTER_KEY"); k != "" {
+		if c.MasterKeyFile != "" {
+			return c, cfgErr("KEYLEDGER_MASTER_KEY and KEYLEDGER_MASTER_KEY_FILE are both set; set only one")
+		}
+		c.MasterKeys, c.MasterKeySrc = k, "KEYLEDGER_MASTER_KEY"
+	}
+	return c, nil
+}
+
+func duration(getenv func(string) string, name string, def time.Duration) (time.Duration, error) {
+	v := getenv(name)
+	if v == "" {
+		return def, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return 0, cfgErr("%s: want a positive duration such as 30m or 8h, got %q", name, v)
+	}
+	return d, nil
+}
+
+// Keyring loads the master keys: from KEYLEDGER_MASTER_KEY, or from the
+// file named by KEYLEDGER_MASTER_KEY_FILE. Several keys may be given, one
+// per line or comma-separated; the first is primary (used for new values),
+// the rest are older keys kept only until `masterkey rotate` has moved
+// everything off them.
+func (c *Config) Keyring() (*crypto.Keyring, error) {
+	raw, src := c.MasterKeys, c.MasterKeySrc
+	if raw == "" && c.MasterKeyFile != "" {
+		b, err := os.ReadFile(c.MasterKeyFile)
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, cfgErr("KEYLEDGER_MASTER_KEY_FILE: %s does not exist; create one with 'keyledger masterkey generate > %s' (and back it up apart from the database)", c.MasterKeyFile, c.MasterKeyFile)
+		}
+		if err != nil {
+			return nil, cfgErr("KEYLEDGER_MASTER_KEY_FILE: cannot read %s: %v", c.MasterKeyFile, err)
+		}
+		raw, src = string(b), "KEYLEDGER_MASTER_KEY_FILE ("+c.MasterKeyFile+")"
+	}
+	if strings.TrimSpace(raw) == "" {
+		return nil, cfgErr("KEYLEDGER_MASTER_KEY: not set; create a key with 'keyledger masterkey generate' and pass it in KEYLEDGER_MASTER_KEY or a file named by KEYLEDGER_MASTER_KEY_FILE")
+	}
+	var keks []crypto.KEK
+	for i, part := range strings.FieldsFunc(raw, func(r rune) bool { return r == ',' || r == '\n' || r == '\r' }) {
+		part = strings.TrimSpace(part)
+		if part == "" || strings.HasPrefix(part, "#") {
+			continue
+		}
+		k, err := crypto.ParseKEK(part)
+		if err != nil {
+			which := "key"
+			if i > 0 {
+				which = fmt.Sprintf("key #%d", i+1)
+			}
+			return nil, cfgErr("%s: %s: %v; create one with 'keyledger masterkey generate'", src, which, err)
+		}
+		keks = append(keks, k)
+	}
+	if len(keks) == 0 {
+		return nil, cfgErr("%s: holds no key; create one with 'keyledger masterkey generate'", src)
+	}
+	r, err := crypto.NewKeyring(keks[0], keks[1:]...)
+	if err != nil {
+		return nil, cfgErr("%s: %v", src, err)
+	}
+	return r, nil
+}
+
+// WebConfig is the part of the configuration the web layer needs.
+func (c *Config) WebConfig() web.Config {
+	t := web.DefaultSessions()
+	t.Idle, t.Absolute = c.SessionIdle, c.SessionMax
+	return web.Config{BaseURL: c.BaseURL, SecureCookies: c.SecureCookies, Sessions: t, TrustedProxies: c.TrustedProxies}
+}

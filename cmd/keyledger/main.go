@@ -1,0 +1,139 @@
+// Command keyledger runs the keyledger server and its administration
+// commands. Configuration comes from KEYLEDGER_* environment variables,
+// read once here and passed down.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+const usage = `keyledger: a team's API keys, encrypted, audited, rotated.
+
+Usage:
+  keyledger [serve]                 run the web server (applies migrations first)
+  keyledger bootstrap               first run: create the database, master key file and an admin
+  keyledger migrate                 apply database migrations and exit
+  keyledger user create --email E --name N --role admin|lead|member
+                                    (password from stdin, or prompted on a terminal)
+  keyledger user list
+  keyledger user deactivate --email E
+  keyledger masterkey generate      print a new random master key (base64)
+  keyledger masterkey rotate        re-wrap every data key under the first master key
+  keyledger audit verify            check the audit log's hash chain
+  keyledger healthcheck             exit 0 when the local server is ready
+
+Configuration (environment): KEYLEDGER_DATABASE_URL, KEYLEDGER_MASTER_KEY or
+KEYLEDGER_MASTER_KEY_FILE, KEYLEDGER_LISTEN, KEYLEDGER_BASE_URL,
+KEYLEDGER_SECURE_COOKIES, KEYLEDGER_TRUSTED_PROXIES, KEYLEDGER_SESSION_IDLE,
+KEYLEDGER_SESSION_MAX, KEYLEDGER_LOG_LEVEL, KEYLEDGER_LOG_FORMAT. See README.md.
+`
+
+// Main is the program with its inputs and outputs, so tests can run it.
+type Main struct {
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
+	Getenv func(string) string
+	// StdinIsTerminal decides whether passwords are prompted for.
+	StdinIsTerminal bool
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	m := &Main{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv, StdinIsTerminal: isTerminal(os.Stdin)}
+	os.Exit(m.Run(ctx, os.Args[1:]))
+}
+
+// exitError carries an exit code other than 1.
+type exitError struct {
+	code int
+	msg  string
+}
+
+func (e *exitError) Error() string { return e.msg }
+
+// Run executes one command and returns the process exit code.
+func (m *Main) Run(ctx context.Context, args []string) int {
+	err := m.run(ctx, args)
+	if err == nil {
+		return 0
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		if ee.msg != "" {
+			fmt.Fprintln(m.Stderr, "keyledger:", ee.msg)
+		}
+		return ee.code
+	}
+	fmt.Fprintln(m.Stderr, "keyledger:", err)
+	return 1
+}
+
+func (m *Main) run(ctx context.Context, args []string) error {
+	cmd := "serve"
+	if len(args) > 0 {
+		cmd, args = args[0], args[1:]
+	}
+	sub := ""
+	if len(args) > 0 && (cmd == "user" || cmd == "masterkey" || cmd == "audit") {
+		sub, args = args[0], args[1:]
+	}
+	switch cmd + " " + sub {
+	case "help ", "-h ", "--help ":
+		fmt.Fprint(m.Stdout, usage)
+		return nil
+	case "masterkey generate":
+		return m.masterkeyGenerate()
+	case "healthcheck ":
+		return m.healthcheck(ctx)
+	}
+	cfg, err := LoadConfig(m.Getenv)
+	if err != nil {
+		return err
+	}
+	switch cmd + " " + sub {
+	case "serve ":
+		return m.serve(ctx, cfg)
+	case "bootstrap ":
+		return m.bootstrap(ctx, cfg)
+	case "migrate ":
+		return m.migrate(ctx, cfg)
+	case "user create":
+		return m.userCreate(ctx, cfg, args)
+	case "user list":
+		return m.userList(ctx, cfg)
+	case "user deactivate":
+		return m.userDeactivate(ctx, cfg, args)
+	case "masterkey rotate":
+		return m.masterkeyRotate(ctx, cfg)
+	case "audit verify":
+		return m.auditVerify(ctx, cfg)
+	}
+	fmt.Fprint(m.Stderr, usage)
+	return &exitError{code: 2, msg: fmt.Sprintf("unknown command %q", (cmd + " " + sub))}
+}
+
+func (m *Main) logger(cfg Config) *slog.Logger {
+	level := slog.LevelInfo
+	switch cfg.LogLevel {
+	case "debug":
+		level = slog.LevelDebug
+	case "warn":
+		level = slog.LevelWarn
+	case "error":
+		level = slog.LevelError
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(m.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(m.Stderr, opts))
+}

@@ -1,0 +1,177 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/keyledger/keyledger/store"
+	"github.com/keyledger/keyledger/web"
+)
+
+// connect opens a pool and waits for Postgres with backoff, so that a
+// server started before its database (compose, a reboot) comes up once the
+// database does instead of crash-looping.
+func connect(ctx context.Context, log *slog.Logger, url string, wait time.Duration) (*pgxpool.Pool, error) {
+	pcfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, cfgErr("KEYLEDGER_DATABASE_URL: %v", redact(err))
+	}
+	pcfg.MaxConns = max(pcfg.MaxConns, 16)
+	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+	if err != nil {
+		return nil, fmt.Errorf("database: %w", err)
+	}
+	deadline := time.Now().Add(wait)
+	backoff := 250 * time.Millisecond
+	for {
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err = pool.Ping(pctx)
+		cancel()
+		if err == nil {
+			return pool, nil
+		}
+		if ctx.Err() != nil || time.Now().After(deadline) {
+			pool.Close()
+			return nil, fmt.Errorf("database at %s not reachable: %w", pcfg.ConnConfig.Host, err)
+		}
+		log.Warn("database not reachable yet; retrying", "host", pcfg.ConnConfig.Host, "retry_in", backoff.String(), "err", err)
+		select {
+		case <-ctx.Done():
+			pool.Close()
+			return nil, ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 5*time.Second)
+	}
+}
+
+// redact keeps a connection string's password out of error messages.
+func redact(err error) string {
+	return "cannot parse it (" + fmt.Sprintf("%T", err) + ")"
+}
+
+func (m *Main) openStore(ctx context.Context, cfg Config, log *slog.Logger, wait time.Duration, migrate bool) (*store.Store, *pgxpool.Pool, error) {
+	keyring, err := cfg.Keyring()
+	if err != nil {
+		return nil, nil, err
+	}
+	pool, err := connect(ctx, log, cfg.DatabaseURL, wait)
+	if err != nil {
+		return nil, nil, err
+	}
+	if migrate {
+		st, err := store.Migrate(ctx, pool)
+		if err != nil {
+			pool.Close()
+			return nil, nil, err
+		}
+		log.Info("database schema is current", "version", st.Current)
+	} else {
+		st, err := store.Migrations(ctx, pool)
+		if err != nil {
+			pool.Close()
+			return nil, nil, err
+		}
+		if st.Current != st.Latest {
+			pool.Close()
+			return nil, nil, fmt.Errorf("database schema is at version %d, this keyledger expects %d: run 'keyledger migrate'", st.Current, st.Latest)
+		}
+	}
+	s, err := store.New(ctx, pool, keyring, store.Options{Logger: log})
+	if err != nil {
+		pool.Close()
+		return nil, nil, err
+	}
+	return s, pool, nil
+}
+
+func (m *Main) serve(ctx context.Context, cfg Config) error {
+	log := m.logger(cfg)
+	st, pool, err := m.openStore(ctx, cfg, log, 10*time.Minute, true)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	wcfg := cfg.WebConfig()
+	wcfg.Ready = func(ctx context.Context) error {
+		ms, err := store.Migrations(ctx, pool)
+		if err != nil {
+			return errors.New("cannot read schema version")
+		}
+		if ms.Current != ms.Latest {
+			return fmt.Errorf("schema at version %d, want %d", ms.Current, ms.Latest)
+		}
+		return nil
+	}
+	srv, err := web.New(wcfg, st, log)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("KEYLEDGER_LISTEN: cannot listen on %s: %w", cfg.Listen, err)
+	}
+	hs := &http.Server{
+		Handler:           srv,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopBG()
+	go m.background(bg, log, st, cfg)
+
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	log.Info("keyledger listening", "addr", ln.Addr().String(), "url", cfg.BaseURL)
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: finishing in-flight requests")
+	sctx, cancel := context.WithTimeout(context.Background(), 25*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	stopBG()
+	// Chain what the last requests wrote before leaving.
+	if _, err := st.ChainAudit(sctx); err != nil {
+		log.Warn("final audit chaining", "err", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// background chains audit events and purges expired sessions. Every
+// replica runs it; the chainer's advisory lock makes one do the work.
+func (m *Main) background(ctx context.Context, log *slog.Logger, st *store.Store, cfg Config) {
+	chain := time.NewTicker(time.Second)
+	purge := time.NewTicker(10 * time.Minute)
+	defer chain.Stop()
+	defer purge.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-chain.C:
+			if _, err := st.ChainAudit(ctx); err != nil && ctx.Err() == nil {
+				log.Warn("audit chaining failed; will retry", "err", err)
+			}
+		case <-purge.C:
+			if err := st.PurgeExpired(ctx, cfg.SessionIdle); err != nil && ctx.Err() == nil {
+				log.Warn("session purge failed; will retry", "err", err)
+			}
+		}
+	}
+}

@@ -1,0 +1,65 @@
+// Package crypto holds keyledger's cryptography: envelope encryption of
+// secrets at rest, master-key canaries, keyed fingerprints, random tokens and
+// password hashing. It knows nothing about keys, users or storage; callers
+// give it bytes and a subject string and store what it returns.
+//
+// # Envelope scheme
+//
+// A master key-encryption key (KEK) comes from configuration. Its ID is
+//
+//	hex(HMAC-SHA256(KEK, "keyledger kek id v1")[:8])
+//
+// so a configuration can never attach the wrong ID to a key, and the ID
+// reveals nothing about the key.
+//
+// Every [Keyring.Seal] draws a fresh random 256-bit data-encryption key (DEK)
+// and produces an [Envelope]:
+//
+//	Nonce      = 24 random bytes
+//	Ciphertext = XChaCha20-Poly1305(DEK, Nonce, plaintext, AD = "keyledger value v1", subject)
+//	WrappedDEK = n || XChaCha20-Poly1305(KEK, n, DEK, AD = "keyledger dek v1", subject, KEKID)
+//	KEKID      = ID of the primary KEK
+//
+// Each associated-data component is prefixed with its length as a 64-bit
+// big-endian integer, so no two different (label, subject, KEKID) tuples
+// encode to the same bytes, whatever characters a subject contains.
+//
+// What is bound to what, and why:
+//
+//   - The subject (for example "key/<uuid>/v/3") is bound into both the value
+//     and the wrapped DEK. Someone who can write to the database cannot move a
+//     ciphertext or a wrapped DEK to another row, or an old version's
+//     envelope onto a newer version, without Open failing.
+//   - The wrapped DEK also binds the KEK ID, so relabelling a row to another
+//     loaded KEK fails as an authentication error rather than relying on the
+//     keys merely being different.
+//   - The value does not bind the KEK ID. That is what lets [Keyring.Rewrap]
+//     move a row to a new master key by rewriting only WrappedDEK and KEKID,
+//     leaving Nonce and Ciphertext byte-for-byte untouched.
+//   - The labels separate the uses of one key: a canary can never be accepted
+//     as a wrapped DEK, nor a wrapped DEK as a canary.
+//
+// XChaCha20-Poly1305's 192-bit nonces can be drawn at random for any number of
+// messages under one key without a realistic chance of collision, which
+// matters for the KEK: it wraps a DEK for every secret ever stored. Lengths
+// are checked exactly before decrypting (a wrapped DEK is always 24+32+16
+// bytes); a fixed short size also limits multi-key (partitioning) attacks on
+// Poly1305, which is not key-committing.
+//
+// What this layer cannot detect: replacing a whole row with an older copy of
+// the same row (same subject), or deleting it. Those are the store's concern.
+//
+// # Canary
+//
+// [SealCanary] encrypts an empty message under a KEK; [CheckCanary] at
+// startup tells "this is the wrong master key" apart from "this row was
+// tampered with", which Open alone cannot.
+//
+// # Passwords
+//
+// Passwords are hashed with Argon2id and stored as PHC strings, so parameters
+// can be raised later: [VerifyPassword] reports when a stored hash was made
+// with other parameters and should be replaced at the next successful
+// sign-in. Parameters read from a stored string are bounded before use, so a
+// hostile row cannot make the server allocate unbounded memory.
+package crypto

@@ -1,0 +1,267 @@
+package keyledger
+
+import (
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Limits on key fields. MaxValueBytes is generous for PEM-encoded private
+// keys and JSON service-account files while still refusing pasted garbage.
+const (
+	MaxValueBytes       = 8 << 10
+	MaxNameRunes        = 200
+	MaxProjectRunes     = 100
+	MaxProviderRunes    = 50
+	MaxScopeRunes       = 500
+	MaxDescriptionRunes = 2000
+	MaxReasonRunes      = 500
+	MaxRotationDays     = 3650
+)
+
+// Key is a named secret's metadata. The value lives only in encrypted key
+// versions and is never a field here.
+type Key struct {
+	ID              string
+	Name            string
+	Provider        Provider
+	Project         string
+	Environment     string
+	EnvironmentID   int64
+	OwnerID         int64
+	OwnerEmail      string
+	OwnerName       string
+	OwnerActive     bool
+	Description     string
+	Scope           string
+	MaskedHint      string
+	CurrentVersion  int
+	RotationDays    int // 0: the environment's default
+	EffectiveDays   int // the interval that applies
+	RotateBy        time.Time
+	LastRotatedAt   time.Time
+	LastVerifiedAt  *time.Time
+	VerifyResult    string
+	VerifyMessage   string
+	CreatedAt       time.Time
+	CreatedByEmail  string
+	UpdatedAt       time.Time
+	ArchivedAt      *time.Time
+	LastRevealedAt  *time.Time
+	LastRevealedBy  string
+	RevealCount     int
+	EnvironmentInfo Environment
+}
+
+// Archived reports whether the key was retired.
+func (k *Key) Archived() bool { return k.ArchivedAt != nil }
+
+// KeyVersion is one stored value of a key. Destroyed versions keep their
+// row for history but have lost their ciphertext.
+type KeyVersion struct {
+	Version      int
+	CreatedAt    time.Time
+	CreatedBy    string
+	SupersededAt *time.Time
+	DestroyedAt  *time.Time
+	MaskedHint   string
+}
+
+// KeyInput is a registration or an edit as typed into the form or the API:
+// environment by name and owner by email, resolved by the store.
+type KeyInput struct {
+	Name         string
+	Provider     string
+	Project      string
+	Environment  string
+	OwnerEmail   string
+	Value        string
+	Scope        string
+	RotationDays string
+	Description  string
+}
+
+// NewKey is a validated registration.
+type NewKey struct {
+	Name         string
+	Provider     Provider
+	Project      string
+	Environment  string
+	OwnerEmail   string
+	Value        string
+	Scope        string
+	RotationDays int
+	Description  string
+}
+
+// KeyEdit is a validated metadata edit. The value changes only by rotation.
+type KeyEdit struct {
+	Project      string
+	OwnerEmail   string
+	Scope        string
+	RotationDays int
+	Description  string
+}
+
+// ValidateNewKey checks a registration and returns it normalized: provider
+// detected from the value when left empty, surrounding whitespace trimmed.
+func ValidateNewKey(in KeyInput) (NewKey, error) {
+	var v Validation
+	out := NewKey{
+		Name:        strings.TrimSpace(in.Name),
+		Project:     strings.TrimSpace(in.Project),
+		Environment: NormalizeEnvironmentName(in.Environment),
+		OwnerEmail:  NormalizeEmail(in.OwnerEmail),
+		Scope:       strings.TrimSpace(in.Scope),
+		Description: strings.TrimSpace(in.Description),
+	}
+	requiredText(&v, "name", "Name", out.Name, MaxNameRunes)
+	requiredText(&v, "project", "Project", out.Project, MaxProjectRunes)
+	if out.Environment == "" {
+		v.Add("environment", "Choose an environment.")
+	} else if p := checkText(out.Environment, 50, false); p != "" {
+		v.Add("environment", "Environment "+p+".")
+	}
+	if out.OwnerEmail == "" {
+		v.Add("owner", "Choose an owner.")
+	} else if p := CheckEmail(out.OwnerEmail); p != "" {
+		v.Add("owner", "Owner "+p+".")
+	}
+	optionalText(&v, "scope", "Scope", out.Scope, MaxScopeRunes, false)
+	optionalText(&v, "description", "Description", out.Description, MaxDescriptionRunes, true)
+	out.RotationDays = parseRotationDays(&v, in.RotationDays)
+
+	value, problem := CheckValue(in.Value)
+	if problem != "" {
+		v.Add("value", problem)
+	}
+	out.Value = value
+
+	prov := strings.ToLower(strings.TrimSpace(in.Provider))
+	switch {
+	case prov != "":
+		if p := checkText(prov, MaxProviderRunes, false); p != "" {
+			v.Add("provider", "Provider "+p+".")
+		} else {
+			out.Provider = Provider(prov)
+		}
+	case problem == "":
+		out.Provider = DetectProvider(value)
+		if out.Provider == "" {
+			out.Provider = ProviderOther
+		}
+	}
+	return out, v.Err()
+}
+
+// ValidateKeyEdit checks a metadata edit.
+func ValidateKeyEdit(in KeyInput) (KeyEdit, error) {
+	var v Validation
+	out := KeyEdit{
+		Project:     strings.TrimSpace(in.Project),
+		OwnerEmail:  NormalizeEmail(in.OwnerEmail),
+		Scope:       strings.TrimSpace(in.Scope),
+		Description: strings.TrimSpace(in.Description),
+	}
+	requiredText(&v, "project", "Project", out.Project, MaxProjectRunes)
+	if out.OwnerEmail == "" {
+		v.Add("owner", "Choose an owner.")
+	} else if p := CheckEmail(out.OwnerEmail); p != "" {
+		v.Add("owner", "Owner "+p+".")
+	}
+	optionalText(&v, "scope", "Scope", out.Scope, MaxScopeRunes, false)
+	optionalText(&v, "description", "Description", out.Description, MaxDescriptionRunes, true)
+	out.RotationDays = parseRotationDays(&v, in.RotationDays)
+	return out, v.Err()
+}
+
+// CheckValue trims surrounding whitespace (a pasted key often drags a
+// newline along) and returns the value with a problem, or "" when fine.
+// Inner newlines are kept: PEM keys and JSON credentials span lines.
+func CheckValue(raw string) (string, string) {
+	if !utf8.ValidString(raw) {
+		return "", "The value must be valid UTF-8 text."
+	}
+	value := strings.TrimSpace(raw)
+	switch {
+	case value == "":
+		return "", "Paste the key's value."
+	case len(value) > MaxValueBytes:
+		return "", "The value is too long (" + strconv.Itoa(len(value)) + " bytes, at most " + strconv.Itoa(MaxValueBytes) + ")."
+	}
+	if p := checkText(value, MaxValueBytes, true); p != "" {
+		return "", "The value " + p + "."
+	}
+	return value, ""
+}
+
+// CheckReason validates a reveal reason; required says whether the
+// environment's policy asks for one.
+func CheckReason(reason string, required bool) (string, error) {
+	reason = strings.TrimSpace(reason)
+	var v Validation
+	if reason == "" && required {
+		v.Add("reason", "This environment asks for a reason before revealing a key.")
+	} else if p := checkText(reason, MaxReasonRunes, false); p != "" {
+		v.Add("reason", "Reason "+p+".")
+	}
+	return reason, v.Err()
+}
+
+func requiredText(v *Validation, field, label, s string, max int) {
+	if s == "" {
+		v.Add(field, label+" is required.")
+		return
+	}
+	if p := checkText(s, max, false); p != "" {
+		v.Add(field, label+" "+p+".")
+	}
+}
+
+func optionalText(v *Validation, field, label, s string, max int, multiline bool) {
+	if p := checkText(s, max, multiline); p != "" {
+		v.Add(field, label+" "+p+".")
+	}
+}
+
+func parseRotationDays(v *Validation, s string) int {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return 0
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > MaxRotationDays {
+		v.Add("rotation_days", "Rotation interval must be a whole number of days from 1 to "+strconv.Itoa(MaxRotationDays)+", or empty for the environment's default.")
+		return 0
+	}
+	return n
+}
+
+// RotationStatus classifies a key's due date.
+type RotationStatus string
+
+const (
+	RotationOverdue RotationStatus = "overdue"
+	RotationDueSoon RotationStatus = "due_soon"
+	RotationOK      RotationStatus = "ok"
+)
+
+// DueSoonWindow is how far ahead a rotation counts as due soon.
+const DueSoonWindow = 14 * 24 * time.Hour
+
+// RotateBy is the date a key must be rotated by.
+func RotateBy(lastRotated time.Time, days int) time.Time {
+	return lastRotated.AddDate(0, 0, days)
+}
+
+// RotationStatusAt classifies rotateBy relative to now.
+func RotationStatusAt(now, rotateBy time.Time) RotationStatus {
+	switch {
+	case !now.Before(rotateBy):
+		return RotationOverdue
+	case rotateBy.Sub(now) <= DueSoonWindow:
+		return RotationDueSoon
+	}
+	return RotationOK
+}

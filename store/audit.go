@@ -1,0 +1,367 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/keyledger/keyledger"
+)
+
+// auditEntry is an event to insert. Details must never hold a secret.
+type auditEntry struct {
+	Actor        keyledger.Actor
+	Action       string
+	KeyID        string
+	KeyName      string
+	KeyVersion   int
+	SubjectID    int64
+	SubjectEmail string
+	Environment  string
+	Reason       string
+	Details      map[string]any
+}
+
+// writeAudit inserts one event in the caller's transaction. The caller
+// commits it together with the change it records, or neither happens.
+func writeAudit(ctx context.Context, tx pgx.Tx, e auditEntry) error {
+	details := []byte("{}")
+	if len(e.Details) > 0 {
+		var err error
+		if details, err = json.Marshal(e.Details); err != nil {
+			return fmt.Errorf("encode audit details: %w", err)
+		}
+	}
+	var actorID *int64
+	if e.Actor.User != nil {
+		actorID = &e.Actor.User.ID
+	}
+	var keyID *string
+	if e.KeyID != "" {
+		keyID = &e.KeyID
+	}
+	var keyVersion *int
+	if e.KeyVersion != 0 {
+		keyVersion = &e.KeyVersion
+	}
+	var subjectID *int64
+	if e.SubjectID != 0 {
+		subjectID = &e.SubjectID
+	}
+	_, err := tx.Exec(ctx, `INSERT INTO audit_events
+		(actor_id, actor_email, action, key_id, key_name, key_version, subject_id, subject_email, environment, ip, user_agent, reason, details)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+		actorID, e.Actor.Label(), e.Action, keyID, e.KeyName, keyVersion, subjectID, e.SubjectEmail,
+		e.Environment, truncate(e.Actor.IP, 100), truncate(e.Actor.UserAgent, 300), e.Reason, details)
+	if err != nil {
+		return fmt.Errorf("write audit event %s: %w", e.Action, err)
+	}
+	return nil
+}
+
+// truncate cuts s to at most n bytes on a rune boundary; client-supplied
+// headers are stored for context, not verbatim.
+func truncate(s string, n int) string {
+	s = strings.ToValidUTF8(strings.ReplaceAll(s, "\x00", ""), "")
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
+func utf8RuneStart(b byte) bool { return b&0xC0 != 0x80 }
+
+// AuditFilter narrows the audit log.
+type AuditFilter struct {
+	ActorEmail  string
+	KeyID       string
+	Action      string
+	Environment string
+	Since       time.Time
+	Until       time.Time
+	// BeforeID pages backwards: only events with a smaller id.
+	BeforeID int64
+	Limit    int
+}
+
+// AuditPage is one page of events, newest first.
+type AuditPage struct {
+	Events []keyledger.AuditEvent
+	// NextBeforeID continues the listing; 0 when this is the last page.
+	NextBeforeID int64
+}
+
+const auditColumns = `id, at, coalesce(actor_id, 0), actor_email, action, coalesce(key_id::text, ''), key_name,
+	coalesce(key_version, 0), coalesce(subject_id, 0), subject_email, environment, ip, user_agent, reason, details::text`
+
+func scanAudit(row pgx.CollectableRow) (keyledger.AuditEvent, error) {
+	var e keyledger.AuditEvent
+	err := row.Scan(&e.ID, &e.Time, &e.ActorID, &e.ActorEmail, &e.Action, &e.KeyID, &e.KeyName,
+		&e.KeyVersion, &e.SubjectID, &e.SubjectEmail, &e.Environment, &e.IP, &e.UserAgent, &e.Reason, &e.Details)
+	e.Time = e.Time.UTC()
+	return e, err
+}
+
+// ListAudit returns events matching f, newest first, for leads and admins.
+func (s *Store) ListAudit(ctx context.Context, actor keyledger.Actor, f AuditFilter) (AuditPage, error) {
+	var page AuditPage
+	if err := keyledger.CanViewAudit(actor.User); err != nil {
+		return page, err
+	}
+	if f.Limit <= 0 || f.Limit > 500 {
+		f.Limit = 50
+	}
+	var where []string
+	var args []any
+	add := func(cond string, v any) {
+		args = append(args, v)
+		where = append(where, fmt.Sprintf(cond, len(args)))
+	}
+	if f.ActorEmail != "" {
+		add("actor_email = $%d", keyledger.NormalizeEmail(f.ActorEmail))
+	}
+	if f.KeyID != "" {
+		if !isUUID(f.KeyID) {
+			return page, nil
+		}
+		add("key_id = $%d", f.KeyID)
+	}
+	if f.Action != "" {
+		add("action = $%d", f.Action)
+	}
+	if f.Environment != "" {
+		add("environment = $%d", keyledger.NormalizeEnvironmentName(f.Environment))
+	}
+	if !f.Since.IsZero() {
+		add("at >= $%d", f.Since)
+	}
+	if !f.Until.IsZero() {
+		add("at < $%d", f.Until)
+	}
+	if f.BeforeID > 0 {
+		add("id < $%d", f.BeforeID)
+	}
+	q := "SELECT " + auditColumns + " FROM audit_events"
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	args = append(args, f.Limit+1)
+	q += fmt.Sprintf(" ORDER BY id DESC LIMIT $%d", len(args))
+	rows, err := s.pool.Query(ctx, q, args...)
+	if err != nil {
+		return page, s.internal(ctx, "list audit", err)
+	}
+	events, err := pgx.CollectRows(rows, scanAudit)
+	if err != nil {
+		return page, s.internal(ctx, "list audit", err)
+	}
+	if len(events) > f.Limit {
+		events = events[:f.Limit]
+		page.NextBeforeID = events[len(events)-1].ID
+	}
+	page.Events = events
+	return page, nil
+}
+
+// chainLock is the advisory lock that keeps one chainer at a time, held
+// only by the chainer's own short transaction, never by a reveal.
+const chainLock = int64(0x6b6c636861696e) // "klchain"
+
+// ChainAudit appends to the hash chain every event whose transaction, and
+// every transaction before it, has finished. Events are chained in (txid,
+// id) order: once txid is below the oldest running transaction, no event
+// can ever appear before it, so the chain order is final. It returns how
+// many events it chained; another replica holding the lock means 0.
+func (s *Store) ChainAudit(ctx context.Context) (int, error) {
+	total := 0
+	for {
+		n, err := s.chainBatch(ctx, 1000)
+		total += n
+		if err != nil || n < 1000 {
+			return total, err
+		}
+	}
+}
+
+func (s *Store) chainBatch(ctx context.Context, limit int) (int, error) {
+	n := 0
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var locked bool
+		if err := tx.QueryRow(ctx, "SELECT pg_try_advisory_xact_lock($1)", chainLock).Scan(&locked); err != nil {
+			return err
+		}
+		if !locked {
+			return nil
+		}
+		var seq int64
+		var prev []byte
+		var lastTxid, lastID string
+		err := tx.QueryRow(ctx, `SELECT c.seq, c.hash, c.event_txid::text, c.event_id::text FROM audit_chain c ORDER BY c.seq DESC LIMIT 1`).
+			Scan(&seq, &prev, &lastTxid, &lastID)
+		if err != nil && err != pgx.ErrNoRows {
+			return err
+		}
+		if err == pgx.ErrNoRows {
+			lastTxid, lastID = "0", "0"
+		}
+		// The snapshot's xmin is the oldest transaction still running; all
+		// below it have committed or aborted.
+		rows, err := tx.Query(ctx, `SELECT txid::text, `+auditColumns+` FROM audit_events
+			WHERE (txid, id) > ($1::xid8, $2::bigint)
+			  AND txid < pg_snapshot_xmin(pg_current_snapshot())
+			ORDER BY txid, id LIMIT $3`, lastTxid, lastID, limit)
+		if err != nil {
+			return err
+		}
+		type link struct {
+			txid string
+			ev   keyledger.AuditEvent
+		}
+		links, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (link, error) {
+			var l link
+			e := &l.ev
+			err := row.Scan(&l.txid, &e.ID, &e.Time, &e.ActorID, &e.ActorEmail, &e.Action, &e.KeyID, &e.KeyName,
+				&e.KeyVersion, &e.SubjectID, &e.SubjectEmail, &e.Environment, &e.IP, &e.UserAgent, &e.Reason, &e.Details)
+			return l, err
+		})
+		if err != nil {
+			return err
+		}
+		if len(links) == 0 {
+			return nil
+		}
+		batch := &pgx.Batch{}
+		for _, l := range links {
+			seq++
+			prev = keyledger.ChainHash(prev, &l.ev)
+			batch.Queue("INSERT INTO audit_chain (seq, event_id, event_txid, hash) VALUES ($1, $2, $3::xid8, $4)", seq, l.ev.ID, l.txid, prev)
+		}
+		if err := tx.SendBatch(ctx, batch).Close(); err != nil {
+			return err
+		}
+		n = len(links)
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("chain audit events: %w", err)
+	}
+	return n, nil
+}
+
+// AuditReport is the result of verifying the hash chain.
+type AuditReport struct {
+	Checked int64
+	// Unchained counts events too recent to be chained yet.
+	Unchained int64
+	// Problem describes the first broken link; empty when the chain holds.
+	Problem string
+	// BadEventID is the event at the first broken link, if any.
+	BadEventID int64
+	BadSeq     int64
+}
+
+// OK reports whether the chain verified.
+func (r AuditReport) OK() bool { return r.Problem == "" }
+
+// VerifyAudit chains what can be chained, then walks the whole chain and
+// recomputes every link. An edited event changes its hash; a deleted event
+// leaves a link with no event; a deleted link leaves a gap in seq; an event
+// slipped in out of order or never chained shows up as unchained below the
+// chain's end.
+func (s *Store) VerifyAudit(ctx context.Context) (AuditReport, error) {
+	var r AuditReport
+	if _, err := s.ChainAudit(ctx); err != nil {
+		return r, err
+	}
+	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT c.seq, c.event_id, c.hash, e.id IS NOT NULL, `+prefixed("e", auditColumns)+`
+			FROM audit_chain c LEFT JOIN audit_events e ON e.id = c.event_id ORDER BY c.seq`)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		var prev []byte
+		var want int64 = 1
+		for rows.Next() {
+			var seq, eventID int64
+			var hash []byte
+			var found bool
+			var e keyledger.AuditEvent
+			var (
+				id, actorID, subjectID                                                                 *int64
+				at                                                                                     *time.Time
+				actorEmail, action, keyID, keyName, subjectEmail, environment, ip, ua, reason, details *string
+				keyVersion                                                                             *int
+			)
+			if err := rows.Scan(&seq, &eventID, &hash, &found, &id, &at, &actorID, &actorEmail, &action, &keyID, &keyName,
+				&keyVersion, &subjectID, &subjectEmail, &environment, &ip, &ua, &reason, &details); err != nil {
+				return err
+			}
+			if seq != want {
+				r.Problem = fmt.Sprintf("chain link %d is missing (next link is %d): a chain row was deleted", want, seq)
+				r.BadSeq = want
+				r.BadEventID = eventID
+				return nil
+			}
+			if !found {
+				r.Problem = fmt.Sprintf("event %d (chain link %d) is missing: it was deleted", eventID, seq)
+				r.BadSeq, r.BadEventID = seq, eventID
+				return nil
+			}
+			e = keyledger.AuditEvent{ID: *id, Time: at.UTC(), ActorID: *actorID, ActorEmail: *actorEmail, Action: *action,
+				KeyID: *keyID, KeyName: *keyName, KeyVersion: *keyVersion, SubjectID: *subjectID, SubjectEmail: *subjectEmail,
+				Environment: *environment, IP: *ip, UserAgent: *ua, Reason: *reason, Details: *details}
+			prev = keyledger.ChainHash(prev, &e)
+			if !bytes.Equal(prev, hash) {
+				r.Problem = fmt.Sprintf("event %d (chain link %d) does not match its hash: it was edited, or an earlier link was", eventID, seq)
+				r.BadSeq, r.BadEventID = seq, eventID
+				return nil
+			}
+			r.Checked++
+			want++
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		// Every finished event must be in the chain; one that is not was
+		// inserted behind the chainer's back (e.g. with a forged txid).
+		var stray *int64
+		err = tx.QueryRow(ctx, `SELECT count(*), min(e.id) FILTER (WHERE e.txid < pg_snapshot_xmin(pg_current_snapshot()))
+			FROM audit_events e WHERE NOT EXISTS (SELECT 1 FROM audit_chain c WHERE c.event_id = e.id)`).Scan(&r.Unchained, &stray)
+		if err != nil {
+			return err
+		}
+		if stray != nil {
+			r.Problem = fmt.Sprintf("event %d is not in the chain although its transaction finished: it was inserted out of order", *stray)
+			r.BadEventID = *stray
+		}
+		return nil
+	})
+	if err != nil {
+		return r, fmt.Errorf("verify audit chain: %w", err)
+	}
+	return r, nil
+}
+
+func prefixed(alias, cols string) string {
+	parts := strings.Split(cols, ",")
+	for i, p := range parts {
+		p = strings.TrimSpace(p)
+		switch {
+		case strings.HasPrefix(p, "coalesce("):
+			parts[i] = "coalesce(" + alias + "." + strings.TrimPrefix(p, "coalesce(")
+		case strings.HasSuffix(p, "::text"):
+			parts[i] = alias + "." + p
+		default:
+			parts[i] = alias + "." + p
+		}
+	}
+	return strings.Join(parts, ", ")
+}

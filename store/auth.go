@@ -1,0 +1,220 @@
+package store
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/keyledger/keyledger"
+	"github.com/keyledger/keyledger/crypto"
+)
+
+// ErrBadCredentials is the one answer for an unknown email, a wrong
+// password and a deactivated account, so sign-in reveals nothing about
+// which accounts exist.
+var ErrBadCredentials = &keyledger.Error{Code: keyledger.EUNAUTHORIZED, Message: "That email and password do not match an active account."}
+
+// ErrThrottled answers too many failed sign-ins.
+var ErrThrottled = &keyledger.Error{Code: keyledger.ETOOMANY, Message: "Too many failed sign-in attempts. Wait 15 minutes and try again, or ask an admin to check your account."}
+
+// Authenticate checks an email and password. Failures are throttled per
+// account and per address, and every attempt is audited.
+func (s *Store) Authenticate(ctx context.Context, meta keyledger.Actor, email, password string) (*keyledger.User, error) {
+	email = keyledger.NormalizeEmail(email)
+	if len(email) > 254 || len(password) > 1024 {
+		// Still hash, so oversized input is not a timing oracle either.
+		_, _, _ = crypto.VerifyPassword(password[:min(len(password), 1024)], s.dummyHash, s.pw)
+		return nil, ErrBadCredentials
+	}
+	since := s.now().Add(-s.throttle.Window)
+	var byEmail, byIP int
+	err := s.pool.QueryRow(ctx, `SELECT
+		(SELECT count(*) FROM login_failures WHERE email = $1 AND at > $3),
+		(SELECT count(*) FROM login_failures WHERE ip = $2 AND at > $3)`, email, meta.IP, since).Scan(&byEmail, &byIP)
+	if err != nil {
+		return nil, s.internal(ctx, "sign in: check throttle", err)
+	}
+	if byEmail >= s.throttle.PerAccount || byIP >= s.throttle.PerIP {
+		err := s.tx(ctx, func(tx pgx.Tx) error {
+			return writeAudit(ctx, tx, auditEntry{Actor: meta, Action: keyledger.ActionSignInThrottle, SubjectEmail: email,
+				Details: map[string]any{"failures_for_account": byEmail, "failures_from_ip": byIP}})
+		})
+		if err != nil {
+			return nil, s.internal(ctx, "sign in: audit throttle", err)
+		}
+		return nil, ErrThrottled
+	}
+
+	var u *keyledger.User
+	var hash *string
+	row := s.pool.QueryRow(ctx, "SELECT "+userColumns+", password_hash FROM users WHERE email = $1", email)
+	var usr keyledger.User
+	err = row.Scan(&usr.ID, &usr.Email, &usr.Name, &usr.Role, &usr.Status, &usr.CreatedAt, &usr.UpdatedAt, &hash)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+	case err != nil:
+		return nil, s.internal(ctx, "sign in: find user", err)
+	default:
+		u = &usr
+	}
+	ok, rehash := false, false
+	if u != nil && hash != nil {
+		ok, rehash, err = crypto.VerifyPassword(password, *hash, s.pw)
+		if err != nil {
+			s.log.ErrorContext(ctx, "stored password hash is malformed", "user_id", u.ID, "err", err)
+			ok = false
+		}
+	} else {
+		_, _, _ = crypto.VerifyPassword(password, s.dummyHash, s.pw)
+	}
+	if !ok || !u.Active() {
+		reason := "unknown_email"
+		switch {
+		case u != nil && !ok:
+			reason = "wrong_password"
+		case u != nil:
+			reason = "deactivated"
+		}
+		err := s.tx(ctx, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, "INSERT INTO login_failures (email, ip) VALUES ($1, $2)", email, meta.IP); err != nil {
+				return err
+			}
+			var subjectID int64
+			if u != nil {
+				subjectID = u.ID
+			}
+			return writeAudit(ctx, tx, auditEntry{Actor: meta, Action: keyledger.ActionSignInFailed, SubjectID: subjectID,
+				SubjectEmail: truncate(email, 254), Details: map[string]any{"reason": reason}})
+		})
+		if err != nil {
+			return nil, s.internal(ctx, "sign in: record failure", err)
+		}
+		return nil, ErrBadCredentials
+	}
+	if rehash {
+		// Parameters changed since this hash was made: upgrade it now that
+		// we hold the password. A failure here must not block sign-in.
+		if newHash, err := crypto.HashPassword(password, s.pw); err == nil {
+			if err := s.tx(ctx, func(tx pgx.Tx) error {
+				if _, err := tx.Exec(ctx, "UPDATE users SET password_hash = $2 WHERE id = $1", u.ID, newHash); err != nil {
+					return err
+				}
+				return writeAudit(ctx, tx, auditEntry{Actor: keyledger.SystemActor("keyledger"), Action: keyledger.ActionPasswordRehash, SubjectID: u.ID, SubjectEmail: u.Email})
+			}); err != nil {
+				s.log.ErrorContext(ctx, "rehash password", "user_id", u.ID, "err", err)
+			}
+		}
+	}
+	return u, nil
+}
+
+// Session is a signed-in browser.
+type Session struct {
+	UserID     int64
+	CreatedAt  time.Time
+	LastSeenAt time.Time
+	ExpiresAt  time.Time
+}
+
+// SessionTimeouts bound a session: Idle since the last request, Absolute
+// since sign-in.
+type SessionTimeouts struct {
+	Idle     time.Duration
+	Absolute time.Duration
+}
+
+func hashSessionID(id string) []byte {
+	h := sha256.Sum256([]byte(id))
+	return h[:]
+}
+
+// StartSession signs u in: it creates a new session (a fresh id at every
+// sign-in defeats fixation), audits the sign-in, and returns the id for
+// the cookie. Only the id's hash is stored.
+func (s *Store) StartSession(ctx context.Context, meta keyledger.Actor, u *keyledger.User, t SessionTimeouts) (string, error) {
+	id, err := crypto.RandomToken(32)
+	if err != nil {
+		return "", err
+	}
+	now := s.now()
+	err = s.tx(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `INSERT INTO sessions (id_hash, user_id, created_at, last_seen_at, expires_at, ip, user_agent)
+			VALUES ($1, $2, $3, $3, $4, $5, $6)`, hashSessionID(id), u.ID, now, now.Add(t.Absolute), truncate(meta.IP, 100), truncate(meta.UserAgent, 300)); err != nil {
+			return err
+		}
+		meta.User = u
+		return writeAudit(ctx, tx, auditEntry{Actor: meta, Action: keyledger.ActionSignIn, SubjectID: u.ID, SubjectEmail: u.Email})
+	})
+	if err != nil {
+		return "", s.internal(ctx, "start session", err)
+	}
+	return id, nil
+}
+
+// ErrNoSession means the session is unknown, expired or its user inactive.
+var ErrNoSession = &keyledger.Error{Code: keyledger.EUNAUTHORIZED, Message: "Please sign in."}
+
+// SessionUser returns the active user of a live session and refreshes its
+// idle timer. Expired sessions are deleted on sight.
+func (s *Store) SessionUser(ctx context.Context, id string, t SessionTimeouts) (*keyledger.User, error) {
+	now := s.now()
+	var u keyledger.User
+	var lastSeen, expires time.Time
+	err := s.pool.QueryRow(ctx, `SELECT u.id, u.email, u.name, u.role, u.status, u.created_at, u.updated_at, s.last_seen_at, s.expires_at
+		FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id_hash = $1`, hashSessionID(id)).
+		Scan(&u.ID, &u.Email, &u.Name, &u.Role, &u.Status, &u.CreatedAt, &u.UpdatedAt, &lastSeen, &expires)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, ErrNoSession
+	}
+	if err != nil {
+		return nil, s.internal(ctx, "load session", err)
+	}
+	if !u.Active() || !now.Before(expires) || now.Sub(lastSeen) >= t.Idle {
+		if _, err := s.pool.Exec(ctx, "DELETE FROM sessions WHERE id_hash = $1", hashSessionID(id)); err != nil {
+			return nil, s.internal(ctx, "delete expired session", err)
+		}
+		return nil, ErrNoSession
+	}
+	// Touch at most once a minute: idle timeouts are minutes long, and a
+	// write per request would cost more than the request.
+	if now.Sub(lastSeen) > time.Minute {
+		if _, err := s.pool.Exec(ctx, "UPDATE sessions SET last_seen_at = $2 WHERE id_hash = $1", hashSessionID(id), now); err != nil {
+			return nil, s.internal(ctx, "touch session", err)
+		}
+	}
+	return &u, nil
+}
+
+// EndSession signs out: the server-side row goes, so the cookie is dead
+// even if someone copied it.
+func (s *Store) EndSession(ctx context.Context, meta keyledger.Actor, id string) error {
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, "DELETE FROM sessions WHERE id_hash = $1", hashSessionID(id))
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 || meta.User == nil {
+			return nil
+		}
+		return writeAudit(ctx, tx, auditEntry{Actor: meta, Action: keyledger.ActionSignOut, SubjectID: meta.User.ID, SubjectEmail: meta.User.Email})
+	})
+	if err != nil {
+		return s.internal(ctx, "end session", err)
+	}
+	return nil
+}
+
+// PurgeExpired removes expired sessions and old sign-in failures.
+func (s *Store) PurgeExpired(ctx context.Context, idle time.Duration) error {
+	now := s.now()
+	if _, err := s.pool.Exec(ctx, "DELETE FROM sessions WHERE expires_at <= $1 OR last_seen_at <= $2", now, now.Add(-idle)); err != nil {
+		return fmt.Errorf("purge sessions: %w", err)
+	}
+	if _, err := s.pool.Exec(ctx, "DELETE FROM login_failures WHERE at <= $1", now.Add(-24*time.Hour)); err != nil {
+		return fmt.Errorf("purge sign-in failures: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,100 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/keyledger/keyledger/crypto"
+)
+
+// checkKeyring refuses to run with master keys that do not match the
+// database: each loaded key must open its canary (a new key gets one), and
+// every sealed value must be under a loaded key. Failing here, at startup,
+// beats failing on the first reveal or, worse, sealing new values under a
+// key nobody kept.
+func (s *Store) checkKeyring(ctx context.Context) error {
+	for _, k := range s.keyring.KEKs() {
+		var canary []byte
+		err := s.pool.QueryRow(ctx, "SELECT canary FROM keyring_check WHERE kek_id = $1", k.ID()).Scan(&canary)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+			sealed, err := crypto.SealCanary(k)
+			if err != nil {
+				return fmt.Errorf("master key %s: seal canary: %w", k.ID(), err)
+			}
+			if _, err := s.pool.Exec(ctx, "INSERT INTO keyring_check (kek_id, canary) VALUES ($1, $2) ON CONFLICT (kek_id) DO NOTHING", k.ID(), sealed); err != nil {
+				return fmt.Errorf("master key %s: store canary: %w", k.ID(), err)
+			}
+		case err != nil:
+			return fmt.Errorf("master key check: read canary: %w", err)
+		default:
+			if err := crypto.CheckCanary(k, canary); err != nil {
+				return fmt.Errorf("master key %s does not open its canary in keyring_check (the key is corrupt or the row was altered): %w", k.ID(), err)
+			}
+		}
+	}
+	rows, err := s.pool.Query(ctx, `
+		SELECT kek_id FROM key_versions WHERE destroyed_at IS NULL
+		UNION SELECT kek_id FROM instance_secrets`)
+	if err != nil {
+		return fmt.Errorf("master key check: list key ids in use: %w", err)
+	}
+	used, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return fmt.Errorf("master key check: list key ids in use: %w", err)
+	}
+	var missing []string
+	for _, id := range used {
+		if !s.keyring.Has(id) {
+			missing = append(missing, id)
+		}
+	}
+	if len(missing) > 0 {
+		sort.Strings(missing)
+		loaded := make([]string, 0, len(s.keyring.KEKs()))
+		for _, k := range s.keyring.KEKs() {
+			loaded = append(loaded, k.ID())
+		}
+		return fmt.Errorf("wrong master key: the database holds values sealed under master key id(s) %s, but the loaded key id(s) are %s; set KEYLEDGER_MASTER_KEY or KEYLEDGER_MASTER_KEY_FILE to the key this database was created with",
+			strings.Join(missing, ", "), strings.Join(loaded, ", "))
+	}
+	return nil
+}
+
+// instanceSecret returns a 32-byte secret of this installation, creating
+// and sealing it on first use.
+func (s *Store) instanceSecret(ctx context.Context, name string) ([]byte, error) {
+	subject := "instance/" + name
+	var env crypto.Envelope
+	err := s.pool.QueryRow(ctx, "SELECT kek_id, wrapped_dek, nonce, ciphertext FROM instance_secrets WHERE name = $1", name).
+		Scan(&env.KEKID, &env.WrappedDEK, &env.Nonce, &env.Ciphertext)
+	if errors.Is(err, pgx.ErrNoRows) {
+		secret, err := crypto.RandomBytes(32)
+		if err != nil {
+			return nil, err
+		}
+		env, err = s.keyring.Seal(subject, secret)
+		if err != nil {
+			return nil, fmt.Errorf("seal instance secret %s: %w", name, err)
+		}
+		// ON CONFLICT: another replica may have created it at the same
+		// moment; read back whichever won.
+		if _, err := s.pool.Exec(ctx, `INSERT INTO instance_secrets (name, kek_id, wrapped_dek, nonce, ciphertext)
+			VALUES ($1, $2, $3, $4, $5) ON CONFLICT (name) DO NOTHING`, name, env.KEKID, env.WrappedDEK, env.Nonce, env.Ciphertext); err != nil {
+			return nil, fmt.Errorf("store instance secret %s: %w", name, err)
+		}
+		return s.instanceSecret(ctx, name)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read instance secret %s: %w", name, err)
+	}
+	secret, err := s.keyring.Open(subject, env)
+	if err != nil {
+		return nil, fmt.Errorf("master key check: open instance secret %s: %w", name, err)
+	}
+	return secret, nil
+}

@@ -1,0 +1,478 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/keyledger/keyledger"
+	"github.com/keyledger/keyledger/crypto"
+)
+
+var uuidPattern = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+
+// isUUID guards key ids from URLs: anything else is simply not found,
+// rather than a database error.
+func isUUID(s string) bool { return uuidPattern.MatchString(s) }
+
+// versionSubject binds a ciphertext to its key and version: copied onto
+// another row it no longer opens.
+func versionSubject(keyID string, version int) string {
+	return fmt.Sprintf("key/%s/v/%d", strings.ToLower(keyID), version)
+}
+
+// CreateResult is a registered key and any warnings worth showing.
+type CreateResult struct {
+	Key      *keyledger.Key
+	Warnings []string
+}
+
+// CreateKey registers a key: the value is sealed before it reaches SQL, its
+// keyed fingerprint refuses a value already stored under another live key,
+// and the key, its first version and the audit event commit together.
+func (s *Store) CreateKey(ctx context.Context, actor keyledger.Actor, in keyledger.KeyInput) (CreateResult, error) {
+	var res CreateResult
+	if err := keyledger.CanRegisterKey(actor.User); err != nil {
+		return res, err
+	}
+	nk, err := keyledger.ValidateNewKey(in)
+	if err != nil {
+		return res, err
+	}
+	fp := crypto.Fingerprint(s.fingerprintKey, []byte(nk.Value))
+	hint := keyledger.MaskedHint(nk.Value)
+	var id string
+	err = s.tx(ctx, func(tx pgx.Tx) error {
+		env, ownerID, err := resolveEnvOwner(ctx, tx, nk.Environment, nk.OwnerEmail)
+		if err != nil {
+			return err
+		}
+		var dupName, dupEnv, dupProject string
+		err = tx.QueryRow(ctx, `SELECT k.name, e.name, k.project FROM keys k JOIN environments e ON e.id = k.environment_id
+			WHERE k.fingerprint = $1 AND k.archived_at IS NULL LIMIT 1`, fp).Scan(&dupName, &dupEnv, &dupProject)
+		if err == nil {
+			return &keyledger.Error{Code: keyledger.ECONFLICT, Message: "This value is already stored.",
+				Fields: map[string]string{"value": fmt.Sprintf("This value is already stored as %q (%s, %s). One key per purpose and environment: create a new key at the provider instead of reusing one.", dupName, dupProject, dupEnv)}}
+		}
+		if !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+		days := env.RotationDays
+		if nk.RotationDays > 0 {
+			days = nk.RotationDays
+		}
+		now := s.now()
+		var rotationDays *int
+		if nk.RotationDays > 0 {
+			rotationDays = &nk.RotationDays
+		}
+		err = tx.QueryRow(ctx, `INSERT INTO keys (name, provider, project, environment_id, owner_id, description, scope, masked_hint,
+				fingerprint, current_version, rotation_days, rotate_by, last_rotated_at, created_by, created_at, updated_by, updated_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1, $10, $11, $12, $13, $12, $13, $12) RETURNING id::text`,
+			nk.Name, string(nk.Provider), nk.Project, env.ID, ownerID, nk.Description, nk.Scope, hint, fp,
+			rotationDays, keyledger.RotateBy(now, days), now, actor.User.ID).Scan(&id)
+		if err != nil {
+			return err
+		}
+		sealed, err := s.keyring.Seal(versionSubject(id, 1), []byte(nk.Value))
+		if err != nil {
+			return fmt.Errorf("seal value: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO key_versions (key_id, version, kek_id, wrapped_dek, nonce, ciphertext, masked_hint, created_by, created_at)
+			VALUES ($1, 1, $2, $3, $4, $5, $6, $7, $8)`, id, sealed.KEKID, sealed.WrappedDEK, sealed.Nonce, sealed.Ciphertext, hint, actor.User.ID, now); err != nil {
+			return err
+		}
+		details := map[string]any{"provider": string(nk.Provider), "project": nk.Project, "owner": nk.OwnerEmail}
+		if keyledger.LooksLive(nk.Value) && env.Name != "production" {
+			details["live_value_outside_production"] = true
+		}
+		return writeAudit(ctx, tx, auditEntry{Actor: actor, Action: keyledger.ActionKeyCreate, KeyID: id, KeyName: nk.Name, KeyVersion: 1,
+			Environment: env.Name, Details: details})
+	})
+	if isUniqueViolation(err, "keys_live_name_key") {
+		msg := fmt.Sprintf("A live key named %q already exists in project %q and environment %s.", nk.Name, nk.Project, nk.Environment)
+		return res, &keyledger.Error{Code: keyledger.ECONFLICT, Message: msg, Fields: map[string]string{"name": msg}}
+	}
+	if err != nil {
+		return res, s.internal(ctx, "register key", err)
+	}
+	if res.Key, err = s.GetKey(ctx, actor, id); err != nil {
+		return res, err
+	}
+	if keyledger.LooksLive(nk.Value) && res.Key.Environment != "production" {
+		res.Warnings = append(res.Warnings, fmt.Sprintf("This looks like a live production key (%s) but was registered under %s. If it is live, move it to production or replace it with a test key.", hint, res.Key.Environment))
+	}
+	return res, nil
+}
+
+func resolveEnvOwner(ctx context.Context, tx pgx.Tx, envName, ownerEmail string) (keyledger.Environment, int64, error) {
+	var v keyledger.Validation
+	env, err := scanEnv(tx.QueryRow(ctx, "SELECT "+envColumns+" FROM environments WHERE name = $1", envName))
+	if errors.Is(err, pgx.ErrNoRows) {
+		v.Add("environment", fmt.Sprintf("There is no environment named %q.", envName))
+	} else if err != nil {
+		return env, 0, err
+	}
+	var ownerID int64
+	var status string
+	err = tx.QueryRow(ctx, "SELECT id, status FROM users WHERE email = $1", ownerEmail).Scan(&ownerID, &status)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		v.Add("owner", fmt.Sprintf("There is no user %s.", ownerEmail))
+	case err != nil:
+		return env, 0, err
+	case status != string(keyledger.UserActive):
+		v.Add("owner", fmt.Sprintf("%s is deactivated and cannot own keys.", ownerEmail))
+	}
+	return env, ownerID, v.Err()
+}
+
+// keySelect reads keys with their environment and owner. Last-reveal
+// columns come from the audit index, per key.
+const keySelect = `SELECT k.id::text, k.name, k.provider, k.project, e.id, e.name, e.reveal_policy, e.reason_required, e.sensitive, e.rotation_days,
+	k.owner_id, o.email, o.name, o.status, k.description, k.scope, k.masked_hint, k.current_version, coalesce(k.rotation_days, 0),
+	coalesce(k.rotation_days, e.rotation_days), k.rotate_by, k.last_rotated_at, k.last_verified_at, coalesce(k.verify_result, ''), k.verify_message,
+	k.created_at, coalesce(c.email, ''), k.updated_at, k.archived_at
+	FROM keys k JOIN environments e ON e.id = k.environment_id JOIN users o ON o.id = k.owner_id LEFT JOIN users c ON c.id = k.created_by`
+
+func scanKey(row pgx.Row) (*keyledger.Key, error) {
+	var k keyledger.Key
+	var ownerStatus string
+	env := &k.EnvironmentInfo
+	err := row.Scan(&k.ID, &k.Name, &k.Provider, &k.Project, &env.ID, &env.Name, &env.RevealPolicy, &env.ReasonRequired, &env.Sensitive, &env.RotationDays,
+		&k.OwnerID, &k.OwnerEmail, &k.OwnerName, &ownerStatus, &k.Description, &k.Scope, &k.MaskedHint, &k.CurrentVersion, &k.RotationDays,
+		&k.EffectiveDays, &k.RotateBy, &k.LastRotatedAt, &k.LastVerifiedAt, &k.VerifyResult, &k.VerifyMessage,
+		&k.CreatedAt, &k.CreatedByEmail, &k.UpdatedAt, &k.ArchivedAt)
+	if err != nil {
+		return nil, err
+	}
+	k.EnvironmentID = env.ID
+	k.Environment = env.Name
+	k.OwnerActive = ownerStatus == string(keyledger.UserActive)
+	return &k, nil
+}
+
+// GetKey returns a key's metadata. Every active user sees metadata; values
+// are only revealed through Reveal.
+func (s *Store) GetKey(ctx context.Context, actor keyledger.Actor, id string) (*keyledger.Key, error) {
+	if !actor.User.Active() {
+		return nil, keyledger.Errorf(keyledger.EFORBIDDEN, "Your account is deactivated.")
+	}
+	if !isUUID(id) {
+		return nil, keyledger.ErrNotFound("Key")
+	}
+	k, err := scanKey(s.pool.QueryRow(ctx, keySelect+" WHERE k.id = $1", id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, keyledger.ErrNotFound("Key")
+	}
+	if err != nil {
+		return nil, s.internal(ctx, "get key "+id, err)
+	}
+	return k, nil
+}
+
+// KeyFilter narrows and orders the key list.
+type KeyFilter struct {
+	Environment string
+	OwnerEmail  string
+	Provider    string
+	Project     string
+	Q           string
+	Status      string // overdue | due_soon | ok | archived
+	Sort        string // name | project | environment | owner | provider | rotate_by | verified | created
+	Desc        bool
+	Page        int
+	PerPage     int
+}
+
+// KeyPage is one page of keys.
+type KeyPage struct {
+	Keys    []keyledger.Key
+	Total   int
+	Page    int
+	PerPage int
+}
+
+// Pages is the number of pages.
+func (p KeyPage) Pages() int {
+	if p.PerPage == 0 || p.Total == 0 {
+		return 1
+	}
+	return (p.Total + p.PerPage - 1) / p.PerPage
+}
+
+var keySorts = map[string]string{
+	"name":        "lower(k.name)",
+	"project":     "lower(k.project)",
+	"environment": "e.position",
+	"owner":       "o.email",
+	"provider":    "k.provider",
+	"rotate_by":   "k.rotate_by",
+	"verified":    "k.last_verified_at",
+	"created":     "k.created_at",
+}
+
+// KeySorts lists the accepted sort names.
+func KeySorts() []string {
+	return []string{"name", "project", "environment", "owner", "provider", "rotate_by", "verified", "created"}
+}
+
+// ListKeys lists keys matching f. Filters are parameters, never SQL text.
+func (s *Store) ListKeys(ctx context.Context, actor keyledger.Actor, f KeyFilter) (KeyPage, error) {
+	page := KeyPage{Page: f.Page, PerPage: f.PerPage}
+	if !actor.User.Active() {
+		return page, keyledger.Errorf(keyledger.EFORBIDDEN, "Your account is deactivated.")
+	}
+	if page.PerPage <= 0 || page.PerPage > 200 {
+		page.PerPage = 50
+	}
+	if page.Page < 1 {
+		page.Page = 1
+	}
+	var where []string
+	var args []any
+	add := func(cond string, v any) {
+		args = append(args, v)
+		where = append(where, strings.ReplaceAll(cond, "$?", fmt.Sprintf("$%d", len(args))))
+	}
+	if f.Status == "archived" {
+		where = append(where, "k.archived_at IS NOT NULL")
+	} else {
+		where = append(where, "k.archived_at IS NULL")
+	}
+	if f.Environment != "" {
+		add("e.name = $?", keyledger.NormalizeEnvironmentName(f.Environment))
+	}
+	if f.OwnerEmail != "" {
+		add("o.email = $?", keyledger.NormalizeEmail(f.OwnerEmail))
+	}
+	if f.Provider != "" {
+		add("k.provider = $?", strings.ToLower(strings.TrimSpace(f.Provider)))
+	}
+	if f.Project != "" {
+		add("k.project = $?", strings.TrimSpace(f.Project))
+	}
+	if q := strings.TrimSpace(f.Q); q != "" {
+		// Escape LIKE metacharacters so a search for "50%" means that.
+		q = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(strings.ToLower(q))
+		add(`(lower(k.name) LIKE '%' || $? || '%' OR lower(k.project) LIKE '%' || $? || '%' OR lower(k.description) LIKE '%' || $? || '%')`, q)
+	}
+	now := s.now()
+	switch f.Status {
+	case "overdue":
+		add("k.rotate_by <= $?", now)
+	case "due_soon":
+		add("k.rotate_by > $?", now)
+		add("k.rotate_by <= $?", now.Add(keyledger.DueSoonWindow))
+	case "ok":
+		add("k.rotate_by > $?", now.Add(keyledger.DueSoonWindow))
+	}
+	cond := " WHERE " + strings.Join(where, " AND ")
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM keys k JOIN environments e ON e.id = k.environment_id
+		JOIN users o ON o.id = k.owner_id`+cond, args...).Scan(&page.Total); err != nil {
+		return page, s.internal(ctx, "count keys", err)
+	}
+	order, ok := keySorts[f.Sort]
+	if !ok {
+		order = keySorts["name"]
+	}
+	dir := "ASC"
+	if f.Desc {
+		dir = "DESC"
+	}
+	args = append(args, page.PerPage, (page.Page-1)*page.PerPage)
+	q := keySelect + cond + fmt.Sprintf(" ORDER BY %s %s NULLS LAST, k.id LIMIT $%d OFFSET $%d", order, dir, len(args)-1, len(args))
+	rows, err := s.pool.Query(ctx, q, args...)
+	if err != nil {
+		return page, s.internal(ctx, "list keys", err)
+	}
+	keys, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (keyledger.Key, error) {
+		k, err := scanKey(r)
+		if err != nil {
+			return keyledger.Key{}, err
+		}
+		return *k, nil
+	})
+	if err != nil {
+		return page, s.internal(ctx, "list keys", err)
+	}
+	page.Keys = keys
+	return page, nil
+}
+
+// Projects lists the distinct projects of live keys, for filter menus.
+func (s *Store) Projects(ctx context.Context) ([]string, error) {
+	rows, err := s.pool.Query(ctx, "SELECT DISTINCT project FROM keys WHERE archived_at IS NULL ORDER BY project")
+	if err != nil {
+		return nil, s.internal(ctx, "list projects", err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, s.internal(ctx, "list projects", err)
+	}
+	return out, nil
+}
+
+// KeyVersions lists a key's versions, newest first.
+func (s *Store) KeyVersions(ctx context.Context, actor keyledger.Actor, id string) ([]keyledger.KeyVersion, error) {
+	if _, err := s.GetKey(ctx, actor, id); err != nil {
+		return nil, err
+	}
+	rows, err := s.pool.Query(ctx, `SELECT v.version, v.created_at, coalesce(u.email, ''), v.superseded_at, v.destroyed_at, v.masked_hint
+		FROM key_versions v LEFT JOIN users u ON u.id = v.created_by WHERE v.key_id = $1 ORDER BY v.version DESC`, id)
+	if err != nil {
+		return nil, s.internal(ctx, "list key versions", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (keyledger.KeyVersion, error) {
+		var v keyledger.KeyVersion
+		err := r.Scan(&v.Version, &v.CreatedAt, &v.CreatedBy, &v.SupersededAt, &v.DestroyedAt, &v.MaskedHint)
+		return v, err
+	})
+	if err != nil {
+		return nil, s.internal(ctx, "list key versions", err)
+	}
+	return out, nil
+}
+
+// Reveal is one reveal of a key, as shown in "who has seen this key".
+type RevealRecord struct {
+	Time       time.Time
+	Email      string
+	Version    int
+	Reason     string
+	Action     string
+	IP         string
+	StillValid bool // the version revealed is still the current one
+}
+
+// KeyReveals lists who has seen a key's value, newest first.
+func (s *Store) KeyReveals(ctx context.Context, actor keyledger.Actor, id string, limit int) ([]RevealRecord, error) {
+	k, err := s.GetKey(ctx, actor, id)
+	if err != nil {
+		return nil, err
+	}
+	if limit <= 0 {
+		limit = 100
+	}
+	rows, err := s.pool.Query(ctx, `SELECT at, actor_email, coalesce(key_version, 0), reason, action, ip FROM audit_events
+		WHERE key_id = $1 AND action = ANY($2) ORDER BY at DESC, id DESC LIMIT $3`, id, []string{keyledger.ActionKeyReveal}, limit)
+	if err != nil {
+		return nil, s.internal(ctx, "list reveals", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (RevealRecord, error) {
+		var rr RevealRecord
+		err := r.Scan(&rr.Time, &rr.Email, &rr.Version, &rr.Reason, &rr.Action, &rr.IP)
+		rr.StillValid = rr.Version == k.CurrentVersion
+		return rr, err
+	})
+	if err != nil {
+		return nil, s.internal(ctx, "list reveals", err)
+	}
+	return out, nil
+}
+
+// UpdateKey edits a key's metadata (not its value: that is a rotation).
+func (s *Store) UpdateKey(ctx context.Context, actor keyledger.Actor, id string, in keyledger.KeyInput) (*keyledger.Key, error) {
+	edit, err := keyledger.ValidateKeyEdit(in)
+	if err != nil {
+		return nil, err
+	}
+	if !isUUID(id) {
+		return nil, keyledger.ErrNotFound("Key")
+	}
+	err = s.tx(ctx, func(tx pgx.Tx) error {
+		k, err := scanKey(tx.QueryRow(ctx, keySelect+" WHERE k.id = $1 FOR UPDATE OF k", id))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return keyledger.ErrNotFound("Key")
+		}
+		if err != nil {
+			return err
+		}
+		if err := keyledger.CanEditKey(actor.User, k.OwnerID); err != nil {
+			return err
+		}
+		if k.Archived() {
+			return keyledger.Errorf(keyledger.ECONFLICT, "This key is archived and can no longer be changed.")
+		}
+		_, ownerID, err := resolveEnvOwner(ctx, tx, k.Environment, edit.OwnerEmail)
+		if err != nil {
+			return err
+		}
+		days := k.EnvironmentInfo.RotationDays
+		var rotationDays *int
+		if edit.RotationDays > 0 {
+			days = edit.RotationDays
+			rotationDays = &edit.RotationDays
+		}
+		if _, err := tx.Exec(ctx, `UPDATE keys SET project = $2, owner_id = $3, scope = $4, description = $5, rotation_days = $6,
+			rotate_by = $7, updated_by = $8, updated_at = $9 WHERE id = $1`,
+			id, edit.Project, ownerID, edit.Scope, edit.Description, rotationDays, keyledger.RotateBy(k.LastRotatedAt, days), actor.User.ID, s.now()); err != nil {
+			return err
+		}
+		changed := map[string]any{}
+		if k.Project != edit.Project {
+			changed["project"] = map[string]string{"from": k.Project, "to": edit.Project}
+		}
+		if k.OwnerEmail != edit.OwnerEmail {
+			changed["owner"] = map[string]string{"from": k.OwnerEmail, "to": edit.OwnerEmail}
+		}
+		if k.Scope != edit.Scope {
+			changed["scope"] = map[string]string{"from": k.Scope, "to": edit.Scope}
+		}
+		if k.Description != edit.Description {
+			changed["description"] = "changed"
+		}
+		if k.RotationDays != edit.RotationDays {
+			changed["rotation_days"] = map[string]int{"from": k.RotationDays, "to": edit.RotationDays}
+		}
+		return writeAudit(ctx, tx, auditEntry{Actor: actor, Action: keyledger.ActionKeyUpdate, KeyID: id, KeyName: k.Name,
+			Environment: k.Environment, Details: changed})
+	})
+	if err != nil {
+		return nil, s.internal(ctx, "update key "+id, err)
+	}
+	return s.GetKey(ctx, actor, id)
+}
+
+// ArchiveKey retires a key: it leaves the live list and every version is
+// destroyed (wrapped DEK and ciphertext removed), so not even the master
+// key can bring the value back.
+func (s *Store) ArchiveKey(ctx context.Context, actor keyledger.Actor, id string) error {
+	if !isUUID(id) {
+		return keyledger.ErrNotFound("Key")
+	}
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		k, err := scanKey(tx.QueryRow(ctx, keySelect+" WHERE k.id = $1 FOR UPDATE OF k", id))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return keyledger.ErrNotFound("Key")
+		}
+		if err != nil {
+			return err
+		}
+		if err := keyledger.CanEditKey(actor.User, k.OwnerID); err != nil {
+			return err
+		}
+		if k.Archived() {
+			return keyledger.Errorf(keyledger.ECONFLICT, "This key is already archived.")
+		}
+		now := s.now()
+		if _, err := tx.Exec(ctx, "UPDATE keys SET archived_at = $2, updated_by = $3, updated_at = $2 WHERE id = $1", id, now, actor.User.ID); err != nil {
+			return err
+		}
+		tag, err := tx.Exec(ctx, `UPDATE key_versions SET wrapped_dek = NULL, ciphertext = NULL, destroyed_at = $2,
+			superseded_at = coalesce(superseded_at, $2) WHERE key_id = $1 AND destroyed_at IS NULL`, id, now)
+		if err != nil {
+			return err
+		}
+		return writeAudit(ctx, tx, auditEntry{Actor: actor, Action: keyledger.ActionKeyArchive, KeyID: id, KeyName: k.Name,
+			Environment: k.Environment, Details: map[string]any{"versions_destroyed": tag.RowsAffected()}})
+	})
+	if err != nil {
+		return s.internal(ctx, "archive key "+id, err)
+	}
+	return nil
+}

@@ -1,0 +1,90 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/keyledger/keyledger"
+	"github.com/keyledger/keyledger/crypto"
+)
+
+// Revealed is a key's current value, handed out after the reveal was
+// audited.
+type Revealed struct {
+	Key     *keyledger.Key
+	Version int
+	Value   string
+}
+
+// Reveal returns a key's current value to actor. In one transaction it
+// re-reads the actor (a deactivation a moment ago counts), checks the
+// environment's policy and reason, opens the envelope and writes the audit
+// event; the value is returned only after that commit succeeded. If the
+// audit row cannot be written, nothing is revealed.
+func (s *Store) Reveal(ctx context.Context, actor keyledger.Actor, id, reason string) (Revealed, error) {
+	var out Revealed
+	if actor.User == nil {
+		return out, keyledger.Errorf(keyledger.EUNAUTHORIZED, "Please sign in.")
+	}
+	if !isUUID(id) {
+		return out, keyledger.ErrNotFound("Key")
+	}
+	var value []byte
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		var status, role string
+		err := tx.QueryRow(ctx, "SELECT status, role FROM users WHERE id = $1", actor.User.ID).Scan(&status, &role)
+		if err != nil {
+			return fmt.Errorf("re-read actor: %w", err)
+		}
+		u := *actor.User
+		u.Status, u.Role = keyledger.UserStatus(status), keyledger.Role(role)
+		actor.User = &u
+
+		k, err := scanKey(tx.QueryRow(ctx, keySelect+" WHERE k.id = $1", id))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return keyledger.ErrNotFound("Key")
+		}
+		if err != nil {
+			return err
+		}
+		if k.Archived() {
+			return keyledger.Errorf(keyledger.ECONFLICT, "This key is archived; its value was destroyed.")
+		}
+		if err := keyledger.CanReveal(actor.User, k.EnvironmentInfo, k.OwnerID); err != nil {
+			return err
+		}
+		if reason, err = keyledger.CheckReason(reason, k.EnvironmentInfo.ReasonRequired); err != nil {
+			return err
+		}
+		var env crypto.Envelope
+		var destroyed bool
+		err = tx.QueryRow(ctx, `SELECT coalesce(kek_id, ''), wrapped_dek, nonce, ciphertext, destroyed_at IS NOT NULL
+			FROM key_versions WHERE key_id = $1 AND version = $2`, id, k.CurrentVersion).
+			Scan(&env.KEKID, &env.WrappedDEK, &env.Nonce, &env.Ciphertext, &destroyed)
+		if errors.Is(err, pgx.ErrNoRows) || destroyed {
+			return keyledger.Errorf(keyledger.EINTERNAL, "The current version of this key is missing; nothing was revealed.")
+		}
+		if err != nil {
+			return err
+		}
+		value, err = s.keyring.Open(versionSubject(id, k.CurrentVersion), env)
+		if err != nil {
+			// A tampered or swapped row: say so plainly, log the key id,
+			// reveal nothing, and commit no reveal event.
+			s.log.ErrorContext(ctx, "key version does not decrypt", "key_id", id, "version", k.CurrentVersion, "err", err)
+			return &keyledger.Error{Code: keyledger.EINTERNAL, Message: "This key's stored value failed its integrity check (it was altered, moved, or sealed under another master key). Nothing was revealed; an admin should check the database and the master key."}
+		}
+		out.Key, out.Version = k, k.CurrentVersion
+		return writeAudit(ctx, tx, auditEntry{Actor: actor, Action: keyledger.ActionKeyReveal, KeyID: id, KeyName: k.Name,
+			KeyVersion: k.CurrentVersion, Environment: k.Environment, Reason: reason})
+	})
+	if err != nil {
+		clear(value)
+		return Revealed{}, s.internal(ctx, "reveal key "+id, err)
+	}
+	out.Value = string(value)
+	clear(value)
+	return out, nil
+}

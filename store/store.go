@@ -1,0 +1,171 @@
+// Package store keeps keyledger's state in Postgres: users, sessions, keys
+// and their encrypted versions, and the audit log. Every operation that
+// acts on behalf of someone checks the root package's policy, writes its
+// audit event and changes state in one transaction, so a handler can neither
+// skip the check nor act without a trace.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/keyledger/keyledger"
+	"github.com/keyledger/keyledger/crypto"
+)
+
+// Options tune a Store. Zero values pick production defaults.
+type Options struct {
+	// PasswordParams for new hashes; tests pass cheap ones.
+	PasswordParams *crypto.PasswordParams
+	// Now replaces the clock in tests.
+	Now func() time.Time
+	// Logger for internal errors; never receives a secret.
+	Logger *slog.Logger
+	// Throttle limits failed sign-ins.
+	Throttle ThrottleLimits
+}
+
+// ThrottleLimits bound failed sign-ins within Window, per account and per
+// client address.
+type ThrottleLimits struct {
+	Window     time.Duration
+	PerAccount int
+	PerIP      int
+}
+
+// DefaultThrottle allows 5 failures per account and 20 per address in 15
+// minutes: enough for typos, far too few for guessing.
+func DefaultThrottle() ThrottleLimits {
+	return ThrottleLimits{Window: 15 * time.Minute, PerAccount: 5, PerIP: 20}
+}
+
+// Store is keyledger's Postgres state. It is safe for concurrent use.
+type Store struct {
+	pool     *pgxpool.Pool
+	keyring  *crypto.Keyring
+	pw       crypto.PasswordParams
+	now      func() time.Time
+	log      *slog.Logger
+	throttle ThrottleLimits
+
+	fingerprintKey []byte
+	cookieKey      []byte
+	dummyHash      string
+}
+
+// New checks the master keys against the database (refusing a wrong one),
+// loads the instance secrets, and returns a Store. Migrations must already
+// be applied.
+func New(ctx context.Context, pool *pgxpool.Pool, keyring *crypto.Keyring, opts Options) (*Store, error) {
+	s := &Store{
+		pool:     pool,
+		keyring:  keyring,
+		pw:       crypto.DefaultPasswordParams(),
+		now:      time.Now,
+		log:      opts.Logger,
+		throttle: opts.Throttle,
+	}
+	if opts.PasswordParams != nil {
+		s.pw = *opts.PasswordParams
+	}
+	if opts.Now != nil {
+		s.now = opts.Now
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.throttle.Window == 0 {
+		s.throttle = DefaultThrottle()
+	}
+	if err := s.checkKeyring(ctx); err != nil {
+		return nil, err
+	}
+	var err error
+	if s.fingerprintKey, err = s.instanceSecret(ctx, "fingerprint"); err != nil {
+		return nil, err
+	}
+	if s.cookieKey, err = s.instanceSecret(ctx, "cookie"); err != nil {
+		return nil, err
+	}
+	// A hash of a random password, verified when the account does not
+	// exist, so an unknown email takes as long as a wrong password.
+	pw, err := crypto.RandomToken(24)
+	if err != nil {
+		return nil, err
+	}
+	if s.dummyHash, err = crypto.HashPassword(pw, s.pw); err != nil {
+		return nil, fmt.Errorf("hash dummy password: %w", err)
+	}
+	return s, nil
+}
+
+// Pool exposes the connection pool for health checks and metrics.
+func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+
+// CookieKey is the secret that signs session cookies. It is kept sealed in
+// the database so that every replica signs alike.
+func (s *Store) CookieKey() []byte { return s.cookieKey }
+
+// Ping checks that the database answers.
+func (s *Store) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }
+
+// tx runs fn in a transaction and retries on serialization failures and
+// deadlocks, which are safe to retry by definition.
+func (s *Store) tx(ctx context.Context, fn func(pgx.Tx) error) error {
+	var err error
+	for attempt := 0; attempt < 3; attempt++ {
+		err = pgx.BeginFunc(ctx, s.pool, fn)
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && (pgErr.Code == "40001" || pgErr.Code == "40P01") {
+			continue
+		}
+		return err
+	}
+	return err
+}
+
+// internal wraps an unexpected error with context and logs it; the user
+// sees a generic message.
+func (s *Store) internal(ctx context.Context, op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var de *keyledger.Error
+	if errors.As(err, &de) {
+		return err
+	}
+	if errors.Is(err, context.Canceled) {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	if isUnavailable(err) {
+		return fmt.Errorf("%s: %w", op, &keyledger.Error{Code: keyledger.EUNAVAILABLE, Message: "The database is not reachable right now. Please try again in a moment."})
+	}
+	return fmt.Errorf("%s: %w", op, err)
+}
+
+// isUnavailable recognises a database that cannot be reached, as opposed
+// to a query that failed.
+func isUnavailable(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		// Class 08: connection exception; 57P01-03: admin shutdown, crash
+		// shutdown, cannot connect now.
+		return pgErr.Code[:2] == "08" || pgErr.Code == "57P01" || pgErr.Code == "57P02" || pgErr.Code == "57P03"
+	}
+	var connErr *pgconn.ConnectError
+	if errors.As(err, &connErr) {
+		return true
+	}
+	return pgconn.SafeToRetry(err) || errors.Is(err, context.DeadlineExceeded)
+}
+
+func isUniqueViolation(err error, constraint string) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23505" && (constraint == "" || pgErr.ConstraintName == constraint)
+}

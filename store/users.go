@@ -1,0 +1,140 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/keyledger/keyledger"
+	"github.com/keyledger/keyledger/crypto"
+)
+
+const userColumns = "id, email, name, role, status, created_at, updated_at"
+
+func scanUser(row pgx.Row) (*keyledger.User, error) {
+	var u keyledger.User
+	if err := row.Scan(&u.ID, &u.Email, &u.Name, &u.Role, &u.Status, &u.CreatedAt, &u.UpdatedAt); err != nil {
+		return nil, err
+	}
+	return &u, nil
+}
+
+// CreateUser adds a user. The actor must be an admin, or the system (the
+// command line, first-run bootstrap).
+func (s *Store) CreateUser(ctx context.Context, actor keyledger.Actor, in keyledger.NewUser) (*keyledger.User, error) {
+	if actor.User != nil && (!actor.User.Active() || actor.User.Role != keyledger.RoleAdmin) {
+		return nil, keyledger.Errorf(keyledger.EFORBIDDEN, "Only admins may create users.")
+	}
+	if err := in.Validate(); err != nil {
+		return nil, err
+	}
+	hash, err := crypto.HashPassword(in.Password, s.pw)
+	if err != nil {
+		return nil, fmt.Errorf("create user: hash password: %w", err)
+	}
+	var u *keyledger.User
+	err = s.tx(ctx, func(tx pgx.Tx) error {
+		u, err = scanUser(tx.QueryRow(ctx, `INSERT INTO users (email, name, role, password_hash) VALUES ($1, $2, $3, $4)
+			RETURNING `+userColumns, in.Email, in.Name, in.Role, hash))
+		if err != nil {
+			return err
+		}
+		return writeAudit(ctx, tx, auditEntry{Actor: actor, Action: keyledger.ActionUserCreate, SubjectID: u.ID, SubjectEmail: u.Email,
+			Details: map[string]any{"role": string(u.Role)}})
+	})
+	if isUniqueViolation(err, "users_email_key") {
+		return nil, &keyledger.Error{Code: keyledger.ECONFLICT, Message: "A user with this email already exists.",
+			Fields: map[string]string{"email": "A user with this email already exists."}}
+	}
+	if err != nil {
+		return nil, s.internal(ctx, "create user "+in.Email, err)
+	}
+	return u, nil
+}
+
+// CountUsers counts all users, active or not.
+func (s *Store) CountUsers(ctx context.Context) (int, error) {
+	var n int
+	if err := s.pool.QueryRow(ctx, "SELECT count(*) FROM users").Scan(&n); err != nil {
+		return 0, s.internal(ctx, "count users", err)
+	}
+	return n, nil
+}
+
+// ListUsers lists users by email.
+func (s *Store) ListUsers(ctx context.Context) ([]keyledger.User, error) {
+	rows, err := s.pool.Query(ctx, "SELECT "+userColumns+" FROM users ORDER BY email")
+	if err != nil {
+		return nil, s.internal(ctx, "list users", err)
+	}
+	users, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (keyledger.User, error) {
+		u, err := scanUser(row)
+		if err != nil {
+			return keyledger.User{}, err
+		}
+		return *u, nil
+	})
+	if err != nil {
+		return nil, s.internal(ctx, "list users", err)
+	}
+	return users, nil
+}
+
+// ActiveUsers lists active users for owner pickers.
+func (s *Store) ActiveUsers(ctx context.Context) ([]keyledger.User, error) {
+	all, err := s.ListUsers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := all[:0]
+	for _, u := range all {
+		if u.Status == keyledger.UserActive {
+			out = append(out, u)
+		}
+	}
+	return out, nil
+}
+
+// UserByEmail finds a user by email.
+func (s *Store) UserByEmail(ctx context.Context, email string) (*keyledger.User, error) {
+	u, err := scanUser(s.pool.QueryRow(ctx, "SELECT "+userColumns+" FROM users WHERE email = $1", keyledger.NormalizeEmail(email)))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, keyledger.ErrNotFound("User")
+	}
+	if err != nil {
+		return nil, s.internal(ctx, "find user", err)
+	}
+	return u, nil
+}
+
+// DeactivateUser ends a user's access at once: status, sessions and the
+// audit event change in one transaction, so a copied cookie dies with it.
+func (s *Store) DeactivateUser(ctx context.Context, actor keyledger.Actor, email string) (*keyledger.User, error) {
+	if actor.User != nil && (!actor.User.Active() || actor.User.Role != keyledger.RoleAdmin) {
+		return nil, keyledger.Errorf(keyledger.EFORBIDDEN, "Only admins may deactivate users.")
+	}
+	email = keyledger.NormalizeEmail(email)
+	var u *keyledger.User
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		var err error
+		u, err = scanUser(tx.QueryRow(ctx, `UPDATE users SET status = 'deactivated', deactivated_at = now(), updated_at = now()
+			WHERE email = $1 RETURNING `+userColumns, email))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return keyledger.ErrNotFound("User")
+		}
+		if err != nil {
+			return err
+		}
+		tag, err := tx.Exec(ctx, "DELETE FROM sessions WHERE user_id = $1", u.ID)
+		if err != nil {
+			return err
+		}
+		return writeAudit(ctx, tx, auditEntry{Actor: actor, Action: keyledger.ActionUserDeactivate, SubjectID: u.ID, SubjectEmail: u.Email,
+			Details: map[string]any{"sessions_revoked": tag.RowsAffected()}})
+	})
+	if err != nil {
+		return nil, s.internal(ctx, "deactivate user "+email, err)
+	}
+	return u, nil
+}

@@ -1,0 +1,250 @@
+// Package templates renders keyledger's pages with templ. It receives
+// plain view data and never touches the database or HTTP; the web package
+// fills the data in.
+package templates
+
+import (
+	"fmt"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/keyledger/keyledger"
+)
+
+// Page is what every page's layout needs.
+type Page struct {
+	Title     string
+	User      *keyledger.User
+	CSRF      string
+	RequestID string
+	// Asset maps a static file name to its content-hashed URL path.
+	Asset func(name string) string
+	Flash []Flash
+	// Nav marks the current section for the navigation.
+	Nav string
+	Now time.Time
+}
+
+// Flash is a one-off message at the top of a page.
+type Flash struct {
+	Kind    string // ok | warn | error
+	Message string
+}
+
+// KeyListView is the key list with its filters.
+type KeyListView struct {
+	Keys         []keyledger.Key
+	Total        int
+	Page         int
+	Pages        int
+	Filter       KeyFilterView
+	Environments []keyledger.Environment
+	Owners       []keyledger.User
+	Projects     []string
+	Providers    []string
+}
+
+// KeyFilterView echoes the list's query parameters.
+type KeyFilterView struct {
+	Environment string
+	Owner       string
+	Provider    string
+	Project     string
+	Q           string
+	Status      string
+	Sort        string
+	Desc        bool
+}
+
+// Query renders the filter as a query string, with overrides.
+func (f KeyFilterView) Query(overrides ...string) string {
+	v := url.Values{}
+	set := func(k, val string) {
+		if val != "" {
+			v.Set(k, val)
+		}
+	}
+	set("environment", f.Environment)
+	set("owner", f.Owner)
+	set("provider", f.Provider)
+	set("project", f.Project)
+	set("q", f.Q)
+	set("status", f.Status)
+	set("sort", f.Sort)
+	if f.Desc {
+		v.Set("dir", "desc")
+	}
+	for i := 0; i+1 < len(overrides); i += 2 {
+		if overrides[i+1] == "" {
+			v.Del(overrides[i])
+		} else {
+			v.Set(overrides[i], overrides[i+1])
+		}
+	}
+	if len(v) == 0 {
+		return ""
+	}
+	return "?" + v.Encode()
+}
+
+// SortLink toggles the direction when the column is already the sort.
+func (f KeyFilterView) SortLink(col string) string {
+	dir := ""
+	if f.Sort == col && !f.Desc {
+		dir = "desc"
+	}
+	return "/keys" + f.Query("sort", col, "dir", dir, "page", "")
+}
+
+// KeyForm is the register or edit form with its errors.
+type KeyForm struct {
+	Input        keyledger.KeyInput
+	Errors       map[string]string
+	Message      string
+	Environments []keyledger.Environment
+	Owners       []keyledger.User
+	Key          *keyledger.Key // set when editing
+}
+
+// KeyDetailView is a key's page.
+type KeyDetailView struct {
+	Key      *keyledger.Key
+	Versions []keyledger.KeyVersion
+	Reveals  []RevealRow
+	CanEdit  bool
+	// RevealAllowed is false with RevealRefusal saying why.
+	RevealAllowed bool
+	RevealRefusal string
+	ReasonError   string
+	Reason        string
+}
+
+// RevealRow is one line of "who has seen this key".
+type RevealRow struct {
+	Time       time.Time
+	Email      string
+	Version    int
+	Reason     string
+	StillValid bool
+}
+
+// RevealView shows a revealed value once.
+type RevealView struct {
+	Key     *keyledger.Key
+	Version int
+	Value   string
+	VarName string
+	Lines   []PasteLine
+}
+
+// PasteLine is a ready-to-paste assignment, or why there is none.
+type PasteLine struct {
+	ID      string
+	Label   string
+	Line    string
+	Problem string
+}
+
+// AuditView is the audit log page.
+type AuditView struct {
+	Events       []keyledger.AuditEvent
+	Filter       AuditFilterView
+	NextBeforeID int64
+	Actions      []string
+	Environments []keyledger.Environment
+}
+
+// AuditFilterView echoes the audit page's query.
+type AuditFilterView struct {
+	Actor       string
+	Key         string
+	Action      string
+	Environment string
+	Since       string
+	Until       string
+}
+
+// Query renders the filter with a page cursor.
+func (f AuditFilterView) Query(before int64) string {
+	v := url.Values{}
+	for k, val := range map[string]string{"actor": f.Actor, "key": f.Key, "action": f.Action, "environment": f.Environment, "since": f.Since, "until": f.Until} {
+		if val != "" {
+			v.Set(k, val)
+		}
+	}
+	if before > 0 {
+		v.Set("before", strconv.FormatInt(before, 10))
+	}
+	return "/audit?" + v.Encode()
+}
+
+// ErrorView is an error page.
+type ErrorView struct {
+	Status  int
+	Heading string
+	Message string
+}
+
+// LoginView is the sign-in form.
+type LoginView struct {
+	Email   string
+	Message string
+	Next    string
+}
+
+func date(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format("2006-01-02")
+}
+
+func datetime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format("2006-01-02 15:04 UTC")
+}
+
+func datetimePtr(t *time.Time) string {
+	if t == nil {
+		return ""
+	}
+	return datetime(*t)
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
+
+func keyURL(k *keyledger.Key) string { return "/keys/" + k.ID }
+
+func rotationStatus(now time.Time, k *keyledger.Key) keyledger.RotationStatus {
+	return keyledger.RotationStatusAt(now, k.RotateBy)
+}
+
+func rotationLabel(s keyledger.RotationStatus) string {
+	switch s {
+	case keyledger.RotationOverdue:
+		return "overdue"
+	case keyledger.RotationDueSoon:
+		return "due soon"
+	}
+	return "ok"
+}
+
+func verifyBadge(k *keyledger.Key) (string, string) {
+	if k.LastVerifiedAt == nil {
+		return "never checked", "warn"
+	}
+	if k.VerifyResult == "ok" {
+		return "ok " + date(*k.LastVerifiedAt), "good"
+	}
+	return k.VerifyResult + " " + date(*k.LastVerifiedAt), "bad"
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return fmt.Sprintf("%d %s", n, one)
+	}
+	return fmt.Sprintf("%d %s", n, many)
+}

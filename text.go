@@ -1,0 +1,75 @@
+package keyledger
+
+import (
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// checkText returns a user-facing problem with s, or "" when s is fine.
+// Names and labels end up in HTML, CSV exports, audit details and shell
+// lines, so control characters are refused outright rather than escaped
+// differently in each place.
+func checkText(s string, maxRunes int, multiline bool) string {
+	if !utf8.ValidString(s) {
+		return "must be valid UTF-8 text"
+	}
+	if strings.ContainsRune(s, 0) {
+		return "must not contain NUL bytes"
+	}
+	for _, r := range s {
+		if multiline && (r == '\n' || r == '\r' || r == '\t') {
+			continue
+		}
+		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' {
+			return "must not contain control characters"
+		}
+	}
+	if n := utf8.RuneCountInString(s); n > maxRunes {
+		return "is too long (" + itoa(n) + " characters, at most " + itoa(maxRunes) + ")"
+	}
+	return ""
+}
+
+func itoa(n int) string {
+	if n == 0 {
+		return "0"
+	}
+	neg := n < 0
+	if neg {
+		n = -n
+	}
+	var b [20]byte
+	i := len(b)
+	for n > 0 {
+		i--
+		b[i] = byte('0' + n%10)
+		n /= 10
+	}
+	if neg {
+		i--
+		b[i] = '-'
+	}
+	return string(b[i:])
+}
+
+// NormalizeEmail lower-cases and trims an address; emails are unique
+// case-insensitively.
+func NormalizeEmail(s string) string {
+	return strings.ToLower(strings.TrimSpace(s))
+}
+
+// CheckEmail returns a problem with an (already normalized) address, or "".
+func CheckEmail(email string) string {
+	if email == "" {
+		return "is required"
+	}
+	if p := checkText(email, 254, false); p != "" {
+		return p
+	}
+	at := strings.LastIndexByte(email, '@')
+	if at <= 0 || at == len(email)-1 || strings.ContainsAny(email, " <>\"',;") {
+		return "must be an email address like name@example.com"
+	}
+	return ""
+}

@@ -1,0 +1,65 @@
+package web
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/keyledger/keyledger"
+	"github.com/keyledger/keyledger/templates"
+	"github.com/labstack/echo/v4"
+)
+
+func (s *Server) loginPage(c echo.Context) error {
+	if currentUser(c) != nil {
+		return c.Redirect(http.StatusSeeOther, safeNext(c.QueryParam("next")))
+	}
+	return render(c, http.StatusOK, templates.LoginPage(s.page(c, "Sign in", "login"), templates.LoginView{Next: safeNextOrEmpty(c.QueryParam("next"))}))
+}
+
+func safeNextOrEmpty(n string) string {
+	if n == "" {
+		return ""
+	}
+	return safeNext(n)
+}
+
+func (s *Server) login(c echo.Context) error {
+	email := c.FormValue("email")
+	password := c.FormValue("password")
+	next := safeNextOrEmpty(c.FormValue("next"))
+	u, err := s.store.Authenticate(c.Request().Context(), s.actor(c), email, password)
+	if err != nil {
+		code := keyledger.ErrorCode(err)
+		if code != keyledger.EUNAUTHORIZED && code != keyledger.ETOOMANY {
+			return err
+		}
+		return render(c, statusOf(code), templates.LoginPage(s.page(c, "Sign in", "login"),
+			templates.LoginView{Email: keyledger.NormalizeEmail(email), Message: keyledger.ErrorMessage(err), Next: next}))
+	}
+	// A fresh session for every sign-in: whatever session id the browser
+	// held before (possibly planted) is dropped, never promoted.
+	if old, err := s.sessions.Get(c.Request(), s.sessions.Name()); err == nil && old.ID != "" {
+		old.Options.MaxAge = -1
+		if err := old.Save(c.Request(), c.Response()); err != nil {
+			return err
+		}
+	}
+	sess := s.sessions.Fresh()
+	sess.Values[sessionUserKey] = u
+	if err := s.sessions.Save(c.Request(), c.Response(), sess); err != nil {
+		return err
+	}
+	return c.Redirect(http.StatusSeeOther, safeNext(next))
+}
+
+func (s *Server) logout(c echo.Context) error {
+	sess, err := s.sessions.Get(c.Request(), s.sessions.Name())
+	if err != nil && !errors.Is(err, http.ErrNoCookie) {
+		return err
+	}
+	sess.Options.MaxAge = -1
+	if err := sess.Save(c.Request(), c.Response()); err != nil {
+		return err
+	}
+	return c.Redirect(http.StatusSeeOther, "/login")
+}

@@ -1,0 +1,44 @@
+package web
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+)
+
+func (s *Server) healthz(c echo.Context) error {
+	return c.String(http.StatusOK, "ok\n")
+}
+
+// readyz says whether this replica should get traffic: the database
+// answers, the schema is current, and the master key opens the canary.
+func (s *Server) readyz(c echo.Context) error {
+	ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
+	defer cancel()
+	var problems []string
+	if err := s.store.Ping(ctx); err != nil {
+		problems = append(problems, "database unreachable")
+	} else if s.cfg.Ready != nil {
+		if err := s.cfg.Ready(ctx); err != nil {
+			problems = append(problems, err.Error())
+		}
+	}
+	if len(problems) > 0 {
+		return c.String(http.StatusServiceUnavailable, "not ready: "+strings.Join(problems, "; ")+"\n")
+	}
+	return c.String(http.StatusOK, "ready\n")
+}
+
+func (s *Server) serveStatic(c echo.Context) error {
+	as, ok := s.assets.ByPath(c.Request().URL.Path)
+	if !ok {
+		return echo.ErrNotFound
+	}
+	h := c.Response().Header()
+	// The path carries the content hash, so it never changes.
+	h.Set("Cache-Control", "public, max-age=31536000, immutable")
+	return c.Blob(http.StatusOK, as.ContentType, as.Body)
+}

@@ -1,0 +1,232 @@
+package web
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/keyledger/keyledger"
+	"github.com/keyledger/keyledger/store"
+	"github.com/keyledger/keyledger/templates"
+	"github.com/labstack/echo/v4"
+)
+
+func (s *Server) keyList(c echo.Context) error {
+	ctx := c.Request().Context()
+	q := c.QueryParams()
+	page, _ := strconv.Atoi(q.Get("page"))
+	f := store.KeyFilter{
+		Environment: q.Get("environment"),
+		OwnerEmail:  q.Get("owner"),
+		Provider:    q.Get("provider"),
+		Project:     q.Get("project"),
+		Q:           q.Get("q"),
+		Status:      q.Get("status"),
+		Sort:        q.Get("sort"),
+		Desc:        q.Get("dir") == "desc",
+		Page:        page,
+		PerPage:     50,
+	}
+	res, err := s.store.ListKeys(ctx, s.actor(c), f)
+	if err != nil {
+		return err
+	}
+	envs, err := s.store.Environments(ctx)
+	if err != nil {
+		return err
+	}
+	users, err := s.store.ListUsers(ctx)
+	if err != nil {
+		return err
+	}
+	projects, err := s.store.Projects(ctx)
+	if err != nil {
+		return err
+	}
+	v := templates.KeyListView{
+		Keys: res.Keys, Total: res.Total, Page: res.Page, Pages: res.Pages(),
+		Filter: templates.KeyFilterView{Environment: f.Environment, Owner: f.OwnerEmail, Provider: f.Provider, Project: f.Project,
+			Q: f.Q, Status: f.Status, Sort: f.Sort, Desc: f.Desc},
+		Environments: envs, Owners: users, Projects: projects,
+		Providers: []string{"openai", "anthropic", "stripe", "github", "aws", "other"},
+	}
+	return render(c, http.StatusOK, templates.KeyListPage(s.page(c, "Keys", "keys"), v))
+}
+
+func (s *Server) keyFormData(c echo.Context, f *templates.KeyForm) error {
+	ctx := c.Request().Context()
+	var err error
+	if f.Environments, err = s.store.Environments(ctx); err != nil {
+		return err
+	}
+	f.Owners, err = s.store.ActiveUsers(ctx)
+	return err
+}
+
+func (s *Server) keyNew(c echo.Context) error {
+	f := templates.KeyForm{Input: keyledger.KeyInput{OwnerEmail: currentUser(c).Email, Environment: c.QueryParam("environment")}}
+	if err := s.keyFormData(c, &f); err != nil {
+		return err
+	}
+	return render(c, http.StatusOK, templates.KeyFormPage(s.page(c, "Register a key", "new"), f))
+}
+
+func keyInput(c echo.Context) keyledger.KeyInput {
+	return keyledger.KeyInput{
+		Name:         c.FormValue("name"),
+		Provider:     c.FormValue("provider"),
+		Project:      c.FormValue("project"),
+		Environment:  c.FormValue("environment"),
+		OwnerEmail:   c.FormValue("owner"),
+		Value:        c.FormValue("value"),
+		Scope:        c.FormValue("scope"),
+		RotationDays: c.FormValue("rotation_days"),
+		Description:  c.FormValue("description"),
+	}
+}
+
+// formFailure re-renders a form with its field errors for validation and
+// conflict errors, and passes anything else to the error handler.
+func formFailure(err error) (int, map[string]string, string, bool) {
+	code := keyledger.ErrorCode(err)
+	if code != keyledger.EINVALID && code != keyledger.ECONFLICT {
+		return 0, nil, "", false
+	}
+	fields := keyledger.FieldErrors(err)
+	msg := keyledger.ErrorMessage(err)
+	return statusOf(code), fields, msg, true
+}
+
+func (s *Server) keyCreate(c echo.Context) error {
+	in := keyInput(c)
+	res, err := s.store.CreateKey(c.Request().Context(), s.actor(c), in)
+	if err != nil {
+		status, fields, msg, ok := formFailure(err)
+		if !ok {
+			return err
+		}
+		// The value is never echoed back into the page.
+		in.Value = ""
+		f := templates.KeyForm{Input: in, Errors: fields, Message: msg}
+		if err := s.keyFormData(c, &f); err != nil {
+			return err
+		}
+		return render(c, status, templates.KeyFormPage(s.page(c, "Register a key", "new"), f))
+	}
+	return s.renderKeyDetail(c, res.Key.ID, http.StatusCreated, "", "", append([]templates.Flash{{Kind: "ok", Message: "Registered " + res.Key.Name + "."}}, warnings(res.Warnings)...))
+}
+
+func warnings(ws []string) []templates.Flash {
+	out := make([]templates.Flash, 0, len(ws))
+	for _, w := range ws {
+		out = append(out, templates.Flash{Kind: "warn", Message: w})
+	}
+	return out
+}
+
+func (s *Server) keyDetail(c echo.Context) error {
+	return s.renderKeyDetail(c, c.Param("id"), http.StatusOK, "", "", nil)
+}
+
+func (s *Server) renderKeyDetail(c echo.Context, id string, status int, reason, reasonErr string, flash []templates.Flash) error {
+	ctx := c.Request().Context()
+	actor := s.actor(c)
+	k, err := s.store.GetKey(ctx, actor, id)
+	if err != nil {
+		return err
+	}
+	versions, err := s.store.KeyVersions(ctx, actor, id)
+	if err != nil {
+		return err
+	}
+	reveals, err := s.store.KeyReveals(ctx, actor, id, 100)
+	if err != nil {
+		return err
+	}
+	v := templates.KeyDetailView{Key: k, Versions: versions, Reason: reason, ReasonError: reasonErr,
+		CanEdit: keyledger.CanEditKey(actor.User, k.OwnerID) == nil}
+	if err := keyledger.CanReveal(actor.User, k.EnvironmentInfo, k.OwnerID); err != nil {
+		v.RevealRefusal = keyledger.ErrorMessage(err)
+	} else {
+		v.RevealAllowed = true
+	}
+	for _, r := range reveals {
+		v.Reveals = append(v.Reveals, templates.RevealRow{Time: r.Time, Email: r.Email, Version: r.Version, Reason: r.Reason, StillValid: r.StillValid})
+	}
+	p := s.page(c, k.Name, "keys")
+	p.Flash = flash
+	return render(c, status, templates.KeyDetailPage(p, v))
+}
+
+func (s *Server) keyEdit(c echo.Context) error {
+	k, err := s.store.GetKey(c.Request().Context(), s.actor(c), c.Param("id"))
+	if err != nil {
+		return err
+	}
+	if err := keyledger.CanEditKey(currentUser(c), k.OwnerID); err != nil {
+		return err
+	}
+	days := ""
+	if k.RotationDays > 0 {
+		days = strconv.Itoa(k.RotationDays)
+	}
+	f := templates.KeyForm{Key: k, Input: keyledger.KeyInput{Project: k.Project, OwnerEmail: k.OwnerEmail, Scope: k.Scope,
+		RotationDays: days, Description: k.Description}}
+	if err := s.keyFormData(c, &f); err != nil {
+		return err
+	}
+	return render(c, http.StatusOK, templates.KeyFormPage(s.page(c, "Edit "+k.Name, "keys"), f))
+}
+
+func (s *Server) keyUpdate(c echo.Context) error {
+	in := keyInput(c)
+	k, err := s.store.UpdateKey(c.Request().Context(), s.actor(c), c.Param("id"), in)
+	if err != nil {
+		status, fields, msg, ok := formFailure(err)
+		if !ok {
+			return err
+		}
+		cur, gerr := s.store.GetKey(c.Request().Context(), s.actor(c), c.Param("id"))
+		if gerr != nil {
+			return gerr
+		}
+		f := templates.KeyForm{Key: cur, Input: in, Errors: fields, Message: msg}
+		if err := s.keyFormData(c, &f); err != nil {
+			return err
+		}
+		return render(c, status, templates.KeyFormPage(s.page(c, "Edit "+cur.Name, "keys"), f))
+	}
+	return c.Redirect(http.StatusSeeOther, "/keys/"+k.ID)
+}
+
+func (s *Server) keyArchive(c echo.Context) error {
+	id := c.Param("id")
+	if err := s.store.ArchiveKey(c.Request().Context(), s.actor(c), id); err != nil {
+		return err
+	}
+	return c.Redirect(http.StatusSeeOther, "/keys/"+id)
+}
+
+func (s *Server) keyReveal(c echo.Context) error {
+	id := c.Param("id")
+	reason := c.FormValue("reason")
+	rev, err := s.store.Reveal(c.Request().Context(), s.actor(c), id, reason)
+	if err != nil {
+		if keyledger.ErrorCode(err) == keyledger.EINVALID {
+			return s.renderKeyDetail(c, id, http.StatusUnprocessableEntity, strings.TrimSpace(reason), keyledger.FieldErrors(err)["reason"], nil)
+		}
+		return err
+	}
+	name := keyledger.EnvVarName(rev.Key.Provider, rev.Key.Name, rev.Value)
+	v := templates.RevealView{Key: rev.Key, Version: rev.Version, Value: rev.Value, VarName: name}
+	for _, f := range keyledger.ShellFormats() {
+		line, err := keyledger.FormatAssignment(f, name, rev.Value)
+		pl := templates.PasteLine{ID: string(f), Label: f.Label(), Line: line}
+		if err != nil {
+			pl.Problem = err.Error()
+		}
+		v.Lines = append(v.Lines, pl)
+	}
+	c.Response().Header().Set("Cache-Control", "no-store")
+	return render(c, http.StatusOK, templates.RevealPage(s.page(c, rev.Key.Name, "keys"), v))
+}

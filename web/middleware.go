@@ -1,0 +1,157 @@
+package web
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/keyledger/keyledger"
+	"github.com/keyledger/keyledger/store"
+	"github.com/labstack/echo/v4"
+)
+
+const ctxUser = "keyledger.user"
+const ctxSessionID = "keyledger.session"
+
+func randomID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func requestID(c echo.Context) string {
+	return c.Response().Header().Get(echo.HeaderXRequestID)
+}
+
+// csp allows only our own static files: no inline script or style, no
+// framing, forms only to ourselves. Pico's CSS embeds its icons as data:
+// URIs, hence img-src data:.
+const csp = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+
+func (s *Server) securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		h := c.Response().Header()
+		h.Set("Content-Security-Policy", csp)
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("Cross-Origin-Opener-Policy", "same-origin")
+		h.Set("Cross-Origin-Resource-Policy", "same-origin")
+		h.Set("Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=()")
+		if s.cfg.SecureCookies {
+			h.Set("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
+		}
+		if !strings.HasPrefix(c.Request().URL.Path, "/static/") {
+			// Pages carry key metadata and, after a reveal, values: never
+			// cache them anywhere.
+			h.Set("Cache-Control", "no-store")
+			h.Set("Pragma", "no-cache")
+		}
+		return next(c)
+	}
+}
+
+func (s *Server) recoverPanic(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) (err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				if r == http.ErrAbortHandler {
+					panic(r)
+				}
+				s.log.Error("panic", "request_id", requestID(c), "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+				err = fmt.Errorf("panic: %v", r)
+			}
+		}()
+		return next(c)
+	}
+}
+
+func (s *Server) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := time.Now()
+		err := next(c)
+		if err != nil {
+			c.Error(err)
+		}
+		req := c.Request()
+		attrs := []any{
+			"request_id", requestID(c),
+			"method", req.Method,
+			// Path only: queries hold filters, never values, but there is
+			// no reason to keep them.
+			"path", req.URL.Path,
+			"status", c.Response().Status,
+			"duration_ms", float64(time.Since(start).Microseconds()) / 1000,
+			"ip", c.RealIP(),
+		}
+		if u := currentUser(c); u != nil {
+			attrs = append(attrs, "user_id", u.ID)
+		}
+		s.log.Info("request", attrs...)
+		return nil
+	}
+}
+
+// loadSession finds the signed-in user, if any.
+func (s *Server) loadSession(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if strings.HasPrefix(c.Request().URL.Path, "/static/") || c.Request().URL.Path == "/healthz" || c.Request().URL.Path == "/readyz" {
+			return next(c)
+		}
+		sess, err := s.sessions.Get(c.Request(), s.sessions.Name())
+		if err != nil {
+			return err
+		}
+		if u, ok := sess.Values[sessionUserKey].(*keyledger.User); ok && u != nil {
+			c.Set(ctxUser, u)
+			c.Set(ctxSessionID, sess.ID)
+		}
+		return next(c)
+	}
+}
+
+func currentUser(c echo.Context) *keyledger.User {
+	u, _ := c.Get(ctxUser).(*keyledger.User)
+	return u
+}
+
+func (s *Server) actor(c echo.Context) keyledger.Actor {
+	return keyledger.Actor{User: currentUser(c), IP: c.RealIP(), UserAgent: c.Request().UserAgent()}
+}
+
+// requireUser sends anonymous visitors to the sign-in page, remembering
+// where they were going (a local path only: no open redirect).
+func (s *Server) requireUser(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if currentUser(c) != nil {
+			return next(c)
+		}
+		if c.Request().Method != http.MethodGet {
+			return store.ErrNoSession
+		}
+		return c.Redirect(http.StatusSeeOther, "/login?next="+url.QueryEscape(c.Request().URL.RequestURI()))
+	}
+}
+
+// safeNext accepts only local absolute paths.
+func safeNext(next string) string {
+	if next == "" || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") || strings.ContainsAny(next, "\r\n") {
+		return "/keys"
+	}
+	return next
+}
+
+var errCSRF = &keyledger.Error{Code: keyledger.EFORBIDDEN, Message: "This form has expired or came from another site. Go back, reload the page and try again."}
+
+// isAPI reports whether a request should get JSON errors.
+func isAPI(c echo.Context) bool {
+	return strings.HasPrefix(c.Request().URL.Path, "/api/")
+}
+
+var _ = errors.New

@@ -1,0 +1,132 @@
+package web
+
+import (
+	"bytes"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/a-h/templ"
+	"github.com/keyledger/keyledger"
+	"github.com/keyledger/keyledger/templates"
+	"github.com/labstack/echo/v4"
+)
+
+// render writes a component into a buffer first, so that an error halfway
+// through never sends half a page.
+func render(c echo.Context, status int, comp templ.Component) error {
+	var buf bytes.Buffer
+	if err := comp.Render(c.Request().Context(), &buf); err != nil {
+		return err
+	}
+	return c.HTMLBlob(status, buf.Bytes())
+}
+
+func (s *Server) page(c echo.Context, title, nav string) templates.Page {
+	return templates.Page{
+		Title:     title,
+		User:      currentUser(c),
+		CSRF:      csrfToken(c),
+		RequestID: requestID(c),
+		Asset:     s.assets.Path,
+		Nav:       nav,
+		Now:       time.Now(),
+	}
+}
+
+// statusOf is the one table from domain error codes to HTTP status.
+func statusOf(code string) int {
+	switch code {
+	case keyledger.EINVALID:
+		return http.StatusUnprocessableEntity
+	case keyledger.ECONFLICT:
+		return http.StatusConflict
+	case keyledger.EFORBIDDEN:
+		return http.StatusForbidden
+	case keyledger.ENOTFOUND:
+		return http.StatusNotFound
+	case keyledger.EUNAUTHORIZED:
+		return http.StatusUnauthorized
+	case keyledger.ETOOMANY:
+		return http.StatusTooManyRequests
+	case keyledger.EUNAVAILABLE:
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
+}
+
+// handleError is the one place errors become responses: a page for the
+// browser, JSON for the API. Only internal errors are logged with detail;
+// the user gets a safe message and the request id to quote.
+func (s *Server) handleError(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	status := http.StatusInternalServerError
+	message := keyledger.ErrorMessage(err)
+	code := keyledger.ErrorCode(err)
+	var he *echo.HTTPError
+	switch {
+	case errors.As(err, &he):
+		status = he.Code
+		code = httpCode(status)
+		message = httpMessage(status)
+	default:
+		status = statusOf(code)
+	}
+	if status >= 500 {
+		s.log.Error("request failed", "request_id", requestID(c), "path", c.Request().URL.Path, "status", status, "err", err)
+	}
+	if status == http.StatusServiceUnavailable {
+		c.Response().Header().Set("Retry-After", "5")
+	}
+	if isAPI(c) {
+		_ = c.JSON(status, map[string]any{"error": map[string]any{"code": code, "message": message, "request_id": requestID(c)}})
+		return
+	}
+	if c.Request().Method == http.MethodHead {
+		_ = c.NoContent(status)
+		return
+	}
+	heading := http.StatusText(status)
+	if rerr := render(c, status, templates.ErrorPage(s.page(c, heading, ""), templates.ErrorView{Status: status, Heading: heading, Message: message})); rerr != nil {
+		s.log.Error("render error page", "request_id", requestID(c), "err", rerr)
+		_ = c.String(status, message)
+	}
+}
+
+func httpCode(status int) string {
+	switch status {
+	case http.StatusNotFound:
+		return keyledger.ENOTFOUND
+	case http.StatusForbidden:
+		return keyledger.EFORBIDDEN
+	case http.StatusUnauthorized:
+		return keyledger.EUNAUTHORIZED
+	case http.StatusTooManyRequests:
+		return keyledger.ETOOMANY
+	case http.StatusServiceUnavailable:
+		return keyledger.EUNAVAILABLE
+	}
+	if status >= 500 {
+		return keyledger.EINTERNAL
+	}
+	return keyledger.EINVALID
+}
+
+func httpMessage(status int) string {
+	switch status {
+	case http.StatusNotFound:
+		return "There is no page at this address."
+	case http.StatusMethodNotAllowed:
+		return "This address does not accept that kind of request."
+	case http.StatusRequestEntityTooLarge:
+		return "The form was too large. A key's value may be at most 8 KiB."
+	case http.StatusUnsupportedMediaType:
+		return "The request body is not in a format this address accepts."
+	}
+	if status >= 500 {
+		return "Something went wrong on our side. The error was logged."
+	}
+	return http.StatusText(status) + "."
+}

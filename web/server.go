@@ -1,0 +1,175 @@
+// Package web is keyledger's HTTP layer: routes, middleware, sessions and
+// handlers. Handlers translate HTTP into store calls and render the result;
+// they never decide authorization themselves.
+package web
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/keyledger/keyledger/static"
+	"github.com/keyledger/keyledger/store"
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+)
+
+// Config is the web layer's configuration, parsed in cmd/.
+type Config struct {
+	// BaseURL is the public URL (scheme://host[:port]); its origin is the
+	// only one allowed to submit forms.
+	BaseURL string
+	// SecureCookies marks cookies Secure and turns on HSTS.
+	SecureCookies bool
+	Sessions      store.SessionTimeouts
+	// TrustedProxies are networks whose X-Forwarded-For is believed. Empty:
+	// the client address is the TCP peer.
+	TrustedProxies []*net.IPNet
+	// BodyLimit caps request bodies, e.g. "64K".
+	BodyLimit string
+	// Ready reports readiness details beyond the database ping.
+	Ready func(ctx context.Context) error
+}
+
+// DefaultSessions: a secrets app signs idle people out after an hour and
+// everyone after twelve.
+func DefaultSessions() store.SessionTimeouts {
+	return store.SessionTimeouts{Idle: time.Hour, Absolute: 12 * time.Hour}
+}
+
+// Server holds what handlers need.
+type Server struct {
+	cfg      Config
+	store    *store.Store
+	assets   *static.Assets
+	log      *slog.Logger
+	sessions *SessionStore
+	csrf     *csrfGuard
+	echo     *echo.Echo
+}
+
+// New builds the HTTP handler.
+func New(cfg Config, st *store.Store, log *slog.Logger) (*Server, error) {
+	assets, err := static.Load()
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Sessions.Idle == 0 {
+		cfg.Sessions = DefaultSessions()
+	}
+	if cfg.BodyLimit == "" {
+		cfg.BodyLimit = "64K"
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{cfg: cfg, store: st, assets: assets, log: log}
+	s.csrf, err = newCSRFGuard(st.CookieKey(), cfg.SecureCookies, cfg.BaseURL)
+	if err != nil {
+		return nil, err
+	}
+	s.sessions = NewSessionStore(st, st.CookieKey(), cfg.SecureCookies, cfg.Sessions, s.clientIP)
+
+	e := echo.New()
+	e.HideBanner = true
+	e.HidePort = true
+	e.HTTPErrorHandler = s.handleError
+	e.IPExtractor = ipExtractor(cfg.TrustedProxies)
+	e.Pre(middleware.RemoveTrailingSlash())
+	e.Use(middleware.RequestIDWithConfig(middleware.RequestIDConfig{
+		Generator: func() string { return randomID() },
+		// A client-sent id is ignored: ids in logs must be ours.
+		TargetHeader: echo.HeaderXRequestID,
+	}))
+	e.Use(s.recoverPanic)
+	e.Use(s.logRequests)
+	e.Use(s.securityHeaders)
+	e.Use(middleware.BodyLimit(cfg.BodyLimit))
+	e.Use(s.loadSession)
+	e.Use(s.csrf.middleware)
+
+	e.GET("/healthz", s.healthz)
+	e.GET("/readyz", s.readyz)
+	e.GET("/static/*", s.serveStatic)
+
+	e.GET("/login", s.loginPage)
+	e.POST("/login", s.login)
+	e.POST("/logout", s.logout)
+
+	auth := e.Group("", s.requireUser)
+	auth.GET("/", func(c echo.Context) error { return c.Redirect(http.StatusSeeOther, "/keys") })
+	auth.GET("/keys", s.keyList)
+	auth.GET("/keys/new", s.keyNew)
+	auth.POST("/keys", s.keyCreate)
+	auth.GET("/keys/:id", s.keyDetail)
+	auth.GET("/keys/:id/edit", s.keyEdit)
+	auth.POST("/keys/:id/edit", s.keyUpdate)
+	auth.POST("/keys/:id/archive", s.keyArchive)
+	auth.POST("/keys/:id/reveal", s.keyReveal)
+	auth.GET("/audit", s.auditPage)
+	s.echo = e
+	return s, nil
+}
+
+// ServeHTTP makes the Server an http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.ServeHTTP(w, r) }
+
+// Routes lists every route as "METHOD path", for the authorization test
+// that must cover them all.
+func (s *Server) Routes() []string {
+	var out []string
+	for _, r := range s.echo.Routes() {
+		if strings.HasPrefix(r.Path, "/static") {
+			continue
+		}
+		out = append(out, r.Method+" "+r.Path)
+	}
+	return out
+}
+
+func ipExtractor(trusted []*net.IPNet) echo.IPExtractor {
+	if len(trusted) == 0 {
+		// Without a known proxy, X-Forwarded-For is attacker-controlled;
+		// trusting it would let anyone dodge the sign-in throttle.
+		return echo.ExtractIPDirect()
+	}
+	opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
+	for _, n := range trusted {
+		opts = append(opts, echo.TrustIPRange(n))
+	}
+	return echo.ExtractIPFromXFFHeader(opts...)
+}
+
+func (s *Server) clientIP(r *http.Request) string {
+	return s.echo.IPExtractor(r)
+}
+
+// ParseTrustedProxies parses a comma-separated list of CIDRs or IPs.
+func ParseTrustedProxies(v string) ([]*net.IPNet, error) {
+	var out []*net.IPNet
+	for _, part := range strings.Split(v, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		if !strings.Contains(part, "/") {
+			if ip := net.ParseIP(part); ip != nil {
+				if ip.To4() != nil {
+					part += "/32"
+				} else {
+					part += "/128"
+				}
+			}
+		}
+		_, n, err := net.ParseCIDR(part)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not an IP address or CIDR range", part)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
