@@ -1,0 +1,166 @@
+package web_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/keyledger/keyledger"
+	"github.com/keyledger/keyledger/store"
+	"github.com/keyledger/keyledger/store/storetest"
+	"github.com/keyledger/keyledger/web"
+)
+
+// testEnv is a real keyledger stack (store on its own Postgres database,
+// web server on httptest) with one user per role.
+type testEnv struct {
+	t      testing.TB
+	Store  *store.Store
+	Server *web.Server
+	HTTP   *httptest.Server
+	Logs   *syncBuffer
+	Users  map[string]*keyledger.User // "admin", "lead", "member", "member2", "gone"
+}
+
+// Password is every test user's password.
+const Password = "correct horse battery staple"
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func newEnv(t testing.TB) *testEnv {
+	t.Helper()
+	logs := &syncBuffer{}
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	st, _ := storetest.NewStore(t, store.Options{Logger: log})
+	srv, err := web.New(web.Config{}, st, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := &testEnv{t: t, Store: st, Server: srv, Logs: logs, Users: map[string]*keyledger.User{}}
+	env.HTTP = httptest.NewServer(srv)
+	t.Cleanup(env.HTTP.Close)
+	ctx := context.Background()
+	for _, u := range []struct {
+		key  string
+		role keyledger.Role
+	}{{"admin", keyledger.RoleAdmin}, {"lead", keyledger.RoleLead}, {"member", keyledger.RoleMember}, {"member2", keyledger.RoleMember}, {"gone", keyledger.RoleMember}} {
+		created, err := st.CreateUser(ctx, keyledger.SystemActor("test"), keyledger.NewUser{Email: u.key + "@example.com", Name: strings.ToUpper(u.key[:1]) + u.key[1:], Role: u.role, Password: Password})
+		if err != nil {
+			t.Fatal(err)
+		}
+		env.Users[u.key] = created
+	}
+	if _, err := st.DeactivateUser(ctx, keyledger.SystemActor("test"), "gone@example.com"); err != nil {
+		t.Fatal(err)
+	}
+	env.Users["gone"].Status = keyledger.UserDeactivated
+	return env
+}
+
+// createKey registers a key directly through the store as owner.
+func (e *testEnv) createKey(owner, env, name, value string) *keyledger.Key {
+	e.t.Helper()
+	u := e.Users[owner]
+	res, err := e.Store.CreateKey(context.Background(), keyledger.Actor{User: u}, keyledger.KeyInput{
+		Name: name, Project: "checkout", Environment: env, OwnerEmail: u.Email, Value: value})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return res.Key
+}
+
+// client is a browser-like HTTP client with a cookie jar that does not
+// follow redirects, so tests see each response.
+type client struct {
+	t    testing.TB
+	env  *testEnv
+	http *http.Client
+	csrf string
+}
+
+func (e *testEnv) client() *client {
+	jar, _ := cookiejar.New(nil)
+	return &client{t: e.t, env: e, http: &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+}
+
+var csrfField = regexp.MustCompile(`name="_csrf" value="([^"]+)"`)
+
+// get fetches a page and remembers its CSRF token.
+func (c *client) get(path string) (*http.Response, string) {
+	c.t.Helper()
+	resp, err := c.http.Get(c.env.HTTP.URL + path)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if m := csrfField.FindSubmatch(body); m != nil {
+		c.csrf = string(m[1])
+	}
+	return resp, string(body)
+}
+
+// post submits a form with the remembered CSRF token (unless the form
+// sets _csrf itself).
+func (c *client) post(path string, form url.Values) (*http.Response, string) {
+	c.t.Helper()
+	if form == nil {
+		form = url.Values{}
+	}
+	if _, ok := form["_csrf"]; !ok {
+		if c.csrf == "" {
+			c.get("/login")
+		}
+		form.Set("_csrf", c.csrf)
+	}
+	req, err := http.NewRequest(http.MethodPost, c.env.HTTP.URL+path, strings.NewReader(form.Encode()))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if m := csrfField.FindSubmatch(body); m != nil {
+		c.csrf = string(m[1])
+	}
+	return resp, string(body)
+}
+
+// login signs in as one of the env's users and fails the test otherwise.
+func (c *client) login(who string) *client {
+	c.t.Helper()
+	c.get("/login")
+	resp, body := c.post("/login", url.Values{"email": {who + "@example.com"}, "password": {Password}})
+	if resp.StatusCode != http.StatusSeeOther {
+		c.t.Fatalf("login as %s: status %d: %s", who, resp.StatusCode, body)
+	}
+	c.get("/keys")
+	return c
+}

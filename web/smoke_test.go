@@ -1,0 +1,46 @@
+package web_test
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+)
+
+func TestSmokeRegisterRevealAudit(t *testing.T) {
+	t.Parallel()
+	env := newEnv(t)
+	c := env.client().login("member")
+	const value = "sk-proj-SMOKEtestVALUE0123456789abcdefXy9z"
+	resp, body := c.post("/keys", url.Values{"name": {"openai dev"}, "project": {"checkout"}, "environment": {"development"},
+		"owner": {"member@example.com"}, "value": {value}})
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("register: status %d\n%s", resp.StatusCode, body)
+	}
+	if strings.Contains(body, value) {
+		t.Fatal("the register response shows the value")
+	}
+	keys, err := env.Store.ListKeys(t.Context(), actorOf(env, "member"), storeFilter())
+	if err != nil || len(keys.Keys) != 1 {
+		t.Fatalf("list: %v %d", err, len(keys.Keys))
+	}
+	id := keys.Keys[0].ID
+	resp, body = c.post("/keys/"+id+"/reveal", url.Values{"reason": {"smoke test"}})
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("reveal: status %d\n%s", resp.StatusCode, body)
+	}
+	if !strings.Contains(body, value) || !strings.Contains(body, "export OPENAI_API_KEY=&#39;"+value+"&#39;") {
+		t.Fatalf("reveal page lacks the value or the export line:\n%s", body)
+	}
+	if cc := resp.Header.Get("Cache-Control"); cc != "no-store" {
+		t.Fatalf("Cache-Control = %q", cc)
+	}
+	lead := env.client().login("lead")
+	_, body = lead.get("/audit?action=key.reveal")
+	if !strings.Contains(body, "smoke test") || strings.Contains(body, value) {
+		t.Fatalf("audit page: reveal missing or value shown:\n%s", body)
+	}
+	if strings.Contains(env.Logs.String(), value) {
+		t.Fatal("the value appears in the server log")
+	}
+}
