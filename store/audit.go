@@ -333,8 +333,11 @@ func (s *Store) VerifyAudit(ctx context.Context) (AuditReport, error) {
 		// Every finished event must be in the chain; one that is not was
 		// inserted behind the chainer's back (e.g. with a forged txid).
 		var stray *int64
-		err = tx.QueryRow(ctx, `SELECT count(*), min(e.id) FILTER (WHERE e.txid < pg_snapshot_xmin(pg_current_snapshot()))
-			FROM audit_events e WHERE NOT EXISTS (SELECT 1 FROM audit_chain c WHERE c.event_id = e.id)`).Scan(&r.Unchained, &stray)
+		// Compare with the chain's end, not the snapshot: the oldest running
+		// transaction moves on between chaining and this query.
+		err = tx.QueryRow(ctx, `SELECT count(*), min(e.id) FILTER (WHERE (e.txid, e.id) < (l.event_txid, l.event_id))
+			FROM audit_events e LEFT JOIN (SELECT event_txid, event_id FROM audit_chain ORDER BY seq DESC LIMIT 1) l ON true
+			WHERE NOT EXISTS (SELECT 1 FROM audit_chain c WHERE c.event_id = e.id)`).Scan(&r.Unchained, &stray)
 		if err != nil {
 			return err
 		}
@@ -350,16 +353,30 @@ func (s *Store) VerifyAudit(ctx context.Context) (AuditReport, error) {
 	return r, nil
 }
 
+// prefixed qualifies each column expression of cols with alias, splitting
+// only at top-level commas (coalesce(a, 0) is one expression).
 func prefixed(alias, cols string) string {
-	parts := strings.Split(cols, ",")
+	var parts []string
+	depth, start := 0, 0
+	for i, r := range cols {
+		switch r {
+		case '(':
+			depth++
+		case ')':
+			depth--
+		case ',':
+			if depth == 0 {
+				parts = append(parts, cols[start:i])
+				start = i + 1
+			}
+		}
+	}
+	parts = append(parts, cols[start:])
 	for i, p := range parts {
 		p = strings.TrimSpace(p)
-		switch {
-		case strings.HasPrefix(p, "coalesce("):
-			parts[i] = "coalesce(" + alias + "." + strings.TrimPrefix(p, "coalesce(")
-		case strings.HasSuffix(p, "::text"):
-			parts[i] = alias + "." + p
-		default:
+		if rest, ok := strings.CutPrefix(p, "coalesce("); ok {
+			parts[i] = "coalesce(" + alias + "." + rest
+		} else {
 			parts[i] = alias + "." + p
 		}
 	}

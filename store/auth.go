@@ -79,7 +79,7 @@ func (s *Store) Authenticate(ctx context.Context, meta keyledger.Actor, email, p
 			reason = "deactivated"
 		}
 		err := s.tx(ctx, func(tx pgx.Tx) error {
-			if _, err := tx.Exec(ctx, "INSERT INTO login_failures (email, ip) VALUES ($1, $2)", email, meta.IP); err != nil {
+			if _, err := tx.Exec(ctx, "INSERT INTO login_failures (email, ip, at) VALUES ($1, $2, $3)", email, meta.IP, s.now()); err != nil {
 				return err
 			}
 			var subjectID int64

@@ -17,26 +17,6 @@ import (
 // beats failing on the first reveal or, worse, sealing new values under a
 // key nobody kept.
 func (s *Store) checkKeyring(ctx context.Context) error {
-	for _, k := range s.keyring.KEKs() {
-		var canary []byte
-		err := s.pool.QueryRow(ctx, "SELECT canary FROM keyring_check WHERE kek_id = $1", k.ID()).Scan(&canary)
-		switch {
-		case errors.Is(err, pgx.ErrNoRows):
-			sealed, err := crypto.SealCanary(k)
-			if err != nil {
-				return fmt.Errorf("master key %s: seal canary: %w", k.ID(), err)
-			}
-			if _, err := s.pool.Exec(ctx, "INSERT INTO keyring_check (kek_id, canary) VALUES ($1, $2) ON CONFLICT (kek_id) DO NOTHING", k.ID(), sealed); err != nil {
-				return fmt.Errorf("master key %s: store canary: %w", k.ID(), err)
-			}
-		case err != nil:
-			return fmt.Errorf("master key check: read canary: %w", err)
-		default:
-			if err := crypto.CheckCanary(k, canary); err != nil {
-				return fmt.Errorf("master key %s does not open its canary in keyring_check (the key is corrupt or the row was altered): %w", k.ID(), err)
-			}
-		}
-	}
 	rows, err := s.pool.Query(ctx, `
 		SELECT kek_id FROM key_versions WHERE destroyed_at IS NULL
 		UNION SELECT kek_id FROM instance_secrets`)
@@ -61,6 +41,26 @@ func (s *Store) checkKeyring(ctx context.Context) error {
 		}
 		return fmt.Errorf("wrong master key: the database holds values sealed under master key id(s) %s, but the loaded key id(s) are %s; set KEYLEDGER_MASTER_KEY or KEYLEDGER_MASTER_KEY_FILE to the key this database was created with",
 			strings.Join(missing, ", "), strings.Join(loaded, ", "))
+	}
+	for _, k := range s.keyring.KEKs() {
+		var canary []byte
+		err := s.pool.QueryRow(ctx, "SELECT canary FROM keyring_check WHERE kek_id = $1", k.ID()).Scan(&canary)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+			sealed, err := crypto.SealCanary(k)
+			if err != nil {
+				return fmt.Errorf("master key %s: seal canary: %w", k.ID(), err)
+			}
+			if _, err := s.pool.Exec(ctx, "INSERT INTO keyring_check (kek_id, canary) VALUES ($1, $2) ON CONFLICT (kek_id) DO NOTHING", k.ID(), sealed); err != nil {
+				return fmt.Errorf("master key %s: store canary: %w", k.ID(), err)
+			}
+		case err != nil:
+			return fmt.Errorf("master key check: read canary: %w", err)
+		default:
+			if err := crypto.CheckCanary(k, canary); err != nil {
+				return fmt.Errorf("master key %s does not open its canary in keyring_check (the key is corrupt or the row was altered): %w", k.ID(), err)
+			}
+		}
 	}
 	return nil
 }

@@ -86,6 +86,14 @@ func TestCreateKeyValidation(t *testing.T) {
 	}
 	// The good input still works: the failures above left nothing behind.
 	f.key(t, alice, good)
+	// The limits themselves are allowed.
+	big := strings.Repeat("v", 8<<10-4) + "\nEND" // exactly 8 KiB, multi-line
+	k := f.key(t, alice, keyledger.KeyInput{Name: strings.Repeat("ß", 200), Project: strings.Repeat("p", 100), Environment: "development",
+		OwnerEmail: alice.Email, Value: big, RotationDays: "3650"})
+	got, err := f.s.Reveal(ctx, as(alice), k.ID, "")
+	if err != nil || got.Value != big {
+		t.Errorf("8 KiB value: %v", err)
+	}
 }
 
 func TestCreateKeyStoresTextVerbatim(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -72,7 +73,16 @@ func (g *csrfGuard) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 			if err := g.origin.Check(req); err != nil {
 				return errCSRF
 			}
-			sent := req.FormValue("_csrf")
+			if err := req.ParseForm(); err != nil {
+				// An over-long body surfaces here first; say so rather
+				// than blaming the token.
+				var he *echo.HTTPError
+				if errors.As(err, &he) {
+					return he
+				}
+				return echo.NewHTTPError(http.StatusBadRequest, "the form could not be read")
+			}
+			sent := req.PostFormValue("_csrf")
 			if seed == "" || sent == "" || subtle.ConstantTimeCompare([]byte(sent), []byte(g.tokenFor(seed))) != 1 {
 				return errCSRF
 			}

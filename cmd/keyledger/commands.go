@@ -296,13 +296,18 @@ func (m *Main) healthcheck(ctx context.Context) error {
 	if listen == "" {
 		listen = "127.0.0.1:8080"
 	}
-	_, port, err := net.SplitHostPort(listen)
+	host, port, err := net.SplitHostPort(listen)
 	if err != nil {
 		return cfgErr("KEYLEDGER_LISTEN: want host:port, got %q", listen)
 	}
+	// Ask the address the server listens on; only "all interfaces" is
+	// checked on loopback.
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+net.JoinHostPort("127.0.0.1", port)+"/readyz", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+net.JoinHostPort(host, port)+"/readyz", nil)
 	if err != nil {
 		return err
 	}

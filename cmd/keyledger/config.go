@@ -60,7 +60,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	if c.Listen == "" {
 		c.Listen = "127.0.0.1:8080"
 	}
-	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+	if _, port, err := net.SplitHostPort(c.Listen); err != nil || !validPort(port) {
 		return c, cfgErr("KEYLEDGER_LISTEN: want host:port such as 127.0.0.1:8080 or 0.0.0.0:8080, got %q", c.Listen)
 	}
 	if c.BaseURL == "" {
@@ -118,6 +118,13 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	return c, nil
 }
 
+// validPort accepts a numeric port, 0 to 65535: net.Listen would also take
+// a service name, but the derived base URL could not.
+func validPort(p string) bool {
+	n, err := strconv.Atoi(p)
+	return err == nil && n >= 0 && n <= 65535 && p == strconv.Itoa(n)
+}
+
 func duration(getenv func(string) string, name string, def time.Duration) (time.Duration, error) {
 	v := getenv(name)
 	if v == "" {
@@ -147,19 +154,30 @@ func (c *Config) Keyring() (*crypto.Keyring, error) {
 		}
 		raw, src = string(b), "KEYLEDGER_MASTER_KEY_FILE ("+c.MasterKeyFile+")"
 	}
+	if strings.TrimSpace(raw) == "" && c.MasterKeys == "" && c.MasterKeyFile != "" {
+		return nil, cfgErr("KEYLEDGER_MASTER_KEY_FILE: %s is empty; put a key in it with 'keyledger masterkey generate > %s'", c.MasterKeyFile, c.MasterKeyFile)
+	}
 	if strings.TrimSpace(raw) == "" {
 		return nil, cfgErr("KEYLEDGER_MASTER_KEY: not set; create a key with 'keyledger masterkey generate' and pass it in KEYLEDGER_MASTER_KEY or a file named by KEYLEDGER_MASTER_KEY_FILE")
 	}
+	// Lines first, so that a comment line may itself contain commas.
 	var keks []crypto.KEK
-	for i, part := range strings.FieldsFunc(raw, func(r rune) bool { return r == ',' || r == '\n' || r == '\r' }) {
-		part = strings.TrimSpace(part)
-		if part == "" || strings.HasPrefix(part, "#") {
+	var parts []string
+	for _, line := range strings.FieldsFunc(raw, func(r rune) bool { return r == '\n' || r == '\r' }) {
+		if line = strings.TrimSpace(line); line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
+		for _, part := range strings.Split(line, ",") {
+			if part = strings.TrimSpace(part); part != "" && !strings.HasPrefix(part, "#") {
+				parts = append(parts, part)
+			}
+		}
+	}
+	for i, part := range parts {
 		k, err := crypto.ParseKEK(part)
 		if err != nil {
 			which := "key"
-			if i > 0 {
+			if len(parts) > 1 {
 				which = fmt.Sprintf("key #%d", i+1)
 			}
 			return nil, cfgErr("%s: %s: %v; create one with 'keyledger masterkey generate'", src, which, err)

@@ -51,9 +51,10 @@ func connect(ctx context.Context, log *slog.Logger, url string, wait time.Durati
 	}
 }
 
-// redact keeps a connection string's password out of error messages.
-func redact(err error) string {
-	return "cannot parse it (" + fmt.Sprintf("%T", err) + ")"
+// redact keeps a connection string's password out of error messages: the
+// parser's error may quote the string, so only the fix is shown.
+func redact(error) string {
+	return "cannot parse it; want a URL like postgres://user:password@host:5432/keyledger?sslmode=disable with valid query parameters (not shown: it may hold a password)"
 }
 
 func (m *Main) openStore(ctx context.Context, cfg Config, log *slog.Logger, wait time.Duration, migrate bool) (*store.Store, *pgxpool.Pool, error) {

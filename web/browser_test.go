@@ -1,0 +1,498 @@
+package web_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/keyledger/keyledger"
+)
+
+// Browser tests drive a real headless Chromium through the pages, as a
+// person would: they type into fields, pick from selects, press buttons and
+// read what the page shows. They need Debian's chromium on PATH. A missing
+// browser fails the test (CI installs it, and a silently skipped browser test
+// hides regressions); KEYLEDGER_SKIP_BROWSER=1 skips them on purpose, and so
+// does -short. KEYLEDGER_BROWSER_SHOTS=/some/dir saves a full-page PNG of every
+// page the tests land on, to look at them.
+
+// browser is one headless Chromium tab with a deadline for the whole test.
+type browser struct {
+	t   *testing.T
+	ctx context.Context
+	url string // the app's base URL
+
+	mu      sync.Mutex
+	console []string // errors and warnings the pages logged (CSP violations land here)
+
+	shots int // pages saved to KEYLEDGER_BROWSER_SHOTS so far
+}
+
+// chromiumPath finds the browser or fails the test saying how to install it.
+func chromiumPath(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("browser test skipped with -short")
+	}
+	if os.Getenv("KEYLEDGER_SKIP_BROWSER") == "1" {
+		t.Skip("browser test skipped: KEYLEDGER_SKIP_BROWSER=1")
+	}
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "headless-shell"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	t.Fatal("Chromium is not installed: run `apt-get install -y chromium` (Debian package, /usr/bin/chromium), " +
+		"or set KEYLEDGER_SKIP_BROWSER=1 to skip the browser tests on purpose")
+	return ""
+}
+
+// newBrowser starts headless Chromium with a fresh profile. The browser and
+// everything it does ends after timeout or when the test ends.
+func newBrowser(t *testing.T, baseURL string, timeout time.Duration) *browser {
+	t.Helper()
+	execPath := chromiumPath(t)
+	dir, err := os.MkdirTemp("", "keyledger-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		// Chromium's child processes can still write into the profile for
+		// a moment after the browser stops: retry.
+		for range 50 {
+			if err := os.RemoveAll(dir); err == nil {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(execPath),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(dir),
+		chromedp.WindowSize(1280, 800),
+	)
+	// The deadline bounds the browser's life: a hung page fails the test
+	// instead of hanging it.
+	deadline, cancelDeadline := context.WithTimeout(context.Background(), timeout)
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(deadline, opts...)
+	ctx, cancelTab := chromedp.NewContext(allocCtx)
+	t.Cleanup(func() {
+		cancelTab()
+		cancelAlloc()
+		cancelDeadline()
+	})
+	start := time.Now()
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("start Chromium (%s): %v", execPath, err)
+	}
+	t.Logf("Chromium started in %v", time.Since(start).Round(time.Millisecond))
+	b := &browser{t: t, ctx: ctx, url: baseURL}
+	messages := chromedp.Console(ctx)
+	go func() {
+		for m, err := range messages {
+			if err != nil {
+				return
+			}
+			if m.Type == chromedp.ConsoleError || m.Type == chromedp.ConsoleException || m.Type == chromedp.ConsoleWarning {
+				b.mu.Lock()
+				b.console = append(b.console, fmt.Sprintf("%s %s: %s", m.Type, m.URL, m.Text))
+				b.mu.Unlock()
+			}
+		}
+	}()
+	return b
+}
+
+// do runs actions and fails the test on error, naming the step.
+func (b *browser) do(step string, actions ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	if err := chromedp.Do(b.ctx, actions...); err != nil {
+		b.fatalf("%s: %v", step, err)
+	}
+}
+
+// text is what a person reads in the element (its rendered innerText).
+func (b *browser) text(sel string) string {
+	b.t.Helper()
+	s, err := chromedp.Run(b.ctx, chromedp.Text(chromedp.CSS(sel), chromedp.NodeVisible))
+	if err != nil {
+		b.fatalf("read %s: %v", sel, err)
+	}
+	return s
+}
+
+// evalIn evaluates JavaScript in the page and decodes the result.
+func evalIn[T any](b *browser, expr string) T {
+	b.t.Helper()
+	v, err := chromedp.Run(b.ctx, chromedp.Evaluate[T](expr))
+	if err != nil {
+		b.fatalf("evaluate %s: %v", expr, err)
+	}
+	return v
+}
+
+// navigate opens a path and returns the document's HTTP status.
+func (b *browser) navigate(path string) int64 {
+	b.t.Helper()
+	resp, err := chromedp.Run(b.ctx, chromedp.NavigateResponse(b.url+path))
+	if err != nil {
+		b.fatalf("open %s: %v", path, err)
+	}
+	b.loaded()
+	return resp.Status
+}
+
+// press clicks something that loads a new page (a submit button or a link)
+// and waits for it; it returns the new document's HTTP status.
+func (b *browser) press(sel string) int64 {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
+	defer cancel()
+	resp, err := chromedp.RunResponse(ctx, chromedp.Click(chromedp.CSS(sel), chromedp.NodeVisible))
+	if err != nil {
+		b.fatalf("click %s: %v", sel, err)
+	}
+	b.loaded()
+	return resp.Status
+}
+
+// templLeak finds a templ component call that was rendered as text: an
+// "@name(" inside a line of text is not a call, and people see it verbatim.
+var templLeak = regexp.MustCompile(`@[A-Za-z_]\w*\(`)
+
+// loaded checks every page the browser lands on, and saves it as a PNG
+// when KEYLEDGER_BROWSER_SHOTS names a folder (to look at the pages).
+func (b *browser) loaded() {
+	b.t.Helper()
+	body := evalIn[string](b, `document.body ? document.body.innerText : ""`)
+	if m := templLeak.FindAllString(body, -1); m != nil {
+		b.t.Errorf("%s shows template source as text: %q (put each @component call on a line of its own in the .templ file)", b.path(), m)
+	}
+	dir := os.Getenv("KEYLEDGER_BROWSER_SHOTS")
+	if dir == "" {
+		return
+	}
+	png, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		b.fatalf("screenshot: %v", err)
+	}
+	b.shots++
+	name := strings.Trim(regexp.MustCompile(`[^a-z0-9]+`).ReplaceAllString(strings.ToLower(b.path()), "-"), "-")
+	file := filepath.Join(dir, fmt.Sprintf("%s-%02d-%s.png", b.t.Name(), b.shots, name))
+	if err := os.WriteFile(file, png, 0o644); err != nil {
+		b.t.Fatal(err)
+	}
+}
+
+// path is the current page's path.
+func (b *browser) path() string {
+	b.t.Helper()
+	loc, err := chromedp.Run(b.ctx, chromedp.Location())
+	if err != nil {
+		b.fatalf("location: %v", err)
+	}
+	return strings.TrimPrefix(loc, b.url)
+}
+
+// fatalf fails the test with the page it was on, shortened, to show why.
+func (b *browser) fatalf(format string, args ...any) {
+	b.t.Helper()
+	msg := fmt.Sprintf(format, args...)
+	if b.ctx.Err() == nil {
+		ctx, cancel := context.WithTimeout(b.ctx, 2*time.Second)
+		defer cancel()
+		if loc, err := chromedp.Run(ctx, chromedp.Location()); err == nil {
+			msg += "\npage: " + loc
+		}
+		if body, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body ? document.body.innerText : ""`)); err == nil {
+			if len(body) > 1500 {
+				body = body[:1500] + "…"
+			}
+			msg += "\n--- page text ---\n" + body
+		}
+	}
+	b.t.Fatal(msg)
+}
+
+// consoleProblems returns the errors and warnings pages logged so far.
+func (b *browser) consoleProblems() []string {
+	// Console messages arrive asynchronously; give the last ones a moment.
+	time.Sleep(100 * time.Millisecond)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]string(nil), b.console...)
+}
+
+// signIn fills the sign-in form as a person would and checks who is signed in.
+func (b *browser) signIn(email, wantWho string) {
+	b.t.Helper()
+	if st := b.navigate("/login"); st != http.StatusOK {
+		b.fatalf("GET /login: status %d", st)
+	}
+	b.do("fill the sign-in form",
+		chromedp.SendKeys(chromedp.ID("email"), email, chromedp.NodeVisible),
+		chromedp.SendKeys(chromedp.ID("password"), Password, chromedp.NodeVisible),
+	)
+	if st := b.press(`[data-testid="login-submit"]`); st != http.StatusOK {
+		b.fatalf("sign in as %s: status %d", email, st)
+	}
+	if p := b.path(); p != "/keys" {
+		b.fatalf("after sign-in the browser is at %s, want /keys", p)
+	}
+	if who := b.text(`[data-testid="whoami"]`); who != wantWho {
+		b.fatalf("whoami shows %q, want %q", who, wantWho)
+	}
+	if h1 := b.text("main h1"); h1 != "Keys" {
+		b.fatalf("keys page heading %q", h1)
+	}
+}
+
+// keyForm is what a person types into "Register a key".
+type keyForm struct {
+	name, project, environment, owner, value string
+}
+
+// registerKey opens "Register a key" from the navigation, fills the form and
+// submits it; it checks the key page that follows.
+func (b *browser) registerKey(f keyForm) {
+	b.t.Helper()
+	if st := b.press(`nav.site a[href="/keys/new"]`); st != http.StatusOK {
+		b.fatalf("open Register a key: status %d", st)
+	}
+	if h1 := b.text("main h1"); h1 != "Register a key" {
+		b.fatalf("register page heading %q", h1)
+	}
+	b.do("fill the register form",
+		chromedp.SendKeys(chromedp.ID("name"), f.name, chromedp.NodeVisible),
+		chromedp.SendKeys(chromedp.ID("project"), f.project, chromedp.NodeVisible),
+		chromedp.SetValue(chromedp.ID("environment"), f.environment, chromedp.NodeVisible),
+		chromedp.SetValue(chromedp.ID("owner"), f.owner, chromedp.NodeVisible),
+		chromedp.SendKeys(chromedp.ID("value"), f.value, chromedp.NodeVisible),
+	)
+	// The selects must hold what was picked (a SetValue on a value that has
+	// no option leaves the select empty).
+	for id, want := range map[string]string{"environment": f.environment, "owner": f.owner} {
+		got, err := chromedp.Run(b.ctx, chromedp.Value(chromedp.ID(id)))
+		if err != nil || got != want {
+			b.fatalf("select #%s = %q (%v), want %q", id, got, err, want)
+		}
+	}
+	if st := b.press(`[data-testid="register-submit"]`); st != http.StatusCreated {
+		b.fatalf("register %s: status %d", f.name, st)
+	}
+	if got := b.text(`[data-testid="key-name"]`); got != f.name {
+		b.fatalf("key page shows name %q, want %q", got, f.name)
+	}
+	if flash := b.text(".flash.ok"); flash != "Registered "+f.name+"." {
+		b.fatalf("flash after register: %q", flash)
+	}
+	// The masked hint, and nowhere the value.
+	if hint, want := b.text(`[data-testid="key-hint"]`), keyledger.MaskedHint(f.value); hint != want {
+		b.fatalf("key page hint %q, want %q", hint, want)
+	}
+	if html := evalIn[string](b, `document.documentElement.outerHTML`); strings.Contains(html, f.value) {
+		b.fatalf("the key page after registering contains the value")
+	}
+}
+
+func TestBrowserKeyFlow(t *testing.T) {
+	t.Parallel()
+	chromiumPath(t) // skip or fail before paying for the database
+	start := time.Now()
+	env := newEnv(t)
+	b := newBrowser(t, env.HTTP.URL, 60*time.Second)
+
+	// Sign in.
+	b.signIn("lead@example.com", "Lead (lead)")
+	// Pico's stylesheet loaded despite the CSP: the container is
+	// width-limited (unstyled, its max-width is "none").
+	if mw := evalIn[string](b, `getComputedStyle(document.querySelector("main.container")).maxWidth`); mw == "none" || mw == "" {
+		t.Fatalf("main.container max-width = %q: Pico CSS did not load", mw)
+	}
+
+	// Register a development key owned by someone else.
+	const value = "sk-proj-BrowserTestVALUEq7Zr2mK9xW4pL8nV3bT6yH1cJ5dF0gA"
+	b.registerKey(keyForm{name: "OpenAI dev", project: "checkout", environment: "development", owner: "member@example.com", value: value})
+	if owner := b.text("dl.meta dd"); !strings.Contains(owner, "Member <member@example.com>") {
+		t.Fatalf("owner on the key page: %q", owner)
+	}
+
+	// Reveal it with a reason.
+	const reason = "browser test: local dev of checkout"
+	b.do("type a reason", chromedp.SendKeys(chromedp.ID("reason"), reason, chromedp.NodeVisible))
+	if st := b.press(`[data-testid="reveal-submit"]`); st != http.StatusOK {
+		b.fatalf("reveal: status %d", st)
+	}
+	if got := b.text(`[data-testid="secret-value"]`); got != value {
+		b.fatalf("secret-value shows %q, want the registered value %q", got, value)
+	}
+	if got, want := b.text(`[data-testid="paste-bash"]`), "export OPENAI_API_KEY='"+value+"'"; got != want {
+		b.fatalf("paste-bash shows %q, want %q", got, want)
+	}
+	// app.js ran under the CSP: with a clipboard it un-hides the copy buttons.
+	if hidden := evalIn[bool](b, `!!navigator.clipboard && document.querySelector("button.copy").hidden`); hidden {
+		t.Error("the Copy buttons stay hidden although the clipboard API exists: app.js did not run")
+	}
+
+	// Back to the key page: the reveal is listed with the reason.
+	if st := b.press(`main > p > a[href^="/keys/"]`); st != http.StatusOK {
+		b.fatalf("back to the key page: status %d", st)
+	}
+	if h2 := b.text(`[data-testid="reveals"]`); !strings.Contains(h2, reason) || !strings.Contains(h2, "lead@example.com") {
+		b.fatalf("'Who has seen this key' lacks the reveal: %q", h2)
+	}
+	if section := evalIn[string](b, `[...document.querySelectorAll("main h2")].map(h => h.textContent).join("|")`); !strings.Contains(section, "Who has seen this key") {
+		b.fatalf("key page sections: %q", section)
+	}
+	if rows := evalIn[int](b, `document.querySelectorAll('[data-testid="reveal-row"]').length`); rows != 1 {
+		b.fatalf("%d reveal rows, want 1", rows)
+	}
+	if html := evalIn[string](b, `document.documentElement.outerHTML`); strings.Contains(html, value) {
+		b.fatalf("the key page after the reveal contains the value")
+	}
+
+	// A production key owned by member: member2 may see it but not reveal it.
+	const prodValue = "sk-proj-BrowserTestPRODr8Ys3nL0vX5qM2kW7jD4hG9cB1tF6zE"
+	b.registerKey(keyForm{name: "OpenAI prod", project: "checkout", environment: "production", owner: "member@example.com", value: prodValue})
+
+	// Sign out with the button.
+	if st := b.press(`[data-testid="logout"]`); st != http.StatusOK {
+		b.fatalf("sign out: status %d", st)
+	}
+	if p := b.path(); p != "/login" {
+		b.fatalf("after sign-out the browser is at %s, want /login", p)
+	}
+	if st := b.navigate("/keys"); st != http.StatusOK || !strings.HasPrefix(b.path(), "/login") {
+		b.fatalf("after sign-out /keys gave %d at %s, want the sign-in page", st, b.path())
+	}
+
+	// member2 finds the production key in the list and opens it.
+	b.signIn("member2@example.com", "Member2 (member)")
+	if rows := evalIn[int](b, `document.querySelectorAll('[data-testid="key-row"]').length`); rows != 2 {
+		b.fatalf("member2 sees %d key rows, want 2", rows)
+	}
+	link, err := chromedp.Run(b.ctx, chromedp.Evaluate[string](
+		`[...document.querySelectorAll('[data-testid="key-row"] a')].find(a => a.textContent.trim() === "OpenAI prod").getAttribute("href")`))
+	if err != nil {
+		b.fatalf("find OpenAI prod in the key list: %v", err)
+	}
+	if st := b.press(`[data-testid="key-row"] a[href="` + link + `"]`); st != http.StatusOK {
+		b.fatalf("open OpenAI prod: status %d", st)
+	}
+	if got := b.text(`[data-testid="key-name"]`); got != "OpenAI prod" {
+		b.fatalf("member2 is on %q", got)
+	}
+	if refused := b.text(`[data-testid="reveal-refused"]`); !strings.Contains(refused, "only the key's owner, leads and admins") {
+		b.fatalf("member2 sees %q, want the production policy refusal", refused)
+	}
+	if n := evalIn[int](b, `document.querySelectorAll('[data-testid="reveal-submit"], #reason').length`); n != 0 {
+		b.fatalf("member2 has a reveal form on a production key")
+	}
+	if n := evalIn[int](b, `document.querySelectorAll('[data-testid="archive"]').length`); n != 0 {
+		b.fatalf("member2 can archive another member's key")
+	}
+
+	if problems := b.consoleProblems(); len(problems) > 0 {
+		t.Errorf("the pages logged %d console errors or warnings:\n%s", len(problems), strings.Join(problems, "\n"))
+	}
+	if strings.Contains(env.Logs.String(), value) || strings.Contains(env.Logs.String(), prodValue) {
+		t.Error("a value appears in the server log")
+	}
+	t.Logf("browser key flow took %v", time.Since(start).Round(time.Millisecond))
+}
+
+// screenshotKey is one seeded key for the screenshot.
+type screenshotKey struct {
+	name, project, env, owner, value, scope string
+	rotateIn                                time.Duration // rotate_by from now; 0: the environment's default
+	verified                                string        // "", "ok" or a failure word
+}
+
+// TestBrowserScreenshot renders the key list with realistic data into the
+// PNG named by KEYLEDGER_SCREENSHOT (docs/screenshot.png), for the README:
+//
+//	KEYLEDGER_SCREENSHOT=$PWD/docs/screenshot.png go test -count=1 -run TestBrowserScreenshot ./web/
+func TestBrowserScreenshot(t *testing.T) {
+	out := os.Getenv("KEYLEDGER_SCREENSHOT")
+	if out == "" {
+		t.Skip("set KEYLEDGER_SCREENSHOT=/path/to/screenshot.png to render the key list")
+	}
+	chromiumPath(t)
+	env := newEnv(t)
+	ctx := context.Background()
+	day := 24 * time.Hour
+	// Made-up values in each provider's shape; none is a real key.
+	keys := []screenshotKey{
+		{"checkout-api OpenAI", "checkout", "production", "lead", "sk-proj-Qm3vT8xK2pL9nR4wZ7yB1cF6hJ0dG5sA", "Restricted: models.read, chat", 52 * day, "ok"},
+		{"checkout-api OpenAI", "checkout", "staging", "member", "sk-proj-Wd8nB3kR6tY1vM9qX4zL7pC2hF5jG0sE", "All", 0, "ok"},
+		{"checkout-api OpenAI", "checkout", "development", "member", "sk-proj-Hn5cV0bX7mZ2kQ9wT4rY8pL1jD6fG3sA", "All", 0, ""},
+		{"search-ranker Anthropic", "search", "production", "admin", "sk-ant-api03-Pz4Lk9Qw2Xv7Nb1Rt6Ym3Jc8Hd5Gf0Sa", "Workspace: search", 9 * day, "ok"},
+		{"search-ranker Anthropic", "search", "development", "member2", "sk-ant-api03-Kr7Tm2Vn9Bx4Qz1Wp6Ly3Hc8Jd5Fg0Se", "Workspace: search-dev", 0, ""},
+		{"billing Stripe", "billing", "production", "lead", "rk_live_51NcXy7Qm2Kp9Lr4Tw8Vz1Bn6Hd3Jf0Sg5", "Restricted: charges, refunds", 120 * day, "ok"},
+		{"billing Stripe (test mode)", "billing", "staging", "member", "sk_test_51NcXy7Qm2Kp9Lr4Tw8Vz1Bn6Hd3Jf0Sg", "All", -3 * day, "revoked"},
+		{"billing Stripe (test mode)", "billing", "development", "member2", "sk_test_51MbWx6Pl1Jo8Kq3Sv7Uy0Am5Gc2Ie9Rf", "All", 0, "ok"},
+		{"release-bot GitHub", "ci", "production", "admin", "ghp_R4tY8uI2oP6aS0dF3gH7jK1lZ5xC9vB2nM4q", "repo, workflow", -12 * day, "ok"},
+		{"docs-sync GitHub", "docs", "development", "member", "ghp_L2kJ6hG0fD4sA8pO3iU7yT1rE5wQ9zX6cV3b", "public_repo", 0, ""},
+		{"backups S3 AWS", "billing", "production", "lead", "AKIAQ7XM2KP9LR4TW8VZ", "s3:PutObject on backups-prod", 4 * day, "ok"},
+		{"search-index AWS", "search", "staging", "member2", "AKIAR3NB8JD5FG0SH6YT", "es:ESHttp* on search-staging", 0, ""},
+	}
+	pool := env.Store.Pool()
+	for _, k := range keys {
+		owner := env.Users[k.owner]
+		res, err := env.Store.CreateKey(ctx, keyledger.Actor{User: owner}, keyledger.KeyInput{
+			Name: k.name, Project: k.project, Environment: k.env, OwnerEmail: owner.Email, Value: k.value, Scope: k.scope})
+		if err != nil {
+			t.Fatalf("seed %s/%s: %v", k.name, k.env, err)
+		}
+		// Rotation and verification states that only time would produce.
+		if k.rotateIn != 0 {
+			if _, err := pool.Exec(ctx, `UPDATE keys SET rotate_by = now() + $2::interval WHERE id = $1`,
+				res.Key.ID, fmt.Sprintf("%d seconds", int(k.rotateIn.Seconds()))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if k.verified != "" {
+			if _, err := pool.Exec(ctx, `UPDATE keys SET last_verified_at = now() - interval '2 days', verify_result = $2 WHERE id = $1`,
+				res.Key.ID, k.verified); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+
+	b := newBrowser(t, env.HTTP.URL, 60*time.Second)
+	b.do("set the viewport", chromedp.EmulateViewport(1280, 800))
+	b.signIn("lead@example.com", "Lead (lead)")
+	if rows := evalIn[int](b, `document.querySelectorAll('[data-testid="key-row"]').length`); rows != len(keys) {
+		b.fatalf("the key list shows %d rows, want %d", rows, len(keys))
+	}
+	// Web fonts and images are local; wait until they are in.
+	b.do("wait for fonts", chromedp.Evaluate[chromedp.Void](`document.fonts.ready.then(() => true)`, chromedp.EvalAwaitPromise))
+	png, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		b.fatalf("screenshot: %v", err)
+	}
+	if err := os.WriteFile(out, png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if problems := b.consoleProblems(); len(problems) > 0 {
+		t.Errorf("the page logged console errors or warnings:\n%s", strings.Join(problems, "\n"))
+	}
+	t.Logf("wrote %s (%d bytes)", out, len(png))
+}
