@@ -43,4 +43,17 @@ func TestSmokeRegisterRevealAudit(t *testing.T) {
 	if strings.Contains(env.Logs.String(), value) {
 		t.Fatal("the value appears in the server log")
 	}
+
+	// Production: another member may see the metadata but not the value.
+	const prodValue = "sk-proj-SMOKEprodVALUE0123456789abcdefQ1w2"
+	prod := env.createKey("member", "production", "openai prod", prodValue)
+	other := env.client().login("member2")
+	resp, body = other.get("/keys/" + prod.ID)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, "only the key&#39;s owner, leads and admins") {
+		t.Fatalf("production key page for a non-owner: %d\n%s", resp.StatusCode, body)
+	}
+	resp, body = other.post("/keys/"+prod.ID+"/reveal", url.Values{"reason": {"curious"}})
+	if resp.StatusCode != http.StatusForbidden || strings.Contains(body, prodValue) {
+		t.Fatalf("non-owner reveal of production: status %d", resp.StatusCode)
+	}
 }
