@@ -21,6 +21,12 @@ const (
 	ActionUserDeactivate  = "user.deactivate"
 	ActionPasswordRehash  = "user.password_rehashed"
 	ActionMasterKeyRotate = "masterkey.rotate"
+	ActionKeyRotate       = "key.rotate"
+	ActionKeyRollback     = "key.rollback"
+	ActionVersionDestroy  = "key.version_destroyed"
+	ActionKeyVerify       = "key.verify"
+	ActionKeyExport       = "key.export"
+	ActionKeyRemind       = "key.reminder_sent"
 )
 
 // AuditActions lists the actions for filter menus.
@@ -28,6 +34,7 @@ func AuditActions() []string {
 	return []string{
 		ActionSignIn, ActionSignInFailed, ActionSignInThrottle, ActionSignOut,
 		ActionKeyCreate, ActionKeyUpdate, ActionKeyReveal, ActionKeyArchive,
+		ActionKeyRotate, ActionKeyRollback, ActionVersionDestroy, ActionKeyVerify, ActionKeyExport, ActionKeyRemind,
 		ActionUserCreate, ActionUserDeactivate, ActionPasswordRehash, ActionMasterKeyRotate,
 	}
 }

@@ -64,8 +64,18 @@ type KeyVersion struct {
 	CreatedAt    time.Time
 	CreatedBy    string
 	SupersededAt *time.Time
+	DestroyAfter *time.Time
 	DestroyedAt  *time.Time
 	MaskedHint   string
+}
+
+// Current reports whether this is the version in use.
+func (v *KeyVersion) Current() bool { return v.SupersededAt == nil && v.DestroyedAt == nil }
+
+// InGrace reports whether a superseded version can still be revealed or
+// rolled back to at now.
+func (v *KeyVersion) InGrace(now time.Time) bool {
+	return v.SupersededAt != nil && v.DestroyedAt == nil && v.DestroyAfter != nil && now.Before(*v.DestroyAfter)
 }
 
 // KeyInput is a registration or an edit as typed into the form or the API:
@@ -264,4 +274,55 @@ func RotationStatusAt(now, rotateBy time.Time) RotationStatus {
 		return RotationDueSoon
 	}
 	return RotationOK
+}
+
+// Grace periods for superseded versions after a rotation.
+const (
+	DefaultGraceDays = 7
+	MaxGraceDays     = 90
+)
+
+// RotateInput is a rotation as typed into the form or the API.
+type RotateInput struct {
+	Value     string
+	GraceDays string
+	// ExpectedVersion is the version the person saw when they decided to
+	// rotate; if another rotation got there first, theirs is refused
+	// rather than silently stacked on top. Empty: the current version.
+	ExpectedVersion string
+}
+
+// Rotation is a validated rotation.
+type Rotation struct {
+	Value           string
+	GraceDays       int
+	ExpectedVersion int
+}
+
+// ValidateRotation checks a rotation.
+func ValidateRotation(in RotateInput) (Rotation, error) {
+	var v Validation
+	out := Rotation{GraceDays: DefaultGraceDays}
+	value, problem := CheckValue(in.Value)
+	if problem != "" {
+		v.Add("value", problem)
+	}
+	out.Value = value
+	if g := strings.TrimSpace(in.GraceDays); g != "" {
+		n, err := strconv.Atoi(g)
+		if err != nil || n < 0 || n > MaxGraceDays {
+			v.Add("grace_days", "Grace period must be a whole number of days from 0 to "+strconv.Itoa(MaxGraceDays)+".")
+		} else {
+			out.GraceDays = n
+		}
+	}
+	if e := strings.TrimSpace(in.ExpectedVersion); e != "" {
+		n, err := strconv.Atoi(e)
+		if err != nil || n < 1 {
+			v.Add("version", "The form's version field is damaged; reload the page.")
+		} else {
+			out.ExpectedVersion = n
+		}
+	}
+	return out, v.Err()
 }

@@ -52,8 +52,11 @@ func (s *Store) CreateKey(ctx context.Context, actor keyledger.Actor, in keyledg
 			return err
 		}
 		var dupName, dupEnv, dupProject string
-		err = tx.QueryRow(ctx, `SELECT k.name, e.name, k.project FROM keys k JOIN environments e ON e.id = k.environment_id
-			WHERE k.fingerprint = $1 AND k.archived_at IS NULL LIMIT 1`, fp).Scan(&dupName, &dupEnv, &dupProject)
+		// Any version still revealable counts: an old version in its grace
+		// period is a live secret too.
+		err = tx.QueryRow(ctx, `SELECT k.name, e.name, k.project FROM key_versions v JOIN keys k ON k.id = v.key_id
+			JOIN environments e ON e.id = k.environment_id
+			WHERE v.fingerprint = $1 AND v.destroyed_at IS NULL AND k.archived_at IS NULL LIMIT 1`, fp).Scan(&dupName, &dupEnv, &dupProject)
 		if err == nil {
 			return &keyledger.Error{Code: keyledger.ECONFLICT, Message: "This value is already stored.",
 				Fields: map[string]string{"value": fmt.Sprintf("This value is already stored as %q (%s, %s). One key per purpose and environment: create a new key at the provider instead of reusing one.", dupName, dupProject, dupEnv)}}
@@ -82,8 +85,8 @@ func (s *Store) CreateKey(ctx context.Context, actor keyledger.Actor, in keyledg
 		if err != nil {
 			return fmt.Errorf("seal value: %w", err)
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO key_versions (key_id, version, kek_id, wrapped_dek, nonce, ciphertext, masked_hint, created_by, created_at)
-			VALUES ($1, 1, $2, $3, $4, $5, $6, $7, $8)`, id, sealed.KEKID, sealed.WrappedDEK, sealed.Nonce, sealed.Ciphertext, hint, actor.User.ID, now); err != nil {
+		if _, err := tx.Exec(ctx, `INSERT INTO key_versions (key_id, version, kek_id, wrapped_dek, nonce, ciphertext, masked_hint, fingerprint, created_by, created_at)
+			VALUES ($1, 1, $2, $3, $4, $5, $6, $7, $8, $9)`, id, sealed.KEKID, sealed.WrappedDEK, sealed.Nonce, sealed.Ciphertext, hint, fp, actor.User.ID, now); err != nil {
 			return err
 		}
 		details := map[string]any{"provider": string(nk.Provider), "project": nk.Project, "owner": nk.OwnerEmail}
@@ -182,7 +185,7 @@ type KeyFilter struct {
 	Provider    string
 	Project     string
 	Q           string
-	Status      string // overdue | due_soon | ok | archived
+	Status      string // overdue | due_soon | ok | failing | never_verified | archived
 	Sort        string // name | project | environment | owner | provider | rotate_by | verified | created
 	Desc        bool
 	Page        int
@@ -270,6 +273,10 @@ func (s *Store) ListKeys(ctx context.Context, actor keyledger.Actor, f KeyFilter
 		add("k.rotate_by <= $?", now.Add(keyledger.DueSoonWindow))
 	case "ok":
 		add("k.rotate_by > $?", now.Add(keyledger.DueSoonWindow))
+	case "failing":
+		add("k.verify_result = ANY($?)", []string{keyledger.VerifyInvalid, keyledger.VerifyForbidden, keyledger.VerifyQuota})
+	case "never_verified":
+		where = append(where, "k.last_verified_at IS NULL")
 	}
 	cond := " WHERE " + strings.Join(where, " AND ")
 	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM keys k JOIN environments e ON e.id = k.environment_id
@@ -322,14 +329,14 @@ func (s *Store) KeyVersions(ctx context.Context, actor keyledger.Actor, id strin
 	if _, err := s.GetKey(ctx, actor, id); err != nil {
 		return nil, err
 	}
-	rows, err := s.pool.Query(ctx, `SELECT v.version, v.created_at, coalesce(u.email, ''), v.superseded_at, v.destroyed_at, v.masked_hint
+	rows, err := s.pool.Query(ctx, `SELECT v.version, v.created_at, coalesce(u.email, ''), v.superseded_at, v.destroy_after, v.destroyed_at, v.masked_hint
 		FROM key_versions v LEFT JOIN users u ON u.id = v.created_by WHERE v.key_id = $1 ORDER BY v.version DESC`, id)
 	if err != nil {
 		return nil, s.internal(ctx, "list key versions", err)
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (keyledger.KeyVersion, error) {
 		var v keyledger.KeyVersion
-		err := r.Scan(&v.Version, &v.CreatedAt, &v.CreatedBy, &v.SupersededAt, &v.DestroyedAt, &v.MaskedHint)
+		err := r.Scan(&v.Version, &v.CreatedAt, &v.CreatedBy, &v.SupersededAt, &v.DestroyAfter, &v.DestroyedAt, &v.MaskedHint)
 		return v, err
 	})
 	if err != nil {
@@ -349,7 +356,8 @@ type RevealRecord struct {
 	StillValid bool // the version revealed is still the current one
 }
 
-// KeyReveals lists who has seen a key's value, newest first.
+// KeyReveals lists who has seen a key's value (reveals and exports),
+// newest first.
 func (s *Store) KeyReveals(ctx context.Context, actor keyledger.Actor, id string, limit int) ([]RevealRecord, error) {
 	k, err := s.GetKey(ctx, actor, id)
 	if err != nil {
@@ -359,7 +367,7 @@ func (s *Store) KeyReveals(ctx context.Context, actor keyledger.Actor, id string
 		limit = 100
 	}
 	rows, err := s.pool.Query(ctx, `SELECT at, actor_email, coalesce(key_version, 0), reason, action, ip FROM audit_events
-		WHERE key_id = $1 AND action = ANY($2) ORDER BY at DESC, id DESC LIMIT $3`, id, []string{keyledger.ActionKeyReveal}, limit)
+		WHERE key_id = $1 AND action = ANY($2) ORDER BY at DESC, id DESC LIMIT $3`, id, []string{keyledger.ActionKeyReveal, keyledger.ActionKeyExport}, limit)
 	if err != nil {
 		return nil, s.internal(ctx, "list reveals", err)
 	}

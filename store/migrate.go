@@ -8,6 +8,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/tern/v2/migrate"
 	"github.com/keyledger/keyledger/migrations"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivermigrate"
 )
 
 const versionTable = "public.schema_version"
@@ -61,6 +63,15 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool) (MigrationState, error) {
 		return st, fmt.Errorf("migrate from version %d to %d: %w", st.Current, st.Latest, err)
 	}
 	st.Current = st.Latest
+	// River keeps its job tables in the same database; its migrations run
+	// under the same lock so replicas do not race on them either.
+	rm, err := rivermigrate.New(riverpgxv5.New(pool), nil)
+	if err != nil {
+		return st, fmt.Errorf("migrate job queue: %w", err)
+	}
+	if _, err := rm.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
+		return st, fmt.Errorf("migrate job queue: %w", err)
+	}
 	return st, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/keyledger/keyledger"
@@ -24,6 +25,13 @@ type Revealed struct {
 // event; the value is returned only after that commit succeeded. If the
 // audit row cannot be written, nothing is revealed.
 func (s *Store) Reveal(ctx context.Context, actor keyledger.Actor, id, reason string) (Revealed, error) {
+	return s.RevealVersion(ctx, actor, id, 0, reason)
+}
+
+// RevealVersion is Reveal for a given version: 0 is the current one; a
+// superseded version can be revealed until its grace period ends, for
+// staged roll-outs that still need the old value.
+func (s *Store) RevealVersion(ctx context.Context, actor keyledger.Actor, id string, version int, reason string) (Revealed, error) {
 	var out Revealed
 	if actor.User == nil {
 		return out, keyledger.Errorf(keyledger.EUNAUTHORIZED, "Please sign in.")
@@ -58,27 +66,35 @@ func (s *Store) Reveal(ctx context.Context, actor keyledger.Actor, id, reason st
 		if reason, err = keyledger.CheckReason(reason, k.EnvironmentInfo.ReasonRequired); err != nil {
 			return err
 		}
+		if version == 0 {
+			version = k.CurrentVersion
+		}
 		var env crypto.Envelope
 		var destroyed bool
-		err = tx.QueryRow(ctx, `SELECT coalesce(kek_id, ''), wrapped_dek, nonce, ciphertext, destroyed_at IS NOT NULL
-			FROM key_versions WHERE key_id = $1 AND version = $2`, id, k.CurrentVersion).
-			Scan(&env.KEKID, &env.WrappedDEK, &env.Nonce, &env.Ciphertext, &destroyed)
-		if errors.Is(err, pgx.ErrNoRows) || destroyed {
+		var destroyAfter *time.Time
+		err = tx.QueryRow(ctx, `SELECT coalesce(kek_id, ''), wrapped_dek, nonce, ciphertext, destroyed_at IS NOT NULL, destroy_after
+			FROM key_versions WHERE key_id = $1 AND version = $2`, id, version).
+			Scan(&env.KEKID, &env.WrappedDEK, &env.Nonce, &env.Ciphertext, &destroyed, &destroyAfter)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows) && version == k.CurrentVersion:
 			return keyledger.Errorf(keyledger.EINTERNAL, "The current version of this key is missing; nothing was revealed.")
-		}
-		if err != nil {
+		case errors.Is(err, pgx.ErrNoRows):
+			return keyledger.ErrNotFound("Version")
+		case err != nil:
 			return err
+		case destroyed || (version != k.CurrentVersion && (destroyAfter == nil || !s.now().Before(*destroyAfter))):
+			return keyledger.Errorf(keyledger.ECONFLICT, "Version %d was destroyed at the end of its grace period; only the current version can be revealed.", version)
 		}
-		value, err = s.keyring.Open(versionSubject(id, k.CurrentVersion), env)
+		value, err = s.keyring.Open(versionSubject(id, version), env)
 		if err != nil {
 			// A tampered or swapped row: say so plainly, log the key id,
 			// reveal nothing, and commit no reveal event.
-			s.log.ErrorContext(ctx, "key version does not decrypt", "key_id", id, "version", k.CurrentVersion, "err", err)
+			s.log.ErrorContext(ctx, "key version does not decrypt", "key_id", id, "version", version, "err", err)
 			return &keyledger.Error{Code: keyledger.EINTERNAL, Message: "This key's stored value failed its integrity check (it was altered, moved, or sealed under another master key). Nothing was revealed; an admin should check the database and the master key."}
 		}
-		out.Key, out.Version = k, k.CurrentVersion
+		out.Key, out.Version = k, version
 		return writeAudit(ctx, tx, auditEntry{Actor: actor, Action: keyledger.ActionKeyReveal, KeyID: id, KeyName: k.Name,
-			KeyVersion: k.CurrentVersion, Environment: k.Environment, Reason: reason})
+			KeyVersion: version, Environment: k.Environment, Reason: reason})
 	})
 	if err != nil {
 		clear(value)

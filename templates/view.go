@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/keyledger/keyledger"
@@ -118,6 +119,11 @@ type KeyDetailView struct {
 	RevealRefusal string
 	ReasonError   string
 	Reason        string
+	// CanVerify: the provider can be checked automatically.
+	CanVerify bool
+	NoteError string
+	Note      string
+	Now       time.Time
 }
 
 // RevealRow is one line of "who has seen this key".
@@ -127,6 +133,7 @@ type RevealRow struct {
 	Version    int
 	Reason     string
 	StillValid bool
+	Export     bool
 }
 
 // RevealView shows a revealed value once.
@@ -236,10 +243,15 @@ func verifyBadge(k *keyledger.Key) (string, string) {
 	if k.LastVerifiedAt == nil {
 		return "never checked", "warn"
 	}
-	if k.VerifyResult == "ok" {
-		return "ok " + date(*k.LastVerifiedAt), "good"
+	label := strings.ReplaceAll(k.VerifyResult, "_", " ") + " " + date(*k.LastVerifiedAt)
+	switch {
+	case k.VerifyResult == keyledger.VerifyOK || k.VerifyResult == keyledger.VerifyManual:
+		return label, "good"
+	case keyledger.VerifyFailing(k.VerifyResult):
+		return label, "bad"
 	}
-	return k.VerifyResult + " " + date(*k.LastVerifiedAt), "bad"
+	// Rate limited or unreachable says nothing about the key itself.
+	return label, "warn"
 }
 
 func plural(n int, one, many string) string {
@@ -247,4 +259,60 @@ func plural(n int, one, many string) string {
 		return fmt.Sprintf("%d %s", n, one)
 	}
 	return fmt.Sprintf("%d %s", n, many)
+}
+
+// RotateForm is the rotation form.
+type RotateForm struct {
+	Key       *keyledger.Key
+	GraceDays string
+	Version   int
+	Errors    map[string]string
+	Message   string
+}
+
+// RotationGroup is one section of the rotation page.
+type RotationGroup struct {
+	Status string
+	Title  string
+	Empty  string
+	Keys   []keyledger.Key
+	Total  int
+}
+
+// Option is a select option.
+type Option struct {
+	Value string
+	Label string
+}
+
+// ExportView is the export page.
+type ExportView struct {
+	Environment    string
+	Project        string
+	Format         string
+	Reason         string
+	ReasonRequired bool
+	Environments   []keyledger.Environment
+	Projects       []string
+	Formats        []Option
+	Errors         map[string]string
+	Message        string
+	Previewed      bool
+	Included       []RefusedRow
+	Refused        []RefusedRow
+}
+
+// RefusedRow is a key in the export preview.
+type RefusedRow struct {
+	Name    string
+	Project string
+	Owner   string
+	Reason  string
+}
+
+func graceLabel(now time.Time, v keyledger.KeyVersion) string {
+	if v.DestroyAfter == nil {
+		return ""
+	}
+	return "superseded, destroyed on " + date(*v.DestroyAfter)
 }

@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"html"
 	"io"
 	"net/http"
 	"net/url"
+	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -212,6 +214,12 @@ type authzWant struct {
 	status   int
 	location string // for redirects: the exact Location
 	revealed bool   // the body must carry the key's value (and only then may)
+	// download: the value comes as a file (Content-Disposition:
+	// attachment) rather than on the reveal page.
+	download bool
+	// body and actor: what the server answered and to whom (set on the
+	// answer got, for check).
+	body, actor string
 }
 
 // authzCase is one way of calling one route. A route may have several
@@ -228,6 +236,12 @@ type authzCase struct {
 	want             func(actor, envName string, k *keyledger.Key) authzWant
 	// check verifies the database afterwards (state changed iff allowed).
 	check func(t *testing.T, env *testEnv, k *keyledger.Key, form url.Values, got authzWant)
+	// prepare runs after the key is created and before the request, e.g.
+	// to rotate it; it returns values it stored, which no answer may show.
+	prepare func(t *testing.T, env *testEnv, k *keyledger.Key, uniq string) []string
+	// verifier: the route's server checks keys against a fake provider
+	// that accepts every key.
+	verifier bool
 }
 
 func signedIn(actor string) bool { return actor != actorAnonymous && actor != actorDeactivated }
@@ -237,8 +251,19 @@ func mayEdit(actor string) bool {
 	return actor == actorAdmin || actor == actorLead || actor == actorOwner
 }
 
+// mayReveal: the seeded policies (production: owner, leads and admins;
+// elsewhere any active user), for the key owned by "member".
+func mayReveal(actor, envName string) bool {
+	return signedIn(actor) && (envName != "production" || mayEdit(actor))
+}
+
 // needUser is what a route behind sign-in answers: anonymous visitors and
 // dead sessions are sent to sign in (GET) or refused (anything else).
+//
+// A POST from a deactivated user is a form rendered in the session that
+// died with the deactivation; its token is bound to that session, so the
+// CSRF guard refuses it as expired (403) before authentication would (401).
+// Both refuse; 403 is what the server must answer.
 func needUser(actor, method, path string, ok authzWant) authzWant {
 	if signedIn(actor) {
 		return ok
@@ -246,7 +271,21 @@ func needUser(actor, method, path string, ok authzWant) authzWant {
 	if method == http.MethodGet {
 		return authzWant{status: http.StatusSeeOther, location: "/login?next=" + url.QueryEscape(path)}
 	}
+	if actor == actorDeactivated {
+		return authzWant{status: http.StatusForbidden}
+	}
 	return authzWant{status: http.StatusUnauthorized}
+}
+
+// staleForm is needUser for the routes outside sign-in (POST /login,
+// POST /logout): a deactivated user's form is refused as expired.
+func staleForm(w authzWant) func(string, string, *keyledger.Key) authzWant {
+	return func(a, _ string, _ *keyledger.Key) authzWant {
+		if a == actorDeactivated {
+			return no403
+		}
+		return w
+	}
 }
 
 func keyPath(suffix string) func(*keyledger.Key) string {
@@ -317,9 +356,13 @@ func authzCases() []authzCase {
 			form: func(string, string, string) url.Values {
 				return url.Values{"email": {"member2@example.com"}, "password": {Password}}
 			},
-			want: public(authzWant{status: http.StatusSeeOther, location: "/keys"})},
+			want: staleForm(authzWant{status: http.StatusSeeOther, location: "/keys"})},
+		// Signing out of a session that is already gone just shows the
+		// sign-in page, whatever the token: there is nothing to protect.
 		{route: "POST /logout", method: "POST", path: fixedPath("/logout"),
-			want: public(authzWant{status: http.StatusSeeOther, location: "/login"})},
+			want: func(string, string, *keyledger.Key) authzWant {
+				return authzWant{status: http.StatusSeeOther, location: "/login"}
+			}},
 		{route: "GET /", method: "GET", path: fixedPath("/"),
 			want: everyone("GET", "/", authzWant{status: http.StatusSeeOther, location: "/keys"})},
 		{route: "GET /keys", method: "GET", path: fixedPath("/keys"), want: everyone("GET", "/keys", ok200)},
@@ -333,14 +376,21 @@ func authzCases() []authzCase {
 				return url.Values{"name": {"matrix " + uniq}, "project": {"checkout"}, "environment": {envName},
 					"owner": {owner}, "value": {authzSecret()}}
 			},
-			want: everyone("POST", "/keys", authzWant{status: http.StatusCreated}),
+			// Post/redirect/get: the Location names the new key, checked below.
+			want: everyone("POST", "/keys", authzWant{status: http.StatusSeeOther}),
 			check: func(t *testing.T, env *testEnv, _ *keyledger.Key, form url.Values, got authzWant) {
 				page, err := env.Store.ListKeys(context.Background(), keyledger.Actor{User: env.Users["admin"]}, store.KeyFilter{Q: form.Get("name")})
 				if err != nil {
 					t.Fatal(err)
 				}
-				if created := got.status == http.StatusCreated; (page.Total == 1) != created {
+				created := got.status == http.StatusSeeOther
+				if (page.Total == 1) != created {
 					t.Errorf("%d keys named %q after status %d", page.Total, form.Get("name"), got.status)
+				}
+				if created && page.Total == 1 {
+					if want := "/keys/" + page.Keys[0].ID + "?registered=1"; got.location != want {
+						t.Errorf("Location %q, want %q", got.location, want)
+					}
 				}
 			}},
 		{route: "GET /keys/:id", method: "GET", perEnv: true, needsKey: true, path: keyPath(""),
@@ -373,6 +423,145 @@ func authzCases() []authzCase {
 		{route: "POST /keys/:id/reveal", name: "without reason", method: "POST", perEnv: true, needsKey: true, path: keyPath("/reveal"),
 			want:  reveal(false),
 			check: checkReveals},
+		{route: "POST /keys/:id/reveal", name: "old version in grace", method: "POST", perEnv: true, needsKey: true, path: keyPath("/reveal"),
+			prepare: authzRotated,
+			form: func(string, string, string) url.Values {
+				return url.Values{"reason": {"authz matrix"}, "version": {"1"}}
+			},
+			want: reveal(true),
+			check: func(t *testing.T, env *testEnv, k *keyledger.Key, form url.Values, got authzWant) {
+				checkReveals(t, env, k, form, got)
+				if got.revealed && !strings.Contains(got.body, "version 1") {
+					t.Error("the reveal of version 1 does not say which version it shows")
+				}
+			}},
+		{route: "GET /keys/:id/rotate", method: "GET", perEnv: true, needsKey: true, path: keyPath("/rotate"),
+			want: editors("GET", "/rotate", func(*keyledger.Key) authzWant { return ok200 }),
+			check: func(t *testing.T, _ *testEnv, _ *keyledger.Key, _ url.Values, got authzWant) {
+				if got.status == http.StatusOK && !strings.Contains(got.body, `data-testid="rotate-submit"`) {
+					t.Error("the rotate page has no form")
+				}
+			}},
+		{route: "POST /keys/:id/rotate", method: "POST", perEnv: true, needsKey: true, path: keyPath("/rotate"),
+			form: func(string, string, string) url.Values {
+				return url.Values{"value": {authzSecret()}, "grace_days": {"7"}, "version": {"1"}}
+			},
+			want: editors("POST", "/rotate", func(k *keyledger.Key) authzWant {
+				return authzWant{status: http.StatusSeeOther, location: "/keys/" + k.ID + "?rotated=2"}
+			}),
+			check: func(t *testing.T, env *testEnv, k *keyledger.Key, _ url.Values, got authzWant) {
+				want := 1
+				if got.status == http.StatusSeeOther {
+					want = 2
+				}
+				if v := authzGetKey(env, t, k.ID).CurrentVersion; v != want {
+					t.Errorf("current version %d after status %d, want %d", v, got.status, want)
+				}
+				authzCheckActions(t, env, k, keyledger.ActionKeyRotate, got.status == http.StatusSeeOther)
+			}},
+		{route: "POST /keys/:id/rollback", method: "POST", perEnv: true, needsKey: true, path: keyPath("/rollback"),
+			prepare: authzRotated,
+			form:    func(string, string, string) url.Values { return url.Values{"version": {"1"}} },
+			want: editors("POST", "/rollback", func(k *keyledger.Key) authzWant {
+				return authzWant{status: http.StatusSeeOther, location: "/keys/" + k.ID + "?rolledback=1"}
+			}),
+			check: func(t *testing.T, env *testEnv, k *keyledger.Key, _ url.Values, got authzWant) {
+				want := 2
+				if got.status == http.StatusSeeOther {
+					want = 1
+				}
+				if v := authzGetKey(env, t, k.ID).CurrentVersion; v != want {
+					t.Errorf("current version %d after status %d, want %d", v, got.status, want)
+				}
+				authzCheckActions(t, env, k, keyledger.ActionKeyRollback, got.status == http.StatusSeeOther)
+			}},
+		// Without a verifier the check is unavailable (503) to those who
+		// may use it, and still forbidden to those who may not.
+		{route: "POST /keys/:id/verify", name: "no verifier", method: "POST", perEnv: true, needsKey: true, path: keyPath("/verify"),
+			want: func(a, envName string, k *keyledger.Key) authzWant {
+				w := authzWant{status: http.StatusServiceUnavailable}
+				if !mayReveal(a, envName) && !mayEdit(a) {
+					w = no403
+				}
+				return needUser(a, "POST", "/keys/"+k.ID+"/verify", w)
+			},
+			check: func(t *testing.T, env *testEnv, k *keyledger.Key, form url.Values, got authzWant) {
+				authzCheckVerified(t, env, k, "")
+				checkReveals(t, env, k, form, got)
+			}},
+		{route: "POST /keys/:id/verify", name: "with verifier", method: "POST", perEnv: true, needsKey: true, path: keyPath("/verify"),
+			verifier: true,
+			want: func(a, envName string, k *keyledger.Key) authzWant {
+				w := authzWant{status: http.StatusSeeOther, location: "/keys/" + k.ID + "?verified=ok"}
+				if !mayReveal(a, envName) && !mayEdit(a) {
+					w = no403
+				}
+				return needUser(a, "POST", "/keys/"+k.ID+"/verify", w)
+			},
+			check: func(t *testing.T, env *testEnv, k *keyledger.Key, form url.Values, got authzWant) {
+				want := ""
+				if got.status == http.StatusSeeOther {
+					want = keyledger.VerifyOK
+				}
+				authzCheckVerified(t, env, k, want)
+				authzCheckActions(t, env, k, keyledger.ActionKeyVerify, want != "")
+				checkReveals(t, env, k, form, got)
+			}},
+		{route: "POST /keys/:id/verify", name: "by hand", method: "POST", perEnv: true, needsKey: true, path: keyPath("/verify"),
+			form: func(string, string, string) url.Values {
+				return url.Values{"manual": {"1"}, "note": {"listed models with it"}}
+			},
+			want: editors("POST", "/verify", func(k *keyledger.Key) authzWant {
+				return authzWant{status: http.StatusSeeOther, location: "/keys/" + k.ID + "?verified=manual"}
+			}),
+			check: func(t *testing.T, env *testEnv, k *keyledger.Key, _ url.Values, got authzWant) {
+				want := ""
+				if got.status == http.StatusSeeOther {
+					want = keyledger.VerifyManual
+				}
+				authzCheckVerified(t, env, k, want)
+				authzCheckActions(t, env, k, keyledger.ActionKeyVerify, want != "")
+			}},
+		{route: "GET /rotation", method: "GET", path: fixedPath("/rotation"), want: everyone("GET", "/rotation", ok200)},
+		{route: "GET /export", method: "GET", perEnv: true, needsKey: true, prepare: authzOwnProject,
+			path: func(k *keyledger.Key) string { return authzExportPath(k) },
+			want: func(a, _ string, k *keyledger.Key) authzWant { return needUser(a, "GET", authzExportPath(k), ok200) },
+			check: func(t *testing.T, env *testEnv, k *keyledger.Key, _ url.Values, got authzWant) {
+				if got.status != http.StatusOK {
+					return
+				}
+				included, refused := exportLists(got.body)
+				a := got.actor
+				wantIn := mayReveal(a, k.Environment)
+				if strings.Contains(included, k.Name) != wantIn || strings.Contains(refused, k.Name) == wantIn {
+					t.Errorf("as %s the key is listed as included %v / left out %v, want included %v",
+						a, strings.Contains(included, k.Name), strings.Contains(refused, k.Name), wantIn)
+				}
+				authzCheckActions(t, env, k, keyledger.ActionKeyExport, false)
+			}},
+		{route: "POST /export", name: "with reason", method: "POST", perEnv: true, needsKey: true, prepare: authzOwnProject,
+			path: fixedPath("/export"),
+			form: func(_, envName, uniq string) url.Values {
+				return url.Values{"environment": {envName}, "project": {"p-" + uniq}, "format": {"json"}, "reason": {"authz matrix"}}
+			},
+			want: authzExport(true),
+			check: func(t *testing.T, env *testEnv, k *keyledger.Key, form url.Values, got authzWant) {
+				authzCheckActions(t, env, k, keyledger.ActionKeyExport, got.revealed)
+				checkReveals(t, env, k, form, authzWant{})
+				if got.status == http.StatusOK && !got.revealed && !strings.Contains(got.body, "nothing to download") {
+					t.Error("an export with nothing allowed does not say there is nothing to download")
+				}
+			}},
+		{route: "POST /export", name: "without reason", method: "POST", perEnv: true, needsKey: true, prepare: authzOwnProject,
+			path: fixedPath("/export"),
+			form: func(_, envName, uniq string) url.Values {
+				return url.Values{"environment": {envName}, "project": {"p-" + uniq}, "format": {"json"}}
+			},
+			want: authzExport(false),
+			check: func(t *testing.T, env *testEnv, k *keyledger.Key, form url.Values, got authzWant) {
+				authzCheckActions(t, env, k, keyledger.ActionKeyExport, got.revealed)
+				checkReveals(t, env, k, form, authzWant{})
+			}},
 		{route: "GET /audit", method: "GET", path: fixedPath("/audit"), want: func(a, _ string, _ *keyledger.Key) authzWant {
 			if a == actorAdmin || a == actorLead {
 				return ok200
@@ -443,7 +632,11 @@ func TestAuthzMatrix(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			env := newEnv(t)
+			var opts []envOption
+			if rc.verifier {
+				opts = append(opts, withVerifier(newFakeOpenAI(t, nil).verifier(t)))
+			}
+			env := newEnv(t, opts...)
 			var secrets []string // every value that exists in this env
 			envs := []string{""}
 			if rc.perEnv {
@@ -463,6 +656,9 @@ func TestAuthzMatrix(t *testing.T) {
 							k, value = authzKey(env, t, "member", envName, "matrix "+uniq)
 							secrets = append(secrets, value)
 						}
+						if rc.prepare != nil {
+							secrets = append(secrets, rc.prepare(t, env, k, uniq)...)
+						}
 						var form url.Values
 						if rc.form != nil {
 							form = rc.form(actor, envName, uniq)
@@ -474,7 +670,7 @@ func TestAuthzMatrix(t *testing.T) {
 						path := rc.path(k)
 						want := rc.want(actor, envName, k)
 						resp, body := authzSend(c, rc.method, path, form, nil)
-						got := authzWant{status: resp.StatusCode, location: resp.Header.Get("Location")}
+						got := authzWant{status: resp.StatusCode, location: resp.Header.Get("Location"), body: body, actor: actor}
 						if got.status != want.status {
 							t.Errorf("%s %s as %s: status %d, want %d\n%s", rc.method, path, actor, got.status, want.status, authzMain(body, ""))
 						}
@@ -486,9 +682,18 @@ func TestAuthzMatrix(t *testing.T) {
 						}
 						got.revealed = value != "" && strings.Contains(body, value)
 						if want.revealed {
-							if !got.revealed || !strings.Contains(body, `data-testid="secret-value"`) {
+							if !got.revealed {
+								t.Errorf("%s %s as %s: an allowed reveal does not carry the value", rc.method, path, actor)
+							}
+							if want.download {
+								if cd := resp.Header.Get("Content-Disposition"); !strings.HasPrefix(cd, "attachment;") {
+									t.Errorf("%s %s as %s: Content-Disposition %q, want an attachment", rc.method, path, actor, cd)
+								}
+							} else if !strings.Contains(body, `data-testid="secret-value"`) {
 								t.Errorf("%s %s as %s: an allowed reveal does not show the value", rc.method, path, actor)
 							}
+						} else if cd := resp.Header.Get("Content-Disposition"); cd != "" {
+							t.Errorf("%s %s as %s: status %d with Content-Disposition %q", rc.method, path, actor, got.status, cd)
 						}
 						for _, s := range secrets {
 							if s == value && want.revealed {
@@ -520,7 +725,9 @@ func TestAuthzMatrix(t *testing.T) {
 // existing key.
 func TestAuthzUnknownKeyIDs(t *testing.T) {
 	t.Parallel()
-	env := newEnv(t)
+	// With a verifier, so that POST verify looks the key up rather than
+	// saying checks are not configured.
+	env := newEnv(t, withVerifier(newFakeOpenAI(t, nil).verifier(t)))
 	existing, value := authzKey(env, t, "member", "production", "real key")
 	ids := []string{
 		"6f1c2b7e-8a4d-4c3b-9e2f-1a2b3c4d5e6f", // well-formed, unknown
@@ -532,7 +739,9 @@ func TestAuthzUnknownKeyIDs(t *testing.T) {
 		url.PathEscape("' OR '1'='1"),
 		"%00",
 	}
-	form := url.Values{"project": {"checkout"}, "owner": {"member@example.com"}, "reason": {"probing"}, "description": {"x"}}
+	// Valid input for every route, so that what is probed is the lookup.
+	form := url.Values{"project": {"checkout"}, "owner": {"member@example.com"}, "reason": {"probing"}, "description": {"x"},
+		"value": {authzSecret()}, "grace_days": {"7"}, "version": {"1"}}
 	var routes []string
 	for _, r := range env.Server.Routes() {
 		if strings.Contains(r, "/:id") && !strings.HasPrefix(r, "echo_") {
@@ -591,6 +800,133 @@ func TestAuthzUnknownKeyIDs(t *testing.T) {
 	}
 	if strings.Contains(env.Logs.String(), value) {
 		t.Error("a key's value appears in the server log")
+	}
+}
+
+// TestAuthzAnonymousPostWithoutToken: the CSRF check runs before
+// authentication, so a visitor with no CSRF cookie or token gets 403 on
+// every POST route (the matrix sends a valid token to reach the 401).
+func TestAuthzAnonymousPostWithoutToken(t *testing.T) {
+	t.Parallel()
+	env := newEnv(t)
+	k, value := authzKey(env, t, "member", "development", "no token")
+	for _, r := range env.Server.Routes() {
+		method, pattern, _ := strings.Cut(r, " ")
+		if method != http.MethodPost {
+			continue
+		}
+		path := strings.Replace(pattern, ":id", k.ID, 1)
+		if path == "/logout" {
+			// Without a session there is nothing to sign out of; the
+			// answer is the sign-in page (see the matrix).
+			continue
+		}
+		c := authzClient(env, t)
+		resp, body := authzSend(c, method, path, url.Values{"_csrf": {""}, "reason": {"x"},
+			"email": {"member@example.com"}, "password": {Password}}, nil)
+		if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "This form has expired") {
+			t.Errorf("%s without a token: status %d, want 403 with the expired-form message", r, resp.StatusCode)
+		}
+		if strings.Contains(body, value) {
+			t.Errorf("%s: the body contains a key's value", r)
+		}
+	}
+	if n := authzRevealCount(env, t, k.ID); n != 0 || authzGetKey(env, t, k.ID).Archived() {
+		t.Error("a POST without a token acted")
+	}
+}
+
+// authzRotated rotates the matrix key to a second version as its owner
+// (version 1 stays in its grace period) and returns the new value.
+func authzRotated(t *testing.T, env *testEnv, k *keyledger.Key, _ string) []string {
+	t.Helper()
+	v2 := authzSecret()
+	if _, err := env.Store.RotateKey(context.Background(), keyledger.Actor{User: env.Users["member"]}, k.ID,
+		keyledger.RotateInput{Value: v2, GraceDays: "7"}); err != nil {
+		t.Fatal(err)
+	}
+	return []string{v2}
+}
+
+// authzOwnProject moves the matrix key into a project of its own, so an
+// export of that project holds this key only.
+func authzOwnProject(t *testing.T, env *testEnv, k *keyledger.Key, uniq string) []string {
+	t.Helper()
+	k.Project = "p-" + uniq
+	if _, err := env.Pool.Exec(context.Background(), "UPDATE keys SET project = $2 WHERE id = $1", k.ID, k.Project); err != nil {
+		t.Fatal(err)
+	}
+	return nil
+}
+
+func authzExportPath(k *keyledger.Key) string {
+	return "/export?environment=" + url.QueryEscape(k.Environment) + "&project=" + url.QueryEscape(k.Project)
+}
+
+// authzExport: the reason check comes first (staging and production ask
+// for one), then each key is in the file if the actor may reveal it; an
+// export with nothing allowed is a page saying so.
+func authzExport(withReason bool) func(string, string, *keyledger.Key) authzWant {
+	return func(a, envName string, _ *keyledger.Key) authzWant {
+		var w authzWant
+		switch {
+		case envName != "development" && !withReason:
+			w = authzWant{status: http.StatusUnprocessableEntity}
+		case mayReveal(a, envName):
+			w = authzWant{status: http.StatusOK, revealed: true, download: true}
+		default:
+			w = ok200
+		}
+		return needUser(a, http.MethodPost, "/export", w)
+	}
+}
+
+// exportLists returns the "In the file" and "Left out" lists of the
+// export page.
+func exportLists(body string) (included, refused string) {
+	list := func(id string) string {
+		m := regexp.MustCompile(`(?s)<ul data-testid="` + id + `">(.*?)</ul>`).FindStringSubmatch(body)
+		if m == nil {
+			return ""
+		}
+		return html.UnescapeString(m[1])
+	}
+	return list("export-included"), list("export-refused")
+}
+
+// authzAuditCount counts a key's audit events of one action.
+func authzAuditCount(env *testEnv, t testing.TB, keyID, action string) int {
+	t.Helper()
+	page, err := env.Store.ListAudit(context.Background(), keyledger.Actor{User: env.Users["admin"]},
+		store.AuditFilter{KeyID: keyID, Action: action, Limit: 500})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(page.Events)
+}
+
+// authzCheckActions: one event of action for the key iff done.
+func authzCheckActions(t *testing.T, env *testEnv, k *keyledger.Key, action string, done bool) {
+	t.Helper()
+	want := 0
+	if done {
+		want = 1
+	}
+	if n := authzAuditCount(env, t, k.ID, action); n != want {
+		t.Errorf("%d %s events, want %d", n, action, want)
+	}
+}
+
+// authzCheckVerified: the key's last check has result want ("": never
+// checked).
+func authzCheckVerified(t *testing.T, env *testEnv, k *keyledger.Key, want string) {
+	t.Helper()
+	after := authzGetKey(env, t, k.ID)
+	switch {
+	case want == "" && after.LastVerifiedAt != nil:
+		t.Errorf("the key was checked (%q)", after.VerifyResult)
+	case want != "" && (after.LastVerifiedAt == nil || after.VerifyResult != want):
+		t.Errorf("verify result %q (at %v), want %q", after.VerifyResult, after.LastVerifiedAt, want)
 	}
 }
 

@@ -294,13 +294,17 @@ func (b *browser) registerKey(f keyForm) {
 			b.fatalf("select #%s = %q (%v), want %q", id, got, err, want)
 		}
 	}
-	if st := b.press(`[data-testid="register-submit"]`); st != http.StatusCreated {
+	// Post/redirect/get: the browser follows the 303 to the new key's page.
+	if st := b.press(`[data-testid="register-submit"]`); st != http.StatusOK {
 		b.fatalf("register %s: status %d", f.name, st)
+	}
+	if p := b.path(); !registeredLocation.MatchString(p) {
+		b.fatalf("after registering the browser is at %s, want /keys/{id}?registered=1", p)
 	}
 	if got := b.text(`[data-testid="key-name"]`); got != f.name {
 		b.fatalf("key page shows name %q, want %q", got, f.name)
 	}
-	if flash := b.text(".flash.ok"); flash != "Registered "+f.name+"." {
+	if flash := b.text(".flash.ok"); !strings.HasPrefix(flash, "Registered.") {
 		b.fatalf("flash after register: %q", flash)
 	}
 	// The masked hint, and nowhere the value.
@@ -368,6 +372,51 @@ func TestBrowserKeyFlow(t *testing.T) {
 		b.fatalf("the key page after the reveal contains the value")
 	}
 
+	// Rotate it: paste a new value; version 1 stays for its grace period.
+	keyPage := b.path()
+	if st := b.press(`[data-testid="rotate"]`); st != http.StatusOK {
+		b.fatalf("open Rotate…: status %d", st)
+	}
+	if h1 := b.text("main h1"); h1 != "Rotate OpenAI dev" {
+		b.fatalf("rotate page heading %q", h1)
+	}
+	if g, err := chromedp.Run(b.ctx, chromedp.Value(chromedp.ID("grace_days"))); err != nil || g != "7" {
+		b.fatalf("grace period field %q (%v), want 7", g, err)
+	}
+	const rotated = "sk-proj-BrowserTestROTATEDw3Xk9Lm2Qp7Rt5Yv8Zn1Bc4Df6Gh0Jq"
+	b.do("paste the new value", chromedp.SendKeys(chromedp.ID("value"), rotated, chromedp.NodeVisible))
+	graceFrom := time.Now().AddDate(0, 0, 7).UTC().Format("2006-01-02")
+	if st := b.press(`[data-testid="rotate-submit"]`); st != http.StatusOK {
+		b.fatalf("rotate: status %d", st)
+	}
+	graceTo := time.Now().AddDate(0, 0, 7).UTC().Format("2006-01-02")
+	if p := b.path(); p != keyPage+"?rotated=2" {
+		b.fatalf("after rotating the browser is at %s, want %s?rotated=2", p, keyPage)
+	}
+	if flash := b.text(".flash.ok"); !strings.HasPrefix(flash, "Rotated: version 2 is now current.") {
+		b.fatalf("flash after rotating: %q", flash)
+	}
+	versions := evalIn[string](b, `[...document.querySelectorAll('[data-testid="version-row"]')].map(r => r.cells[0].innerText.trim() + "=" + r.querySelector('[data-testid="version-state"]').innerText.trim()).join("|")`)
+	if versions != "2=current|1=superseded, destroyed on "+graceFrom && versions != "2=current|1=superseded, destroyed on "+graceTo {
+		b.fatalf("versions table %q, want version 2 current and version 1 superseded until %s", versions, graceTo)
+	}
+	if hint := b.text(`[data-testid="key-hint"]`); hint != keyledger.MaskedHint(rotated) {
+		b.fatalf("key hint after rotating %q, want %q", hint, keyledger.MaskedHint(rotated))
+	}
+	if html := evalIn[string](b, `document.documentElement.outerHTML`); strings.Contains(html, value) || strings.Contains(html, rotated) {
+		b.fatalf("the key page after rotating contains a value")
+	}
+	b.do("type a reason", chromedp.SendKeys(chromedp.ID("reason"), "browser test: after rotation", chromedp.NodeVisible))
+	if st := b.press(`[data-testid="reveal-submit"]`); st != http.StatusOK {
+		b.fatalf("reveal after rotating: status %d", st)
+	}
+	if got := b.text(`[data-testid="secret-value"]`); got != rotated {
+		b.fatalf("after rotating the reveal shows %q, want the new value", got)
+	}
+	if st := b.press(`main > p > a[href^="/keys/"]`); st != http.StatusOK {
+		b.fatalf("back to the key page: status %d", st)
+	}
+
 	// A production key owned by member: member2 may see it but not reveal it.
 	const prodValue = "sk-proj-BrowserTestPRODr8Ys3nL0vX5qM2kW7jD4hG9cB1tF6zE"
 	b.registerKey(keyForm{name: "OpenAI prod", project: "checkout", environment: "production", owner: "member@example.com", value: prodValue})
@@ -412,7 +461,7 @@ func TestBrowserKeyFlow(t *testing.T) {
 	if problems := b.consoleProblems(); len(problems) > 0 {
 		t.Errorf("the pages logged %d console errors or warnings:\n%s", len(problems), strings.Join(problems, "\n"))
 	}
-	if strings.Contains(env.Logs.String(), value) || strings.Contains(env.Logs.String(), prodValue) {
+	if logs := env.Logs.String(); strings.Contains(logs, value) || strings.Contains(logs, prodValue) || strings.Contains(logs, rotated) {
 		t.Error("a value appears in the server log")
 	}
 	t.Logf("browser key flow took %v", time.Since(start).Round(time.Millisecond))

@@ -18,9 +18,9 @@ import (
 // csrfGuard refuses cross-site state changes twice over: Go's
 // CrossOriginProtection rejects requests whose Sec-Fetch-Site or Origin
 // say they came from another site, and every POST must carry a token in
-// the _csrf field. The token is an HMAC of a random cookie value (signed
-// double submit), so a cookie planted from a sibling subdomain does not
-// yield a valid token without the server's key.
+// the _csrf field. The token is an HMAC of a random cookie value and, once
+// signed in, of the session id: a token fetched in one session is worthless
+// in another, so a cookie planted from a sibling subdomain gains nothing.
 type csrfGuard struct {
 	key        []byte
 	cookieName string
@@ -49,10 +49,12 @@ func newCSRFGuard(key []byte, secure bool, baseURL string) (*csrfGuard, error) {
 	return g, nil
 }
 
-func (g *csrfGuard) tokenFor(seed string) string {
+func (g *csrfGuard) tokenFor(seed, session string) string {
 	m := hmac.New(sha256.New, g.key)
 	m.Write([]byte("keyledger csrf v1\x00"))
 	m.Write([]byte(seed))
+	m.Write([]byte{0})
+	m.Write([]byte(session))
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
 
@@ -83,7 +85,12 @@ func (g *csrfGuard) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 				return echo.NewHTTPError(http.StatusBadRequest, "the form could not be read")
 			}
 			sent := req.PostFormValue("_csrf")
-			if seed == "" || sent == "" || subtle.ConstantTimeCompare([]byte(sent), []byte(g.tokenFor(seed))) != 1 {
+			if seed == "" || sent == "" || subtle.ConstantTimeCompare([]byte(sent), []byte(g.tokenFor(seed, sessionOf(c)))) != 1 {
+				if req.URL.Path == "/logout" && sessionOf(c) == "" {
+					// Signing out of a session that already ended (timed
+					// out, revoked) is no threat: just show the sign-in.
+					return c.Redirect(http.StatusSeeOther, "/login")
+				}
 				return errCSRF
 			}
 		}
@@ -94,7 +101,7 @@ func (g *csrfGuard) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 			}
 			c.SetCookie(&http.Cookie{Name: g.cookieName, Value: seed, Path: "/", HttpOnly: true, Secure: g.secure, SameSite: http.SameSiteStrictMode})
 		}
-		c.Set(ctxCSRF, g.tokenFor(seed))
+		c.Set(ctxCSRF, g.tokenFor(seed, sessionOf(c)))
 		return next(c)
 	}
 }
@@ -102,4 +109,9 @@ func (g *csrfGuard) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 func csrfToken(c echo.Context) string {
 	t, _ := c.Get(ctxCSRF).(string)
 	return t
+}
+
+func sessionOf(c echo.Context) string {
+	id, _ := c.Get(ctxSessionID).(string)
+	return id
 }

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/keyledger/keyledger"
 	"github.com/keyledger/keyledger/store"
 	"github.com/keyledger/keyledger/store/storetest"
@@ -28,6 +29,17 @@ type testEnv struct {
 	HTTP   *httptest.Server
 	Logs   *syncBuffer
 	Users  map[string]*keyledger.User // "admin", "lead", "member", "member2", "gone"
+	// Pool is the store's database, for tests that set up states only
+	// time would produce (e.g. a rotation date in the past).
+	Pool *pgxpool.Pool
+}
+
+// envOption adjusts the web configuration of a test env.
+type envOption func(*web.Config)
+
+// withVerifier makes the server check keys with v (POST /keys/:id/verify).
+func withVerifier(v keyledger.Verifier) envOption {
+	return func(c *web.Config) { c.Verifier = v }
 }
 
 // Password is every test user's password.
@@ -50,16 +62,20 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func newEnv(t testing.TB) *testEnv {
+func newEnv(t testing.TB, opts ...envOption) *testEnv {
 	t.Helper()
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	st, _ := storetest.NewStore(t, store.Options{Logger: log})
-	srv, err := web.New(web.Config{}, st, log)
+	var cfg web.Config
+	for _, o := range opts {
+		o(&cfg)
+	}
+	srv, err := web.New(cfg, st, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	env := &testEnv{t: t, Store: st, Server: srv, Logs: logs, Users: map[string]*keyledger.User{}}
+	env := &testEnv{t: t, Store: st, Server: srv, Logs: logs, Users: map[string]*keyledger.User{}, Pool: st.Pool()}
 	env.HTTP = httptest.NewServer(srv)
 	t.Cleanup(env.HTTP.Close)
 	ctx := context.Background()
@@ -163,4 +179,41 @@ func (c *client) login(who string) *client {
 	}
 	c.get("/keys")
 	return c
+}
+
+// follow GETs the Location of a 303 answer, as a browser would.
+func (c *client) follow(resp *http.Response) (*http.Response, string) {
+	c.t.Helper()
+	loc := resp.Header.Get("Location")
+	if resp.StatusCode != http.StatusSeeOther || loc == "" {
+		c.t.Fatalf("want a 303 with a Location, got %d %q", resp.StatusCode, loc)
+	}
+	return c.get(loc)
+}
+
+// registeredLocation is where POST /keys sends the browser after a
+// registration (post/redirect/get).
+var registeredLocation = regexp.MustCompile(`^/keys/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\?registered=1$`)
+
+// register submits the register form, expects the redirect to the new
+// key's page and follows it; it returns the key id, the POST's response and
+// the key page that followed.
+func (c *client) register(form url.Values) (id string, post *http.Response, page string) {
+	c.t.Helper()
+	resp, body := c.post("/keys", form)
+	if resp.StatusCode != http.StatusSeeOther {
+		c.t.Fatalf("register: status %d, want 303\n%s", resp.StatusCode, body)
+	}
+	m := registeredLocation.FindStringSubmatch(resp.Header.Get("Location"))
+	if m == nil {
+		c.t.Fatalf("register: Location %q, want /keys/{id}?registered=1", resp.Header.Get("Location"))
+	}
+	if v := strings.TrimSpace(form.Get("value")); len(v) >= 8 && strings.Contains(body, v) {
+		c.t.Error("the register redirect carries the value")
+	}
+	r, page := c.follow(resp)
+	if r.StatusCode != http.StatusOK {
+		c.t.Fatalf("key page after register: status %d", r.StatusCode)
+	}
+	return m[1], resp, page
 }

@@ -236,16 +236,16 @@ func TestFormsRegisterLimits(t *testing.T) {
 	form.Set("name", name)
 	form.Set("value", "\n"+value+"\n") // surrounding whitespace does not count
 	form.Set("rotation_days", "3650")
-	resp, body := c.post("/keys", form)
-	if resp.StatusCode != http.StatusCreated {
-		t.Fatalf("status %d\n%s", resp.StatusCode, authzMain(body, ""))
-	}
+	id, _, body := c.register(form)
 	formsNoValue(t, env, body, value)
 	page, err := env.Store.ListKeys(t.Context(), actorOf(env, "member"), store.KeyFilter{})
 	if err != nil || len(page.Keys) != 1 {
 		t.Fatalf("%v, %d keys", err, len(page.Keys))
 	}
 	k := page.Keys[0]
+	if k.ID != id {
+		t.Errorf("redirected to key %s, registered %s", id, k.ID)
+	}
 	if k.Name != name || k.RotationDays != 3650 {
 		t.Errorf("stored name %d runes, rotation %d", len([]rune(k.Name)), k.RotationDays)
 	}
@@ -266,10 +266,8 @@ func TestFormsMarkupIsEscaped(t *testing.T) {
 	form.Set("project", `<b onmouseover="alert(2)">proj</b>`)
 	form.Set("scope", `"><svg onload=alert(3)>`)
 	form.Set("description", "<script>alert(4)</script>\n<img src=x onerror=alert(5)>")
-	resp, body := c.post("/keys", form)
-	if resp.StatusCode != http.StatusCreated {
-		t.Fatalf("status %d\n%s", resp.StatusCode, authzMain(body, ""))
-	}
+	// The key page the registration redirects to shows it all.
+	_, _, body := c.register(form)
 	page, err := env.Store.ListKeys(t.Context(), actorOf(env, "member"), store.KeyFilter{})
 	if err != nil || len(page.Keys) != 1 {
 		t.Fatalf("%v, %d keys", err, len(page.Keys))
@@ -290,7 +288,7 @@ func TestFormsMarkupIsEscaped(t *testing.T) {
 	if r422.StatusCode != http.StatusUnprocessableEntity {
 		t.Fatalf("bad registration: %d", r422.StatusCode)
 	}
-	pages := map[string]string{"register response": body, "refused register form": b422}
+	pages := map[string]string{"key page after registering": body, "refused register form": b422}
 	for _, p := range []string{"/keys", "/keys?q=" + url.QueryEscape("<script>"), "/keys/" + k.ID, "/keys/" + k.ID + "/edit"} {
 		r, b := c.get(p)
 		if r.StatusCode != http.StatusOK {
@@ -338,10 +336,7 @@ func TestFormsSQLMetacharactersStoredVerbatim(t *testing.T) {
 	form.Set("scope", `\'; SELECT pg_sleep(10); --`)
 	form.Set("description", `"; DELETE FROM audit_events; -- $1 %s`)
 	before := formsCount(env, t)
-	resp, body := c.post("/keys", form)
-	if resp.StatusCode != http.StatusCreated {
-		t.Fatalf("status %d\n%s", resp.StatusCode, authzMain(body, ""))
-	}
+	_, _, body := c.register(form)
 	if !strings.Contains(body, html.EscapeString("'; DROP TABLE keys; --")) {
 		t.Error("the name is not shown as typed")
 	}
@@ -618,6 +613,10 @@ func TestFormsCSRFRefused(t *testing.T) {
 		{"edit", "/keys/{id}/edit", url.Values{"project": {"csrf"}, "owner": {"member@example.com"}}, false},
 		{"archive", "/keys/{id}/archive", url.Values{}, false},
 		{"reveal", "/keys/{id}/reveal", url.Values{"reason": {"csrf"}}, false},
+		{"rotate", "/keys/{id}/rotate", url.Values{"value": {"sk-proj-CSRFrotatedVALUE0123456789"}, "grace_days": {"0"}, "version": {"1"}}, false},
+		{"roll back", "/keys/{id}/rollback", url.Values{"version": {"1"}}, false},
+		{"verify by hand", "/keys/{id}/verify", url.Values{"manual": {"1"}, "note": {"csrf"}}, false},
+		{"export", "/export", url.Values{"environment": {"development"}, "format": {"json"}}, false},
 		{"sign out", "/logout", url.Values{}, false},
 		{"sign in", "/login", url.Values{"email": {"member@example.com"}, "password": {Password}}, true},
 	}

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/keyledger/keyledger"
 	"github.com/keyledger/keyledger/store"
@@ -113,22 +114,54 @@ func (s *Server) keyCreate(c echo.Context) error {
 		}
 		return render(c, status, templates.KeyFormPage(s.page(c, "Register a key", "new"), f))
 	}
-	return s.renderKeyDetail(c, res.Key.ID, http.StatusCreated, "", "", append([]templates.Flash{{Kind: "ok", Message: "Registered " + res.Key.Name + "."}}, warnings(res.Warnings)...))
+	// Post/redirect/get: a reload of the key page must not resubmit.
+	return c.Redirect(http.StatusSeeOther, "/keys/"+res.Key.ID+"?registered=1")
 }
 
-func warnings(ws []string) []templates.Flash {
-	out := make([]templates.Flash, 0, len(ws))
-	for _, w := range ws {
-		out = append(out, templates.Flash{Kind: "warn", Message: w})
+func (s *Server) keyDetail(c echo.Context) error {
+	return s.renderKeyDetailWith(c, c.Param("id"), http.StatusOK, detailExtras{flash: flashFromQuery(c)})
+}
+
+// flashFromQuery turns the markers that redirects after a POST leave in
+// the URL into messages (no message text ever travels in the URL).
+func flashFromQuery(c echo.Context) []templates.Flash {
+	q := c.QueryParams()
+	var out []templates.Flash
+	if q.Get("registered") != "" {
+		out = append(out, templates.Flash{Kind: "ok", Message: "Registered. The value is encrypted; reveal it below when you need it."})
+	}
+	if v := q.Get("rotated"); v != "" {
+		out = append(out, templates.Flash{Kind: "ok", Message: "Rotated: version " + digits(v) + " is now current. Roll it out, then revoke the old key at the provider."})
+	}
+	if v := q.Get("rolledback"); v != "" {
+		out = append(out, templates.Flash{Kind: "ok", Message: "Rolled back: version " + digits(v) + " is current again."})
+	}
+	switch q.Get("verified") {
+	case "":
+	case keyledger.VerifyOK:
+		out = append(out, templates.Flash{Kind: "ok", Message: "Verified: the provider accepted the key."})
+	case keyledger.VerifyManual:
+		out = append(out, templates.Flash{Kind: "ok", Message: "Marked as verified by hand."})
+	default:
+		out = append(out, templates.Flash{Kind: "warn", Message: "Checked: the result is below."})
 	}
 	return out
 }
 
-func (s *Server) keyDetail(c echo.Context) error {
-	return s.renderKeyDetail(c, c.Param("id"), http.StatusOK, "", "", nil)
+func digits(s string) string {
+	if _, err := strconv.Atoi(s); err != nil {
+		return "?"
+	}
+	return s
 }
 
-func (s *Server) renderKeyDetail(c echo.Context, id string, status int, reason, reasonErr string, flash []templates.Flash) error {
+type detailExtras struct {
+	reason, reasonErr string
+	note, noteErr     string
+	flash             []templates.Flash
+}
+
+func (s *Server) renderKeyDetailWith(c echo.Context, id string, status int, x detailExtras) error {
 	ctx := c.Request().Context()
 	actor := s.actor(c)
 	k, err := s.store.GetKey(ctx, actor, id)
@@ -143,18 +176,22 @@ func (s *Server) renderKeyDetail(c echo.Context, id string, status int, reason, 
 	if err != nil {
 		return err
 	}
-	v := templates.KeyDetailView{Key: k, Versions: versions, Reason: reason, ReasonError: reasonErr,
-		CanEdit: keyledger.CanEditKey(actor.User, k.OwnerID) == nil}
+	v := templates.KeyDetailView{Key: k, Versions: versions, Reason: x.reason, ReasonError: x.reasonErr, Note: x.note, NoteError: x.noteErr,
+		CanEdit: keyledger.CanEditKey(actor.User, k.OwnerID) == nil, Now: time.Now()}
 	if err := keyledger.CanReveal(actor.User, k.EnvironmentInfo, k.OwnerID); err != nil {
 		v.RevealRefusal = keyledger.ErrorMessage(err)
 	} else {
 		v.RevealAllowed = true
 	}
+	v.CanVerify = s.cfg.Verifier != nil && s.cfg.Verifier.Supports(k.Provider) && (v.RevealAllowed || v.CanEdit)
 	for _, r := range reveals {
-		v.Reveals = append(v.Reveals, templates.RevealRow{Time: r.Time, Email: r.Email, Version: r.Version, Reason: r.Reason, StillValid: r.StillValid})
+		v.Reveals = append(v.Reveals, templates.RevealRow{Time: r.Time, Email: r.Email, Version: r.Version, Reason: r.Reason, StillValid: r.StillValid, Export: r.Action == keyledger.ActionKeyExport})
 	}
 	p := s.page(c, k.Name, "keys")
-	p.Flash = flash
+	p.Flash = x.flash
+	if k.Environment != "production" && !k.Archived() && keyledger.LooksLive(k.MaskedHint) {
+		p.Flash = append(p.Flash, templates.Flash{Kind: "warn", Message: "This looks like a live production key (" + k.MaskedHint + ") but is registered under " + k.Environment + ". If it is live, move it to production or replace it with a test key."})
+	}
 	return render(c, status, templates.KeyDetailPage(p, v))
 }
 
@@ -210,10 +247,18 @@ func (s *Server) keyArchive(c echo.Context) error {
 func (s *Server) keyReveal(c echo.Context) error {
 	id := c.Param("id")
 	reason := c.FormValue("reason")
-	rev, err := s.store.Reveal(c.Request().Context(), s.actor(c), id, reason)
+	version := 0
+	if v := c.FormValue("version"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return keyledger.Errorf(keyledger.EINVALID, "The version to reveal is not a number.")
+		}
+		version = n
+	}
+	rev, err := s.store.RevealVersion(c.Request().Context(), s.actor(c), id, version, reason)
 	if err != nil {
-		if keyledger.ErrorCode(err) == keyledger.EINVALID {
-			return s.renderKeyDetail(c, id, http.StatusUnprocessableEntity, strings.TrimSpace(reason), keyledger.FieldErrors(err)["reason"], nil)
+		if keyledger.ErrorCode(err) == keyledger.EINVALID && keyledger.FieldErrors(err)["reason"] != "" {
+			return s.renderKeyDetailWith(c, id, http.StatusUnprocessableEntity, detailExtras{reason: strings.TrimSpace(reason), reasonErr: keyledger.FieldErrors(err)["reason"]})
 		}
 		return err
 	}

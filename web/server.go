@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keyledger/keyledger"
 	"github.com/keyledger/keyledger/static"
 	"github.com/keyledger/keyledger/store"
 	"github.com/labstack/echo/v4"
@@ -33,6 +34,8 @@ type Config struct {
 	BodyLimit string
 	// Ready reports readiness details beyond the database ping.
 	Ready func(ctx context.Context) error
+	// Verifier checks keys against their providers; nil disables checks.
+	Verifier keyledger.Verifier
 }
 
 // DefaultSessions: a secrets app signs idle people out after an hour and
@@ -80,6 +83,14 @@ func New(cfg Config, st *store.Store, log *slog.Logger) (*Server, error) {
 	e.HTTPErrorHandler = s.handleError
 	e.IPExtractor = ipExtractor(cfg.TrustedProxies)
 	e.Pre(middleware.RemoveTrailingSlash())
+	e.Pre(func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			// Request ids in logs and error pages must be ours; echo
+			// would otherwise keep a client-sent one.
+			c.Request().Header.Del(echo.HeaderXRequestID)
+			return next(c)
+		}
+	})
 	e.Use(middleware.RequestIDWithConfig(middleware.RequestIDConfig{
 		Generator: func() string { return randomID() },
 		// A client-sent id is ignored: ids in logs must be ours.
@@ -110,6 +121,13 @@ func New(cfg Config, st *store.Store, log *slog.Logger) (*Server, error) {
 	auth.POST("/keys/:id/edit", s.keyUpdate)
 	auth.POST("/keys/:id/archive", s.keyArchive)
 	auth.POST("/keys/:id/reveal", s.keyReveal)
+	auth.GET("/keys/:id/rotate", s.keyRotatePage)
+	auth.POST("/keys/:id/rotate", s.keyRotate)
+	auth.POST("/keys/:id/rollback", s.keyRollback)
+	auth.POST("/keys/:id/verify", s.keyVerify)
+	auth.GET("/rotation", s.rotationPage)
+	auth.GET("/export", s.exportPage)
+	auth.POST("/export", s.export)
 	auth.GET("/audit", s.auditPage)
 	s.echo = e
 	return s, nil

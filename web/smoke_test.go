@@ -12,20 +12,20 @@ func TestSmokeRegisterRevealAudit(t *testing.T) {
 	env := newEnv(t)
 	c := env.client().login("member")
 	const value = "sk-proj-SMOKEtestVALUE0123456789abcdefXy9z"
-	resp, body := c.post("/keys", url.Values{"name": {"openai dev"}, "project": {"checkout"}, "environment": {"development"},
+	// Post/redirect/get: 303 to the new key's page, which says it worked.
+	id, _, body := c.register(url.Values{"name": {"openai dev"}, "project": {"checkout"}, "environment": {"development"},
 		"owner": {"member@example.com"}, "value": {value}})
-	if resp.StatusCode != http.StatusCreated {
-		t.Fatalf("register: status %d\n%s", resp.StatusCode, body)
-	}
 	if strings.Contains(body, value) {
-		t.Fatal("the register response shows the value")
+		t.Fatal("the key page after registering shows the value")
+	}
+	if !strings.Contains(body, "Registered.") || !strings.Contains(body, `data-testid="key-name">openai dev<`) {
+		t.Fatalf("the key page after registering:\n%s", authzMain(body, ""))
 	}
 	keys, err := env.Store.ListKeys(t.Context(), actorOf(env, "member"), storeFilter())
-	if err != nil || len(keys.Keys) != 1 {
+	if err != nil || len(keys.Keys) != 1 || keys.Keys[0].ID != id {
 		t.Fatalf("list: %v %d", err, len(keys.Keys))
 	}
-	id := keys.Keys[0].ID
-	resp, body = c.post("/keys/"+id+"/reveal", url.Values{"reason": {"smoke test"}})
+	resp, body := c.post("/keys/"+id+"/reveal", url.Values{"reason": {"smoke test"}})
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("reveal: status %d\n%s", resp.StatusCode, body)
 	}

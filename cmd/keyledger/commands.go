@@ -322,3 +322,34 @@ func (m *Main) healthcheck(ctx context.Context) error {
 	}
 	return nil
 }
+
+func (m *Main) jobs(ctx context.Context, cfg Config) error {
+	return m.withStore(ctx, cfg, func(st *store.Store) error {
+		counts, fails, err := st.JobStatus(ctx)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(m.Stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "JOB\tSTATE\tCOUNT\tLATEST")
+		for _, c := range counts {
+			last := ""
+			if c.Last != nil {
+				last = c.Last.UTC().Format(time.RFC3339)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", c.Kind, c.State, c.Count, last)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		if len(counts) == 0 {
+			fmt.Fprintln(m.Stdout, "no jobs yet: they are scheduled by a running 'keyledger serve'")
+		}
+		if len(fails) > 0 {
+			fmt.Fprintln(m.Stdout, "\nrecent failures:")
+			for _, f := range fails {
+				fmt.Fprintf(m.Stdout, "  #%d %s (%s, attempt %d): %s\n", f.ID, f.Kind, f.State, f.Attempt, f.Error)
+			}
+		}
+		return nil
+	})
+}

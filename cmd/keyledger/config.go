@@ -2,7 +2,9 @@ package main
 
 import (
 	"errors"
+
 	"fmt"
+	"github.com/keyledger/keyledger"
 	"net"
 	"net/url"
 	"os"
@@ -11,6 +13,8 @@ import (
 	"time"
 
 	"github.com/keyledger/keyledger/crypto"
+	"github.com/keyledger/keyledger/notify"
+	"github.com/keyledger/keyledger/verify"
 	"github.com/keyledger/keyledger/web"
 )
 
@@ -32,6 +36,12 @@ type Config struct {
 	SessionMax     time.Duration
 	LogLevel       string
 	LogFormat      string
+
+	Verify         verify.Config
+	VerifyInterval time.Duration
+	// WebhookURL and SMTPURL hold credentials; never print them.
+	WebhookURL string
+	SMTPURL    string
 }
 
 // configError is one clear line: the variable, what is wrong, the fix.
@@ -108,6 +118,44 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	case "", "text", "json":
 	default:
 		return c, cfgErr("KEYLEDGER_LOG_FORMAT: want text or json, got %q", c.LogFormat)
+	}
+	c.Verify = verify.Config{
+		OpenAIBaseURL:    getenv("KEYLEDGER_OPENAI_BASE_URL"),
+		AnthropicBaseURL: getenv("KEYLEDGER_ANTHROPIC_BASE_URL"),
+		GitHubBaseURL:    getenv("KEYLEDGER_GITHUB_BASE_URL"),
+		StripeBaseURL:    getenv("KEYLEDGER_STRIPE_BASE_URL"),
+	}
+	for name, v := range map[string]string{
+		"KEYLEDGER_OPENAI_BASE_URL": c.Verify.OpenAIBaseURL, "KEYLEDGER_ANTHROPIC_BASE_URL": c.Verify.AnthropicBaseURL,
+		"KEYLEDGER_GITHUB_BASE_URL": c.Verify.GitHubBaseURL, "KEYLEDGER_STRIPE_BASE_URL": c.Verify.StripeBaseURL,
+	} {
+		if v == "" {
+			continue
+		}
+		if u, err := url.Parse(v); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" {
+			return c, cfgErr("%s: want a base URL like https://api.example.com or http://127.0.0.1:9000/openai (no credentials, no query), got something else", name)
+		}
+	}
+	if _, err := verify.New(c.Verify); err != nil {
+		return c, cfgErr("provider base URLs: %v", err)
+	}
+	if c.VerifyInterval, err = duration(getenv, "KEYLEDGER_VERIFY_INTERVAL", 24*time.Hour); err != nil {
+		return c, err
+	}
+	if c.VerifyInterval < time.Minute {
+		return c, cfgErr("KEYLEDGER_VERIFY_INTERVAL: want at least 1m so providers are not hammered, got %s", c.VerifyInterval)
+	}
+	c.WebhookURL = getenv("KEYLEDGER_WEBHOOK_URL")
+	if c.WebhookURL != "" {
+		if _, err := notify.NewWebhook(c.WebhookURL, nil); err != nil {
+			return c, cfgErr("KEYLEDGER_WEBHOOK_URL: %v; want the incoming-webhook URL your chat tool gave you (https://…)", err)
+		}
+	}
+	c.SMTPURL = getenv("KEYLEDGER_SMTP_URL")
+	if c.SMTPURL != "" {
+		if _, err := notify.NewSMTP(c.SMTPURL); err != nil {
+			return c, cfgErr("KEYLEDGER_SMTP_URL: %v; want smtp://user:password@host:587?from=keyledger@example.com", err)
+		}
 	}
 	if k := getenv("KEYLEDGER_MASTER_KEY"); k != "" {
 		if c.MasterKeyFile != "" {
@@ -199,4 +247,27 @@ func (c *Config) WebConfig() web.Config {
 	t := web.DefaultSessions()
 	t.Idle, t.Absolute = c.SessionIdle, c.SessionMax
 	return web.Config{BaseURL: c.BaseURL, SecureCookies: c.SecureCookies, Sessions: t, TrustedProxies: c.TrustedProxies}
+}
+
+// Notifier builds the reminder channels that are configured, or nil.
+func (c *Config) Notifier() (keyledger.Notifier, error) {
+	var m notify.Multi
+	if c.WebhookURL != "" {
+		w, err := notify.NewWebhook(c.WebhookURL, nil)
+		if err != nil {
+			return nil, cfgErr("KEYLEDGER_WEBHOOK_URL: %v", err)
+		}
+		m = append(m, w)
+	}
+	if c.SMTPURL != "" {
+		s, err := notify.NewSMTP(c.SMTPURL)
+		if err != nil {
+			return nil, cfgErr("KEYLEDGER_SMTP_URL: %v", err)
+		}
+		m = append(m, s)
+	}
+	if len(m) == 0 {
+		return nil, nil
+	}
+	return m, nil
 }

@@ -27,12 +27,15 @@ Usage:
   keyledger masterkey generate      print a new random master key (base64)
   keyledger masterkey rotate        re-wrap every data key under the first master key
   keyledger audit verify            check the audit log's hash chain
+  keyledger jobs                    show background jobs (verification, reminders, clean-up) by state
   keyledger healthcheck             exit 0 when the local server is ready
 
 Configuration (environment): KEYLEDGER_DATABASE_URL, KEYLEDGER_MASTER_KEY or
 KEYLEDGER_MASTER_KEY_FILE, KEYLEDGER_LISTEN, KEYLEDGER_BASE_URL,
 KEYLEDGER_SECURE_COOKIES, KEYLEDGER_TRUSTED_PROXIES, KEYLEDGER_SESSION_IDLE,
-KEYLEDGER_SESSION_MAX, KEYLEDGER_LOG_LEVEL, KEYLEDGER_LOG_FORMAT. See README.md.
+KEYLEDGER_SESSION_MAX, KEYLEDGER_LOG_LEVEL, KEYLEDGER_LOG_FORMAT,
+KEYLEDGER_OPENAI_BASE_URL (and _ANTHROPIC_, _GITHUB_, _STRIPE_), KEYLEDGER_VERIFY_INTERVAL,
+KEYLEDGER_WEBHOOK_URL, KEYLEDGER_SMTP_URL. See README.md.
 `
 
 // Main is the program with its inputs and outputs, so tests can run it.
@@ -116,6 +119,8 @@ func (m *Main) run(ctx context.Context, args []string) error {
 		return m.masterkeyRotate(ctx, cfg)
 	case "audit verify":
 		return m.auditVerify(ctx, cfg)
+	case "jobs ":
+		return m.jobs(ctx, cfg)
 	}
 	fmt.Fprint(m.Stderr, usage)
 	return &exitError{code: 2, msg: fmt.Sprintf("unknown command %q", (cmd + " " + sub))}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/keyledger/keyledger/store"
+	"github.com/keyledger/keyledger/verify"
 	"github.com/keyledger/keyledger/web"
 )
 
@@ -110,7 +111,21 @@ func (m *Main) serve(ctx context.Context, cfg Config) error {
 		}
 		return nil
 	}
+	verifier, err := verify.New(cfg.Verify)
+	if err != nil {
+		return cfgErr("provider base URLs: %v", err)
+	}
+	wcfg.Verifier = verifier
+	notifier, err := cfg.Notifier()
+	if err != nil {
+		return err
+	}
 	srv, err := web.New(wcfg, st, log)
+	if err != nil {
+		return err
+	}
+	jobs, err := st.NewJobs(store.JobsConfig{Verifier: verifier, Notifier: notifier, BaseURL: cfg.BaseURL,
+		VerifyInterval: cfg.VerifyInterval, Logger: log})
 	if err != nil {
 		return err
 	}
@@ -130,6 +145,9 @@ func (m *Main) serve(ctx context.Context, cfg Config) error {
 	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopBG()
 	go m.background(bg, log, st, cfg)
+	if err := jobs.Start(bg); err != nil {
+		return fmt.Errorf("start job queue: %w", err)
+	}
 
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
@@ -144,6 +162,9 @@ func (m *Main) serve(ctx context.Context, cfg Config) error {
 	defer cancel()
 	if err := hs.Shutdown(sctx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := jobs.Stop(sctx); err != nil {
+		log.Warn("job queue did not stop cleanly", "err", err)
 	}
 	stopBG()
 	// Chain what the last requests wrote before leaving.

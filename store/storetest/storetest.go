@@ -63,6 +63,9 @@ func schemaHash() (string, error) {
 		h.Write(b)
 		return nil
 	})
+	// River's own migrations go into the template too; bump this when
+	// upgrading River so templates are rebuilt.
+	h.Write([]byte("river v0.51.1"))
 	return hex.EncodeToString(h.Sum(nil))[:12], err
 }
 

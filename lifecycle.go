@@ -1,0 +1,80 @@
+package keyledger
+
+import (
+	"context"
+	"time"
+)
+
+// Verification results, as stored and shown.
+const (
+	VerifyOK          = "ok"
+	VerifyInvalid     = "invalid"
+	VerifyForbidden   = "forbidden"
+	VerifyQuota       = "quota"
+	VerifyRateLimited = "rate_limited"
+	VerifyUnreachable = "unreachable"
+	// VerifyManual marks a key a person checked by hand (providers
+	// keyledger cannot call).
+	VerifyManual = "manual"
+)
+
+// VerifyResults lists the results for filters and badges.
+func VerifyResults() []string {
+	return []string{VerifyOK, VerifyInvalid, VerifyForbidden, VerifyQuota, VerifyRateLimited, VerifyUnreachable, VerifyManual}
+}
+
+// VerifyFailing reports whether a result means the key does not work.
+func VerifyFailing(result string) bool {
+	switch result {
+	case VerifyInvalid, VerifyForbidden, VerifyQuota:
+		return true
+	}
+	return false
+}
+
+// VerifyResult is the outcome of using a key against its provider. Message
+// is short, human, and never contains the key or anything derived from it.
+type VerifyResult struct {
+	Result  string
+	Message string
+}
+
+// Verifier uses a key against its provider without revealing it to anyone.
+type Verifier interface {
+	// Supports reports whether keyledger can check this provider's keys.
+	Supports(p Provider) bool
+	// Verify calls the provider with secret and classifies the answer.
+	// It never returns an error: failure to reach the provider is the
+	// result VerifyUnreachable.
+	Verify(ctx context.Context, p Provider, secret string) VerifyResult
+}
+
+// Notification is a reminder for one key, sent to its owner and the leads.
+type Notification struct {
+	Kind        string // due_soon | overdue | failing
+	KeyID       string
+	KeyName     string
+	Project     string
+	Environment string
+	OwnerEmail  string
+	OwnerName   string
+	RotateBy    time.Time
+	Verify      string // last verification result, for failing
+	VerifyMsg   string
+	URL         string // the key's page
+	// Recipients are the email addresses to tell: the owner and the leads.
+	Recipients []string
+}
+
+// Reminder kinds.
+const (
+	RemindDueSoon = "due_soon"
+	RemindOverdue = "overdue"
+	RemindFailing = "failing"
+)
+
+// Notifier delivers reminders (chat webhook, email). Implementations must
+// not put secrets in messages; a Notification holds none.
+type Notifier interface {
+	Notify(ctx context.Context, n Notification) error
+}

@@ -1,0 +1,206 @@
+// Package notify delivers keyledger reminders (keys due for rotation, overdue
+// or failing verification) to people: a Slack-compatible chat webhook and
+// email over SMTP.
+//
+// Both channels send the same human text, built by [Text] (and [Subject]
+// for email). Every user-typed field of a [keyledger.Notification] is
+// cleaned before it is used: control characters (CR and LF included) become
+// spaces, so a key name cannot add lines to a chat message or headers to an
+// email.
+//
+// Configuration URLs hold secrets (a webhook URL embeds a token, an SMTP URL
+// a password), so neither the URLs nor the passwords ever appear in errors
+// or in the String forms of [Webhook] and [SMTP].
+package notify
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/keyledger/keyledger"
+)
+
+var (
+	_ keyledger.Notifier = (*Webhook)(nil)
+	_ keyledger.Notifier = (*SMTP)(nil)
+	_ keyledger.Notifier = Multi(nil)
+)
+
+// dateLayout formats rotation deadlines.
+const dateLayout = "2006-01-02"
+
+// Text renders the one-paragraph message shown in chat and at the top of the
+// email, for example:
+//
+//	⏰ Key "checkout-api OpenAI" (checkout, production) is overdue for rotation: rotate by 2026-11-01 passed. Owner: Maria <maria@example.com>. https://keys.example.com/keys/42
+//
+// Parts whose fields are empty are left out. The result is a single line.
+func Text(n keyledger.Notification) string {
+	var b strings.Builder
+	b.WriteString(icon(n.Kind))
+	b.WriteString(" ")
+	b.WriteString(keyPhrase(n, 0))
+	switch n.Kind {
+	case keyledger.RemindOverdue:
+		b.WriteString(" is overdue for rotation")
+		if !n.RotateBy.IsZero() {
+			b.WriteString(": rotate by " + n.RotateBy.Format(dateLayout) + " passed")
+		}
+	case keyledger.RemindDueSoon:
+		b.WriteString(" is due for rotation")
+		if !n.RotateBy.IsZero() {
+			b.WriteString(" by " + n.RotateBy.Format(dateLayout))
+		}
+	case keyledger.RemindFailing:
+		b.WriteString(" failed verification")
+		result, msg := clean(n.Verify), strings.TrimRight(clean(n.VerifyMsg), ". ")
+		switch {
+		case result != "" && msg != "":
+			b.WriteString(": " + result + " — " + msg)
+		case result != "":
+			b.WriteString(": " + result)
+		case msg != "":
+			b.WriteString(": " + msg)
+		}
+	default:
+		b.WriteString(" needs attention")
+	}
+	b.WriteString(".")
+	if owner := ownerPhrase(n); owner != "" {
+		b.WriteString(" Owner: " + owner + ".")
+	}
+	if u := clean(n.URL); u != "" {
+		b.WriteString(" " + u)
+	}
+	return b.String()
+}
+
+// Subject is the email subject for n, a single line such as
+//
+//	[keyledger] Key "checkout-api OpenAI" (checkout, production) is overdue for rotation
+func Subject(n keyledger.Notification) string {
+	s := "[keyledger] " + keyPhrase(n, subjectFieldRunes)
+	switch n.Kind {
+	case keyledger.RemindOverdue:
+		s += " is overdue for rotation"
+	case keyledger.RemindDueSoon:
+		s += " is due for rotation"
+		if !n.RotateBy.IsZero() {
+			s += " by " + n.RotateBy.Format(dateLayout)
+		}
+	case keyledger.RemindFailing:
+		s += " failed verification"
+		if r := clean(n.Verify); r != "" {
+			s += ": " + r
+		}
+	default:
+		s += " needs attention"
+	}
+	return s
+}
+
+func icon(kind string) string {
+	switch kind {
+	case keyledger.RemindDueSoon, keyledger.RemindOverdue:
+		return "⏰"
+	case keyledger.RemindFailing:
+		return "⚠️"
+	}
+	return "🔔"
+}
+
+// subjectFieldRunes caps the key name, project and environment in a
+// subject, which keeps subjects readable and header lines short.
+const subjectFieldRunes = 80
+
+// keyPhrase is `Key "name" (project, environment)`, each field cut to max
+// runes when max > 0.
+func keyPhrase(n keyledger.Notification, max int) string {
+	name := truncate(clean(n.KeyName), max)
+	if name == "" {
+		name = "(unnamed)"
+	}
+	s := `Key "` + name + `"`
+	var where []string
+	for _, w := range []string{truncate(clean(n.Project), max), truncate(clean(n.Environment), max)} {
+		if w != "" {
+			where = append(where, w)
+		}
+	}
+	if len(where) > 0 {
+		s += " (" + strings.Join(where, ", ") + ")"
+	}
+	return s
+}
+
+// truncate cuts s to max runes, the last being "…", when max > 0.
+func truncate(s string, max int) string {
+	if max <= 0 || utf8.RuneCountInString(s) <= max {
+		return s
+	}
+	r := []rune(s)
+	return strings.TrimRight(string(r[:max-1]), " ") + "…"
+}
+
+func ownerPhrase(n keyledger.Notification) string {
+	name, email := clean(n.OwnerName), clean(n.OwnerEmail)
+	switch {
+	case name != "" && email != "" && !strings.EqualFold(name, email):
+		return name + " <" + email + ">"
+	case email != "":
+		return email
+	}
+	return name
+}
+
+// clean makes user-typed text safe for a single line of chat or a mail
+// header: invalid UTF-8 becomes U+FFFD, control characters (CR, LF, tab,
+// DEL, C1) and line/paragraph separators become spaces, bidirectional
+// overrides are dropped, and runs of spaces collapse to one.
+func clean(s string) string {
+	if !utf8.ValidString(s) {
+		s = strings.ToValidUTF8(s, "\uFFFD")
+	}
+	var b strings.Builder
+	b.Grow(len(s))
+	space := false
+	for _, r := range s {
+		switch {
+		case unicode.Is(unicode.Bidi_Control, r):
+			continue
+		case unicode.IsControl(r) || unicode.IsSpace(r) || r == '\u2028' || r == '\u2029':
+			space = true
+			continue
+		}
+		if space && b.Len() > 0 {
+			b.WriteByte(' ')
+		}
+		space = false
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// Multi fans a notification out to several notifiers at once. Nil entries
+// are skipped.
+type Multi []keyledger.Notifier
+
+// Notify calls every notifier concurrently, waits for all of them, and
+// returns their errors joined (nil when all succeeded). One failing channel
+// does not stop the others.
+func (m Multi) Notify(ctx context.Context, n keyledger.Notification) error {
+	errs := make([]error, len(m))
+	var wg sync.WaitGroup
+	for i, nt := range m {
+		if nt == nil {
+			continue
+		}
+		wg.Go(func() { errs[i] = nt.Notify(ctx, n) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}

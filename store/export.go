@@ -1,0 +1,170 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/keyledger/keyledger"
+	"github.com/keyledger/keyledger/crypto"
+)
+
+// ExportResult is what an export hands out and what it left out.
+type ExportResult struct {
+	Environment keyledger.Environment
+	Entries     []keyledger.ExportEntry
+	// File is the rendered download.
+	File []byte
+	// Refused are keys of the environment the actor may not reveal, with
+	// the policy's reason.
+	Refused []RefusedKey
+}
+
+// RefusedKey is a key left out of an export.
+type RefusedKey struct {
+	Key    keyledger.Key
+	Reason string
+}
+
+// ExportKeys reveals every live key of an environment (optionally one
+// project) that actor may reveal, for a download. Each key exported is
+// audited as an export (it counts as a reveal in the offboarding record),
+// in the same transaction: if the audit cannot be written, nothing is
+// exported.
+// The file is rendered before the commit, so a value the format cannot
+// carry fails the export without recording one.
+func (s *Store) ExportKeys(ctx context.Context, actor keyledger.Actor, envName, project, reason string, format keyledger.ShellFormat) (ExportResult, error) {
+	var out ExportResult
+	if actor.User == nil {
+		return out, keyledger.Errorf(keyledger.EUNAUTHORIZED, "Please sign in.")
+	}
+	envName = keyledger.NormalizeEnvironmentName(envName)
+	project = strings.TrimSpace(project)
+	var values [][]byte
+	defer func() {
+		for _, v := range values {
+			clear(v)
+		}
+	}()
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		var status, role string
+		if err := tx.QueryRow(ctx, "SELECT status, role FROM users WHERE id = $1", actor.User.ID).Scan(&status, &role); err != nil {
+			return fmt.Errorf("re-read actor: %w", err)
+		}
+		u := *actor.User
+		u.Status, u.Role = keyledger.UserStatus(status), keyledger.Role(role)
+		actor.User = &u
+		if !u.Active() {
+			return keyledger.Errorf(keyledger.EFORBIDDEN, "Your account is deactivated.")
+		}
+		env, err := scanEnv(tx.QueryRow(ctx, "SELECT "+envColumns+" FROM environments WHERE name = $1", envName))
+		if err == pgx.ErrNoRows {
+			return &keyledger.Error{Code: keyledger.EINVALID, Message: "Choose an environment.",
+				Fields: map[string]string{"environment": fmt.Sprintf("There is no environment named %q.", envName)}}
+		}
+		if err != nil {
+			return err
+		}
+		out.Environment = env
+		if reason, err = keyledger.CheckReason(reason, env.ReasonRequired); err != nil {
+			return err
+		}
+		q := keySelect + " WHERE k.archived_at IS NULL AND k.environment_id = $1"
+		args := []any{env.ID}
+		if project != "" {
+			q += " AND k.project = $2"
+			args = append(args, project)
+		}
+		rows, err := tx.Query(ctx, q+" ORDER BY k.project, lower(k.name), k.id", args...)
+		if err != nil {
+			return err
+		}
+		keys, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (keyledger.Key, error) {
+			k, err := scanKey(r)
+			if err != nil {
+				return keyledger.Key{}, err
+			}
+			return *k, nil
+		})
+		if err != nil {
+			return err
+		}
+		var allowed []keyledger.Key
+		for _, k := range keys {
+			if err := keyledger.CanReveal(actor.User, env, k.OwnerID); err != nil {
+				out.Refused = append(out.Refused, RefusedKey{Key: k, Reason: keyledger.ErrorMessage(err)})
+				continue
+			}
+			allowed = append(allowed, k)
+		}
+		for _, k := range allowed {
+			var e crypto.Envelope
+			if err := tx.QueryRow(ctx, `SELECT coalesce(kek_id, ''), wrapped_dek, nonce, ciphertext FROM key_versions
+				WHERE key_id = $1 AND version = $2 AND destroyed_at IS NULL`, k.ID, k.CurrentVersion).
+				Scan(&e.KEKID, &e.WrappedDEK, &e.Nonce, &e.Ciphertext); err != nil {
+				return fmt.Errorf("read key %s: %w", k.ID, err)
+			}
+			v, err := s.keyring.Open(versionSubject(k.ID, k.CurrentVersion), e)
+			if err != nil {
+				s.log.ErrorContext(ctx, "key version does not decrypt", "key_id", k.ID, "version", k.CurrentVersion, "err", err)
+				return &keyledger.Error{Code: keyledger.EINTERNAL, Message: fmt.Sprintf("The stored value of %q failed its integrity check; nothing was exported. An admin should check the database and the master key.", k.Name)}
+			}
+			values = append(values, v)
+			out.Entries = append(out.Entries, keyledger.ExportEntry{KeyID: k.ID, KeyName: k.Name, Project: k.Project, Provider: k.Provider, Value: string(v)})
+			if err := writeAudit(ctx, tx, auditEntry{Actor: actor, Action: keyledger.ActionKeyExport, KeyID: k.ID, KeyName: k.Name,
+				KeyVersion: k.CurrentVersion, Environment: env.Name, Reason: reason,
+				Details: map[string]any{"project_filter": project}}); err != nil {
+				return err
+			}
+		}
+		keyledger.AssignVarNames(out.Entries)
+		out.File, err = keyledger.RenderExport(format, out.Entries)
+		return err
+	})
+	if err != nil {
+		return ExportResult{}, s.internal(ctx, "export "+envName, err)
+	}
+	return out, nil
+}
+
+// ExportPreview lists, without revealing anything, which keys an export
+// of the environment would include and which policy leaves out.
+func (s *Store) ExportPreview(ctx context.Context, actor keyledger.Actor, envName, project string) (ExportPreview, error) {
+	var out ExportPreview
+	if !actor.User.Active() {
+		return out, keyledger.Errorf(keyledger.EFORBIDDEN, "Your account is deactivated.")
+	}
+	env, err := s.Environment(ctx, envName)
+	if keyledger.ErrorCode(err) == keyledger.ENOTFOUND {
+		return out, &keyledger.Error{Code: keyledger.EINVALID, Message: "Choose an environment.",
+			Fields: map[string]string{"environment": fmt.Sprintf("There is no environment named %q.", keyledger.NormalizeEnvironmentName(envName))}}
+	}
+	if err != nil {
+		return out, err
+	}
+	out.Environment = env
+	for n := 1; ; n++ {
+		page, err := s.ListKeys(ctx, actor, KeyFilter{Environment: env.Name, Project: strings.TrimSpace(project), Sort: "project", PerPage: 200, Page: n})
+		if err != nil {
+			return out, err
+		}
+		for _, k := range page.Keys {
+			if err := keyledger.CanReveal(actor.User, env, k.OwnerID); err != nil {
+				out.Refused = append(out.Refused, RefusedKey{Key: k, Reason: keyledger.ErrorMessage(err)})
+			} else {
+				out.Included = append(out.Included, k)
+			}
+		}
+		if n >= page.Pages() {
+			return out, nil
+		}
+	}
+}
+
+// ExportPreview is what an export would hold.
+type ExportPreview struct {
+	Environment keyledger.Environment
+	Included    []keyledger.Key
+	Refused     []RefusedKey
+}

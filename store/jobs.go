@@ -1,0 +1,234 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/keyledger/keyledger"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+)
+
+// Background work runs as River jobs in Postgres. River elects one leader
+// among the replicas to enqueue periodic jobs, and each job row is locked by
+// the one worker that takes it, so however many replicas run, each piece
+// of work happens once.
+
+// JobsConfig wires the background jobs.
+type JobsConfig struct {
+	Verifier keyledger.Verifier
+	// Notifier may be nil: then reminders are not sent.
+	Notifier keyledger.Notifier
+	BaseURL  string
+	// VerifyInterval is how often each key is checked at most.
+	VerifyInterval time.Duration
+	// VerifyConcurrency bounds provider calls in flight per replica.
+	VerifyConcurrency int
+	Logger            *slog.Logger
+	// ScanInterval is how often due work is looked for (tests shorten it).
+	ScanInterval time.Duration
+}
+
+// QueueVerify is the queue of provider checks; its worker count bounds
+// concurrent calls to providers.
+const QueueVerify = "verify"
+
+// VerifyScanArgs finds keys due for a check and enqueues one job per key.
+type VerifyScanArgs struct{}
+
+// Kind names the job in River's tables.
+func (VerifyScanArgs) Kind() string { return "keyledger.verify_scan" }
+
+// VerifyKeyArgs checks one key.
+type VerifyKeyArgs struct {
+	KeyID string `json:"key_id"`
+}
+
+// Kind names the job in River's tables.
+func (VerifyKeyArgs) Kind() string { return "keyledger.verify_key" }
+
+// InsertOpts puts key checks on their own bounded queue.
+func (VerifyKeyArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: QueueVerify, MaxAttempts: 3}
+}
+
+// DestroyVersionsArgs shreds superseded versions past their grace period.
+type DestroyVersionsArgs struct{}
+
+// Kind names the job in River's tables.
+func (DestroyVersionsArgs) Kind() string { return "keyledger.destroy_versions" }
+
+// RemindArgs sends rotation and verification reminders.
+type RemindArgs struct{}
+
+// Kind names the job in River's tables.
+func (RemindArgs) Kind() string { return "keyledger.remind" }
+
+type verifyScanWorker struct {
+	river.WorkerDefaults[VerifyScanArgs]
+	s   *Store
+	cfg JobsConfig
+}
+
+func (w *verifyScanWorker) Work(ctx context.Context, job *river.Job[VerifyScanArgs]) error {
+	ids, err := w.s.KeysToVerify(ctx, w.cfg.Verifier, w.cfg.VerifyInterval, 1000)
+	if err != nil {
+		return err
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	client := river.ClientFromContext[pgx.Tx](ctx)
+	params := make([]river.InsertManyParams, 0, len(ids))
+	for _, id := range ids {
+		params = append(params, river.InsertManyParams{Args: VerifyKeyArgs{KeyID: id}, InsertOpts: &river.InsertOpts{
+			Queue: QueueVerify, MaxAttempts: 3,
+			// One pending check per key per interval, however many scans
+			// run before it is worked.
+			UniqueOpts: river.UniqueOpts{ByArgs: true, ByPeriod: w.cfg.VerifyInterval},
+		}})
+	}
+	if _, err := client.InsertMany(ctx, params); err != nil {
+		return fmt.Errorf("enqueue %d key checks: %w", len(ids), err)
+	}
+	return nil
+}
+
+type verifyKeyWorker struct {
+	river.WorkerDefaults[VerifyKeyArgs]
+	s   *Store
+	cfg JobsConfig
+}
+
+func (w *verifyKeyWorker) Work(ctx context.Context, job *river.Job[VerifyKeyArgs]) error {
+	_, err := w.s.VerifyKey(ctx, keyledger.SystemActor("scheduler"), job.Args.KeyID, w.cfg.Verifier)
+	if code := keyledger.ErrorCode(err); code == keyledger.ENOTFOUND || code == keyledger.ECONFLICT || code == keyledger.EINVALID {
+		// Archived, gone or no longer checkable since it was enqueued.
+		return nil
+	}
+	return err
+}
+
+// Timeout leaves room for the provider's own 10 s timeout.
+func (w *verifyKeyWorker) Timeout(*river.Job[VerifyKeyArgs]) time.Duration { return 30 * time.Second }
+
+type destroyWorker struct {
+	river.WorkerDefaults[DestroyVersionsArgs]
+	s *Store
+}
+
+func (w *destroyWorker) Work(ctx context.Context, job *river.Job[DestroyVersionsArgs]) error {
+	_, err := w.s.DestroyExpiredVersions(ctx)
+	return err
+}
+
+type remindWorker struct {
+	river.WorkerDefaults[RemindArgs]
+	s   *Store
+	cfg JobsConfig
+}
+
+func (w *remindWorker) Work(ctx context.Context, job *river.Job[RemindArgs]) error {
+	if w.cfg.Notifier == nil {
+		return nil
+	}
+	_, err := w.s.SendReminders(ctx, w.cfg.Notifier, w.cfg.BaseURL)
+	return err
+}
+
+// NewJobs returns a River client with keyledger's workers and periodic
+// jobs. Start it with Start and stop it with Stop.
+func (s *Store) NewJobs(cfg JobsConfig) (*river.Client[pgx.Tx], error) {
+	if cfg.VerifyInterval <= 0 {
+		cfg.VerifyInterval = 24 * time.Hour
+	}
+	if cfg.VerifyConcurrency <= 0 {
+		cfg.VerifyConcurrency = 4
+	}
+	if cfg.ScanInterval <= 0 {
+		cfg.ScanInterval = 15 * time.Minute
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = s.log
+	}
+	workers := river.NewWorkers()
+	river.AddWorker(workers, &verifyScanWorker{s: s, cfg: cfg})
+	river.AddWorker(workers, &verifyKeyWorker{s: s, cfg: cfg})
+	river.AddWorker(workers, &destroyWorker{s: s})
+	river.AddWorker(workers, &remindWorker{s: s, cfg: cfg})
+	periodic := func(every time.Duration, args river.JobArgs) *river.PeriodicJob {
+		return river.NewPeriodicJob(river.PeriodicInterval(every),
+			func() (river.JobArgs, *river.InsertOpts) { return args, nil },
+			&river.PeriodicJobOpts{RunOnStart: true})
+	}
+	client, err := river.NewClient(riverpgxv5.New(s.pool), &river.Config{
+		Logger: cfg.Logger,
+		Queues: map[string]river.QueueConfig{
+			river.QueueDefault: {MaxWorkers: 2},
+			QueueVerify:        {MaxWorkers: cfg.VerifyConcurrency},
+		},
+		Workers: workers,
+		PeriodicJobs: []*river.PeriodicJob{
+			periodic(cfg.ScanInterval, VerifyScanArgs{}),
+			periodic(min(cfg.ScanInterval, 10*time.Minute), DestroyVersionsArgs{}),
+			periodic(min(cfg.ScanInterval, time.Hour), RemindArgs{}),
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("job queue: %w", err)
+	}
+	return client, nil
+}
+
+// JobCount is how many jobs of a kind are in a state.
+type JobCount struct {
+	Kind  string
+	State string
+	Count int
+	Last  *time.Time
+}
+
+// JobFailure is a recent failed attempt.
+type JobFailure struct {
+	ID      int64
+	Kind    string
+	State   string
+	Attempt int
+	At      *time.Time
+	Error   string
+}
+
+// JobStatus summarises River's job table for `keyledger jobs`.
+func (s *Store) JobStatus(ctx context.Context) ([]JobCount, []JobFailure, error) {
+	rows, err := s.pool.Query(ctx, `SELECT kind, state::text, count(*), max(coalesce(finalized_at, attempted_at, scheduled_at))
+		FROM river_job GROUP BY 1, 2 ORDER BY 1, 2`)
+	if err != nil {
+		return nil, nil, fmt.Errorf("job status: %w", err)
+	}
+	counts, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (JobCount, error) {
+		var c JobCount
+		err := r.Scan(&c.Kind, &c.State, &c.Count, &c.Last)
+		return c, err
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("job status: %w", err)
+	}
+	rows, err = s.pool.Query(ctx, `SELECT id, kind, state::text, attempt, attempted_at, coalesce(errors[array_length(errors, 1)]->>'error', '')
+		FROM river_job WHERE state IN ('retryable', 'discarded') OR (errors IS NOT NULL AND state <> 'completed')
+		ORDER BY id DESC LIMIT 10`)
+	if err != nil {
+		return nil, nil, fmt.Errorf("job failures: %w", err)
+	}
+	fails, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (JobFailure, error) {
+		var f JobFailure
+		err := r.Scan(&f.ID, &f.Kind, &f.State, &f.Attempt, &f.At, &f.Error)
+		return f, err
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("job failures: %w", err)
+	}
+	return counts, fails, nil
+}
