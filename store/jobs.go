@@ -105,6 +105,11 @@ type verifyKeyWorker struct {
 
 func (w *verifyKeyWorker) Work(ctx context.Context, job *river.Job[VerifyKeyArgs]) error {
 	_, err := w.s.VerifyKey(ctx, keyledger.SystemActor("scheduler"), job.Args.KeyID, w.cfg.Verifier)
+	if keyledger.ErrorCode(err) == keyledger.ECONFLICT {
+		// Rotated while being checked: check the new version now rather
+		// than an interval later.
+		_, err = w.s.VerifyKey(ctx, keyledger.SystemActor("scheduler"), job.Args.KeyID, w.cfg.Verifier)
+	}
 	if code := keyledger.ErrorCode(err); code == keyledger.ENOTFOUND || code == keyledger.ECONFLICT || code == keyledger.EINVALID {
 		// Archived, gone or no longer checkable since it was enqueued.
 		return nil

@@ -47,6 +47,13 @@ func (s *Store) CreateKey(ctx context.Context, actor keyledger.Actor, in keyledg
 	hint := keyledger.MaskedHint(nk.Value)
 	var id string
 	err = s.tx(ctx, func(tx pgx.Tx) error {
+		actor, err := freshActor(ctx, tx, actor)
+		if err != nil {
+			return err
+		}
+		if err := keyledger.CanRegisterKey(actor.User); err != nil {
+			return err
+		}
 		env, ownerID, err := resolveEnvOwner(ctx, tx, nk.Environment, nk.OwnerEmail)
 		if err != nil {
 			return err
@@ -393,6 +400,10 @@ func (s *Store) UpdateKey(ctx context.Context, actor keyledger.Actor, id string,
 		return nil, keyledger.ErrNotFound("Key")
 	}
 	err = s.tx(ctx, func(tx pgx.Tx) error {
+		actor, err := freshActor(ctx, tx, actor)
+		if err != nil {
+			return err
+		}
 		k, err := scanKey(tx.QueryRow(ctx, keySelect+" WHERE k.id = $1 FOR UPDATE OF k", id))
 		if errors.Is(err, pgx.ErrNoRows) {
 			return keyledger.ErrNotFound("Key")
@@ -454,6 +465,10 @@ func (s *Store) ArchiveKey(ctx context.Context, actor keyledger.Actor, id string
 		return keyledger.ErrNotFound("Key")
 	}
 	err := s.tx(ctx, func(tx pgx.Tx) error {
+		actor, err := freshActor(ctx, tx, actor)
+		if err != nil {
+			return err
+		}
 		k, err := scanKey(tx.QueryRow(ctx, keySelect+" WHERE k.id = $1 FOR UPDATE OF k", id))
 		if errors.Is(err, pgx.ErrNoRows) {
 			return keyledger.ErrNotFound("Key")

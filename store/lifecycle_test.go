@@ -735,3 +735,47 @@ func TestSupersededValueStaysReserved(t *testing.T) {
 		t.Errorf("registering a destroyed version's value: %v", err)
 	}
 }
+
+// TestDestroyExpiredVersionsConcurrent: two replicas sweep at once; each
+// version is destroyed and audited once.
+func TestDestroyExpiredVersionsConcurrent(t *testing.T) {
+	t.Parallel()
+	f := newLCFixture(t)
+	ctx := t.Context()
+	const keys = 6
+	for i := range keys {
+		k, _ := f.newKey(t, fmt.Sprint("Swept ", i), "development")
+		if _, err := f.s.RotateKey(ctx, as(f.owner), k.ID, keyledger.RotateInput{Value: secretValue(t, "sk-proj-"), GraceDays: "1"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.clock.Advance(24 * time.Hour)
+	var wg sync.WaitGroup
+	var counts [3]int
+	var errs [3]error
+	start := make(chan struct{})
+	for i := range counts {
+		wg.Go(func() {
+			<-start
+			counts[i], errs[i] = f.s.DestroyExpiredVersions(ctx)
+		})
+	}
+	close(start)
+	wg.Wait()
+	total := 0
+	for i := range counts {
+		if errs[i] != nil {
+			t.Errorf("sweep %d: %v", i, errs[i])
+		}
+		total += counts[i]
+	}
+	if total != keys {
+		t.Errorf("sweeps report %v destroyed, want %d in all", counts, keys)
+	}
+	if n := f.actionCount(t, keyledger.ActionVersionDestroy, ""); n != keys {
+		t.Errorf("%d key.version_destroyed events, want %d", n, keys)
+	}
+	if n := f.count(t, "SELECT count(*) FROM key_versions WHERE destroyed_at IS NOT NULL AND ciphertext IS NULL AND wrapped_dek IS NULL"); n != keys {
+		t.Errorf("%d versions shredded, want %d", n, keys)
+	}
+}

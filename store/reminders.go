@@ -46,7 +46,9 @@ func (s *Store) SendReminders(ctx context.Context, n keyledger.Notifier, baseURL
 	if len(list) == 0 {
 		return 0, nil
 	}
-	leads, err := s.pool.Query(ctx, "SELECT email FROM users WHERE status = 'active' AND role = 'lead' ORDER BY email")
+	// Leads are told; a team without leads hears through its admins.
+	leads, err := s.pool.Query(ctx, `SELECT email FROM users WHERE status = 'active' AND (role = 'lead'
+		OR (role = 'admin' AND NOT EXISTS (SELECT 1 FROM users WHERE status = 'active' AND role = 'lead'))) ORDER BY email`)
 	if err != nil {
 		return 0, s.internal(ctx, "find leads", err)
 	}

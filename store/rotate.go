@@ -27,6 +27,10 @@ func (s *Store) RotateKey(ctx context.Context, actor keyledger.Actor, id string,
 	hint := keyledger.MaskedHint(rot.Value)
 	var newVersion int
 	err = s.tx(ctx, func(tx pgx.Tx) error {
+		actor, err := freshActor(ctx, tx, actor)
+		if err != nil {
+			return err
+		}
 		k, err := scanKey(tx.QueryRow(ctx, keySelect+" WHERE k.id = $1", id))
 		if errors.Is(err, pgx.ErrNoRows) {
 			return keyledger.ErrNotFound("Key")
@@ -120,6 +124,10 @@ func (s *Store) RollbackKey(ctx context.Context, actor keyledger.Actor, id strin
 		graceDays = keyledger.DefaultGraceDays
 	}
 	err := s.tx(ctx, func(tx pgx.Tx) error {
+		actor, err := freshActor(ctx, tx, actor)
+		if err != nil {
+			return err
+		}
 		k, err := scanKey(tx.QueryRow(ctx, keySelect+" WHERE k.id = $1 FOR UPDATE OF k", id))
 		if errors.Is(err, pgx.ErrNoRows) {
 			return keyledger.ErrNotFound("Key")

@@ -169,3 +169,28 @@ func isUniqueViolation(err error, constraint string) bool {
 	var pgErr *pgconn.PgError
 	return errors.As(err, &pgErr) && pgErr.Code == "23505" && (constraint == "" || pgErr.ConstraintName == constraint)
 }
+
+type rowQuerier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// freshActor re-reads the acting user's status and role, inside the
+// caller's transaction where there is one: a deactivation or demotion a
+// moment ago counts, whatever the session loaded at the request's start.
+func freshActor(ctx context.Context, q rowQuerier, actor keyledger.Actor) (keyledger.Actor, error) {
+	if actor.User == nil {
+		return actor, nil
+	}
+	var status, role string
+	err := q.QueryRow(ctx, "SELECT status, role FROM users WHERE id = $1", actor.User.ID).Scan(&status, &role)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return actor, keyledger.Errorf(keyledger.EUNAUTHORIZED, "Please sign in.")
+	}
+	if err != nil {
+		return actor, fmt.Errorf("re-read actor: %w", err)
+	}
+	u := *actor.User
+	u.Status, u.Role = keyledger.UserStatus(status), keyledger.Role(role)
+	actor.User = &u
+	return actor, nil
+}

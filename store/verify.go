@@ -36,6 +36,9 @@ func (s *Store) VerifyKey(ctx context.Context, actor keyledger.Actor, id string,
 	if err != nil {
 		return res, s.internal(ctx, "verify key "+id, err)
 	}
+	if actor, err = freshActor(ctx, s.pool, actor); err != nil {
+		return res, s.internal(ctx, "verify key "+id, err)
+	}
 	if actor.User != nil {
 		if err := canVerify(actor.User, k); err != nil {
 			return res, err
@@ -89,6 +92,10 @@ func (s *Store) MarkVerified(ctx context.Context, actor keyledger.Actor, id, not
 	}
 	if err := v.Err(); err != nil {
 		return err
+	}
+	actor, err := freshActor(ctx, s.pool, actor)
+	if err != nil {
+		return s.internal(ctx, "mark verified", err)
 	}
 	k, err := s.GetKey(ctx, actor, id)
 	if err != nil {

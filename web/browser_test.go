@@ -495,7 +495,7 @@ func TestBrowserScreenshot(t *testing.T) {
 		{"search-ranker Anthropic", "search", "production", "admin", "sk-ant-api03-Pz4Lk9Qw2Xv7Nb1Rt6Ym3Jc8Hd5Gf0Sa", "Workspace: search", 9 * day, "ok"},
 		{"search-ranker Anthropic", "search", "development", "member2", "sk-ant-api03-Kr7Tm2Vn9Bx4Qz1Wp6Ly3Hc8Jd5Fg0Se", "Workspace: search-dev", 0, ""},
 		{"billing Stripe", "billing", "production", "lead", "rk_live_51NcXy7Qm2Kp9Lr4Tw8Vz1Bn6Hd3Jf0Sg5", "Restricted: charges, refunds", 120 * day, "ok"},
-		{"billing Stripe (test mode)", "billing", "staging", "member", "sk_test_51NcXy7Qm2Kp9Lr4Tw8Vz1Bn6Hd3Jf0Sg", "All", -3 * day, "revoked"},
+		{"billing Stripe (test mode)", "billing", "staging", "member", "sk_test_51NcXy7Qm2Kp9Lr4Tw8Vz1Bn6Hd3Jf0Sg", "All", -3 * day, "invalid"},
 		{"billing Stripe (test mode)", "billing", "development", "member2", "sk_test_51MbWx6Pl1Jo8Kq3Sv7Uy0Am5Gc2Ie9Rf", "All", 0, "ok"},
 		{"release-bot GitHub", "ci", "production", "admin", "ghp_R4tY8uI2oP6aS0dF3gH7jK1lZ5xC9vB2nM4q", "repo, workflow", -12 * day, "ok"},
 		{"docs-sync GitHub", "docs", "development", "member", "ghp_L2kJ6hG0fD4sA8pO3iU7yT1rE5wQ9zX6cV3b", "public_repo", 0, ""},
