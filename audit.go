@@ -27,6 +27,27 @@ const (
 	ActionKeyVerify       = "key.verify"
 	ActionKeyExport       = "key.export"
 	ActionKeyRemind       = "key.reminder_sent"
+	ActionKeyReassign     = "key.reassign"
+
+	ActionUserRole         = "user.role_change"
+	ActionUserReactivate   = "user.reactivate"
+	ActionUserFreeze       = "user.freeze"
+	ActionPasswordChange   = "user.password_change"
+	ActionPasswordLink     = "user.password_link"
+	ActionTOTPEnable       = "user.totp_enable"
+	ActionTOTPDisable      = "user.totp_disable"
+	ActionTOTPFailed       = "auth.totp_failed"
+	ActionStepUp           = "auth.step_up"
+	ActionReauthFailed     = "auth.password_check_failed"
+	ActionSessionRevoke    = "session.revoke"
+	ActionEnvCreate        = "environment.create"
+	ActionEnvUpdate        = "environment.update"
+	ActionRolePolicy       = "role.policy_change"
+	ActionOffboardStart    = "offboarding.start"
+	ActionOffboardResolve  = "offboarding.item_resolved"
+	ActionOffboardWaive    = "offboarding.item_waived"
+	ActionOffboardAdd      = "offboarding.item_added"
+	ActionOffboardComplete = "offboarding.complete"
 )
 
 // AuditActions lists the actions for filter menus.
@@ -35,7 +56,11 @@ func AuditActions() []string {
 		ActionSignIn, ActionSignInFailed, ActionSignInThrottle, ActionSignOut,
 		ActionKeyCreate, ActionKeyUpdate, ActionKeyReveal, ActionKeyArchive,
 		ActionKeyRotate, ActionKeyRollback, ActionVersionDestroy, ActionKeyVerify, ActionKeyExport, ActionKeyRemind,
-		ActionUserCreate, ActionUserDeactivate, ActionPasswordRehash, ActionMasterKeyRotate,
+		ActionKeyReassign, ActionUserCreate, ActionUserDeactivate, ActionUserReactivate, ActionUserFreeze, ActionUserRole,
+		ActionPasswordRehash, ActionPasswordChange, ActionPasswordLink, ActionTOTPEnable, ActionTOTPDisable, ActionTOTPFailed,
+		ActionStepUp, ActionReauthFailed, ActionSessionRevoke, ActionEnvCreate, ActionEnvUpdate, ActionRolePolicy,
+		ActionOffboardStart, ActionOffboardResolve, ActionOffboardWaive, ActionOffboardAdd, ActionOffboardComplete,
+		ActionMasterKeyRotate,
 	}
 }
 
@@ -46,6 +71,9 @@ type Actor struct {
 	Name      string
 	IP        string
 	UserAgent string
+	// StepUpAt is when this session last proved itself with a password
+	// or a two-factor code; zero when unknown.
+	StepUpAt time.Time
 }
 
 // SystemActor is an actor with no user, e.g. "cli".

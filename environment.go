@@ -1,6 +1,9 @@
 package keyledger
 
-import "strings"
+import (
+	"strconv"
+	"strings"
+)
 
 // RevealPolicy says who may reveal the values of an environment's keys.
 type RevealPolicy string
@@ -38,4 +41,43 @@ type Environment struct {
 // NormalizeEnvironmentName trims and lower-cases an environment name.
 func NormalizeEnvironmentName(s string) string {
 	return strings.ToLower(strings.TrimSpace(s))
+}
+
+// EnvironmentInput is the admin form for an environment.
+type EnvironmentInput struct {
+	Name           string
+	RevealPolicy   string
+	ReasonRequired bool
+	Sensitive      bool
+	RotationDays   string
+}
+
+// ValidateEnvironment checks an environment definition.
+func ValidateEnvironment(in EnvironmentInput) (Environment, error) {
+	var v Validation
+	env := Environment{Name: NormalizeEnvironmentName(in.Name), RevealPolicy: RevealPolicy(in.RevealPolicy),
+		ReasonRequired: in.ReasonRequired, Sensitive: in.Sensitive}
+	switch {
+	case env.Name == "":
+		v.Add("name", "Name is required.")
+	case len(env.Name) > 50:
+		v.Add("name", "Name is too long (at most 50 characters).")
+	default:
+		for _, r := range env.Name {
+			if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+				v.Add("name", "Use lower-case letters, digits, - and _ only (it appears in URLs and exports).")
+				break
+			}
+		}
+	}
+	if env.RevealPolicy != RevealAnyUser && env.RevealPolicy != RevealOwnerLeadsAdmins {
+		v.Add("reveal_policy", "Choose who may reveal keys.")
+	}
+	days := strings.TrimSpace(in.RotationDays)
+	n, err := strconv.Atoi(days)
+	if err != nil || n < 1 || n > MaxRotationDays {
+		v.Add("rotation_days", "Rotation interval must be a whole number of days from 1 to "+strconv.Itoa(MaxRotationDays)+".")
+	}
+	env.RotationDays = n
+	return env, v.Err()
 }

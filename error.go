@@ -18,6 +18,9 @@ const (
 	EUNAUTHORIZED = "unauthorized"
 	ETOOMANY      = "too_many_requests"
 	EUNAVAILABLE  = "unavailable"
+	// ESTEPUP asks the person to prove themselves again (password or
+	// two-factor code) before a sensitive action.
+	ESTEPUP = "step_up_required"
 )
 
 // Error is a domain error whose Message is safe to show to the user. It must

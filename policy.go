@@ -1,5 +1,7 @@
 package keyledger
 
+import "time"
+
 // The rules below are pure so they can be tested exhaustively without a
 // database. The store calls them inside the transaction that acts, so a
 // handler can never skip them.
@@ -21,6 +23,40 @@ func CanReveal(u *User, env Environment, ownerID int64) error {
 	}
 	// An unknown policy is a configuration error; refuse rather than guess.
 	return Errorf(EFORBIDDEN, "The reveal policy of %s is not recognised, so nothing is revealed.", env.Name)
+}
+
+// StepUpWindow is how recently a person must have entered their password
+// or a two-factor code to reveal or export in a sensitive environment.
+const StepUpWindow = 10 * time.Minute
+
+// CheckStepUp returns ESTEPUP when env is sensitive and the actor has not
+// proved themselves within StepUpWindow of now.
+func CheckStepUp(a Actor, env Environment, now time.Time) error {
+	if !env.Sensitive {
+		return nil
+	}
+	if a.StepUpAt.IsZero() || now.Sub(a.StepUpAt) > StepUpWindow {
+		return &Error{Code: ESTEPUP, Message: "Confirm it is you: " + env.Name + " is a sensitive environment, so revealing or exporting its keys needs your password (or two-factor code) from the last 10 minutes.",
+			Fields: map[string]string{"step_up": "Enter your password or a two-factor code."}}
+	}
+	return nil
+}
+
+// CanLead decides whether u may use the lead tools: ownership dashboard,
+// reassignment, offboarding.
+func CanLead(u *User) error {
+	if u.Active() && u.Role.AtLeastLead() {
+		return nil
+	}
+	return Errorf(EFORBIDDEN, "Only leads and admins may do this.")
+}
+
+// CanAdminister decides whether u may manage users, roles and environments.
+func CanAdminister(u *User) error {
+	if u.Active() && u.Role == RoleAdmin {
+		return nil
+	}
+	return Errorf(EFORBIDDEN, "Only admins may do this.")
 }
 
 // CanEditKey decides whether u may edit or archive a key owned by ownerID.

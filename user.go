@@ -36,17 +36,22 @@ type UserStatus string
 const (
 	UserActive      UserStatus = "active"
 	UserDeactivated UserStatus = "deactivated"
+	// UserFrozen is a user under offboarding whose access was cut at once
+	// (no sign-in, no reveals) while the checklist is worked through.
+	UserFrozen UserStatus = "frozen"
 )
 
 // User is a person who signs in. The password hash never leaves the store.
 type User struct {
-	ID        int64
-	Email     string
-	Name      string
-	Role      Role
-	Status    UserStatus
-	CreatedAt time.Time
-	UpdatedAt time.Time
+	ID     int64
+	Email  string
+	Name   string
+	Role   Role
+	Status UserStatus
+	// TOTPEnabled: the user signs in with a second factor.
+	TOTPEnabled bool
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
 }
 
 // Active reports whether the user may do anything at all.

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
@@ -52,7 +53,7 @@ func (s *Store) Authenticate(ctx context.Context, meta keyledger.Actor, email, p
 	var hash *string
 	row := s.pool.QueryRow(ctx, "SELECT "+userColumns+", password_hash FROM users WHERE email = $1", email)
 	var usr keyledger.User
-	err = row.Scan(&usr.ID, &usr.Email, &usr.Name, &usr.Role, &usr.Status, &usr.CreatedAt, &usr.UpdatedAt, &hash)
+	err = row.Scan(&usr.ID, &usr.Email, &usr.Name, &usr.Role, &usr.Status, &usr.TOTPEnabled, &usr.CreatedAt, &usr.UpdatedAt, &hash)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 	case err != nil:
@@ -76,7 +77,7 @@ func (s *Store) Authenticate(ctx context.Context, meta keyledger.Actor, email, p
 		case u != nil && !ok:
 			reason = "wrong_password"
 		case u != nil:
-			reason = "deactivated"
+			reason = string(u.Status)
 		}
 		err := s.tx(ctx, func(tx pgx.Tx) error {
 			if _, err := tx.Exec(ctx, "INSERT INTO login_failures (email, ip, at) VALUES ($1, $2, $3)", email, meta.IP, s.now()); err != nil {
@@ -111,14 +112,6 @@ func (s *Store) Authenticate(ctx context.Context, meta keyledger.Actor, email, p
 	return u, nil
 }
 
-// Session is a signed-in browser.
-type Session struct {
-	UserID     int64
-	CreatedAt  time.Time
-	LastSeenAt time.Time
-	ExpiresAt  time.Time
-}
-
 // SessionTimeouts bound a session: Idle since the last request, Absolute
 // since sign-in.
 type SessionTimeouts struct {
@@ -133,20 +126,26 @@ func hashSessionID(id string) []byte {
 
 // StartSession signs u in: it creates a new session (a fresh id at every
 // sign-in defeats fixation), audits the sign-in, and returns the id for
-// the cookie. Only the id's hash is stored.
+// the cookie. Only the id's hash is stored. A user with two-factor sign-in
+// gets a pending session, good for nothing but entering the code.
 func (s *Store) StartSession(ctx context.Context, meta keyledger.Actor, u *keyledger.User, t SessionTimeouts) (string, error) {
 	id, err := crypto.RandomToken(32)
 	if err != nil {
 		return "", err
 	}
 	now := s.now()
+	pending := u.TOTPEnabled
 	err = s.tx(ctx, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `INSERT INTO sessions (id_hash, user_id, created_at, last_seen_at, expires_at, ip, user_agent)
-			VALUES ($1, $2, $3, $3, $4, $5, $6)`, hashSessionID(id), u.ID, now, now.Add(t.Absolute), truncate(meta.IP, 100), truncate(meta.UserAgent, 300)); err != nil {
+		if _, err := tx.Exec(ctx, `INSERT INTO sessions (id_hash, user_id, created_at, last_seen_at, expires_at, ip, user_agent, pending_totp, step_up_at)
+			VALUES ($1, $2, $3, $3, $4, $5, $6, $7, $3)`, hashSessionID(id), u.ID, now, now.Add(t.Absolute), truncate(meta.IP, 100), truncate(meta.UserAgent, 300), pending); err != nil {
 			return err
 		}
 		meta.User = u
-		return writeAudit(ctx, tx, auditEntry{Actor: meta, Action: keyledger.ActionSignIn, SubjectID: u.ID, SubjectEmail: u.Email})
+		details := map[string]any{}
+		if pending {
+			details["second_factor"] = "pending"
+		}
+		return writeAudit(ctx, tx, auditEntry{Actor: meta, Action: keyledger.ActionSignIn, SubjectID: u.ID, SubjectEmail: u.Email, Details: details})
 	})
 	if err != nil {
 		return "", s.internal(ctx, "start session", err)
@@ -157,35 +156,139 @@ func (s *Store) StartSession(ctx context.Context, meta keyledger.Actor, u *keyle
 // ErrNoSession means the session is unknown, expired or its user inactive.
 var ErrNoSession = &keyledger.Error{Code: keyledger.EUNAUTHORIZED, Message: "Please sign in."}
 
-// SessionUser returns the active user of a live session and refreshes its
-// idle timer. Expired sessions are deleted on sight.
-func (s *Store) SessionUser(ctx context.Context, id string, t SessionTimeouts) (*keyledger.User, error) {
+// SessionState is what a request learns from its session.
+type SessionState struct {
+	User *keyledger.User
+	// StepUpAt is when the person last entered their password or a code.
+	StepUpAt time.Time
+	// PendingTOTP: the password was right, the second factor is still due.
+	PendingTOTP bool
+	// MustEnrollTOTP: the user's role requires two-factor sign-in and the
+	// user has not set it up yet.
+	MustEnrollTOTP bool
+}
+
+// Session returns the state of a live session, pending or not, and
+// refreshes its idle timer. Expired sessions are deleted on sight.
+func (s *Store) Session(ctx context.Context, id string, t SessionTimeouts) (SessionState, error) {
+	var st SessionState
 	now := s.now()
 	var u keyledger.User
 	var lastSeen, expires time.Time
-	err := s.pool.QueryRow(ctx, `SELECT u.id, u.email, u.name, u.role, u.status, u.created_at, u.updated_at, s.last_seen_at, s.expires_at
-		FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id_hash = $1`, hashSessionID(id)).
-		Scan(&u.ID, &u.Email, &u.Name, &u.Role, &u.Status, &u.CreatedAt, &u.UpdatedAt, &lastSeen, &expires)
+	var stepUp *time.Time
+	err := s.pool.QueryRow(ctx, `SELECT u.id, u.email, u.name, u.role, u.status, u.totp_enabled_at IS NOT NULL, u.created_at, u.updated_at,
+			s.last_seen_at, s.expires_at, s.step_up_at, s.pending_totp, coalesce(p.require_totp, false)
+		FROM sessions s JOIN users u ON u.id = s.user_id LEFT JOIN role_policies p ON p.role = u.role WHERE s.id_hash = $1`, hashSessionID(id)).
+		Scan(&u.ID, &u.Email, &u.Name, &u.Role, &u.Status, &u.TOTPEnabled, &u.CreatedAt, &u.UpdatedAt, &lastSeen, &expires, &stepUp, &st.PendingTOTP, &st.MustEnrollTOTP)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, ErrNoSession
+		return st, ErrNoSession
 	}
 	if err != nil {
-		return nil, s.internal(ctx, "load session", err)
+		return st, s.internal(ctx, "load session", err)
 	}
-	if !u.Active() || !now.Before(expires) || now.Sub(lastSeen) >= t.Idle {
+	idle := t.Idle
+	if st.PendingTOTP {
+		// Five minutes to type a code; a half-signed-in session must not
+		// linger.
+		idle = min(idle, 5*time.Minute)
+	}
+	if !u.Active() || !now.Before(expires) || now.Sub(lastSeen) >= idle {
 		if _, err := s.pool.Exec(ctx, "DELETE FROM sessions WHERE id_hash = $1", hashSessionID(id)); err != nil {
-			return nil, s.internal(ctx, "delete expired session", err)
+			return st, s.internal(ctx, "delete expired session", err)
 		}
-		return nil, ErrNoSession
+		return st, ErrNoSession
+	}
+	st.MustEnrollTOTP = st.MustEnrollTOTP && !u.TOTPEnabled
+	if stepUp != nil {
+		st.StepUpAt = *stepUp
 	}
 	// Touch at most once a minute: idle timeouts are minutes long, and a
 	// write per request would cost more than the request.
 	if now.Sub(lastSeen) > time.Minute {
 		if _, err := s.pool.Exec(ctx, "UPDATE sessions SET last_seen_at = $2 WHERE id_hash = $1", hashSessionID(id), now); err != nil {
-			return nil, s.internal(ctx, "touch session", err)
+			return st, s.internal(ctx, "touch session", err)
 		}
 	}
-	return &u, nil
+	st.User = &u
+	return st, nil
+}
+
+// SessionUser returns the active user of a fully signed-in session.
+func (s *Store) SessionUser(ctx context.Context, id string, t SessionTimeouts) (*keyledger.User, error) {
+	st, err := s.Session(ctx, id, t)
+	if err != nil {
+		return nil, err
+	}
+	if st.PendingTOTP {
+		return nil, ErrNoSession
+	}
+	return st.User, nil
+}
+
+// SessionInfo is one of a user's sessions, for the profile page.
+type SessionInfo struct {
+	// ID identifies the session in URLs: the hex of its stored hash, which
+	// is useless for riding the session.
+	ID         string
+	CreatedAt  time.Time
+	LastSeenAt time.Time
+	ExpiresAt  time.Time
+	IP         string
+	UserAgent  string
+	Current    bool
+}
+
+// ListSessions lists a user's live sessions, newest first; current is the
+// raw id of the asking session, to mark it.
+func (s *Store) ListSessions(ctx context.Context, actor keyledger.Actor, userID int64, current string) ([]SessionInfo, error) {
+	if actor.User == nil || (actor.User.ID != userID && keyledger.CanAdminister(actor.User) != nil) {
+		return nil, keyledger.ErrNotFound("Sessions")
+	}
+	rows, err := s.pool.Query(ctx, `SELECT encode(id_hash, 'hex'), created_at, last_seen_at, expires_at, ip, user_agent
+		FROM sessions WHERE user_id = $1 AND NOT pending_totp AND expires_at > $2 ORDER BY last_seen_at DESC`, userID, s.now())
+	if err != nil {
+		return nil, s.internal(ctx, "list sessions", err)
+	}
+	cur := fmt.Sprintf("%x", hashSessionID(current))
+	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (SessionInfo, error) {
+		var si SessionInfo
+		err := r.Scan(&si.ID, &si.CreatedAt, &si.LastSeenAt, &si.ExpiresAt, &si.IP, &si.UserAgent)
+		si.Current = current != "" && si.ID == cur
+		return si, err
+	})
+	if err != nil {
+		return nil, s.internal(ctx, "list sessions", err)
+	}
+	return list, nil
+}
+
+// RevokeSession ends one of the actor's own sessions (admins: anyone's),
+// named by the hex id ListSessions gave.
+func (s *Store) RevokeSession(ctx context.Context, actor keyledger.Actor, hexID string) error {
+	if actor.User == nil {
+		return ErrNoSession
+	}
+	hash, err := hex.DecodeString(hexID)
+	if err != nil || len(hash) != sha256.Size {
+		return keyledger.ErrNotFound("Session")
+	}
+	err = s.tx(ctx, func(tx pgx.Tx) error {
+		var owner int64
+		var email string
+		err := tx.QueryRow(ctx, `DELETE FROM sessions s USING users u WHERE s.id_hash = $1 AND u.id = s.user_id
+			AND (s.user_id = $2 OR $3) RETURNING s.user_id, u.email`, hash, actor.User.ID, keyledger.CanAdminister(actor.User) == nil).Scan(&owner, &email)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return keyledger.ErrNotFound("Session")
+		}
+		if err != nil {
+			return err
+		}
+		return writeAudit(ctx, tx, auditEntry{Actor: actor, Action: keyledger.ActionSessionRevoke, SubjectID: owner, SubjectEmail: email})
+	})
+	if err != nil {
+		return s.internal(ctx, "revoke session", err)
+	}
+	return nil
 }
 
 // EndSession signs out: the server-side row goes, so the cookie is dead

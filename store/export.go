@@ -67,6 +67,9 @@ func (s *Store) ExportKeys(ctx context.Context, actor keyledger.Actor, envName, 
 			return err
 		}
 		out.Environment = env
+		if err := keyledger.CheckStepUp(actor, env, s.now()); err != nil {
+			return err
+		}
 		if reason, err = keyledger.CheckReason(reason, env.ReasonRequired); err != nil {
 			return err
 		}
@@ -119,8 +122,10 @@ func (s *Store) ExportKeys(ctx context.Context, actor keyledger.Actor, envName, 
 			}
 		}
 		keyledger.AssignVarNames(out.Entries)
-		out.File, err = keyledger.RenderExport(format, out.Entries)
-		return err
+		if out.File, err = keyledger.RenderExport(format, out.Entries); err != nil {
+			return err
+		}
+		return syncOffboardings(ctx, tx, actor, s.now(), actor.User.ID)
 	})
 	if err != nil {
 		return ExportResult{}, s.internal(ctx, "export "+envName, err)

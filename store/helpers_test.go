@@ -122,7 +122,8 @@ func (f *fixture) asSuperuser(t testing.TB, sql string, args ...any) int64 {
 }
 
 func as(u *keyledger.User) keyledger.Actor {
-	return keyledger.Actor{User: u, IP: "192.0.2.10", UserAgent: "store-test/1.0"}
+	// Stepped up "now" whatever a test clock says: step-up has its own tests.
+	return keyledger.Actor{User: u, IP: "192.0.2.10", UserAgent: "store-test/1.0", StepUpAt: time.Now().AddDate(50, 0, 0)}
 }
 
 func devKey(name, owner, value string) keyledger.KeyInput {

@@ -100,8 +100,12 @@ func (s *Store) CreateKey(ctx context.Context, actor keyledger.Actor, in keyledg
 		if keyledger.LooksLive(nk.Value) && env.Name != "production" {
 			details["live_value_outside_production"] = true
 		}
-		return writeAudit(ctx, tx, auditEntry{Actor: actor, Action: keyledger.ActionKeyCreate, KeyID: id, KeyName: nk.Name, KeyVersion: 1,
-			Environment: env.Name, Details: details})
+		if err := writeAudit(ctx, tx, auditEntry{Actor: actor, Action: keyledger.ActionKeyCreate, KeyID: id, KeyName: nk.Name, KeyVersion: 1,
+			Environment: env.Name, Details: details}); err != nil {
+			return err
+		}
+		// A key handed to someone under offboarding joins their checklist.
+		return syncOffboardings(ctx, tx, actor, now, ownerID)
 	})
 	if isUniqueViolation(err, "keys_live_name_key") {
 		msg := fmt.Sprintf("A live key named %q already exists in project %q and environment %s.", nk.Name, nk.Project, nk.Environment)
@@ -192,7 +196,7 @@ type KeyFilter struct {
 	Provider    string
 	Project     string
 	Q           string
-	Status      string // overdue | due_soon | ok | failing | never_verified | archived
+	Status      string // overdue | due_soon | ok | failing | never_verified | orphaned | stale | archived
 	Sort        string // name | project | environment | owner | provider | rotate_by | verified | created
 	Desc        bool
 	Page        int
@@ -284,6 +288,11 @@ func (s *Store) ListKeys(ctx context.Context, actor keyledger.Actor, f KeyFilter
 		add("k.verify_result = ANY($?)", []string{keyledger.VerifyInvalid, keyledger.VerifyForbidden, keyledger.VerifyQuota})
 	case "never_verified":
 		where = append(where, "k.last_verified_at IS NULL")
+	case "orphaned":
+		where = append(where, "o.status <> 'active'")
+	case "stale":
+		add("k.created_at <= $?", now.Add(-StaleAfter))
+		add("NOT EXISTS (SELECT 1 FROM audit_events a WHERE a.key_id = k.id AND a.action IN ('key.reveal', 'key.export') AND a.at > $?)", now.Add(-StaleAfter))
 	}
 	cond := " WHERE " + strings.Join(where, " AND ")
 	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM keys k JOIN environments e ON e.id = k.environment_id
@@ -448,8 +457,11 @@ func (s *Store) UpdateKey(ctx context.Context, actor keyledger.Actor, id string,
 		if k.RotationDays != edit.RotationDays {
 			changed["rotation_days"] = map[string]int{"from": k.RotationDays, "to": edit.RotationDays}
 		}
-		return writeAudit(ctx, tx, auditEntry{Actor: actor, Action: keyledger.ActionKeyUpdate, KeyID: id, KeyName: k.Name,
-			Environment: k.Environment, Details: changed})
+		if err := writeAudit(ctx, tx, auditEntry{Actor: actor, Action: keyledger.ActionKeyUpdate, KeyID: id, KeyName: k.Name,
+			Environment: k.Environment, Details: changed}); err != nil {
+			return err
+		}
+		return syncOffboardings(ctx, tx, actor, s.now(), 0)
 	})
 	if err != nil {
 		return nil, s.internal(ctx, "update key "+id, err)
@@ -491,8 +503,11 @@ func (s *Store) ArchiveKey(ctx context.Context, actor keyledger.Actor, id string
 		if err != nil {
 			return err
 		}
-		return writeAudit(ctx, tx, auditEntry{Actor: actor, Action: keyledger.ActionKeyArchive, KeyID: id, KeyName: k.Name,
-			Environment: k.Environment, Details: map[string]any{"versions_destroyed": tag.RowsAffected()}})
+		if err := writeAudit(ctx, tx, auditEntry{Actor: actor, Action: keyledger.ActionKeyArchive, KeyID: id, KeyName: k.Name,
+			Environment: k.Environment, Details: map[string]any{"versions_destroyed": tag.RowsAffected()}}); err != nil {
+			return err
+		}
+		return syncOffboardings(ctx, tx, actor, now, 0)
 	})
 	if err != nil {
 		return s.internal(ctx, "archive key "+id, err)

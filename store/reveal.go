@@ -63,6 +63,9 @@ func (s *Store) RevealVersion(ctx context.Context, actor keyledger.Actor, id str
 		if err := keyledger.CanReveal(actor.User, k.EnvironmentInfo, k.OwnerID); err != nil {
 			return err
 		}
+		if err := keyledger.CheckStepUp(actor, k.EnvironmentInfo, s.now()); err != nil {
+			return err
+		}
 		if reason, err = keyledger.CheckReason(reason, k.EnvironmentInfo.ReasonRequired); err != nil {
 			return err
 		}
@@ -93,8 +96,13 @@ func (s *Store) RevealVersion(ctx context.Context, actor keyledger.Actor, id str
 			return &keyledger.Error{Code: keyledger.EINTERNAL, Message: "This key's stored value failed its integrity check (it was altered, moved, or sealed under another master key). Nothing was revealed; an admin should check the database and the master key."}
 		}
 		out.Key, out.Version = k, version
-		return writeAudit(ctx, tx, auditEntry{Actor: actor, Action: keyledger.ActionKeyReveal, KeyID: id, KeyName: k.Name,
-			KeyVersion: version, Environment: k.Environment, Reason: reason})
+		if err := writeAudit(ctx, tx, auditEntry{Actor: actor, Action: keyledger.ActionKeyReveal, KeyID: id, KeyName: k.Name,
+			KeyVersion: version, Environment: k.Environment, Reason: reason}); err != nil {
+			return err
+		}
+		// Someone under offboarding who was not frozen: what they see now
+		// goes on their checklist in the same transaction.
+		return syncOffboardings(ctx, tx, actor, s.now(), actor.User.ID)
 	})
 	if err != nil {
 		clear(value)

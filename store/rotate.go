@@ -92,9 +92,12 @@ func (s *Store) RotateKey(ctx context.Context, actor keyledger.Actor, id string,
 			hint, fp, actor.User.ID, now); err != nil {
 			return err
 		}
-		return writeAudit(ctx, tx, auditEntry{Actor: actor, Action: keyledger.ActionKeyRotate, KeyID: id, KeyName: k.Name, KeyVersion: newVersion,
+		if err := writeAudit(ctx, tx, auditEntry{Actor: actor, Action: keyledger.ActionKeyRotate, KeyID: id, KeyName: k.Name, KeyVersion: newVersion,
 			Environment: k.Environment, Details: map[string]any{"from_version": expected, "grace_days": rot.GraceDays,
-				"previous_destroyed_after": destroyAfter.UTC().Format(time.RFC3339)}})
+				"previous_destroyed_after": destroyAfter.UTC().Format(time.RFC3339)}}); err != nil {
+			return err
+		}
+		return syncOffboardings(ctx, tx, actor, now, 0)
 	})
 	if isUniqueViolation(err, "key_versions_pkey") {
 		// Two rotations computed the same new version number: the loser.
@@ -172,8 +175,11 @@ func (s *Store) RollbackKey(ctx context.Context, actor keyledger.Actor, id strin
 			updated_by = $5, updated_at = $6 WHERE id = $1`, id, version, fp, hint, actor.User.ID, now); err != nil {
 			return err
 		}
-		return writeAudit(ctx, tx, auditEntry{Actor: actor, Action: keyledger.ActionKeyRollback, KeyID: id, KeyName: k.Name, KeyVersion: version,
-			Environment: k.Environment, Details: map[string]any{"from_version": k.CurrentVersion, "grace_days": graceDays}})
+		if err := writeAudit(ctx, tx, auditEntry{Actor: actor, Action: keyledger.ActionKeyRollback, KeyID: id, KeyName: k.Name, KeyVersion: version,
+			Environment: k.Environment, Details: map[string]any{"from_version": k.CurrentVersion, "grace_days": graceDays}}); err != nil {
+			return err
+		}
+		return syncOffboardings(ctx, tx, actor, now, 0)
 	})
 	if err != nil {
 		return nil, s.internal(ctx, "roll back key "+id, err)

@@ -10,11 +10,11 @@ import (
 	"github.com/keyledger/keyledger/crypto"
 )
 
-const userColumns = "id, email, name, role, status, created_at, updated_at"
+const userColumns = "id, email, name, role, status, totp_enabled_at IS NOT NULL, created_at, updated_at"
 
 func scanUser(row pgx.Row) (*keyledger.User, error) {
 	var u keyledger.User
-	if err := row.Scan(&u.ID, &u.Email, &u.Name, &u.Role, &u.Status, &u.CreatedAt, &u.UpdatedAt); err != nil {
+	if err := row.Scan(&u.ID, &u.Email, &u.Name, &u.Role, &u.Status, &u.TOTPEnabled, &u.CreatedAt, &u.UpdatedAt); err != nil {
 		return nil, err
 	}
 	return &u, nil
@@ -117,7 +117,27 @@ func (s *Store) DeactivateUser(ctx context.Context, actor keyledger.Actor, email
 	email = keyledger.NormalizeEmail(email)
 	var u *keyledger.User
 	err := s.tx(ctx, func(tx pgx.Tx) error {
-		var err error
+		actor, err := freshActor(ctx, tx, actor)
+		if err != nil {
+			return err
+		}
+		if actor.User != nil && keyledger.CanAdminister(actor.User) != nil {
+			return keyledger.Errorf(keyledger.EFORBIDDEN, "Only admins may deactivate users.")
+		}
+		var target int64
+		var role, status string
+		err = tx.QueryRow(ctx, "SELECT id, role, status FROM users WHERE email = $1 FOR UPDATE", email).Scan(&target, &role, &status)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return keyledger.ErrNotFound("User")
+		}
+		if err != nil {
+			return err
+		}
+		if role == string(keyledger.RoleAdmin) && status == string(keyledger.UserActive) {
+			if err := lastAdminGuard(ctx, tx, target); err != nil {
+				return err
+			}
+		}
 		u, err = scanUser(tx.QueryRow(ctx, `UPDATE users SET status = 'deactivated', deactivated_at = now(), updated_at = now()
 			WHERE email = $1 RETURNING `+userColumns, email))
 		if errors.Is(err, pgx.ErrNoRows) {
@@ -130,8 +150,11 @@ func (s *Store) DeactivateUser(ctx context.Context, actor keyledger.Actor, email
 		if err != nil {
 			return err
 		}
-		return writeAudit(ctx, tx, auditEntry{Actor: actor, Action: keyledger.ActionUserDeactivate, SubjectID: u.ID, SubjectEmail: u.Email,
-			Details: map[string]any{"sessions_revoked": tag.RowsAffected()}})
+		if err := writeAudit(ctx, tx, auditEntry{Actor: actor, Action: keyledger.ActionUserDeactivate, SubjectID: u.ID, SubjectEmail: u.Email,
+			Details: map[string]any{"sessions_revoked": tag.RowsAffected()}}); err != nil {
+			return err
+		}
+		return syncOffboardings(ctx, tx, actor, s.now(), u.ID)
 	})
 	if err != nil {
 		return nil, s.internal(ctx, "deactivate user "+email, err)

@@ -124,6 +124,13 @@ type KeyDetailView struct {
 	NoteError string
 	Note      string
 	Now       time.Time
+	// StepUpNeeded: the environment is sensitive and this session's last
+	// password or code entry is older than keyledger.StepUpWindow, so the
+	// reveal form asks for one.
+	StepUpNeeded bool
+	StepUpError  string
+	// StepUpMessage explains a refusal for want of a step-up.
+	StepUpMessage string
 }
 
 // RevealRow is one line of "who has seen this key".
@@ -198,6 +205,8 @@ type LoginView struct {
 	Email   string
 	Message string
 	Next    string
+	// Notice is a neutral message, e.g. after setting a password.
+	Notice string
 }
 
 func date(t time.Time) string {
@@ -300,6 +309,10 @@ type ExportView struct {
 	Previewed      bool
 	Included       []RefusedRow
 	Refused        []RefusedRow
+	// StepUpNeeded: the environment is sensitive and this session's last
+	// password or code entry is too old; the form asks for one (field
+	// step_up, errors under Errors["step_up"]).
+	StepUpNeeded bool
 }
 
 // RefusedRow is a key in the export preview.

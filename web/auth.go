@@ -3,6 +3,7 @@ package web
 import (
 	"errors"
 	"net/http"
+	"net/url"
 
 	"github.com/keyledger/keyledger"
 	"github.com/keyledger/keyledger/templates"
@@ -13,7 +14,11 @@ func (s *Server) loginPage(c echo.Context) error {
 	if currentUser(c) != nil {
 		return c.Redirect(http.StatusSeeOther, safeNext(c.QueryParam("next")))
 	}
-	return render(c, http.StatusOK, templates.LoginPage(s.page(c, "Sign in", "login"), templates.LoginView{Next: safeNextOrEmpty(c.QueryParam("next"))}))
+	v := templates.LoginView{Next: safeNextOrEmpty(c.QueryParam("next"))}
+	if c.QueryParam("set") != "" {
+		v.Notice = "Password set. Sign in with your email and new password."
+	}
+	return render(c, http.StatusOK, templates.LoginPage(s.page(c, "Sign in", "login"), v))
 }
 
 func safeNextOrEmpty(n string) string {
@@ -48,6 +53,14 @@ func (s *Server) login(c echo.Context) error {
 	sess.Values[sessionUserKey] = u
 	if err := s.sessions.Save(c.Request(), c.Response(), sess); err != nil {
 		return err
+	}
+	if u.TOTPEnabled {
+		// The session is pending until the second factor is given.
+		loc := "/login/2fa"
+		if next != "" {
+			loc += "?next=" + url.QueryEscape(next)
+		}
+		return c.Redirect(http.StatusSeeOther, loc)
 	}
 	return c.Redirect(http.StatusSeeOther, safeNext(next))
 }

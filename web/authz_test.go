@@ -217,6 +217,9 @@ type authzWant struct {
 	// download: the value comes as a file (Content-Disposition:
 	// attachment) rather than on the reveal page.
 	download bool
+	// file: a download that carries no value (a CSV of metadata or of
+	// the audit log).
+	file bool
 	// body and actor: what the server answered and to whom (set on the
 	// answer got, for check).
 	body, actor string
@@ -343,7 +346,7 @@ func authzCases() []authzCase {
 			t.Errorf("%d reveal events recorded, want %d", n, want)
 		}
 	}
-	return []authzCase{
+	return append([]authzCase{
 		{route: "GET /healthz", method: "GET", path: fixedPath("/healthz"), want: public(ok200)},
 		{route: "GET /readyz", method: "GET", path: fixedPath("/readyz"), want: public(ok200)},
 		{route: "GET /login", method: "GET", path: fixedPath("/login"), want: func(a, _ string, _ *keyledger.Key) authzWant {
@@ -583,7 +586,7 @@ func authzCases() []authzCase {
 			want: func(a, _ string, k *keyledger.Key) authzWant { return needUser(a, "PUT", "/keys/"+k.ID, nf404) }},
 		{route: "echo_route_not_found /", name: "POST /", method: "POST", path: fixedPath("/"),
 			want: everyone("POST", "/", nf404)},
-	}
+	}, append(authzGovernanceCases(), authzAccountCases()...)...)
 }
 
 func TestAuthzEveryRouteIsCovered(t *testing.T) {
@@ -692,8 +695,10 @@ func TestAuthzMatrix(t *testing.T) {
 							} else if !strings.Contains(body, `data-testid="secret-value"`) {
 								t.Errorf("%s %s as %s: an allowed reveal does not show the value", rc.method, path, actor)
 							}
-						} else if cd := resp.Header.Get("Content-Disposition"); cd != "" {
+						} else if cd := resp.Header.Get("Content-Disposition"); cd != "" && !want.file {
 							t.Errorf("%s %s as %s: status %d with Content-Disposition %q", rc.method, path, actor, got.status, cd)
+						} else if want.file && !strings.HasPrefix(cd, "attachment;") {
+							t.Errorf("%s %s as %s: Content-Disposition %q, want an attachment", rc.method, path, actor, cd)
 						}
 						for _, s := range secrets {
 							if s == value && want.revealed {

@@ -545,3 +545,183 @@ func TestBrowserScreenshot(t *testing.T) {
 	}
 	t.Logf("wrote %s (%d bytes)", out, len(png))
 }
+
+// TestBrowserOffboarding runs an offboarding from start to the completed
+// record through the pages: start it with a freeze from the person's page,
+// reassign their key, rotate a key they saw from the key page, waive
+// another with a reason, revoke, deactivate as an admin and complete.
+func TestBrowserOffboarding(t *testing.T) {
+	t.Parallel()
+	chromiumPath(t)
+	start := time.Now()
+	env := newEnv(t)
+	ctx := context.Background()
+	owned := env.createKey("member", "development", "member's OpenAI", authzSecret())
+	rotated := env.createKey("member2", "development", "shared OpenAI", authzSecret())
+	waived := env.createKey("member2", "development", "old Stripe test", authzSecret())
+	for _, k := range []*keyledger.Key{rotated, waived} {
+		if _, err := env.Store.Reveal(ctx, keyledger.Actor{User: env.Users["member"]}, k.ID, "local dev"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	items := func(b *browser) string {
+		return evalIn[string](b, `[...document.querySelectorAll('[data-testid="item-row"]')].map(r => r.dataset.kind + "=" + r.dataset.status).sort().join(" ")`)
+	}
+	row := func(keyID string) string { return `tr[data-testid="item-row"][data-key="` + keyID + `"]` }
+
+	b := newBrowser(t, env.HTTP.URL, 90*time.Second)
+	b.signIn("lead@example.com", "Lead (lead)")
+
+	// Ownership → member's page → Start offboarding.
+	if st := b.press(`nav.site a[href="/dashboard"]`); st != http.StatusOK {
+		b.fatalf("open Ownership: status %d", st)
+	}
+	if st := b.press(fmt.Sprintf(`[data-testid="owner-link"][href="/users/%d"]`, env.Users["member"].ID)); st != http.StatusOK {
+		b.fatalf("open member's page: status %d", st)
+	}
+	if got := b.text(`[data-testid="person-name"]`); got != "Member" {
+		b.fatalf("person page for %q", got)
+	}
+	if n := evalIn[int](b, `document.querySelectorAll('[data-testid="still-current"]').length`); n != 2 {
+		b.fatalf("%d still-current badges on member's page, want 2", n)
+	}
+	if st := b.press(`[data-testid="start-offboarding"]`); st != http.StatusOK {
+		b.fatalf("open Start offboarding: status %d", st)
+	}
+	if v, err := chromedp.Run(b.ctx, chromedp.Value(chromedp.ID("user"))); err != nil || v != "member@example.com" {
+		b.fatalf("the person select holds %q (%v), want member@example.com", v, err)
+	}
+	b.do("cut access and add a note",
+		chromedp.Click(chromedp.ID("freeze"), chromedp.NodeVisible),
+		chromedp.SendKeys(chromedp.ID("note"), "last day Friday", chromedp.NodeVisible),
+	)
+	if st := b.press(`[data-testid="start-submit"]`); st != http.StatusOK {
+		b.fatalf("start: status %d", st)
+	}
+	checklist := strings.TrimSuffix(b.path(), "?started=1")
+	if !regexp.MustCompile(`^/offboarding/\d+$`).MatchString(checklist) {
+		b.fatalf("after starting the browser is at %s", b.path())
+	}
+	if flash := b.text(".flash.ok"); !strings.HasPrefix(flash, "Offboarding started.") {
+		b.fatalf("flash after starting: %q", flash)
+	}
+	if got := items(b); got != "deactivate=open reassign=open revoke=done rotate=open rotate=open" {
+		b.fatalf("checklist after the start: %s", got)
+	}
+	if st := b.text(`[data-testid="person-status"]`); st != "frozen" {
+		b.fatalf("the person's status shows %q, want frozen", st)
+	}
+
+	// Reassign all their keys to member2.
+	b.do("choose the new owner", chromedp.SetValue(chromedp.ID("owner"), "member2@example.com", chromedp.NodeVisible))
+	if st := b.press(`[data-testid="reassign-submit"]`); st != http.StatusOK {
+		b.fatalf("reassign: status %d", st)
+	}
+	if flash := b.text(".flash.ok"); !strings.HasPrefix(flash, "Reassigned 1 key.") {
+		b.fatalf("flash after reassigning: %q", flash)
+	}
+	if res := b.text(row(owned.ID) + ` [data-testid="item-resolution"]`); res != "now owned by member2@example.com" {
+		b.fatalf("reassign item resolution %q", res)
+	}
+
+	// Rotate the key they saw, from the checklist's link to its rotate page.
+	if st := b.press(row(rotated.ID) + ` [data-testid="rotate-link"]`); st != http.StatusOK {
+		b.fatalf("open the rotate page: status %d", st)
+	}
+	if h1 := b.text("main h1"); h1 != "Rotate shared OpenAI" {
+		b.fatalf("rotate page heading %q", h1)
+	}
+	b.do("paste the new value", chromedp.SendKeys(chromedp.ID("value"), authzSecret(), chromedp.NodeVisible))
+	if st := b.press(`[data-testid="rotate-submit"]`); st != http.StatusOK {
+		b.fatalf("rotate: status %d", st)
+	}
+	if flash := b.text(".flash.ok"); !strings.HasPrefix(flash, "Rotated: version 2") {
+		b.fatalf("flash after rotating: %q", flash)
+	}
+	if st := b.press(`nav.site a[href="/offboarding"]`); st != http.StatusOK {
+		b.fatalf("open Offboarding: status %d", st)
+	}
+	if st := b.press(`[data-testid="open-offboardings"] a[href="` + checklist + `"]`); st != http.StatusOK {
+		b.fatalf("open the checklist from the list: status %d", st)
+	}
+	if res := b.text(row(rotated.ID) + ` [data-testid="item-resolution"]`); res != "rotated to version 2" {
+		b.fatalf("rotate item resolution %q", res)
+	}
+
+	// Waive the other one with a reason.
+	b.do("open the waive form", chromedp.Click(chromedp.CSS(row(waived.ID)+` [data-testid="waive-open"]`), chromedp.NodeVisible))
+	b.do("give a reason", chromedp.SendKeys(chromedp.CSS(row(waived.ID)+` input[name="reason"]`), "test-mode key, deleted at Stripe", chromedp.NodeVisible))
+	if st := b.press(row(waived.ID) + ` [data-testid="waive-submit"]`); st != http.StatusOK {
+		b.fatalf("waive: status %d", st)
+	}
+	if res := b.text(row(waived.ID) + ` [data-testid="item-resolution"]`); res != "waived: test-mode key, deleted at Stripe" {
+		b.fatalf("waived item resolution %q", res)
+	}
+
+	// Revoke (the freeze signed them out already; again is harmless).
+	if st := b.press(`[data-testid="revoke-submit"]`); st != http.StatusOK {
+		b.fatalf("revoke: status %d", st)
+	}
+	if flash := b.text(".flash.ok"); flash != "Sessions and tokens revoked." {
+		b.fatalf("flash after revoking: %q", flash)
+	}
+	// A lead cannot deactivate: the button is disabled and says why.
+	if disabled := evalIn[bool](b, `document.querySelector('[data-testid="deactivate-submit"]').disabled`); !disabled {
+		b.fatalf("the lead's deactivate button is enabled")
+	}
+	if ask := b.text(`[data-testid="ask-admin"]`); !strings.Contains(ask, "ask an admin") {
+		b.fatalf("ask-admin text %q", ask)
+	}
+
+	// An admin deactivates the account.
+	if st := b.press(`[data-testid="logout"]`); st != http.StatusOK {
+		b.fatalf("sign out: status %d", st)
+	}
+	b.signIn("admin@example.com", "Admin (admin)")
+	if st := b.navigate(checklist); st != http.StatusOK {
+		b.fatalf("open the checklist as admin: status %d", st)
+	}
+	if st := b.press(`[data-testid="deactivate-submit"]`); st != http.StatusOK {
+		b.fatalf("deactivate: status %d", st)
+	}
+	if flash := b.text(".flash.ok"); flash != "Account deactivated." {
+		b.fatalf("flash after deactivating: %q", flash)
+	}
+	if got := items(b); got != "deactivate=done reassign=done revoke=done rotate=done rotate=waived" {
+		b.fatalf("checklist before completing: %s", got)
+	}
+	if p := b.text(`[data-testid="progress-text"]`); !strings.HasPrefix(p, "5 of 5 items resolved (100%)") {
+		b.fatalf("progress %q", p)
+	}
+
+	// Complete: the page becomes the record.
+	if st := b.press(`[data-testid="complete"]`); st != http.StatusOK {
+		b.fatalf("complete: status %d", st)
+	}
+	if state := b.text(`[data-testid="offboarding-state"]`); state != "Completed" {
+		b.fatalf("record state %q, want Completed", state)
+	}
+	if h1 := b.text("main h1"); h1 != "Offboarding record: Member" {
+		b.fatalf("record heading %q", h1)
+	}
+	if done := b.text(`[data-testid="completed"]`); !strings.HasSuffix(done, "by admin@example.com") {
+		b.fatalf("completed line %q", done)
+	}
+	if n := evalIn[int](b, `document.querySelectorAll('main form').length`); n != 0 {
+		b.fatalf("the record has %d forms", n)
+	}
+	whoWhen := evalIn[string](b, `[...document.querySelectorAll('[data-testid="item-row"]')].filter(r => !r.querySelector('[data-testid="item-by"]').innerText.trim() || !r.querySelector('[data-testid="item-when"]').innerText.trim()).map(r => r.dataset.kind).join(",")`)
+	if whoWhen != "" {
+		b.fatalf("record items without by/when: %s", whoWhen)
+	}
+	// The print style hides the navigation.
+	printHides := evalIn[bool](b, `[...document.styleSheets].some(s => { try { return [...s.cssRules].some(r => r.media && r.media.mediaText === "print" && r.cssText.includes("nav.site")) } catch (e) { return false } })`)
+	if !printHides {
+		b.fatalf("no print style hides the navigation")
+	}
+
+	if problems := b.consoleProblems(); len(problems) > 0 {
+		t.Errorf("the pages logged %d console errors or warnings:\n%s", len(problems), strings.Join(problems, "\n"))
+	}
+	t.Logf("browser offboarding took %v", time.Since(start).Round(time.Millisecond))
+}

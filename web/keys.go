@@ -159,6 +159,8 @@ type detailExtras struct {
 	reason, reasonErr string
 	note, noteErr     string
 	flash             []templates.Flash
+	// stepUpErr and stepUpMsg explain a refused or failed step-up.
+	stepUpErr, stepUpMsg string
 }
 
 func (s *Server) renderKeyDetailWith(c echo.Context, id string, status int, x detailExtras) error {
@@ -183,6 +185,8 @@ func (s *Server) renderKeyDetailWith(c echo.Context, id string, status int, x de
 	} else {
 		v.RevealAllowed = true
 	}
+	v.StepUpNeeded = s.stepUpNeeded(c, k.EnvironmentInfo) || x.stepUpErr != ""
+	v.StepUpError, v.StepUpMessage = x.stepUpErr, x.stepUpMsg
 	v.CanVerify = s.cfg.Verifier != nil && s.cfg.Verifier.Supports(k.Provider) && (v.RevealAllowed || v.CanEdit)
 	for _, r := range reveals {
 		v.Reveals = append(v.Reveals, templates.RevealRow{Time: r.Time, Email: r.Email, Version: r.Version, Reason: r.Reason, StillValid: r.StillValid, Export: r.Action == keyledger.ActionKeyExport})
@@ -255,10 +259,27 @@ func (s *Server) keyReveal(c echo.Context) error {
 		}
 		version = n
 	}
+	if secret := c.FormValue("step_up"); secret != "" {
+		// Confirm it is you first; a wrong password or code answers 401
+		// (see account.go).
+		fieldErr, err := s.doStepUp(c, secret)
+		if err != nil {
+			return err
+		}
+		if fieldErr != "" {
+			return s.renderKeyDetailWith(c, id, http.StatusUnauthorized, detailExtras{reason: strings.TrimSpace(reason), stepUpErr: fieldErr})
+		}
+	}
 	rev, err := s.store.RevealVersion(c.Request().Context(), s.actor(c), id, version, reason)
 	if err != nil {
 		if keyledger.ErrorCode(err) == keyledger.EINVALID && keyledger.FieldErrors(err)["reason"] != "" {
 			return s.renderKeyDetailWith(c, id, http.StatusUnprocessableEntity, detailExtras{reason: strings.TrimSpace(reason), reasonErr: keyledger.FieldErrors(err)["reason"]})
+		}
+		if stepUpRequired(err) {
+			// Signed in, but this session's password entry is too old for
+			// a sensitive environment: 403 with the field to confirm.
+			return s.renderKeyDetailWith(c, id, http.StatusForbidden, detailExtras{reason: strings.TrimSpace(reason),
+				stepUpErr: keyledger.FieldErrors(err)["step_up"], stepUpMsg: keyledger.ErrorMessage(err)})
 		}
 		return err
 	}

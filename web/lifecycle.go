@@ -122,6 +122,7 @@ func (s *Server) renderExport(c echo.Context, status int, v templates.ExportView
 		}
 		v.ReasonRequired = prev.Environment.ReasonRequired
 		v.Previewed = err == nil
+		v.StepUpNeeded = v.Previewed && (s.stepUpNeeded(c, prev.Environment) || v.Errors["step_up"] != "")
 	}
 	if v.Environments, err = s.store.Environments(ctx); err != nil {
 		return err
@@ -142,12 +143,31 @@ func (s *Server) export(c echo.Context) error {
 		v.Errors = map[string]string{"format": "Choose dotenv, bash, fish, powershell or json."}
 		return s.renderExport(c, http.StatusUnprocessableEntity, v)
 	}
+	if secret := c.FormValue("step_up"); secret != "" {
+		// Confirm it is you first; a wrong password or code answers 401
+		// (see account.go).
+		fieldErr, err := s.doStepUp(c, secret)
+		if err != nil {
+			return err
+		}
+		if fieldErr != "" {
+			v.Errors = map[string]string{"step_up": fieldErr}
+			return s.renderExport(c, http.StatusUnauthorized, v)
+		}
+	}
 	res, err := s.store.ExportKeys(c.Request().Context(), s.actor(c), v.Environment, v.Project, v.Reason, format)
 	if err != nil {
 		if keyledger.ErrorCode(err) == keyledger.EINVALID {
 			v.Errors = keyledger.FieldErrors(err)
 			v.Message = keyledger.ErrorMessage(err)
 			return s.renderExport(c, http.StatusUnprocessableEntity, v)
+		}
+		if stepUpRequired(err) {
+			// Signed in, but this session's password entry is too old for
+			// a sensitive environment: 403 with the field to confirm.
+			v.Errors = keyledger.FieldErrors(err)
+			v.Message = keyledger.ErrorMessage(err)
+			return s.renderExport(c, http.StatusForbidden, v)
 		}
 		return err
 	}

@@ -18,6 +18,12 @@ import (
 
 const ctxUser = "keyledger.user"
 const ctxSessionID = "keyledger.session"
+const ctxState = "keyledger.state"
+
+func sessionState(c echo.Context) (store.SessionState, bool) {
+	st, ok := c.Get(ctxState).(store.SessionState)
+	return st, ok
+}
 
 func randomID() string {
 	var b [8]byte
@@ -85,7 +91,7 @@ func (s *Server) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
 			"method", req.Method,
 			// Path only: queries hold filters, never values, but there is
 			// no reason to keep them.
-			"path", req.URL.Path,
+			"path", logPath(req.URL.Path),
 			"status", c.Response().Status,
 			"duration_ms", float64(time.Since(start).Microseconds()) / 1000,
 			"ip", c.RealIP(),
@@ -98,6 +104,16 @@ func (s *Server) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
+// logPath is a request path fit for logs: the token of a set-password
+// link is a credential and never written down.
+func logPath(p string) string {
+	const prefix = "/set-password/"
+	if strings.HasPrefix(p, prefix) && len(p) > len(prefix) {
+		return prefix + "…"
+	}
+	return p
+}
+
 // loadSession finds the signed-in user, if any.
 func (s *Server) loadSession(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
@@ -108,9 +124,12 @@ func (s *Server) loadSession(next echo.HandlerFunc) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		if u, ok := sess.Values[sessionUserKey].(*keyledger.User); ok && u != nil {
-			c.Set(ctxUser, u)
+		if st, ok := sess.Values[sessionStateKey].(store.SessionState); ok {
 			c.Set(ctxSessionID, sess.ID)
+			c.Set(ctxState, st)
+			if !st.PendingTOTP {
+				c.Set(ctxUser, st.User)
+			}
 		}
 		return next(c)
 	}
@@ -122,14 +141,33 @@ func currentUser(c echo.Context) *keyledger.User {
 }
 
 func (s *Server) actor(c echo.Context) keyledger.Actor {
-	return keyledger.Actor{User: currentUser(c), IP: c.RealIP(), UserAgent: c.Request().UserAgent()}
+	a := keyledger.Actor{User: currentUser(c), IP: c.RealIP(), UserAgent: c.Request().UserAgent()}
+	if st, ok := sessionState(c); ok && a.User != nil {
+		a.StepUpAt = st.StepUpAt
+	}
+	return a
 }
 
 // requireUser sends anonymous visitors to the sign-in page, remembering
 // where they were going (a local path only: no open redirect).
 func (s *Server) requireUser(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
+		if st, ok := sessionState(c); ok && st.PendingTOTP {
+			// Password given, second factor still due.
+			if c.Request().Method != http.MethodGet {
+				return store.ErrNoSession
+			}
+			return c.Redirect(http.StatusSeeOther, "/login/2fa")
+		}
 		if currentUser(c) != nil {
+			if st, ok := sessionState(c); ok && st.MustEnrollTOTP && !enrollmentPath(c.Request().URL.Path) {
+				// The role requires two-factor sign-in: nothing else until
+				// it is set up.
+				if c.Request().Method != http.MethodGet {
+					return keyledger.Errorf(keyledger.EFORBIDDEN, "Your role requires two-factor sign-in. Set it up on your profile first.")
+				}
+				return c.Redirect(http.StatusSeeOther, "/profile/2fa")
+			}
 			return next(c)
 		}
 		if c.Request().Method != http.MethodGet {
@@ -156,3 +194,9 @@ func isAPI(c echo.Context) bool {
 }
 
 var _ = errors.New
+
+// enrollmentPath lists what a user who must set up two-factor sign-in may
+// still reach.
+func enrollmentPath(p string) bool {
+	return p == "/profile/2fa" || p == "/logout" || p == "/profile"
+}

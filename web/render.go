@@ -41,7 +41,8 @@ func statusOf(code string) int {
 		return http.StatusUnprocessableEntity
 	case keyledger.ECONFLICT:
 		return http.StatusConflict
-	case keyledger.EFORBIDDEN:
+	case keyledger.EFORBIDDEN, keyledger.ESTEPUP:
+		// ESTEPUP: signed in, refused until the person confirms it is them.
 		return http.StatusForbidden
 	case keyledger.ENOTFOUND:
 		return http.StatusNotFound
@@ -75,7 +76,7 @@ func (s *Server) handleError(err error, c echo.Context) {
 		status = statusOf(code)
 	}
 	if status >= 500 {
-		s.log.Error("request failed", "request_id", requestID(c), "path", c.Request().URL.Path, "status", status, "err", err)
+		s.log.Error("request failed", "request_id", requestID(c), "path", logPath(c.Request().URL.Path), "status", status, "err", err)
 	}
 	if status == http.StatusServiceUnavailable {
 		c.Response().Header().Set("Retry-After", "5")

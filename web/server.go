@@ -110,6 +110,12 @@ func New(cfg Config, st *store.Store, log *slog.Logger) (*Server, error) {
 	e.GET("/login", s.loginPage)
 	e.POST("/login", s.login)
 	e.POST("/logout", s.logout)
+	// Second factor of a pending sign-in, and set-password links: reached
+	// without a full session.
+	e.GET("/login/2fa", s.totpPage)
+	e.POST("/login/2fa", s.totpSubmit)
+	e.GET("/set-password/:token", s.setPasswordPage)
+	e.POST("/set-password/:token", s.setPassword)
 
 	auth := e.Group("", s.requireUser)
 	auth.GET("/", func(c echo.Context) error { return c.Redirect(http.StatusSeeOther, "/keys") })
@@ -129,6 +135,43 @@ func New(cfg Config, st *store.Store, log *slog.Logger) (*Server, error) {
 	auth.GET("/export", s.exportPage)
 	auth.POST("/export", s.export)
 	auth.GET("/audit", s.auditPage)
+	auth.GET("/audit.csv", s.auditCSV)
+	auth.GET("/keys.csv", s.keyListCSV)
+
+	// Profile: own password, sessions, two-factor sign-in, step-up.
+	auth.GET("/profile", s.profilePage)
+	auth.POST("/profile/password", s.profilePassword)
+	auth.POST("/profile/sessions/:sid/revoke", s.profileRevokeSession)
+	auth.GET("/profile/2fa", s.totpEnrollPage)
+	auth.POST("/profile/2fa", s.totpEnrollConfirm)
+	auth.POST("/profile/2fa/disable", s.totpDisable)
+	auth.POST("/step-up", s.stepUp)
+
+	// Admin: users, roles, environments.
+	auth.GET("/admin/users", s.adminUsers)
+	auth.POST("/admin/users", s.adminCreateUser)
+	auth.POST("/admin/users/:uid/role", s.adminSetRole)
+	auth.POST("/admin/users/:uid/deactivate", s.adminDeactivate)
+	auth.POST("/admin/users/:uid/reactivate", s.adminReactivate)
+	auth.POST("/admin/users/:uid/password-link", s.adminPasswordLink)
+	auth.POST("/admin/roles", s.adminRolePolicies)
+	auth.GET("/admin/environments", s.adminEnvironments)
+	auth.POST("/admin/environments", s.adminCreateEnvironment)
+	auth.POST("/admin/environments/:name", s.adminUpdateEnvironment)
+
+	// Leads: ownership audit, people, offboarding.
+	auth.GET("/dashboard", s.dashboard)
+	auth.GET("/users/:uid", s.userPage)
+	auth.POST("/users/:uid/reassign", s.userReassign)
+	auth.GET("/offboarding", s.offboardingList)
+	auth.POST("/offboarding", s.offboardingStart)
+	auth.GET("/offboarding/:oid", s.offboardingPage)
+	auth.GET("/offboarding/:oid/record.csv", s.offboardingCSV)
+	auth.POST("/offboarding/:oid/items/:item/waive", s.offboardingWaive)
+	auth.POST("/offboarding/:oid/reassign", s.offboardingReassign)
+	auth.POST("/offboarding/:oid/revoke", s.offboardingRevoke)
+	auth.POST("/offboarding/:oid/deactivate", s.offboardingDeactivate)
+	auth.POST("/offboarding/:oid/complete", s.offboardingComplete)
 	s.echo = e
 	return s, nil
 }

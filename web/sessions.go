@@ -15,6 +15,9 @@ import (
 // cookie carries only the signed session id.
 const sessionUserKey = "user"
 
+// sessionStateKey holds the store.SessionState of a loaded session.
+const sessionStateKey = "state"
+
 // SessionStore is a gorilla/sessions Store whose state lives in Postgres.
 // The cookie holds a signed random id; the row (looked up by the id's hash)
 // holds the user and the timeouts, so deleting the row kills the session
@@ -80,7 +83,7 @@ func (s *SessionStore) New(r *http.Request, name string) (*sessions.Session, err
 	if err := s.codec.Decode(name, ck.Value, &id); err != nil {
 		return sess, nil
 	}
-	u, err := s.store.SessionUser(r.Context(), id, s.timeouts)
+	st, err := s.store.Session(r.Context(), id, s.timeouts)
 	if errors.Is(err, store.ErrNoSession) {
 		return sess, nil
 	}
@@ -89,7 +92,10 @@ func (s *SessionStore) New(r *http.Request, name string) (*sessions.Session, err
 	}
 	sess.ID = id
 	sess.IsNew = false
-	sess.Values[sessionUserKey] = u
+	sess.Values[sessionStateKey] = st
+	if !st.PendingTOTP {
+		sess.Values[sessionUserKey] = st.User
+	}
 	return sess, nil
 }
 

@@ -590,7 +590,7 @@ func TestMasterkeyRotate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	actor := keyledger.Actor{User: lead, IP: "192.0.2.1"}
+	actor := keyledger.Actor{User: lead, IP: "192.0.2.1", StepUpAt: time.Now()}
 	values := map[string]string{}
 	for _, in := range []keyledger.KeyInput{
 		{Name: "payments-dev", Project: "billing", Environment: "development", OwnerEmail: lead.Email, Value: "sk_test_" + hex.EncodeToString(randBytes(t, 20))},

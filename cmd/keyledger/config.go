@@ -36,6 +36,9 @@ type Config struct {
 	SessionMax     time.Duration
 	LogLevel       string
 	LogFormat      string
+	// AutoMigrate applies migrations at serve start; off when the app
+	// runs as a database role that may not change the schema.
+	AutoMigrate bool
 
 	Verify         verify.Config
 	VerifyInterval time.Duration
@@ -98,6 +101,14 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 			return c, cfgErr("KEYLEDGER_TRUSTED_PROXIES: %v; want a comma-separated list like 10.0.0.0/8,192.168.1.5", err)
 		}
 		c.TrustedProxies = nets
+	}
+	c.AutoMigrate = true
+	if v := getenv("KEYLEDGER_AUTO_MIGRATE"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return c, cfgErr("KEYLEDGER_AUTO_MIGRATE: want true or false, got %q", v)
+		}
+		c.AutoMigrate = b
 	}
 	var err error
 	if c.SessionIdle, err = duration(getenv, "KEYLEDGER_SESSION_IDLE", time.Hour); err != nil {

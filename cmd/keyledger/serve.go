@@ -95,7 +95,7 @@ func (m *Main) openStore(ctx context.Context, cfg Config, log *slog.Logger, wait
 
 func (m *Main) serve(ctx context.Context, cfg Config) error {
 	log := m.logger(cfg)
-	st, pool, err := m.openStore(ctx, cfg, log, 10*time.Minute, true)
+	st, pool, err := m.openStore(ctx, cfg, log, 10*time.Minute, cfg.AutoMigrate)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,265 @@
+package store
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/keyledger/keyledger"
+	"github.com/keyledger/keyledger/crypto"
+)
+
+// UserByID finds a user.
+func (s *Store) UserByID(ctx context.Context, id int64) (*keyledger.User, error) {
+	u, err := scanUser(s.pool.QueryRow(ctx, "SELECT "+userColumns+" FROM users WHERE id = $1", id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, keyledger.ErrNotFound("User")
+	}
+	if err != nil {
+		return nil, s.internal(ctx, "find user", err)
+	}
+	return u, nil
+}
+
+// lastAdminGuard refuses to leave the instance without an active admin.
+func lastAdminGuard(ctx context.Context, tx pgx.Tx, userID int64) error {
+	// FOR UPDATE: two admins stepping down at once must not each count
+	// the other as the one who stays (write skew).
+	rows, err := tx.Query(ctx, "SELECT id FROM users WHERE role = 'admin' AND status = 'active' AND id <> $1 FOR UPDATE", userID)
+	if err != nil {
+		return err
+	}
+	others, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return err
+	}
+	if len(others) == 0 {
+		return keyledger.Errorf(keyledger.ECONFLICT, "This is the last active admin; make someone else admin first.")
+	}
+	return nil
+}
+
+// SetRole changes a user's role. Admins only; audited.
+func (s *Store) SetRole(ctx context.Context, actor keyledger.Actor, userID int64, role keyledger.Role) (*keyledger.User, error) {
+	if _, ok := keyledger.ParseRole(string(role)); !ok {
+		return nil, &keyledger.Error{Code: keyledger.EINVALID, Message: "Choose admin, lead or member.", Fields: map[string]string{"role": "Choose admin, lead or member."}}
+	}
+	var u *keyledger.User
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		actor, err := freshActor(ctx, tx, actor)
+		if err != nil {
+			return err
+		}
+		if err := keyledger.CanAdminister(actor.User); err != nil {
+			return err
+		}
+		before, err := scanUser(tx.QueryRow(ctx, "SELECT "+userColumns+" FROM users WHERE id = $1 FOR UPDATE", userID))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return keyledger.ErrNotFound("User")
+		}
+		if err != nil {
+			return err
+		}
+		if before.Role == role {
+			u = before
+			return nil
+		}
+		if before.Role == keyledger.RoleAdmin && before.Active() {
+			if err := lastAdminGuard(ctx, tx, userID); err != nil {
+				return err
+			}
+		}
+		if u, err = scanUser(tx.QueryRow(ctx, "UPDATE users SET role = $2, updated_at = now() WHERE id = $1 RETURNING "+userColumns, userID, string(role))); err != nil {
+			return err
+		}
+		return writeAudit(ctx, tx, auditEntry{Actor: actor, Action: keyledger.ActionUserRole, SubjectID: u.ID, SubjectEmail: u.Email,
+			Details: map[string]any{"from": string(before.Role), "to": string(role)}})
+	})
+	if err != nil {
+		return nil, s.internal(ctx, "set role", err)
+	}
+	return u, nil
+}
+
+// ReactivateUser lets a deactivated or frozen user sign in again. Admins
+// only; audited.
+func (s *Store) ReactivateUser(ctx context.Context, actor keyledger.Actor, userID int64) (*keyledger.User, error) {
+	var u *keyledger.User
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		actor, err := freshActor(ctx, tx, actor)
+		if err != nil {
+			return err
+		}
+		if err := keyledger.CanAdminister(actor.User); err != nil {
+			return err
+		}
+		u, err = scanUser(tx.QueryRow(ctx, `UPDATE users SET status = 'active', deactivated_at = NULL, updated_at = now()
+			WHERE id = $1 AND status <> 'active' RETURNING `+userColumns, userID))
+		if errors.Is(err, pgx.ErrNoRows) {
+			if _, gerr := scanUser(tx.QueryRow(ctx, "SELECT "+userColumns+" FROM users WHERE id = $1", userID)); gerr == nil {
+				return keyledger.Errorf(keyledger.ECONFLICT, "This user is already active.")
+			}
+			return keyledger.ErrNotFound("User")
+		}
+		if err != nil {
+			return err
+		}
+		if err := writeAudit(ctx, tx, auditEntry{Actor: actor, Action: keyledger.ActionUserReactivate, SubjectID: u.ID, SubjectEmail: u.Email}); err != nil {
+			return err
+		}
+		return syncOffboardings(ctx, tx, actor, s.now(), u.ID)
+	})
+	if err != nil {
+		return nil, s.internal(ctx, "reactivate user", err)
+	}
+	return u, nil
+}
+
+// ChangePassword sets a new password after checking the current one, and
+// signs out every other session of the user.
+func (s *Store) ChangePassword(ctx context.Context, actor keyledger.Actor, sessionID, current, next string) error {
+	if !actor.User.Active() {
+		return ErrNoSession
+	}
+	var v keyledger.Validation
+	if p := keyledger.CheckPassword(next); p != "" {
+		v.Add("new_password", p)
+	}
+	if current == next && current != "" {
+		v.Add("new_password", "Choose a password different from the current one.")
+	}
+	if err := v.Err(); err != nil {
+		return err
+	}
+	if err := s.checkPassword(ctx, actor, "change_password", current); err != nil {
+		return &keyledger.Error{Code: keyledger.EINVALID, Message: "Your current password is not right.",
+			Fields: map[string]string{"current_password": "Your current password is not right."}}
+	}
+	hash, err := crypto.HashPassword(next, s.pw)
+	if err != nil {
+		return err
+	}
+	err = s.tx(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "UPDATE users SET password_hash = $2, password_changed_at = now(), updated_at = now() WHERE id = $1", actor.User.ID, hash); err != nil {
+			return err
+		}
+		tag, err := tx.Exec(ctx, "DELETE FROM sessions WHERE user_id = $1 AND id_hash <> $2", actor.User.ID, hashSessionID(sessionID))
+		if err != nil {
+			return err
+		}
+		return writeAudit(ctx, tx, auditEntry{Actor: actor, Action: keyledger.ActionPasswordChange, SubjectID: actor.User.ID, SubjectEmail: actor.User.Email,
+			Details: map[string]any{"other_sessions_revoked": tag.RowsAffected()}})
+	})
+	return s.internal(ctx, "change password", err)
+}
+
+// PasswordLinkTTL is how long a set-password link works.
+const PasswordLinkTTL = 24 * time.Hour
+
+func hashToken(t string) []byte {
+	h := sha256.Sum256([]byte(t))
+	return h[:]
+}
+
+// CreatePasswordLink makes a one-time link for a user to set their
+// password (and so sign in for the first time), valid 24 hours. Only its
+// hash is stored; the token is returned once to show the admin.
+func (s *Store) CreatePasswordLink(ctx context.Context, actor keyledger.Actor, userID int64) (string, time.Time, error) {
+	token, err := crypto.RandomToken(32)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	expires := s.now().Add(PasswordLinkTTL)
+	err = s.tx(ctx, func(tx pgx.Tx) error {
+		actor, err := freshActor(ctx, tx, actor)
+		if err != nil {
+			return err
+		}
+		if err := keyledger.CanAdminister(actor.User); err != nil {
+			return err
+		}
+		u, err := scanUser(tx.QueryRow(ctx, "SELECT "+userColumns+" FROM users WHERE id = $1", userID))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return keyledger.ErrNotFound("User")
+		}
+		if err != nil {
+			return err
+		}
+		if !u.Active() {
+			return keyledger.Errorf(keyledger.ECONFLICT, "%s is not active; reactivate them first.", u.Email)
+		}
+		// One live link per user: a new one replaces the old.
+		if _, err := tx.Exec(ctx, "DELETE FROM password_links WHERE user_id = $1 AND used_at IS NULL", userID); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, "INSERT INTO password_links (token_hash, user_id, created_by, expires_at) VALUES ($1, $2, $3, $4)",
+			hashToken(token), userID, actor.User.ID, expires); err != nil {
+			return err
+		}
+		return writeAudit(ctx, tx, auditEntry{Actor: actor, Action: keyledger.ActionPasswordLink, SubjectID: u.ID, SubjectEmail: u.Email,
+			Details: map[string]any{"expires_at": expires.UTC().Format(time.RFC3339)}})
+	})
+	if err != nil {
+		return "", time.Time{}, s.internal(ctx, "create password link", err)
+	}
+	return token, expires, nil
+}
+
+// ErrLinkInvalid answers an unknown, used or expired set-password link.
+var ErrLinkInvalid = &keyledger.Error{Code: keyledger.ENOTFOUND, Message: "This link is not valid: it was used already, it expired (links last 24 hours), or it was replaced by a newer one. Ask an admin for a new link."}
+
+// PasswordLinkUser tells whose link a token is, for the set-password page.
+func (s *Store) PasswordLinkUser(ctx context.Context, token string) (*keyledger.User, error) {
+	var userID int64
+	err := s.pool.QueryRow(ctx, `SELECT l.user_id FROM password_links l JOIN users u ON u.id = l.user_id
+		WHERE l.token_hash = $1 AND l.used_at IS NULL AND l.expires_at > $2 AND u.status = 'active'`, hashToken(token), s.now()).Scan(&userID)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, ErrLinkInvalid
+	}
+	if err != nil {
+		return nil, s.internal(ctx, "password link", err)
+	}
+	return s.UserByID(ctx, userID)
+}
+
+// UsePasswordLink sets the password of the link's user and spends the
+// link. The user's existing sessions end.
+func (s *Store) UsePasswordLink(ctx context.Context, meta keyledger.Actor, token, password string) (*keyledger.User, error) {
+	if p := keyledger.CheckPassword(password); p != "" {
+		return nil, &keyledger.Error{Code: keyledger.EINVALID, Message: p, Fields: map[string]string{"password": p}}
+	}
+	hash, err := crypto.HashPassword(password, s.pw)
+	if err != nil {
+		return nil, err
+	}
+	var u *keyledger.User
+	err = s.tx(ctx, func(tx pgx.Tx) error {
+		var userID int64
+		err := tx.QueryRow(ctx, `UPDATE password_links l SET used_at = $2 FROM users u WHERE l.token_hash = $1 AND l.used_at IS NULL
+			AND l.expires_at > $2 AND u.id = l.user_id AND u.status = 'active' RETURNING l.user_id`, hashToken(token), s.now()).Scan(&userID)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return ErrLinkInvalid
+		}
+		if err != nil {
+			return err
+		}
+		if u, err = scanUser(tx.QueryRow(ctx, "UPDATE users SET password_hash = $2, password_changed_at = now(), updated_at = now() WHERE id = $1 RETURNING "+userColumns, userID, hash)); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, "DELETE FROM sessions WHERE user_id = $1", userID); err != nil {
+			return err
+		}
+		meta.User = u
+		return writeAudit(ctx, tx, auditEntry{Actor: meta, Action: keyledger.ActionPasswordChange, SubjectID: u.ID, SubjectEmail: u.Email,
+			Details: map[string]any{"via": "set-password link"}})
+	})
+	if err != nil {
+		return nil, s.internal(ctx, "use password link", err)
+	}
+	return u, nil
+}
+
+var _ = fmt.Sprintf

@@ -1,0 +1,314 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/keyledger/keyledger"
+)
+
+// StaleAfter is how long without a reveal or export makes a key a
+// candidate to retire.
+const StaleAfter = 180 * 24 * time.Hour
+
+// Dashboard is the ownership audit for leads.
+type Dashboard struct {
+	Environments []string
+	Owners       []OwnerRow
+	Total        int
+	Orphaned     int
+	NeverChecked int
+	Failing      int
+	Overdue      int
+	DueSoon      int
+	Stale        int
+}
+
+// OwnerRow counts one owner's live keys per environment.
+type OwnerRow struct {
+	ID     int64
+	Email  string
+	Name   string
+	Active bool
+	Counts map[string]int
+	Total  int
+}
+
+// Dashboard computes the ownership audit in a handful of aggregate
+// queries, whatever the number of keys.
+func (s *Store) Dashboard(ctx context.Context, actor keyledger.Actor) (Dashboard, error) {
+	var d Dashboard
+	if err := keyledger.CanLead(actor.User); err != nil {
+		return d, err
+	}
+	envs, err := s.Environments(ctx)
+	if err != nil {
+		return d, err
+	}
+	for _, e := range envs {
+		d.Environments = append(d.Environments, e.Name)
+	}
+	rows, err := s.pool.Query(ctx, `SELECT o.id, o.email, o.name, o.status = 'active', e.name, count(*)
+		FROM keys k JOIN users o ON o.id = k.owner_id JOIN environments e ON e.id = k.environment_id
+		WHERE k.archived_at IS NULL GROUP BY o.id, o.email, o.name, o.status, e.name ORDER BY o.email`)
+	if err != nil {
+		return d, s.internal(ctx, "dashboard owners", err)
+	}
+	defer rows.Close()
+	byEmail := map[string]*OwnerRow{}
+	for rows.Next() {
+		var id int64
+		var email, name, env string
+		var active bool
+		var n int
+		if err := rows.Scan(&id, &email, &name, &active, &env, &n); err != nil {
+			return d, s.internal(ctx, "dashboard owners", err)
+		}
+		r, ok := byEmail[email]
+		if !ok {
+			d.Owners = append(d.Owners, OwnerRow{ID: id, Email: email, Name: name, Active: active, Counts: map[string]int{}})
+			r = &d.Owners[len(d.Owners)-1]
+			byEmail = reindex(d.Owners)
+		}
+		r.Counts[env] += n
+		r.Total += n
+	}
+	if err := rows.Err(); err != nil {
+		return d, s.internal(ctx, "dashboard owners", err)
+	}
+	now := s.now()
+	err = s.pool.QueryRow(ctx, `SELECT count(*),
+			count(*) FILTER (WHERE o.status <> 'active'),
+			count(*) FILTER (WHERE k.last_verified_at IS NULL),
+			count(*) FILTER (WHERE k.verify_result = ANY($3)),
+			count(*) FILTER (WHERE k.rotate_by <= $1),
+			count(*) FILTER (WHERE k.rotate_by > $1 AND k.rotate_by <= $4),
+			count(*) FILTER (WHERE k.created_at <= $2 AND NOT EXISTS (SELECT 1 FROM audit_events a WHERE a.key_id = k.id
+				AND a.action IN ('key.reveal', 'key.export') AND a.at > $2))
+		FROM keys k JOIN users o ON o.id = k.owner_id WHERE k.archived_at IS NULL`,
+		now, now.Add(-StaleAfter), failingResults(), now.Add(keyledger.DueSoonWindow)).
+		Scan(&d.Total, &d.Orphaned, &d.NeverChecked, &d.Failing, &d.Overdue, &d.DueSoon, &d.Stale)
+	if err != nil {
+		return d, s.internal(ctx, "dashboard counts", err)
+	}
+	return d, nil
+}
+
+func reindex(rows []OwnerRow) map[string]*OwnerRow {
+	m := make(map[string]*OwnerRow, len(rows))
+	for i := range rows {
+		m[rows[i].Email] = &rows[i]
+	}
+	return m
+}
+
+func failingResults() []string {
+	return []string{keyledger.VerifyInvalid, keyledger.VerifyForbidden, keyledger.VerifyQuota}
+}
+
+// SeenRecord is one reveal or export by a person.
+type SeenRecord struct {
+	Time        time.Time
+	Action      string
+	KeyID       string
+	KeyName     string
+	Environment string
+	Version     int
+	Reason      string
+	// Current: the version seen is still the key's current one (and the
+	// key is live), so it would need rotating if this person left.
+	Current  bool
+	Archived bool
+}
+
+// UserSeen lists what a person has seen: reveals and exports, newest first.
+// Leads and admins, or the person themselves.
+func (s *Store) UserSeen(ctx context.Context, actor keyledger.Actor, userID int64, limit int) ([]SeenRecord, error) {
+	if actor.User == nil || (actor.User.ID != userID && keyledger.CanLead(actor.User) != nil) {
+		return nil, keyledger.ErrNotFound("User")
+	}
+	if limit <= 0 || limit > 1000 {
+		limit = 200
+	}
+	rows, err := s.pool.Query(ctx, `SELECT a.at, a.action, a.key_id::text, a.key_name, a.environment, coalesce(a.key_version, 0), a.reason,
+			k.archived_at IS NULL AND k.current_version = a.key_version, k.archived_at IS NOT NULL
+		FROM audit_events a JOIN keys k ON k.id = a.key_id
+		WHERE a.actor_id = $1 AND a.action IN ('key.reveal', 'key.export') AND a.key_id IS NOT NULL
+		ORDER BY a.at DESC, a.id DESC LIMIT $2`, userID, limit)
+	if err != nil {
+		return nil, s.internal(ctx, "what has this person seen", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (SeenRecord, error) {
+		var x SeenRecord
+		err := r.Scan(&x.Time, &x.Action, &x.KeyID, &x.KeyName, &x.Environment, &x.Version, &x.Reason, &x.Current, &x.Archived)
+		return x, err
+	})
+	if err != nil {
+		return nil, s.internal(ctx, "what has this person seen", err)
+	}
+	return out, nil
+}
+
+// ReassignKeys moves live keys owned by fromUserID to toEmail: the given
+// keys, or all of them when keyIDs is empty. Leads and admins; audited per
+// key; offboarding items resolve in the same transaction.
+func (s *Store) ReassignKeys(ctx context.Context, actor keyledger.Actor, fromUserID int64, toEmail string, keyIDs []string) (int, error) {
+	toEmail = keyledger.NormalizeEmail(toEmail)
+	for _, id := range keyIDs {
+		if !isUUID(id) {
+			return 0, keyledger.ErrNotFound("Key")
+		}
+	}
+	n := 0
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		actor, err := freshActor(ctx, tx, actor)
+		if err != nil {
+			return err
+		}
+		if err := keyledger.CanLead(actor.User); err != nil {
+			return err
+		}
+		if toEmail == "" {
+			return &keyledger.Error{Code: keyledger.EINVALID, Message: "Choose the new owner.", Fields: map[string]string{"owner": "Choose the new owner."}}
+		}
+		var toID int64
+		var toStatus string
+		err = tx.QueryRow(ctx, "SELECT id, status FROM users WHERE email = $1", toEmail).Scan(&toID, &toStatus)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return &keyledger.Error{Code: keyledger.EINVALID, Message: "Choose the new owner.", Fields: map[string]string{"owner": fmt.Sprintf("There is no user %q.", toEmail)}}
+		}
+		if err != nil {
+			return err
+		}
+		if toStatus != string(keyledger.UserActive) {
+			return &keyledger.Error{Code: keyledger.EINVALID, Message: "Choose an active user.", Fields: map[string]string{"owner": toEmail + " is not active and cannot own keys."}}
+		}
+		if toID == fromUserID {
+			return &keyledger.Error{Code: keyledger.EINVALID, Message: "Choose someone else.", Fields: map[string]string{"owner": "That is the current owner."}}
+		}
+		var fromEmail string
+		if err := tx.QueryRow(ctx, "SELECT email FROM users WHERE id = $1", fromUserID).Scan(&fromEmail); err != nil {
+			if errors.Is(err, pgx.ErrNoRows) {
+				return keyledger.ErrNotFound("User")
+			}
+			return err
+		}
+		q := `UPDATE keys k SET owner_id = $2, updated_by = $3, updated_at = $4 FROM environments e
+			WHERE e.id = k.environment_id AND k.owner_id = $1 AND k.archived_at IS NULL`
+		args := []any{fromUserID, toID, actor.User.ID, s.now()}
+		if len(keyIDs) > 0 {
+			q += " AND k.id = ANY($5)"
+			args = append(args, keyIDs)
+		}
+		rows, err := tx.Query(ctx, q+" RETURNING k.id::text, k.name, e.name", args...)
+		if err != nil {
+			return err
+		}
+		type moved struct{ id, name, env string }
+		list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (moved, error) {
+			var m moved
+			err := r.Scan(&m.id, &m.name, &m.env)
+			return m, err
+		})
+		if err != nil {
+			return err
+		}
+		if len(keyIDs) > 0 && len(list) != len(keyIDs) {
+			return keyledger.Errorf(keyledger.ECONFLICT, "Some of these keys are no longer owned by %s (or were archived); reload the page.", fromEmail)
+		}
+		for _, m := range list {
+			if err := writeAudit(ctx, tx, auditEntry{Actor: actor, Action: keyledger.ActionKeyReassign, KeyID: m.id, KeyName: m.name, Environment: m.env,
+				SubjectID: toID, SubjectEmail: toEmail, Details: map[string]any{"from": fromEmail, "to": toEmail}}); err != nil {
+				return err
+			}
+		}
+		n = len(list)
+		return syncOffboardings(ctx, tx, actor, s.now(), 0)
+	})
+	if err != nil {
+		return 0, s.internal(ctx, "reassign keys", err)
+	}
+	return n, nil
+}
+
+// CreateEnvironment adds an environment. Admins only; audited.
+func (s *Store) CreateEnvironment(ctx context.Context, actor keyledger.Actor, in keyledger.EnvironmentInput) (keyledger.Environment, error) {
+	env, err := keyledger.ValidateEnvironment(in)
+	if err != nil {
+		return env, err
+	}
+	err = s.tx(ctx, func(tx pgx.Tx) error {
+		actor, err := freshActor(ctx, tx, actor)
+		if err != nil {
+			return err
+		}
+		if err := keyledger.CanAdminister(actor.User); err != nil {
+			return err
+		}
+		err = tx.QueryRow(ctx, `INSERT INTO environments (name, reveal_policy, reason_required, sensitive, rotation_days, position)
+			VALUES ($1, $2, $3, $4, $5, (SELECT coalesce(max(position), 0) + 10 FROM environments)) RETURNING id`,
+			env.Name, string(env.RevealPolicy), env.ReasonRequired, env.Sensitive, env.RotationDays).Scan(&env.ID)
+		if isUniqueViolation(err, "") {
+			return &keyledger.Error{Code: keyledger.ECONFLICT, Message: "That environment exists.", Fields: map[string]string{"name": "An environment with this name exists."}}
+		}
+		if err != nil {
+			return err
+		}
+		return writeAudit(ctx, tx, auditEntry{Actor: actor, Action: keyledger.ActionEnvCreate, Environment: env.Name, Details: envDetails(env)})
+	})
+	if err != nil {
+		return env, s.internal(ctx, "create environment", err)
+	}
+	return env, nil
+}
+
+// UpdateEnvironment changes an environment's policy. It applies to the
+// very next request: policy is read inside each reveal's transaction.
+func (s *Store) UpdateEnvironment(ctx context.Context, actor keyledger.Actor, name string, in keyledger.EnvironmentInput) (keyledger.Environment, error) {
+	in.Name = name
+	env, err := keyledger.ValidateEnvironment(in)
+	if err != nil {
+		return env, err
+	}
+	err = s.tx(ctx, func(tx pgx.Tx) error {
+		actor, err := freshActor(ctx, tx, actor)
+		if err != nil {
+			return err
+		}
+		if err := keyledger.CanAdminister(actor.User); err != nil {
+			return err
+		}
+		before, err := scanEnv(tx.QueryRow(ctx, "SELECT "+envColumns+" FROM environments WHERE name = $1 FOR UPDATE", env.Name))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return keyledger.ErrNotFound("Environment")
+		}
+		if err != nil {
+			return err
+		}
+		env.ID = before.ID
+		if _, err := tx.Exec(ctx, `UPDATE environments SET reveal_policy = $2, reason_required = $3, sensitive = $4, rotation_days = $5 WHERE id = $1`,
+			env.ID, string(env.RevealPolicy), env.ReasonRequired, env.Sensitive, env.RotationDays); err != nil {
+			return err
+		}
+		// Keys following the environment's default get a new due date.
+		if before.RotationDays != env.RotationDays {
+			if _, err := tx.Exec(ctx, `UPDATE keys SET rotate_by = last_rotated_at + make_interval(days => $2)
+				WHERE environment_id = $1 AND rotation_days IS NULL AND archived_at IS NULL`, env.ID, env.RotationDays); err != nil {
+				return err
+			}
+		}
+		return writeAudit(ctx, tx, auditEntry{Actor: actor, Action: keyledger.ActionEnvUpdate, Environment: env.Name,
+			Details: map[string]any{"before": envDetails(before), "after": envDetails(env)}})
+	})
+	if err != nil {
+		return env, s.internal(ctx, "update environment", err)
+	}
+	return env, nil
+}
+
+func envDetails(e keyledger.Environment) map[string]any {
+	return map[string]any{"reveal_policy": string(e.RevealPolicy), "reason_required": e.ReasonRequired, "sensitive": e.Sensitive, "rotation_days": e.RotationDays}
+}

@@ -1,0 +1,396 @@
+package store
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/keyledger/keyledger"
+	"github.com/keyledger/keyledger/crypto"
+	"github.com/pquerna/otp"
+	"github.com/pquerna/otp/totp"
+)
+
+// totpPeriod is the standard 30-second step.
+const totpPeriod = 30
+
+func totpSubject(userID int64) string { return fmt.Sprintf("user/%d/totp", userID) }
+
+// TOTPEnrollment is a secret being set up: shown as a QR code and a text
+// key until the person confirms it with a code.
+type TOTPEnrollment struct {
+	Secret string // base32, for typing in by hand
+	URL    string // otpauth:// for the QR code
+}
+
+// BeginTOTP creates a new secret for actor and keeps it, sealed, until it
+// is confirmed. Starting again replaces an unconfirmed secret.
+func (s *Store) BeginTOTP(ctx context.Context, actor keyledger.Actor, issuer string) (TOTPEnrollment, error) {
+	var out TOTPEnrollment
+	if !actor.User.Active() {
+		return out, ErrNoSession
+	}
+	if actor.User.TOTPEnabled {
+		return out, keyledger.Errorf(keyledger.ECONFLICT, "Two-factor sign-in is already on. Turn it off first to enroll a new device.")
+	}
+	key, err := totp.Generate(totp.GenerateOpts{Issuer: issuer, AccountName: actor.User.Email, Period: totpPeriod, SecretSize: 20, Algorithm: otp.AlgorithmSHA1, Digits: otp.DigitsSix})
+	if err != nil {
+		return out, fmt.Errorf("generate two-factor secret: %w", err)
+	}
+	env, err := s.keyring.Seal(totpSubject(actor.User.ID), []byte(key.Secret()))
+	if err != nil {
+		return out, err
+	}
+	if _, err := s.pool.Exec(ctx, `UPDATE users SET totp_kek_id = $2, totp_wrapped_dek = $3, totp_nonce = $4, totp_ciphertext = $5, totp_last_step = 0
+		WHERE id = $1 AND totp_enabled_at IS NULL`, actor.User.ID, env.KEKID, env.WrappedDEK, env.Nonce, env.Ciphertext); err != nil {
+		return out, s.internal(ctx, "store two-factor secret", err)
+	}
+	return TOTPEnrollment{Secret: key.Secret(), URL: key.URL()}, nil
+}
+
+// checkTOTP validates a code against the user's sealed secret inside tx,
+// accepting one step of clock skew and each step only once.
+func (s *Store) checkTOTP(ctx context.Context, tx pgx.Tx, userID int64, code string) (bool, error) {
+	code = strings.ReplaceAll(strings.TrimSpace(code), " ", "")
+	if len(code) != 6 {
+		return false, nil
+	}
+	var env crypto.Envelope
+	var last int64
+	err := tx.QueryRow(ctx, `SELECT coalesce(totp_kek_id, ''), totp_wrapped_dek, totp_nonce, totp_ciphertext, totp_last_step
+		FROM users WHERE id = $1 FOR UPDATE`, userID).Scan(&env.KEKID, &env.WrappedDEK, &env.Nonce, &env.Ciphertext, &last)
+	if err != nil {
+		return false, err
+	}
+	if env.KEKID == "" {
+		return false, nil
+	}
+	secret, err := s.keyring.Open(totpSubject(userID), env)
+	if err != nil {
+		return false, fmt.Errorf("open two-factor secret: %w", err)
+	}
+	defer clear(secret)
+	now := s.now()
+	step := now.Unix() / totpPeriod
+	for _, d := range []int64{0, -1, 1} {
+		st := step + d
+		if st <= last {
+			continue
+		}
+		want, err := totp.GenerateCodeCustom(string(secret), time.Unix(st*totpPeriod, 0), totp.ValidateOpts{Period: totpPeriod, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1})
+		if err != nil {
+			return false, err
+		}
+		if subtle.ConstantTimeCompare([]byte(want), []byte(code)) == 1 {
+			_, err := tx.Exec(ctx, "UPDATE users SET totp_last_step = $2 WHERE id = $1", userID, st)
+			return err == nil, err
+		}
+	}
+	return false, nil
+}
+
+// RecoveryCodeCount is how many one-time codes enrollment hands out.
+const RecoveryCodeCount = 10
+
+func (s *Store) recoveryHash(userID int64, code string) []byte {
+	m := hmac.New(sha256.New, s.fingerprintKey)
+	fmt.Fprintf(m, "keyledger recovery v1\x00%d\x00%s", userID, normalizeRecovery(code))
+	return m.Sum(nil)
+}
+
+func normalizeRecovery(code string) string {
+	return strings.ToUpper(strings.NewReplacer("-", "", " ", "").Replace(strings.TrimSpace(code)))
+}
+
+// ConfirmTOTP turns two-factor sign-in on once the person proves their
+// device works, and returns recovery codes to show exactly once.
+func (s *Store) ConfirmTOTP(ctx context.Context, actor keyledger.Actor, code string) ([]string, error) {
+	if !actor.User.Active() {
+		return nil, ErrNoSession
+	}
+	codes := make([]string, RecoveryCodeCount)
+	for i := range codes {
+		b, err := crypto.RandomBytes(10)
+		if err != nil {
+			return nil, err
+		}
+		c := base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b)
+		codes[i] = c[:4] + "-" + c[4:8] + "-" + c[8:12] + "-" + c[12:16]
+	}
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		ok, err := s.checkTOTP(ctx, tx, actor.User.ID, code)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return &keyledger.Error{Code: keyledger.EINVALID, Message: "That code did not match.",
+				Fields: map[string]string{"code": "That code did not match. Check the time on your phone and enter the current 6-digit code."}}
+		}
+		tag, err := tx.Exec(ctx, "UPDATE users SET totp_enabled_at = $2, updated_at = $2 WHERE id = $1 AND totp_enabled_at IS NULL", actor.User.ID, s.now())
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return keyledger.Errorf(keyledger.ECONFLICT, "Two-factor sign-in is already on.")
+		}
+		if _, err := tx.Exec(ctx, "DELETE FROM recovery_codes WHERE user_id = $1", actor.User.ID); err != nil {
+			return err
+		}
+		for _, c := range codes {
+			if _, err := tx.Exec(ctx, "INSERT INTO recovery_codes (user_id, code_hash) VALUES ($1, $2)", actor.User.ID, s.recoveryHash(actor.User.ID, c)); err != nil {
+				return err
+			}
+		}
+		return writeAudit(ctx, tx, auditEntry{Actor: actor, Action: keyledger.ActionTOTPEnable, SubjectID: actor.User.ID, SubjectEmail: actor.User.Email})
+	})
+	if err != nil {
+		return nil, s.internal(ctx, "confirm two-factor", err)
+	}
+	return codes, nil
+}
+
+// DisableTOTP turns two-factor sign-in off after checking the password.
+func (s *Store) DisableTOTP(ctx context.Context, actor keyledger.Actor, password string) error {
+	if !actor.User.Active() {
+		return ErrNoSession
+	}
+	if err := s.checkPassword(ctx, actor, "disable_totp", password); err != nil {
+		return err
+	}
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `UPDATE users SET totp_enabled_at = NULL, totp_kek_id = NULL, totp_wrapped_dek = NULL, totp_nonce = NULL,
+			totp_ciphertext = NULL, totp_last_step = 0, updated_at = now() WHERE id = $1`, actor.User.ID); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, "DELETE FROM recovery_codes WHERE user_id = $1", actor.User.ID); err != nil {
+			return err
+		}
+		return writeAudit(ctx, tx, auditEntry{Actor: actor, Action: keyledger.ActionTOTPDisable, SubjectID: actor.User.ID, SubjectEmail: actor.User.Email})
+	})
+	return s.internal(ctx, "disable two-factor", err)
+}
+
+// ErrBadCode answers a wrong second factor.
+var ErrBadCode = &keyledger.Error{Code: keyledger.EUNAUTHORIZED, Message: "That code did not match.",
+	Fields: map[string]string{"code": "That code did not match. Enter the current 6-digit code, or one of your recovery codes."}}
+
+// CompleteTOTP finishes a pending sign-in with a TOTP code or a recovery
+// code (each good once). Failures count towards the sign-in throttle.
+func (s *Store) CompleteTOTP(ctx context.Context, meta keyledger.Actor, sessionID, code string, t SessionTimeouts) (*keyledger.User, error) {
+	st, err := s.Session(ctx, sessionID, t)
+	if err != nil {
+		return nil, err
+	}
+	if !st.PendingTOTP {
+		return st.User, nil
+	}
+	u := st.User
+	meta.User = u
+	since := s.now().Add(-s.throttle.Window)
+	var failures int
+	if err := s.pool.QueryRow(ctx, "SELECT count(*) FROM login_failures WHERE email = $1 AND at > $2", u.Email, since).Scan(&failures); err != nil {
+		return nil, s.internal(ctx, "two-factor: check throttle", err)
+	}
+	if failures >= s.throttle.PerAccount {
+		return nil, ErrThrottled
+	}
+	ok := false
+	usedRecovery := false
+	err = s.tx(ctx, func(tx pgx.Tx) error {
+		var err error
+		if ok, err = s.checkTOTP(ctx, tx, u.ID, code); err != nil || ok {
+			return err
+		}
+		tag, err := tx.Exec(ctx, `UPDATE recovery_codes SET used_at = $3 WHERE user_id = $1 AND code_hash = $2 AND used_at IS NULL`,
+			u.ID, s.recoveryHash(u.ID, code), s.now())
+		if err != nil {
+			return err
+		}
+		ok = tag.RowsAffected() == 1
+		usedRecovery = ok
+		return nil
+	})
+	if err != nil {
+		return nil, s.internal(ctx, "two-factor: check code", err)
+	}
+	if !ok {
+		err := s.tx(ctx, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, "INSERT INTO login_failures (email, ip, at) VALUES ($1, $2, $3)", u.Email, meta.IP, s.now()); err != nil {
+				return err
+			}
+			return writeAudit(ctx, tx, auditEntry{Actor: meta, Action: keyledger.ActionTOTPFailed, SubjectID: u.ID, SubjectEmail: u.Email})
+		})
+		if err != nil {
+			return nil, s.internal(ctx, "two-factor: record failure", err)
+		}
+		return nil, ErrBadCode
+	}
+	err = s.tx(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "UPDATE sessions SET pending_totp = false, step_up_at = $2 WHERE id_hash = $1", hashSessionID(sessionID), s.now()); err != nil {
+			return err
+		}
+		details := map[string]any{"second_factor": "totp"}
+		if usedRecovery {
+			details["second_factor"] = "recovery_code"
+		}
+		return writeAudit(ctx, tx, auditEntry{Actor: meta, Action: keyledger.ActionSignIn, SubjectID: u.ID, SubjectEmail: u.Email, Details: details})
+	})
+	if err != nil {
+		return nil, s.internal(ctx, "two-factor: finish sign-in", err)
+	}
+	return u, nil
+}
+
+// StepUp records that the person behind a session just proved themselves
+// again, with their password or a two-factor code.
+func (s *Store) StepUp(ctx context.Context, meta keyledger.Actor, sessionID, secret string) (time.Time, error) {
+	if meta.User == nil || sessionID == "" {
+		return time.Time{}, ErrNoSession
+	}
+	u := meta.User
+	ok := false
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		if u.TOTPEnabled {
+			var err error
+			if ok, err = s.checkTOTP(ctx, tx, u.ID, secret); err != nil || ok {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return time.Time{}, s.internal(ctx, "step up", err)
+	}
+	if !ok {
+		if err := s.checkPassword(ctx, meta, "step_up", secret); err != nil {
+			if keyledger.ErrorCode(err) == keyledger.ETOOMANY {
+				return time.Time{}, err
+			}
+			return time.Time{}, &keyledger.Error{Code: keyledger.ESTEPUP, Message: "That password or code did not match.",
+				Fields: map[string]string{"step_up": "That password or code did not match."}}
+		}
+	}
+	now := s.now()
+	err = s.tx(ctx, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, "UPDATE sessions SET step_up_at = $3 WHERE id_hash = $1 AND user_id = $2", hashSessionID(sessionID), u.ID, now)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return ErrNoSession
+		}
+		return writeAudit(ctx, tx, auditEntry{Actor: meta, Action: keyledger.ActionStepUp, SubjectID: u.ID, SubjectEmail: u.Email,
+			Details: map[string]any{"result": "ok"}})
+	})
+	if err != nil {
+		return time.Time{}, s.internal(ctx, "step up", err)
+	}
+	return now, nil
+}
+
+// checkPassword verifies the actor's password (constant time, argon2id)
+// when they confirm who they are. Failures count towards the same throttle
+// as sign-in, and are audited: a stolen session must not become a way to
+// guess the password.
+func (s *Store) checkPassword(ctx context.Context, actor keyledger.Actor, purpose, password string) error {
+	if actor.User == nil {
+		return ErrNoSession
+	}
+	userID := actor.User.ID
+	var failures int
+	if err := s.pool.QueryRow(ctx, "SELECT count(*) FROM login_failures WHERE email = $1 AND at > $2",
+		actor.User.Email, s.now().Add(-s.throttle.Window)).Scan(&failures); err != nil {
+		return s.internal(ctx, "check password: throttle", err)
+	}
+	if failures >= s.throttle.PerAccount {
+		return ErrThrottled
+	}
+	err := s.verifyStoredPassword(ctx, userID, password)
+	if keyledger.ErrorCode(err) == keyledger.EINVALID {
+		if rerr := s.tx(ctx, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, "INSERT INTO login_failures (email, ip, at) VALUES ($1, $2, $3)", actor.User.Email, actor.IP, s.now()); err != nil {
+				return err
+			}
+			return writeAudit(ctx, tx, auditEntry{Actor: actor, Action: keyledger.ActionReauthFailed, SubjectID: userID, SubjectEmail: actor.User.Email,
+				Details: map[string]any{"purpose": purpose}})
+		}); rerr != nil {
+			return s.internal(ctx, "check password: record failure", rerr)
+		}
+	}
+	return err
+}
+
+func (s *Store) verifyStoredPassword(ctx context.Context, userID int64, password string) error {
+	var hash *string
+	err := s.pool.QueryRow(ctx, "SELECT password_hash FROM users WHERE id = $1", userID).Scan(&hash)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return ErrNoSession
+	}
+	if err != nil {
+		return s.internal(ctx, "check password", err)
+	}
+	if hash == nil || len(password) > 1024 {
+		_, _, _ = crypto.VerifyPassword("x", s.dummyHash, s.pw)
+		return badPassword()
+	}
+	ok, _, err := crypto.VerifyPassword(password, *hash, s.pw)
+	if err != nil || !ok {
+		return badPassword()
+	}
+	return nil
+}
+
+func badPassword() error {
+	return &keyledger.Error{Code: keyledger.EINVALID, Message: "That password is not right.",
+		Fields: map[string]string{"current_password": "That password is not right.", "password": "That password is not right."}}
+}
+
+// RolePolicies says, per role, whether two-factor sign-in is required.
+func (s *Store) RolePolicies(ctx context.Context) (map[keyledger.Role]bool, error) {
+	out := map[keyledger.Role]bool{}
+	rows, err := s.pool.Query(ctx, "SELECT role, require_totp FROM role_policies")
+	if err != nil {
+		return nil, s.internal(ctx, "role policies", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var r string
+		var req bool
+		if err := rows.Scan(&r, &req); err != nil {
+			return nil, s.internal(ctx, "role policies", err)
+		}
+		out[keyledger.Role(r)] = req
+	}
+	return out, s.internal(ctx, "role policies", rows.Err())
+}
+
+// SetRolePolicy requires (or stops requiring) two-factor sign-in for a
+// role. Admins only; audited.
+func (s *Store) SetRolePolicy(ctx context.Context, actor keyledger.Actor, role keyledger.Role, requireTOTP bool) error {
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		actor, err := freshActor(ctx, tx, actor)
+		if err != nil {
+			return err
+		}
+		if err := keyledger.CanAdminister(actor.User); err != nil {
+			return err
+		}
+		tag, err := tx.Exec(ctx, "UPDATE role_policies SET require_totp = $2 WHERE role = $1", string(role), requireTOTP)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return keyledger.ErrNotFound("Role")
+		}
+		return writeAudit(ctx, tx, auditEntry{Actor: actor, Action: keyledger.ActionRolePolicy,
+			Details: map[string]any{"role": string(role), "require_totp": requireTOTP}})
+	})
+	return s.internal(ctx, "set role policy", err)
+}

@@ -1,0 +1,352 @@
+package web
+
+import (
+	"bytes"
+	"encoding/base64"
+	"errors"
+	"image/png"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/keyledger/keyledger"
+	"github.com/keyledger/keyledger/store"
+	"github.com/keyledger/keyledger/templates"
+	"github.com/labstack/echo/v4"
+	"github.com/pquerna/otp"
+)
+
+// Status codes of the account pages, chosen once:
+//
+//   - A wrong second factor at sign-in, and a wrong password or code given
+//     to confirm it is you (step-up), answer 401: a credential was offered
+//     and refused, as at POST /login.
+//   - A reveal or export that needs a step-up nobody offered answers 403:
+//     the person is signed in, the action is refused until they confirm;
+//     the page shows the field to do so.
+//   - Form mistakes (a mismatched confirmation, a wrong current password
+//     on the change form) answer 422, like every other form.
+
+// pendingTOTP reports whether the request holds a half-finished sign-in.
+func pendingTOTP(c echo.Context) bool {
+	st, ok := sessionState(c)
+	return ok && st.PendingTOTP
+}
+
+func (s *Server) totpPage(c echo.Context) error {
+	next := safeNextOrEmpty(c.QueryParam("next"))
+	if !pendingTOTP(c) {
+		if currentUser(c) != nil {
+			return c.Redirect(http.StatusSeeOther, safeNext(next))
+		}
+		return c.Redirect(http.StatusSeeOther, "/login")
+	}
+	return render(c, http.StatusOK, templates.TOTPLoginPage(s.page(c, "Two-factor sign-in", "login"), templates.TOTPLoginView{Next: next}))
+}
+
+func (s *Server) totpSubmit(c echo.Context) error {
+	next := safeNextOrEmpty(c.FormValue("next"))
+	if !pendingTOTP(c) {
+		if currentUser(c) != nil {
+			return c.Redirect(http.StatusSeeOther, safeNext(next))
+		}
+		return c.Redirect(http.StatusSeeOther, "/login")
+	}
+	_, err := s.store.CompleteTOTP(c.Request().Context(), s.actor(c), sessionOf(c), c.FormValue("code"), s.cfg.Sessions)
+	if err != nil {
+		if errors.Is(err, store.ErrNoSession) {
+			// The five minutes to type the code ran out.
+			return c.Redirect(http.StatusSeeOther, "/login")
+		}
+		code := keyledger.ErrorCode(err)
+		if code != keyledger.EUNAUTHORIZED && code != keyledger.ETOOMANY {
+			return err
+		}
+		v := templates.TOTPLoginView{Next: next, Errors: keyledger.FieldErrors(err)}
+		if code == keyledger.ETOOMANY {
+			v.Message = keyledger.ErrorMessage(err)
+		}
+		return render(c, statusOf(code), templates.TOTPLoginPage(s.page(c, "Two-factor sign-in", "login"), v))
+	}
+	return c.Redirect(http.StatusSeeOther, safeNext(next))
+}
+
+// Set-password links. The token is in the path; the request log redacts
+// it (see logPath).
+
+func (s *Server) setPasswordPage(c echo.Context) error {
+	token := c.Param("token")
+	u, err := s.store.PasswordLinkUser(c.Request().Context(), token)
+	if err != nil {
+		return err
+	}
+	return render(c, http.StatusOK, templates.SetPasswordPage(s.page(c, "Set your password", ""), templates.SetPasswordView{Token: token, Email: u.Email}))
+}
+
+func (s *Server) setPassword(c echo.Context) error {
+	token := c.Param("token")
+	ctx := c.Request().Context()
+	u, err := s.store.PasswordLinkUser(ctx, token)
+	if err != nil {
+		return err
+	}
+	password := c.FormValue("password")
+	fail := func(status int, fields map[string]string, msg string) error {
+		return render(c, status, templates.SetPasswordPage(s.page(c, "Set your password", ""),
+			templates.SetPasswordView{Token: token, Email: u.Email, Errors: fields, Message: msg}))
+	}
+	if password != c.FormValue("confirm") {
+		return fail(http.StatusUnprocessableEntity, map[string]string{"confirm": "The two passwords differ."}, "")
+	}
+	if _, err := s.store.UsePasswordLink(ctx, s.actor(c), token, password); err != nil {
+		status, fields, msg, ok := formFailure(err)
+		if !ok {
+			return err
+		}
+		return fail(status, fields, msg)
+	}
+	return c.Redirect(http.StatusSeeOther, "/login?set=1")
+}
+
+// Profile.
+
+func (s *Server) profilePage(c echo.Context) error {
+	return s.renderProfile(c, http.StatusOK, templates.ProfileView{})
+}
+
+func (s *Server) renderProfile(c echo.Context, status int, v templates.ProfileView) error {
+	ctx := c.Request().Context()
+	actor := s.actor(c)
+	list, err := s.store.ListSessions(ctx, actor, actor.User.ID, sessionOf(c))
+	if err != nil {
+		return err
+	}
+	v.User = actor.User
+	v.StepUpAt = actor.StepUpAt
+	if st, ok := sessionState(c); ok {
+		v.MustEnrollTOTP = st.MustEnrollTOTP
+	}
+	for _, si := range list {
+		v.Sessions = append(v.Sessions, templates.SessionRow{ID: si.ID, Device: device(si.UserAgent), IP: si.IP,
+			Created: si.CreatedAt, LastSeen: si.LastSeenAt, Current: si.Current})
+	}
+	p := s.page(c, "Your profile", "profile")
+	q := c.QueryParams()
+	if q.Get("password") != "" {
+		p.Flash = append(p.Flash, templates.Flash{Kind: "ok", Message: "Password changed. Your other sessions were signed out."})
+	}
+	if q.Get("revoked") != "" {
+		p.Flash = append(p.Flash, templates.Flash{Kind: "ok", Message: "Session revoked."})
+	}
+	if q.Get("totp") == "off" {
+		p.Flash = append(p.Flash, templates.Flash{Kind: "ok", Message: "Two-factor sign-in is off."})
+	}
+	if q.Get("confirmed") != "" {
+		p.Flash = append(p.Flash, templates.Flash{Kind: "ok", Message: "Confirmed. For the next 10 minutes you can reveal and export keys of sensitive environments."})
+	}
+	return render(c, status, templates.ProfilePage(p, v))
+}
+
+// device shortens a user agent to something a person recognises.
+func device(ua string) string {
+	ua = strings.TrimSpace(ua)
+	if ua == "" {
+		return "unknown device"
+	}
+	if r := []rune(ua); len(r) > 120 {
+		return string(r[:120]) + "…"
+	}
+	return ua
+}
+
+func (s *Server) profilePassword(c echo.Context) error {
+	current, next := c.FormValue("current_password"), c.FormValue("new_password")
+	if next != c.FormValue("confirm") {
+		return s.renderProfile(c, http.StatusUnprocessableEntity, templates.ProfileView{
+			PasswordErrors: map[string]string{"confirm": "The two new passwords differ."}})
+	}
+	if err := s.store.ChangePassword(c.Request().Context(), s.actor(c), sessionOf(c), current, next); err != nil {
+		status, fields, msg, ok := formFailure(err)
+		if !ok {
+			return err
+		}
+		return s.renderProfile(c, status, templates.ProfileView{PasswordErrors: fields, PasswordMessage: msg})
+	}
+	return c.Redirect(http.StatusSeeOther, "/profile?password=changed")
+}
+
+func (s *Server) profileRevokeSession(c echo.Context) error {
+	ctx := c.Request().Context()
+	actor := s.actor(c)
+	sid := c.Param("sid")
+	// Only the person's own sessions here, even for admins: the list
+	// tells which one is the current session.
+	list, err := s.store.ListSessions(ctx, actor, actor.User.ID, sessionOf(c))
+	if err != nil {
+		return err
+	}
+	current, found := false, false
+	for _, si := range list {
+		if si.ID == sid {
+			found, current = true, si.Current
+		}
+	}
+	if !found {
+		return keyledger.ErrNotFound("Session")
+	}
+	if err := s.store.RevokeSession(ctx, actor, sid); err != nil {
+		return err
+	}
+	if current {
+		// Signed out: drop the cookie too.
+		if sess, err := s.sessions.Get(c.Request(), s.sessions.Name()); err == nil {
+			sess.Options.MaxAge = -1
+			if err := sess.Save(c.Request(), c.Response()); err != nil {
+				return err
+			}
+		}
+		return c.Redirect(http.StatusSeeOther, "/login")
+	}
+	return c.Redirect(http.StatusSeeOther, "/profile?revoked=1")
+}
+
+// Two-factor enrollment.
+
+// totpIssuer names keyledger in authenticator apps: the public host when
+// known, so that two instances are told apart.
+func (s *Server) totpIssuer() string {
+	if u, err := url.Parse(s.cfg.BaseURL); err == nil && u.Host != "" {
+		return "keyledger (" + u.Host + ")"
+	}
+	return "keyledger"
+}
+
+func (s *Server) totpEnrollPage(c echo.Context) error {
+	v := templates.TOTPEnrollView{Enabled: currentUser(c).TOTPEnabled}
+	if st, ok := sessionState(c); ok {
+		v.MustEnroll = st.MustEnrollTOTP
+	}
+	if !v.Enabled {
+		enr, err := s.store.BeginTOTP(c.Request().Context(), s.actor(c), s.totpIssuer())
+		if err != nil {
+			return err
+		}
+		qr, err := qrDataURL(enr.URL)
+		if err != nil {
+			return err
+		}
+		v.Secret, v.QR = enr.Secret, qr
+	}
+	return s.renderTOTP(c, http.StatusOK, v)
+}
+
+func (s *Server) renderTOTP(c echo.Context, status int, v templates.TOTPEnrollView) error {
+	// The page holds a secret (the key being enrolled, or recovery codes).
+	c.Response().Header().Set("Cache-Control", "no-store")
+	return render(c, status, templates.TOTPEnrollPage(s.page(c, "Two-factor sign-in", "profile"), v))
+}
+
+// qrDataURL renders an otpauth:// URL as a PNG QR code in a data: URL
+// (the CSP allows data: images, and nothing leaves the server).
+func qrDataURL(otpauth string) (string, error) {
+	key, err := otp.NewKeyFromURL(otpauth)
+	if err != nil {
+		return "", err
+	}
+	img, err := key.Image(200, 200)
+	if err != nil {
+		return "", err
+	}
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, img); err != nil {
+		return "", err
+	}
+	return "data:image/png;base64," + base64.StdEncoding.EncodeToString(buf.Bytes()), nil
+}
+
+func (s *Server) totpEnrollConfirm(c echo.Context) error {
+	codes, err := s.store.ConfirmTOTP(c.Request().Context(), s.actor(c), c.FormValue("code"))
+	if err != nil {
+		status, fields, msg, ok := formFailure(err)
+		if !ok {
+			return err
+		}
+		v := templates.TOTPEnrollView{Errors: fields, Retry: true}
+		if st, ok := sessionState(c); ok {
+			v.MustEnroll = st.MustEnrollTOTP
+		}
+		if keyledger.ErrorCode(err) == keyledger.ECONFLICT {
+			// Already on (another tab): show the status.
+			v = templates.TOTPEnrollView{Enabled: true, Message: msg}
+		}
+		return s.renderTOTP(c, status, v)
+	}
+	return s.renderTOTP(c, http.StatusOK, templates.TOTPEnrollView{Enabled: true, RecoveryCodes: codes})
+}
+
+func (s *Server) totpDisable(c echo.Context) error {
+	if err := s.store.DisableTOTP(c.Request().Context(), s.actor(c), c.FormValue("password")); err != nil {
+		status, fields, _, ok := formFailure(err)
+		if !ok {
+			return err
+		}
+		return s.renderTOTP(c, status, templates.TOTPEnrollView{Enabled: currentUser(c).TOTPEnabled, Errors: fields})
+	}
+	return c.Redirect(http.StatusSeeOther, "/profile?totp=off")
+}
+
+// Step-up: confirming it is you before a sensitive reveal or export.
+
+// doStepUp checks secret and, when it is right, records the step-up in
+// the session and in this request's state, so that the actor of the rest
+// of the request carries it. A wrong secret returns the field error to
+// show (with status 401, see the top of this file).
+func (s *Server) doStepUp(c echo.Context, secret string) (fieldErr string, err error) {
+	at, err := s.store.StepUp(c.Request().Context(), s.actor(c), sessionOf(c), secret)
+	if err != nil {
+		if keyledger.ErrorCode(err) == keyledger.ESTEPUP {
+			msg := keyledger.FieldErrors(err)["step_up"]
+			if msg == "" {
+				msg = keyledger.ErrorMessage(err)
+			}
+			return msg, nil
+		}
+		return "", err
+	}
+	if st, ok := sessionState(c); ok {
+		st.StepUpAt = at
+		c.Set(ctxState, st)
+	}
+	return "", nil
+}
+
+// stepUpRequired reports whether err asks for a step-up.
+func stepUpRequired(err error) bool { return keyledger.ErrorCode(err) == keyledger.ESTEPUP }
+
+// stepUpNeeded reports whether a reveal or export in env would ask this
+// request's actor to step up first.
+func (s *Server) stepUpNeeded(c echo.Context, env keyledger.Environment) bool {
+	return keyledger.CheckStepUp(s.actor(c), env, time.Now()) != nil
+}
+
+func (s *Server) stepUp(c echo.Context) error {
+	next := safeNext(c.FormValue("next"))
+	secret := c.FormValue("secret")
+	if secret == "" {
+		return render(c, http.StatusUnprocessableEntity, templates.StepUpPage(s.page(c, "Confirm it is you", "profile"),
+			templates.StepUpView{Next: next, Errors: map[string]string{"secret": "Enter your password or a two-factor code."}}))
+	}
+	fieldErr, err := s.doStepUp(c, secret)
+	if err != nil {
+		return err
+	}
+	if fieldErr != "" {
+		return render(c, http.StatusUnauthorized, templates.StepUpPage(s.page(c, "Confirm it is you", "profile"),
+			templates.StepUpView{Next: next, Errors: map[string]string{"secret": fieldErr}}))
+	}
+	if next == "/profile" {
+		next = "/profile?confirmed=1"
+	}
+	return c.Redirect(http.StatusSeeOther, next)
+}
