@@ -28,6 +28,9 @@ const (
 	ActionKeyExport       = "key.export"
 	ActionKeyRemind       = "key.reminder_sent"
 	ActionKeyReassign     = "key.reassign"
+	ActionTokenCreate     = "token.create"
+	ActionTokenRevoke     = "token.revoke"
+	ActionTokenUse        = "token.first_use"
 
 	ActionUserRole         = "user.role_change"
 	ActionUserReactivate   = "user.reactivate"
@@ -56,7 +59,7 @@ func AuditActions() []string {
 		ActionSignIn, ActionSignInFailed, ActionSignInThrottle, ActionSignOut,
 		ActionKeyCreate, ActionKeyUpdate, ActionKeyReveal, ActionKeyArchive,
 		ActionKeyRotate, ActionKeyRollback, ActionVersionDestroy, ActionKeyVerify, ActionKeyExport, ActionKeyRemind,
-		ActionKeyReassign, ActionUserCreate, ActionUserDeactivate, ActionUserReactivate, ActionUserFreeze, ActionUserRole,
+		ActionKeyReassign, ActionTokenCreate, ActionTokenRevoke, ActionTokenUse, ActionUserCreate, ActionUserDeactivate, ActionUserReactivate, ActionUserFreeze, ActionUserRole,
 		ActionPasswordRehash, ActionPasswordChange, ActionPasswordLink, ActionTOTPEnable, ActionTOTPDisable, ActionTOTPFailed,
 		ActionStepUp, ActionReauthFailed, ActionSessionRevoke, ActionEnvCreate, ActionEnvUpdate, ActionRolePolicy,
 		ActionOffboardStart, ActionOffboardResolve, ActionOffboardWaive, ActionOffboardAdd, ActionOffboardComplete,
@@ -74,6 +77,9 @@ type Actor struct {
 	// StepUpAt is when this session last proved itself with a password
 	// or a two-factor code; zero when unknown.
 	StepUpAt time.Time
+	// Token is set when the actor came in with a personal access token
+	// rather than a browser session.
+	Token *Token
 }
 
 // SystemActor is an actor with no user, e.g. "cli".

@@ -36,6 +36,9 @@ type Environment struct {
 	// Sensitive environments ask for step-up authentication before a reveal.
 	Sensitive    bool
 	RotationDays int
+	// AllowTokenReveal lets API tokens reveal this environment's keys;
+	// off for sensitive environments unless an admin turns it on.
+	AllowTokenReveal bool
 }
 
 // NormalizeEnvironmentName trims and lower-cases an environment name.
@@ -50,13 +53,15 @@ type EnvironmentInput struct {
 	ReasonRequired bool
 	Sensitive      bool
 	RotationDays   string
+	// AllowTokenReveal: API tokens with the reveal scope may reveal here.
+	AllowTokenReveal bool
 }
 
 // ValidateEnvironment checks an environment definition.
 func ValidateEnvironment(in EnvironmentInput) (Environment, error) {
 	var v Validation
 	env := Environment{Name: NormalizeEnvironmentName(in.Name), RevealPolicy: RevealPolicy(in.RevealPolicy),
-		ReasonRequired: in.ReasonRequired, Sensitive: in.Sensitive}
+		ReasonRequired: in.ReasonRequired, Sensitive: in.Sensitive, AllowTokenReveal: in.AllowTokenReveal}
 	switch {
 	case env.Name == "":
 		v.Add("name", "Name is required.")

@@ -35,6 +35,14 @@ func CheckStepUp(a Actor, env Environment, now time.Time) error {
 	if !env.Sensitive {
 		return nil
 	}
+	if a.Token != nil {
+		// A token cannot step up; a sensitive environment must allow
+		// token reveals outright (an admin switch).
+		if env.AllowTokenReveal {
+			return nil
+		}
+		return Errorf(EFORBIDDEN, "%s does not allow revealing keys with an access token (an admin can allow it per environment); use the browser.", env.Name)
+	}
 	if a.StepUpAt.IsZero() || now.Sub(a.StepUpAt) > StepUpWindow {
 		return &Error{Code: ESTEPUP, Message: "Confirm it is you: " + env.Name + " is a sensitive environment, so revealing or exporting its keys needs your password (or two-factor code) from the last 10 minutes.",
 			Fields: map[string]string{"step_up": "Enter your password or a two-factor code."}}
@@ -57,6 +65,15 @@ func CanAdminister(u *User) error {
 		return nil
 	}
 	return Errorf(EFORBIDDEN, "Only admins may do this.")
+}
+
+// CheckScope refuses a token action its scopes do not cover. Browser
+// sessions (no token) are not limited by scopes.
+func CheckScope(a Actor, scope string) error {
+	if a.Token == nil || a.Token.Has(scope) {
+		return nil
+	}
+	return Errorf(EFORBIDDEN, "This access token lacks the %q scope; create one with it on your profile page.", scope)
 }
 
 // CanEditKey decides whether u may edit or archive a key owned by ownerID.

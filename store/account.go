@@ -44,6 +44,9 @@ func lastAdminGuard(ctx context.Context, tx pgx.Tx, userID int64) error {
 
 // SetRole changes a user's role. Admins only; audited.
 func (s *Store) SetRole(ctx context.Context, actor keyledger.Actor, userID int64, role keyledger.Role) (*keyledger.User, error) {
+	if err := noToken(actor); err != nil {
+		return nil, err
+	}
 	if _, ok := keyledger.ParseRole(string(role)); !ok {
 		return nil, &keyledger.Error{Code: keyledger.EINVALID, Message: "Choose admin, lead or member.", Fields: map[string]string{"role": "Choose admin, lead or member."}}
 	}
@@ -87,6 +90,9 @@ func (s *Store) SetRole(ctx context.Context, actor keyledger.Actor, userID int64
 // ReactivateUser lets a deactivated or frozen user sign in again. Admins
 // only; audited.
 func (s *Store) ReactivateUser(ctx context.Context, actor keyledger.Actor, userID int64) (*keyledger.User, error) {
+	if err := noToken(actor); err != nil {
+		return nil, err
+	}
 	var u *keyledger.User
 	err := s.tx(ctx, func(tx pgx.Tx) error {
 		actor, err := freshActor(ctx, tx, actor)
@@ -121,6 +127,9 @@ func (s *Store) ReactivateUser(ctx context.Context, actor keyledger.Actor, userI
 // ChangePassword sets a new password after checking the current one, and
 // signs out every other session of the user.
 func (s *Store) ChangePassword(ctx context.Context, actor keyledger.Actor, sessionID, current, next string) error {
+	if err := noToken(actor); err != nil {
+		return err
+	}
 	if !actor.User.Active() {
 		return ErrNoSession
 	}
@@ -168,6 +177,9 @@ func hashToken(t string) []byte {
 // password (and so sign in for the first time), valid 24 hours. Only its
 // hash is stored; the token is returned once to show the admin.
 func (s *Store) CreatePasswordLink(ctx context.Context, actor keyledger.Actor, userID int64) (string, time.Time, error) {
+	if err := noToken(actor); err != nil {
+		return "", time.Time{}, err
+	}
 	token, err := crypto.RandomToken(32)
 	if err != nil {
 		return "", time.Time{}, err

@@ -30,6 +30,13 @@ type auditEntry struct {
 // commits it together with the change it records, or neither happens.
 func writeAudit(ctx context.Context, tx pgx.Tx, e auditEntry) error {
 	details := []byte("{}")
+	if e.Actor.Token != nil {
+		// Which token acted, never the token itself.
+		if e.Details == nil {
+			e.Details = map[string]any{}
+		}
+		e.Details["via_token"] = e.Actor.Token.ID
+	}
 	if len(e.Details) > 0 {
 		var err error
 		if details, err = json.Marshal(e.Details); err != nil {

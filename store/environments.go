@@ -8,11 +8,11 @@ import (
 	"github.com/keyledger/keyledger"
 )
 
-const envColumns = "id, name, reveal_policy, reason_required, sensitive, rotation_days"
+const envColumns = "id, name, reveal_policy, reason_required, sensitive, rotation_days, allow_token_reveal"
 
 func scanEnv(row pgx.Row) (keyledger.Environment, error) {
 	var e keyledger.Environment
-	err := row.Scan(&e.ID, &e.Name, &e.RevealPolicy, &e.ReasonRequired, &e.Sensitive, &e.RotationDays)
+	err := row.Scan(&e.ID, &e.Name, &e.RevealPolicy, &e.ReasonRequired, &e.Sensitive, &e.RotationDays, &e.AllowTokenReveal)
 	return e, err
 }
 

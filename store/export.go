@@ -39,6 +39,9 @@ func (s *Store) ExportKeys(ctx context.Context, actor keyledger.Actor, envName, 
 	if actor.User == nil {
 		return out, keyledger.Errorf(keyledger.EUNAUTHORIZED, "Please sign in.")
 	}
+	if err := keyledger.CheckScope(actor, keyledger.ScopeReveal); err != nil {
+		return out, err
+	}
 	envName = keyledger.NormalizeEnvironmentName(envName)
 	project = strings.TrimSpace(project)
 	var values [][]byte

@@ -350,7 +350,7 @@ func TestOffboardingNotFrozen(t *testing.T) {
 	if _, err := f.s.SessionUser(ctx, sid, timeouts); err != store.ErrNoSession {
 		t.Errorf("SessionUser after RevokeAccess = %v, want ErrNoSession", err)
 	}
-	wantResolved(t, mustItem(t, f.checklist(t, id), keyledger.ItemRevoke, ""), keyledger.ItemDone, "1 sessions revoked", f.lead.Email)
+	wantResolved(t, mustItem(t, f.checklist(t, id), keyledger.ItemRevoke, ""), keyledger.ItemDone, "1 sessions and 0 tokens revoked", f.lead.Email)
 	wantCode(t, f.s.CompleteOffboarding(ctx, as(f.lead), id), keyledger.ECONFLICT)
 	verifyChained(t, f.s)
 }

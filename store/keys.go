@@ -39,6 +39,9 @@ func (s *Store) CreateKey(ctx context.Context, actor keyledger.Actor, in keyledg
 	if err := keyledger.CanRegisterKey(actor.User); err != nil {
 		return res, err
 	}
+	if err := keyledger.CheckScope(actor, keyledger.ScopeWrite); err != nil {
+		return res, err
+	}
 	nk, err := keyledger.ValidateNewKey(in)
 	if err != nil {
 		return res, err
@@ -147,7 +150,7 @@ func resolveEnvOwner(ctx context.Context, tx pgx.Tx, envName, ownerEmail string)
 
 // keySelect reads keys with their environment and owner. Last-reveal
 // columns come from the audit index, per key.
-const keySelect = `SELECT k.id::text, k.name, k.provider, k.project, e.id, e.name, e.reveal_policy, e.reason_required, e.sensitive, e.rotation_days,
+const keySelect = `SELECT k.id::text, k.name, k.provider, k.project, e.id, e.name, e.reveal_policy, e.reason_required, e.sensitive, e.rotation_days, e.allow_token_reveal,
 	k.owner_id, o.email, o.name, o.status, k.description, k.scope, k.masked_hint, k.current_version, coalesce(k.rotation_days, 0),
 	coalesce(k.rotation_days, e.rotation_days), k.rotate_by, k.last_rotated_at, k.last_verified_at, coalesce(k.verify_result, ''), k.verify_message,
 	k.created_at, coalesce(c.email, ''), k.updated_at, k.archived_at
@@ -157,7 +160,7 @@ func scanKey(row pgx.Row) (*keyledger.Key, error) {
 	var k keyledger.Key
 	var ownerStatus string
 	env := &k.EnvironmentInfo
-	err := row.Scan(&k.ID, &k.Name, &k.Provider, &k.Project, &env.ID, &env.Name, &env.RevealPolicy, &env.ReasonRequired, &env.Sensitive, &env.RotationDays,
+	err := row.Scan(&k.ID, &k.Name, &k.Provider, &k.Project, &env.ID, &env.Name, &env.RevealPolicy, &env.ReasonRequired, &env.Sensitive, &env.RotationDays, &env.AllowTokenReveal,
 		&k.OwnerID, &k.OwnerEmail, &k.OwnerName, &ownerStatus, &k.Description, &k.Scope, &k.MaskedHint, &k.CurrentVersion, &k.RotationDays,
 		&k.EffectiveDays, &k.RotateBy, &k.LastRotatedAt, &k.LastVerifiedAt, &k.VerifyResult, &k.VerifyMessage,
 		&k.CreatedAt, &k.CreatedByEmail, &k.UpdatedAt, &k.ArchivedAt)
@@ -201,6 +204,13 @@ type KeyFilter struct {
 	Desc        bool
 	Page        int
 	PerPage     int
+	// AfterName and AfterID continue a listing by keyset, for the API's
+	// cursor: only keys after (lower(AfterName), AfterID) in name order.
+	// When AfterID is set the order is by name ascending whatever Sort
+	// says, Page is ignored, and Total counts the matching keys from the
+	// cursor on (so Total > len(Keys) means there is more).
+	AfterName string
+	AfterID   string
 }
 
 // KeyPage is one page of keys.
@@ -293,6 +303,16 @@ func (s *Store) ListKeys(ctx context.Context, actor keyledger.Actor, f KeyFilter
 	case "stale":
 		add("k.created_at <= $?", now.Add(-StaleAfter))
 		add("NOT EXISTS (SELECT 1 FROM audit_events a WHERE a.key_id = k.id AND a.action IN ('key.reveal', 'key.export') AND a.at > $?)", now.Add(-StaleAfter))
+	}
+	if f.AfterID != "" {
+		if !isUUID(f.AfterID) {
+			return page, &keyledger.Error{Code: keyledger.EINVALID, Message: "The cursor is not valid.",
+				Fields: map[string]string{"cursor": "Use the next_cursor of a previous answer, unchanged."}}
+		}
+		args = append(args, f.AfterName, f.AfterID)
+		where = append(where, fmt.Sprintf("(lower(k.name), k.id) > (lower($%d), $%d::uuid)", len(args)-1, len(args)))
+		f.Sort, f.Desc = "name", false
+		page.Page = 1
 	}
 	cond := " WHERE " + strings.Join(where, " AND ")
 	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM keys k JOIN environments e ON e.id = k.environment_id
@@ -401,6 +421,9 @@ func (s *Store) KeyReveals(ctx context.Context, actor keyledger.Actor, id string
 
 // UpdateKey edits a key's metadata (not its value: that is a rotation).
 func (s *Store) UpdateKey(ctx context.Context, actor keyledger.Actor, id string, in keyledger.KeyInput) (*keyledger.Key, error) {
+	if err := keyledger.CheckScope(actor, keyledger.ScopeWrite); err != nil {
+		return nil, err
+	}
 	edit, err := keyledger.ValidateKeyEdit(in)
 	if err != nil {
 		return nil, err
@@ -473,6 +496,9 @@ func (s *Store) UpdateKey(ctx context.Context, actor keyledger.Actor, id string,
 // destroyed (wrapped DEK and ciphertext removed), so not even the master
 // key can bring the value back.
 func (s *Store) ArchiveKey(ctx context.Context, actor keyledger.Actor, id string) error {
+	if err := keyledger.CheckScope(actor, keyledger.ScopeWrite); err != nil {
+		return err
+	}
 	if !isUUID(id) {
 		return keyledger.ErrNotFound("Key")
 	}

@@ -103,7 +103,8 @@ func syncOffboardings(ctx context.Context, tx pgx.Tx, actor keyledger.Actor, now
 			FROM users u
 			WHERE i.offboarding_id = $1 AND i.status = 'open' AND u.id = $2 AND (
 				(i.kind = 'deactivate' AND u.status = 'deactivated')
-				OR (i.kind = 'revoke' AND u.status <> 'active' AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.user_id = $2)))
+				OR (i.kind = 'revoke' AND u.status <> 'active' AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.user_id = $2)
+					AND NOT EXISTS (SELECT 1 FROM api_tokens t WHERE t.user_id = $2)))
 			RETURNING i.id, i.kind, '', '', ''`, o.id, o.user, now, actorID)
 		if err != nil {
 			return fmt.Errorf("offboarding %d: resolve account items: %w", o.id, err)
@@ -118,7 +119,8 @@ func syncOffboardings(ctx context.Context, tx pgx.Tx, actor keyledger.Actor, now
 		reopened, err := tx.Query(ctx, `UPDATE offboarding_items i SET status = 'open', resolution = '', resolved_at = NULL, resolved_by = NULL
 			FROM users u WHERE i.offboarding_id = $1 AND i.status = 'done' AND u.id = $2 AND u.status = 'active' AND (
 				i.kind = 'deactivate'
-				OR (i.kind = 'revoke' AND EXISTS (SELECT 1 FROM sessions s WHERE s.user_id = $2 AND s.created_at > i.resolved_at)))
+				OR (i.kind = 'revoke' AND (EXISTS (SELECT 1 FROM sessions s WHERE s.user_id = $2 AND s.created_at > i.resolved_at)
+					OR EXISTS (SELECT 1 FROM api_tokens t WHERE t.user_id = $2 AND t.created_at > i.resolved_at))))
 			RETURNING i.id, i.kind, '', '', ''`, o.id, o.user)
 		if err != nil {
 			return fmt.Errorf("offboarding %d: reopen account items: %w", o.id, err)
@@ -152,6 +154,9 @@ func syncOffboardings(ctx context.Context, tx pgx.Tx, actor keyledger.Actor, now
 // the user loses access at once (status frozen, sessions deleted) while
 // the checklist is worked through. Leads and admins only.
 func (s *Store) StartOffboarding(ctx context.Context, actor keyledger.Actor, email string, freeze bool, note string) (int64, error) {
+	if err := noToken(actor); err != nil {
+		return 0, err
+	}
 	email = keyledger.NormalizeEmail(email)
 	note = strings.TrimSpace(note)
 	if _, err := keyledger.CheckReason(note, false); err != nil {
@@ -205,6 +210,9 @@ func (s *Store) StartOffboarding(ctx context.Context, actor keyledger.Actor, ema
 			}
 			tag, err := tx.Exec(ctx, "DELETE FROM sessions WHERE user_id = $1", u.ID)
 			if err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, "DELETE FROM api_tokens WHERE user_id = $1", u.ID); err != nil {
 				return err
 			}
 			if err := writeAudit(ctx, tx, auditEntry{Actor: actor, Action: keyledger.ActionUserFreeze, SubjectID: u.ID, SubjectEmail: u.Email,
@@ -300,6 +308,9 @@ func (s *Store) ListOffboardings(ctx context.Context, actor keyledger.Actor) ([]
 // withOpenOffboarding runs fn on an open checklist, locked, after checking
 // the actor may lead it.
 func (s *Store) withOpenOffboarding(ctx context.Context, actor keyledger.Actor, id int64, fn func(tx pgx.Tx, actor keyledger.Actor, userID int64, email string) error) error {
+	if err := noToken(actor); err != nil {
+		return err
+	}
 	return s.tx(ctx, func(tx pgx.Tx) error {
 		actor, err := freshActor(ctx, tx, actor)
 		if err != nil {
@@ -363,11 +374,15 @@ func (s *Store) RevokeAccess(ctx context.Context, actor keyledger.Actor, offboar
 		if err != nil {
 			return err
 		}
+		tokens, err := tx.Exec(ctx, "DELETE FROM api_tokens WHERE user_id = $1", userID)
+		if err != nil {
+			return err
+		}
 		now := s.now()
 		var itemID int64
 		err = tx.QueryRow(ctx, `UPDATE offboarding_items SET status = 'done', resolution = $2, resolved_by = $3, resolved_at = $4
 			WHERE offboarding_id = $1 AND kind = 'revoke' AND status = 'open' RETURNING id`, offboardingID,
-			fmt.Sprintf("%d sessions revoked", tag.RowsAffected()), actor.User.ID, now).Scan(&itemID)
+			fmt.Sprintf("%d sessions and %d tokens revoked", tag.RowsAffected(), tokens.RowsAffected()), actor.User.ID, now).Scan(&itemID)
 		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 			return err
 		}

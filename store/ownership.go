@@ -156,6 +156,9 @@ func (s *Store) UserSeen(ctx context.Context, actor keyledger.Actor, userID int6
 // keys, or all of them when keyIDs is empty. Leads and admins; audited per
 // key; offboarding items resolve in the same transaction.
 func (s *Store) ReassignKeys(ctx context.Context, actor keyledger.Actor, fromUserID int64, toEmail string, keyIDs []string) (int, error) {
+	if err := noToken(actor); err != nil {
+		return 0, err
+	}
 	toEmail = keyledger.NormalizeEmail(toEmail)
 	for _, id := range keyIDs {
 		if !isUUID(id) {
@@ -236,6 +239,9 @@ func (s *Store) ReassignKeys(ctx context.Context, actor keyledger.Actor, fromUse
 
 // CreateEnvironment adds an environment. Admins only; audited.
 func (s *Store) CreateEnvironment(ctx context.Context, actor keyledger.Actor, in keyledger.EnvironmentInput) (keyledger.Environment, error) {
+	if err := noToken(actor); err != nil {
+		return keyledger.Environment{}, err
+	}
 	env, err := keyledger.ValidateEnvironment(in)
 	if err != nil {
 		return env, err
@@ -248,9 +254,9 @@ func (s *Store) CreateEnvironment(ctx context.Context, actor keyledger.Actor, in
 		if err := keyledger.CanAdminister(actor.User); err != nil {
 			return err
 		}
-		err = tx.QueryRow(ctx, `INSERT INTO environments (name, reveal_policy, reason_required, sensitive, rotation_days, position)
-			VALUES ($1, $2, $3, $4, $5, (SELECT coalesce(max(position), 0) + 10 FROM environments)) RETURNING id`,
-			env.Name, string(env.RevealPolicy), env.ReasonRequired, env.Sensitive, env.RotationDays).Scan(&env.ID)
+		err = tx.QueryRow(ctx, `INSERT INTO environments (name, reveal_policy, reason_required, sensitive, rotation_days, allow_token_reveal, position)
+			VALUES ($1, $2, $3, $4, $5, $6, (SELECT coalesce(max(position), 0) + 10 FROM environments)) RETURNING id`,
+			env.Name, string(env.RevealPolicy), env.ReasonRequired, env.Sensitive, env.RotationDays, env.AllowTokenReveal).Scan(&env.ID)
 		if isUniqueViolation(err, "") {
 			return &keyledger.Error{Code: keyledger.ECONFLICT, Message: "That environment exists.", Fields: map[string]string{"name": "An environment with this name exists."}}
 		}
@@ -268,6 +274,9 @@ func (s *Store) CreateEnvironment(ctx context.Context, actor keyledger.Actor, in
 // UpdateEnvironment changes an environment's policy. It applies to the
 // very next request: policy is read inside each reveal's transaction.
 func (s *Store) UpdateEnvironment(ctx context.Context, actor keyledger.Actor, name string, in keyledger.EnvironmentInput) (keyledger.Environment, error) {
+	if err := noToken(actor); err != nil {
+		return keyledger.Environment{}, err
+	}
 	in.Name = name
 	env, err := keyledger.ValidateEnvironment(in)
 	if err != nil {
@@ -289,8 +298,8 @@ func (s *Store) UpdateEnvironment(ctx context.Context, actor keyledger.Actor, na
 			return err
 		}
 		env.ID = before.ID
-		if _, err := tx.Exec(ctx, `UPDATE environments SET reveal_policy = $2, reason_required = $3, sensitive = $4, rotation_days = $5 WHERE id = $1`,
-			env.ID, string(env.RevealPolicy), env.ReasonRequired, env.Sensitive, env.RotationDays); err != nil {
+		if _, err := tx.Exec(ctx, `UPDATE environments SET reveal_policy = $2, reason_required = $3, sensitive = $4, rotation_days = $5, allow_token_reveal = $6 WHERE id = $1`,
+			env.ID, string(env.RevealPolicy), env.ReasonRequired, env.Sensitive, env.RotationDays, env.AllowTokenReveal); err != nil {
 			return err
 		}
 		// Keys following the environment's default get a new due date.
@@ -310,5 +319,6 @@ func (s *Store) UpdateEnvironment(ctx context.Context, actor keyledger.Actor, na
 }
 
 func envDetails(e keyledger.Environment) map[string]any {
-	return map[string]any{"reveal_policy": string(e.RevealPolicy), "reason_required": e.ReasonRequired, "sensitive": e.Sensitive, "rotation_days": e.RotationDays}
+	return map[string]any{"reveal_policy": string(e.RevealPolicy), "reason_required": e.ReasonRequired, "sensitive": e.Sensitive,
+		"rotation_days": e.RotationDays, "allow_token_reveal": e.AllowTokenReveal}
 }

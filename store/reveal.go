@@ -36,6 +36,9 @@ func (s *Store) RevealVersion(ctx context.Context, actor keyledger.Actor, id str
 	if actor.User == nil {
 		return out, keyledger.Errorf(keyledger.EUNAUTHORIZED, "Please sign in.")
 	}
+	if err := keyledger.CheckScope(actor, keyledger.ScopeReveal); err != nil {
+		return out, err
+	}
 	if !isUUID(id) {
 		return out, keyledger.ErrNotFound("Key")
 	}

@@ -16,6 +16,9 @@ import (
 // the destroy job shreds it. Two rotations racing from the same version:
 // the conditional update lets exactly one win; the other gets a conflict.
 func (s *Store) RotateKey(ctx context.Context, actor keyledger.Actor, id string, in keyledger.RotateInput) (*keyledger.Key, error) {
+	if err := keyledger.CheckScope(actor, keyledger.ScopeWrite); err != nil {
+		return nil, err
+	}
 	if !isUUID(id) {
 		return nil, keyledger.ErrNotFound("Key")
 	}
@@ -120,6 +123,9 @@ func rotationConflict(current int) error {
 // period: for when a new key turned out not to work. The version it
 // replaces becomes superseded with a fresh grace period.
 func (s *Store) RollbackKey(ctx context.Context, actor keyledger.Actor, id string, version int, graceDays int) (*keyledger.Key, error) {
+	if err := keyledger.CheckScope(actor, keyledger.ScopeWrite); err != nil {
+		return nil, err
+	}
 	if !isUUID(id) {
 		return nil, keyledger.ErrNotFound("Key")
 	}

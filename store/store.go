@@ -170,6 +170,15 @@ func isUniqueViolation(err error, constraint string) bool {
 	return errors.As(err, &pgErr) && pgErr.Code == "23505" && (constraint == "" || pgErr.ConstraintName == constraint)
 }
 
+// noToken refuses account, admin and lead actions to API tokens: those
+// are for people in a browser session, where step-up and 2FA apply.
+func noToken(actor keyledger.Actor) error {
+	if actor.Token != nil {
+		return keyledger.Errorf(keyledger.EFORBIDDEN, "Access tokens cannot do this; use the browser.")
+	}
+	return nil
+}
+
 type rowQuerier interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }

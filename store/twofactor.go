@@ -33,6 +33,9 @@ type TOTPEnrollment struct {
 // BeginTOTP creates a new secret for actor and keeps it, sealed, until it
 // is confirmed. Starting again replaces an unconfirmed secret.
 func (s *Store) BeginTOTP(ctx context.Context, actor keyledger.Actor, issuer string) (TOTPEnrollment, error) {
+	if err := noToken(actor); err != nil {
+		return TOTPEnrollment{}, err
+	}
 	var out TOTPEnrollment
 	if !actor.User.Active() {
 		return out, ErrNoSession
@@ -112,6 +115,9 @@ func normalizeRecovery(code string) string {
 // ConfirmTOTP turns two-factor sign-in on once the person proves their
 // device works, and returns recovery codes to show exactly once.
 func (s *Store) ConfirmTOTP(ctx context.Context, actor keyledger.Actor, code string) ([]string, error) {
+	if err := noToken(actor); err != nil {
+		return nil, err
+	}
 	if !actor.User.Active() {
 		return nil, ErrNoSession
 	}
@@ -158,6 +164,9 @@ func (s *Store) ConfirmTOTP(ctx context.Context, actor keyledger.Actor, code str
 
 // DisableTOTP turns two-factor sign-in off after checking the password.
 func (s *Store) DisableTOTP(ctx context.Context, actor keyledger.Actor, password string) error {
+	if err := noToken(actor); err != nil {
+		return err
+	}
 	if !actor.User.Active() {
 		return ErrNoSession
 	}
@@ -374,6 +383,9 @@ func (s *Store) RolePolicies(ctx context.Context) (map[keyledger.Role]bool, erro
 // SetRolePolicy requires (or stops requiring) two-factor sign-in for a
 // role. Admins only; audited.
 func (s *Store) SetRolePolicy(ctx context.Context, actor keyledger.Actor, role keyledger.Role, requireTOTP bool) error {
+	if err := noToken(actor); err != nil {
+		return err
+	}
 	err := s.tx(ctx, func(tx pgx.Tx) error {
 		actor, err := freshActor(ctx, tx, actor)
 		if err != nil {

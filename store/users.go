@@ -23,6 +23,9 @@ func scanUser(row pgx.Row) (*keyledger.User, error) {
 // CreateUser adds a user. The actor must be an admin, or the system (the
 // command line, first-run bootstrap).
 func (s *Store) CreateUser(ctx context.Context, actor keyledger.Actor, in keyledger.NewUser) (*keyledger.User, error) {
+	if err := noToken(actor); err != nil {
+		return nil, err
+	}
 	if actor.User != nil && (!actor.User.Active() || actor.User.Role != keyledger.RoleAdmin) {
 		return nil, keyledger.Errorf(keyledger.EFORBIDDEN, "Only admins may create users.")
 	}
@@ -111,6 +114,9 @@ func (s *Store) UserByEmail(ctx context.Context, email string) (*keyledger.User,
 // DeactivateUser ends a user's access at once: status, sessions and the
 // audit event change in one transaction, so a copied cookie dies with it.
 func (s *Store) DeactivateUser(ctx context.Context, actor keyledger.Actor, email string) (*keyledger.User, error) {
+	if err := noToken(actor); err != nil {
+		return nil, err
+	}
 	if actor.User != nil && (!actor.User.Active() || actor.User.Role != keyledger.RoleAdmin) {
 		return nil, keyledger.Errorf(keyledger.EFORBIDDEN, "Only admins may deactivate users.")
 	}
@@ -148,6 +154,9 @@ func (s *Store) DeactivateUser(ctx context.Context, actor keyledger.Actor, email
 		}
 		tag, err := tx.Exec(ctx, "DELETE FROM sessions WHERE user_id = $1", u.ID)
 		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, "DELETE FROM api_tokens WHERE user_id = $1", u.ID); err != nil {
 			return err
 		}
 		if err := writeAudit(ctx, tx, auditEntry{Actor: actor, Action: keyledger.ActionUserDeactivate, SubjectID: u.ID, SubjectEmail: u.Email,

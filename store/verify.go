@@ -26,6 +26,9 @@ func canVerify(u *keyledger.User, k *keyledger.Key) error {
 // behalf of actor, not a reveal. actor.User nil means the scheduler.
 func (s *Store) VerifyKey(ctx context.Context, actor keyledger.Actor, id string, v keyledger.Verifier) (keyledger.VerifyResult, error) {
 	var res keyledger.VerifyResult
+	if err := keyledger.CheckScope(actor, keyledger.ScopeWrite); err != nil {
+		return res, err
+	}
 	if !isUUID(id) {
 		return res, keyledger.ErrNotFound("Key")
 	}
@@ -91,6 +94,9 @@ func (s *Store) MarkVerified(ctx context.Context, actor keyledger.Actor, id, not
 		v.Add("note", "The note must be plain text without control characters.")
 	}
 	if err := v.Err(); err != nil {
+		return err
+	}
+	if err := keyledger.CheckScope(actor, keyledger.ScopeWrite); err != nil {
 		return err
 	}
 	actor, err := freshActor(ctx, s.pool, actor)

@@ -2,6 +2,7 @@ package templates
 
 import (
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/keyledger/keyledger"
@@ -37,6 +38,82 @@ type ProfileView struct {
 	StepUpAt time.Time
 	// StepUpErrors is the standalone "confirm it is you" form's state.
 	StepUpErrors map[string]string
+	// Tokens are the person's personal access tokens (never a secret:
+	// only the hint), TokenForm the create form's state.
+	Tokens    []TokenRow
+	TokenForm TokenForm
+}
+
+// TokenRow is one of the person's personal access tokens.
+type TokenRow struct {
+	ID         int64
+	Name       string
+	Hint       string
+	Scopes     []string
+	Created    time.Time
+	Expires    time.Time
+	LastUsed   *time.Time
+	LastUsedIP string
+	Expired    bool
+}
+
+// TokenForm is the create-token form's input and errors.
+type TokenForm struct {
+	Name    string
+	Scopes  []string
+	Expires string
+	Errors  map[string]string
+	Message string
+}
+
+// Checked reports whether scope is ticked on the form.
+func (f TokenForm) Checked(scope string) bool {
+	for _, s := range f.Scopes {
+		if s == scope {
+			return true
+		}
+	}
+	return false
+}
+
+// TokenScopes lists the scopes for the create form, with what each allows.
+func TokenScopes() []TokenScope {
+	return []TokenScope{
+		{keyledger.ScopeRead, "read: list keys and their metadata, environments, and the audit log your role can see"},
+		{keyledger.ScopeReveal, "reveal: reveal and export key values"},
+		{keyledger.ScopeWrite, "write: register, rotate and verify keys"},
+	}
+}
+
+// TokenScope is a scope checkbox.
+type TokenScope struct {
+	Name  string
+	Label string
+}
+
+// TokenExpiry is an option of the expiry menu.
+type TokenExpiry struct {
+	Value string
+	Label string
+}
+
+// DefaultTokenExpiry is the expiry menu's preselected value (90 days,
+// keyledger.DefaultTokenTTL).
+const DefaultTokenExpiry = "90d"
+
+// TokenExpiries are the expiry menu's options.
+func TokenExpiries() []TokenExpiry {
+	return []TokenExpiry{{"7d", "7 days"}, {"30d", "30 days"}, {"90d", "90 days"}, {"180d", "180 days"}, {"365d", "1 year"}}
+}
+
+// NewTokenView shows a just-created token once.
+type NewTokenView struct {
+	Token   string
+	Name    string
+	Scopes  []string
+	Expires time.Time
+	// Command signs the command-line client in with the token.
+	Command string
 }
 
 // SessionRow is one of the person's live sessions.
@@ -128,6 +205,10 @@ type EnvironmentForm struct {
 func RevealPolicies() []keyledger.RevealPolicy {
 	return []keyledger.RevealPolicy{keyledger.RevealAnyUser, keyledger.RevealOwnerLeadsAdmins}
 }
+
+func joinScopes(scopes []string) string { return strings.Join(scopes, ", ") }
+
+func tokenRevokeURL(id int64) string { return "/profile/tokens/" + i64s(id) + "/revoke" }
 
 func i64s(n int64) string { return strconv.FormatInt(n, 10) }
 

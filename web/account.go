@@ -7,6 +7,7 @@ import (
 	"image/png"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -115,12 +116,29 @@ func (s *Server) profilePage(c echo.Context) error {
 	return s.renderProfile(c, http.StatusOK, templates.ProfileView{})
 }
 
+// newTokenForm is the create-token form as first shown.
+func newTokenForm() templates.TokenForm {
+	return templates.TokenForm{Scopes: []string{keyledger.ScopeRead}, Expires: templates.DefaultTokenExpiry}
+}
+
 func (s *Server) renderProfile(c echo.Context, status int, v templates.ProfileView) error {
 	ctx := c.Request().Context()
 	actor := s.actor(c)
 	list, err := s.store.ListSessions(ctx, actor, actor.User.ID, sessionOf(c))
 	if err != nil {
 		return err
+	}
+	tokens, err := s.store.ListTokens(ctx, actor, actor.User.ID)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	for _, t := range tokens {
+		v.Tokens = append(v.Tokens, templates.TokenRow{ID: t.ID, Name: t.Name, Hint: t.Hint, Scopes: t.Scopes, Created: t.CreatedAt,
+			Expires: t.ExpiresAt, LastUsed: t.LastUsedAt, LastUsedIP: t.LastUsedIP, Expired: !now.Before(t.ExpiresAt)})
+	}
+	if v.TokenForm.Errors == nil && v.TokenForm.Message == "" {
+		v.TokenForm = newTokenForm()
 	}
 	v.User = actor.User
 	v.StepUpAt = actor.StepUpAt
@@ -138,6 +156,9 @@ func (s *Server) renderProfile(c echo.Context, status int, v templates.ProfileVi
 	}
 	if q.Get("revoked") != "" {
 		p.Flash = append(p.Flash, templates.Flash{Kind: "ok", Message: "Session revoked."})
+	}
+	if q.Get("token_revoked") != "" {
+		p.Flash = append(p.Flash, templates.Flash{Kind: "ok", Message: "Access token revoked. Whatever used it can no longer sign in with it."})
 	}
 	if q.Get("totp") == "off" {
 		p.Flash = append(p.Flash, templates.Flash{Kind: "ok", Message: "Two-factor sign-in is off."})
@@ -209,6 +230,75 @@ func (s *Server) profileRevokeSession(c echo.Context) error {
 		return c.Redirect(http.StatusSeeOther, "/login")
 	}
 	return c.Redirect(http.StatusSeeOther, "/profile?revoked=1")
+}
+
+// Personal access tokens: one's own, on the profile page.
+
+func (s *Server) profileCreateToken(c echo.Context) error {
+	form, err := c.FormParams()
+	if err != nil {
+		return err
+	}
+	f := templates.TokenForm{Name: form.Get("name"), Scopes: form["scopes"], Expires: form.Get("expires")}
+	secret, tok, err := s.store.CreateToken(c.Request().Context(), s.actor(c), "", keyledger.TokenInput{Name: f.Name, Scopes: f.Scopes, Expires: f.Expires})
+	if err != nil {
+		status, fields, msg, ok := formFailure(err)
+		if !ok {
+			return err
+		}
+		// Field errors are shown next to their fields; only a refusal
+		// without them needs the message.
+		f.Errors = fields
+		if len(fields) == 0 {
+			f.Message, f.Errors = msg, map[string]string{}
+		}
+		return s.renderProfile(c, status, templates.ProfileView{TokenForm: f})
+	}
+	// The page holds the secret, shown this once.
+	c.Response().Header().Set("Cache-Control", "no-store")
+	v := templates.NewTokenView{Token: secret, Name: tok.Name, Scopes: tok.Scopes, Expires: tok.ExpiresAt,
+		Command: "echo " + shellQuote(secret) + " | keyledger login --server " + shellWord(s.baseURL(c))}
+	return render(c, http.StatusOK, templates.NewTokenPage(s.page(c, "Access token created", "profile"), v))
+}
+
+// shellQuote single-quotes s for a POSIX shell.
+func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+
+// shellWord is s as one shell word: as is when no shell treats any of its
+// characters specially (a plain URL), else single-quoted.
+func shellWord(s string) string {
+	if s != "" && strings.IndexFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./:@%+,", r))
+	}) < 0 {
+		return s
+	}
+	return shellQuote(s)
+}
+
+func (s *Server) profileRevokeToken(c echo.Context) error {
+	ctx := c.Request().Context()
+	actor := s.actor(c)
+	id, err := strconv.ParseInt(c.Param("tid"), 10, 64)
+	if err != nil || id < 1 {
+		return keyledger.ErrNotFound("Token")
+	}
+	// Only the person's own tokens here, even for admins (the store would
+	// let an admin revoke anyone's).
+	tokens, err := s.store.ListTokens(ctx, actor, actor.User.ID)
+	if err != nil {
+		return err
+	}
+	found := false
+	for _, t := range tokens {
+		found = found || t.ID == id
+	}
+	if !found {
+		return keyledger.ErrNotFound("Token")
+	}
+	if err := s.store.RevokeToken(ctx, actor, id); err != nil {
+		return err
+	}
+	return c.Redirect(http.StatusSeeOther, "/profile?token_revoked=1")
 }
 
 // Two-factor enrollment.

@@ -247,7 +247,8 @@ func (s *Server) renderAdminEnvironments(c echo.Context, status int, failedName 
 	v := templates.AdminEnvironmentsView{Create: create}
 	for _, e := range envs {
 		row := templates.EnvironmentRow{Env: e, Form: templates.EnvironmentForm{Input: keyledger.EnvironmentInput{Name: e.Name,
-			RevealPolicy: string(e.RevealPolicy), ReasonRequired: e.ReasonRequired, Sensitive: e.Sensitive, RotationDays: strconv.Itoa(e.RotationDays)}}}
+			RevealPolicy: string(e.RevealPolicy), ReasonRequired: e.ReasonRequired, Sensitive: e.Sensitive, RotationDays: strconv.Itoa(e.RotationDays),
+			AllowTokenReveal: e.AllowTokenReveal}}}
 		if e.Name == failedName {
 			row.Form = failed
 		}
@@ -270,6 +271,9 @@ func envInput(c echo.Context) keyledger.EnvironmentInput {
 		ReasonRequired: c.FormValue("reason_required") != "",
 		Sensitive:      c.FormValue("sensitive") != "",
 		RotationDays:   c.FormValue("rotation_days"),
+		// Unticked is off: token reveals in a sensitive environment skip
+		// the step-up, so they are never on by default.
+		AllowTokenReveal: c.FormValue("allow_token_reveal") != "",
 	}
 }
 

@@ -15,10 +15,10 @@ func (s *Server) loginPage(c echo.Context) error {
 		return c.Redirect(http.StatusSeeOther, safeNext(c.QueryParam("next")))
 	}
 	v := templates.LoginView{Next: safeNextOrEmpty(c.QueryParam("next"))}
-	if c.QueryParam("set") != "" {
+	if c.QueryParam("set") != "" && !s.cfg.PasswordLoginOff {
 		v.Notice = "Password set. Sign in with your email and new password."
 	}
-	return render(c, http.StatusOK, templates.LoginPage(s.page(c, "Sign in", "login"), v))
+	return render(c, http.StatusOK, templates.LoginPage(s.page(c, "Sign in", "login"), v, s.signInOptions()))
 }
 
 func safeNextOrEmpty(n string) string {
@@ -32,6 +32,12 @@ func (s *Server) login(c echo.Context) error {
 	email := c.FormValue("email")
 	password := c.FormValue("password")
 	next := safeNextOrEmpty(c.FormValue("next"))
+	if s.cfg.PasswordLoginOff {
+		// Single sign-on only. Accounts (and passwords) made on the command
+		// line still exist; they just cannot sign in here.
+		return render(c, http.StatusForbidden, templates.LoginPage(s.page(c, "Sign in", "login"),
+			templates.LoginView{Message: "Password sign-in is switched off on this server. Sign in with single sign-on.", Next: next}, s.signInOptions()))
+	}
 	u, err := s.store.Authenticate(c.Request().Context(), s.actor(c), email, password)
 	if err != nil {
 		code := keyledger.ErrorCode(err)
@@ -39,7 +45,7 @@ func (s *Server) login(c echo.Context) error {
 			return err
 		}
 		return render(c, statusOf(code), templates.LoginPage(s.page(c, "Sign in", "login"),
-			templates.LoginView{Email: keyledger.NormalizeEmail(email), Message: keyledger.ErrorMessage(err), Next: next}))
+			templates.LoginView{Email: keyledger.NormalizeEmail(email), Message: keyledger.ErrorMessage(err), Next: next}, s.signInOptions()))
 	}
 	// A fresh session for every sign-in: whatever session id the browser
 	// held before (possibly planted) is dropped, never promoted.

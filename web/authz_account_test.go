@@ -44,6 +44,10 @@ type acctCell struct {
 	envName string
 	token   string // set-password link token
 	sid     string // hex session id, as in /profile/sessions/:sid/revoke
+	// tokenID is the access token a revoke is aimed at, tokenSecret its
+	// secret.
+	tokenID     int64
+	tokenSecret string
 	// totpSecret and totpAt: a two-factor enrollment begun by form, to be
 	// confirmed by path with the code of totpAt.
 	totpSecret string
@@ -288,6 +292,7 @@ func authzAccountCases() []authzCase {
 		promote, demote, promoteSelf                      = &acctCell{}, &acctCell{}, &acctCell{}
 		deactivate, reactivate, pwLink, policies, envEdit = &acctCell{}, &acctCell{}, &acctCell{}, &acctCell{}, &acctCell{}
 		envCreate                                         = &acctCell{}
+		tokCreate, tokInvalid, tokRevoke, tokForeign      = &acctCell{}, &acctCell{}, &acctCell{}, &acctCell{}
 	)
 
 	// A fresh user to aim at, with a live session of their own.
@@ -607,6 +612,78 @@ func authzAccountCases() []authzCase {
 					t.Errorf("session alive = %v after status %d", alive, got.status)
 				}
 			}},
+
+		// Access tokens: one's own, even for admins (the store would let
+		// an admin revoke anyone's; the profile is not the place).
+		{route: "POST /profile/tokens", name: "valid", method: "POST", prepare: tokCreate.prepare(nil),
+			form: tokCreate.form(func(st *acctCell) url.Values {
+				return url.Values{"name": {"matrix " + st.uniq}, "scopes": {"read", "reveal"}, "expires": {"30d"}}
+			}),
+			path: fixedPath("/profile/tokens"),
+			want: signedInOnly("POST", "", ok200),
+			check: func(t *testing.T, env *testEnv, _ *keyledger.Key, _ url.Values, got authzWant) {
+				made := got.status == http.StatusOK
+				if n := tokenCountNamed(t, env, "matrix "+tokCreate.uniq); (n == 1) != made || n > 1 {
+					t.Errorf("%d tokens created after status %d", n, got.status)
+				}
+				secret := newTokenSecret(got.body)
+				if (secret != "") != made {
+					t.Errorf("token shown = %v after status %d", secret != "", got.status)
+				}
+				if made {
+					if owner := tokenOwner(t, env, secret); owner != tokCreate.self().ID {
+						t.Errorf("the token shown belongs to user %d, not the actor", owner)
+					}
+					if strings.Contains(env.Logs.String(), secret) {
+						t.Error("a new access token is in the server log")
+					}
+				}
+			}},
+		{route: "POST /profile/tokens", name: "no scope", method: "POST", prepare: tokInvalid.prepare(nil),
+			form: tokInvalid.form(func(st *acctCell) url.Values {
+				return url.Values{"name": {"matrix " + st.uniq}, "expires": {"30d"}}
+			}),
+			path: fixedPath("/profile/tokens"),
+			want: signedInOnly("POST", "", ok422),
+			check: func(t *testing.T, env *testEnv, _ *keyledger.Key, _ url.Values, got authzWant) {
+				if n := tokenCountNamed(t, env, "matrix "+tokInvalid.uniq); n != 0 {
+					t.Errorf("%d tokens created after status %d", n, got.status)
+				}
+				if newTokenSecret(got.body) != "" {
+					t.Error("a refused form shows a token")
+				}
+			}},
+		// The actor's own token, made after they signed in (signed-out
+		// actors aim at the bystander's).
+		{route: "POST /profile/tokens/:tid/revoke", name: "own token", method: "POST", prepare: tokRevoke.prepare(nil), form: tokRevoke.form(nil),
+			path: func(*keyledger.Key) string {
+				tokRevoke.tokenID, tokRevoke.tokenSecret = mintToken(tokRevoke.t, tokRevoke.env, tokRevoke.self(), "revoke "+tokRevoke.uniq)
+				return tokenRevokePath(tokRevoke.tokenID)
+			},
+			want: signedInOnly("POST", "", see("/profile?token_revoked=1")),
+			check: func(t *testing.T, env *testEnv, _ *keyledger.Key, _ url.Values, got authzWant) {
+				if alive := tokenAlive(t, env, tokRevoke.tokenID); alive == (got.status == http.StatusSeeOther) {
+					t.Errorf("token alive = %v after status %d", alive, got.status)
+				}
+				if strings.Contains(got.body, tokRevoke.tokenSecret) || strings.Contains(env.Logs.String(), tokRevoke.tokenSecret) {
+					t.Error("an access token is in the answer or the server log")
+				}
+			}},
+		{route: "POST /profile/tokens/:tid/revoke", name: "someone else's token", method: "POST",
+			prepare: tokForeign.prepare(func(st *acctCell) []string {
+				st.target = acctNewUser(st.t, st.env, "target-"+st.uniq, keyledger.RoleMember)
+				st.tokenID, st.tokenSecret = mintToken(st.t, st.env, st.target, "foreign "+st.uniq)
+				return []string{st.tokenSecret}
+			}),
+			path: func(*keyledger.Key) string { return tokenRevokePath(tokForeign.tokenID) },
+			want: signedInOnly("POST", "", nf404),
+			check: func(t *testing.T, env *testEnv, _ *keyledger.Key, _ url.Values, got authzWant) {
+				if !tokenAlive(t, env, tokForeign.tokenID) {
+					t.Errorf("someone else's token was revoked after status %d", got.status)
+				}
+			}},
+		{route: "POST /profile/tokens/:tid/revoke", name: "not a token id", method: "POST", path: fixedPath("/profile/tokens/abc/revoke"),
+			want: signedInOnly("POST", "", nf404)},
 
 		// Two-factor enrollment: one's own.
 		{route: "GET /profile/2fa", method: "GET", prepare: enrollPage.prepare(nil), form: enrollPage.form(nil), path: fixedPath("/profile/2fa"),

@@ -586,7 +586,7 @@ func authzCases() []authzCase {
 			want: func(a, _ string, k *keyledger.Key) authzWant { return needUser(a, "PUT", "/keys/"+k.ID, nf404) }},
 		{route: "echo_route_not_found /", name: "POST /", method: "POST", path: fixedPath("/"),
 			want: everyone("POST", "/", nf404)},
-	}, append(authzGovernanceCases(), authzAccountCases()...)...)
+	}, append(append(authzGovernanceCases(), authzAccountCases()...), authzOIDCCases()...)...)
 }
 
 func TestAuthzEveryRouteIsCovered(t *testing.T) {
@@ -594,6 +594,11 @@ func TestAuthzEveryRouteIsCovered(t *testing.T) {
 	env := newEnv(t)
 	covered := map[string]bool{}
 	for _, c := range authzCases() {
+		covered[c.route] = true
+	}
+	// The JSON API's routes (bearer tokens, not browser sessions) have
+	// their own matrix: apiAuthzCases in api_authz_test.go.
+	for _, c := range apiAuthzCases() {
 		covered[c.route] = true
 	}
 	registered := map[string]bool{}
@@ -749,7 +754,7 @@ func TestAuthzUnknownKeyIDs(t *testing.T) {
 		"value": {authzSecret()}, "grace_days": {"7"}, "version": {"1"}}
 	var routes []string
 	for _, r := range env.Server.Routes() {
-		if strings.Contains(r, "/:id") && !strings.HasPrefix(r, "echo_") {
+		if strings.Contains(r, "/:id") && !strings.HasPrefix(r, "echo_") && !isAPIRoute(r) { // API: TestAPIUnknownKeyIDs
 			routes = append(routes, r)
 		}
 	}
@@ -817,7 +822,7 @@ func TestAuthzAnonymousPostWithoutToken(t *testing.T) {
 	k, value := authzKey(env, t, "member", "development", "no token")
 	for _, r := range env.Server.Routes() {
 		method, pattern, _ := strings.Cut(r, " ")
-		if method != http.MethodPost {
+		if method != http.MethodPost || isAPIRoute(r) { // the API has no CSRF: see TestAPIIgnoresCookies
 			continue
 		}
 		path := strings.Replace(pattern, ":id", k.ID, 1)

@@ -117,7 +117,8 @@ func logPath(p string) string {
 // loadSession finds the signed-in user, if any.
 func (s *Server) loadSession(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		if strings.HasPrefix(c.Request().URL.Path, "/static/") || c.Request().URL.Path == "/healthz" || c.Request().URL.Path == "/readyz" {
+		if p := c.Request().URL.Path; strings.HasPrefix(p, "/static/") || strings.HasPrefix(p, "/api/") || p == "/healthz" || p == "/readyz" {
+			// The API ignores cookies entirely: bearer tokens only.
 			return next(c)
 		}
 		sess, err := s.sessions.Get(c.Request(), s.sessions.Name())
@@ -141,7 +142,7 @@ func currentUser(c echo.Context) *keyledger.User {
 }
 
 func (s *Server) actor(c echo.Context) keyledger.Actor {
-	a := keyledger.Actor{User: currentUser(c), IP: c.RealIP(), UserAgent: c.Request().UserAgent()}
+	a := keyledger.Actor{User: currentUser(c), IP: c.RealIP(), UserAgent: c.Request().UserAgent(), Token: currentToken(c)}
 	if st, ok := sessionState(c); ok && a.User != nil {
 		a.StepUpAt = st.StepUpAt
 	}

@@ -321,7 +321,7 @@ func TestOffboardingNotFrozen(t *testing.T) {
 		t.Errorf("member2's session after revoke: %d", resp.StatusCode)
 	}
 	_, body = lead.get(path)
-	if r := obFind(t, obRows(body), "revoke", ""); r.status != "done" || !strings.Contains(r.html, "1 sessions revoked") {
+	if r := obFind(t, obRows(body), "revoke", ""); r.status != "done" || !strings.Contains(r.html, "1 sessions and 0 tokens revoked") {
 		t.Errorf("revoke item: %s\n%s", r.status, r.html)
 	}
 	// Unknown checklists and items.

@@ -82,7 +82,12 @@ func (s *Server) handleError(err error, c echo.Context) {
 		c.Response().Header().Set("Retry-After", "5")
 	}
 	if isAPI(c) {
-		_ = c.JSON(status, map[string]any{"error": map[string]any{"code": code, "message": message, "request_id": requestID(c)}})
+		body := map[string]any{"code": code, "message": message, "request_id": requestID(c)}
+		if fields := keyledger.FieldErrors(err); len(fields) > 0 {
+			// Per-field messages, keyed like the form (and API body) fields.
+			body["fields"] = fields
+		}
+		_ = c.JSON(status, map[string]any{"error": body})
 		return
 	}
 	if c.Request().Method == http.MethodHead {

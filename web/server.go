@@ -5,6 +5,7 @@ package web
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -36,6 +37,15 @@ type Config struct {
 	Ready func(ctx context.Context) error
 	// Verifier checks keys against their providers; nil disables checks.
 	Verifier keyledger.Verifier
+	// APIRate is the per-token request rate of the JSON API (requests per
+	// second, burst twice that); 0 means 20.
+	APIRate float64
+	// OIDC turns on single sign-on (see oidc.go); nil: off. Call
+	// Server.RunOIDCDiscovery to make it ready.
+	OIDC *OIDCConfig
+	// PasswordLoginOff removes the password form and refuses POST /login:
+	// single sign-on only. Requires OIDC.
+	PasswordLoginOff bool
 }
 
 // DefaultSessions: a secrets app signs idle people out after an hour and
@@ -53,6 +63,8 @@ type Server struct {
 	sessions *SessionStore
 	csrf     *csrfGuard
 	echo     *echo.Echo
+	limiter  *tokenLimiter
+	oidc     *oidcClient // nil: single sign-on off
 }
 
 // New builds the HTTP handler.
@@ -70,12 +82,19 @@ func New(cfg Config, st *store.Store, log *slog.Logger) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, store: st, assets: assets, log: log}
+	s := &Server{cfg: cfg, store: st, assets: assets, log: log, limiter: newTokenLimiter(cfg.APIRate, 0)}
 	s.csrf, err = newCSRFGuard(st.CookieKey(), cfg.SecureCookies, cfg.BaseURL)
 	if err != nil {
 		return nil, err
 	}
 	s.sessions = NewSessionStore(st, st.CookieKey(), cfg.SecureCookies, cfg.Sessions, s.clientIP)
+	if cfg.OIDC != nil {
+		if s.oidc, err = newOIDCClient(*cfg.OIDC, st.CookieKey(), cfg.SecureCookies); err != nil {
+			return nil, err
+		}
+	} else if cfg.PasswordLoginOff {
+		return nil, errors.New("password sign-in is off but single sign-on is not configured: nobody could sign in")
+	}
 
 	e := echo.New()
 	e.HideBanner = true
@@ -116,6 +135,12 @@ func New(cfg Config, st *store.Store, log *slog.Logger) (*Server, error) {
 	e.POST("/login/2fa", s.totpSubmit)
 	e.GET("/set-password/:token", s.setPasswordPage)
 	e.POST("/set-password/:token", s.setPassword)
+	// Single sign-on: start and callback, both GETs outside sign-in (the
+	// callback's state, not a CSRF token, guards it; see oidc.go).
+	s.registerOIDC(e)
+
+	// The JSON API: bearer tokens only, no cookies, no CSRF.
+	s.registerAPI(e)
 
 	auth := e.Group("", s.requireUser)
 	auth.GET("/", func(c echo.Context) error { return c.Redirect(http.StatusSeeOther, "/keys") })
@@ -138,13 +163,16 @@ func New(cfg Config, st *store.Store, log *slog.Logger) (*Server, error) {
 	auth.GET("/audit.csv", s.auditCSV)
 	auth.GET("/keys.csv", s.keyListCSV)
 
-	// Profile: own password, sessions, two-factor sign-in, step-up.
+	// Profile: own password, sessions, two-factor sign-in, access tokens,
+	// step-up.
 	auth.GET("/profile", s.profilePage)
 	auth.POST("/profile/password", s.profilePassword)
 	auth.POST("/profile/sessions/:sid/revoke", s.profileRevokeSession)
 	auth.GET("/profile/2fa", s.totpEnrollPage)
 	auth.POST("/profile/2fa", s.totpEnrollConfirm)
 	auth.POST("/profile/2fa/disable", s.totpDisable)
+	auth.POST("/profile/tokens", s.profileCreateToken)
+	auth.POST("/profile/tokens/:tid/revoke", s.profileRevokeToken)
 	auth.POST("/step-up", s.stepUp)
 
 	// Admin: users, roles, environments.

@@ -45,6 +45,16 @@ type Config struct {
 	// WebhookURL and SMTPURL hold credentials; never print them.
 	WebhookURL string
 	SMTPURL    string
+
+	// Single sign-on (OpenID Connect); off when OIDCIssuer is empty.
+	OIDCIssuer   string
+	OIDCClientID string
+	// OIDCClientSecret is a credential; never print it.
+	OIDCClientSecret   string
+	OIDCAllowedDomains []string
+	// PasswordLogin: the password sign-in form works (default). Off means
+	// single sign-on only; the command line still creates users.
+	PasswordLogin bool
 }
 
 // configError is one clear line: the variable, what is wrong, the fix.
@@ -168,6 +178,9 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 			return c, cfgErr("KEYLEDGER_SMTP_URL: %v; want smtp://user:password@host:587?from=keyledger@example.com", err)
 		}
 	}
+	if err := loadOIDC(getenv, &c); err != nil {
+		return c, err
+	}
 	if k := getenv("KEYLEDGER_MASTER_KEY"); k != "" {
 		if c.MasterKeyFile != "" {
 			return c, cfgErr("KEYLEDGER_MASTER_KEY and KEYLEDGER_MASTER_KEY_FILE are both set; set only one")
@@ -175,6 +188,99 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		c.MasterKeys, c.MasterKeySrc = k, "KEYLEDGER_MASTER_KEY"
 	}
 	return c, nil
+}
+
+// loadOIDC reads the single sign-on settings and KEYLEDGER_PASSWORD_LOGIN.
+func loadOIDC(getenv func(string) string, c *Config) error {
+	c.PasswordLogin = true
+	if v := getenv("KEYLEDGER_PASSWORD_LOGIN"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return cfgErr("KEYLEDGER_PASSWORD_LOGIN: want true or false, got %q", v)
+		}
+		c.PasswordLogin = b
+	}
+	c.OIDCIssuer = strings.TrimSpace(getenv("KEYLEDGER_OIDC_ISSUER"))
+	c.OIDCClientID = strings.TrimSpace(getenv("KEYLEDGER_OIDC_CLIENT_ID"))
+	secret, secretFile := getenv("KEYLEDGER_OIDC_CLIENT_SECRET"), getenv("KEYLEDGER_OIDC_CLIENT_SECRET_FILE")
+	domains := getenv("KEYLEDGER_OIDC_ALLOWED_DOMAINS")
+	if c.OIDCIssuer == "" {
+		for _, v := range []struct{ name, value string }{{"KEYLEDGER_OIDC_CLIENT_ID", c.OIDCClientID}, {"KEYLEDGER_OIDC_CLIENT_SECRET", secret},
+			{"KEYLEDGER_OIDC_CLIENT_SECRET_FILE", secretFile}, {"KEYLEDGER_OIDC_ALLOWED_DOMAINS", domains}} {
+			if v.value != "" {
+				return cfgErr("KEYLEDGER_OIDC_ISSUER: not set, but %s is; set the issuer URL too (e.g. https://login.example.com) or unset the other KEYLEDGER_OIDC_ variables", v.name)
+			}
+		}
+		if !c.PasswordLogin {
+			return cfgErr("KEYLEDGER_PASSWORD_LOGIN: false, but single sign-on is not configured (KEYLEDGER_OIDC_ISSUER), so nobody could sign in; configure single sign-on or leave password sign-in on")
+		}
+		return nil
+	}
+	u, err := url.Parse(c.OIDCIssuer)
+	if err == nil && u.User != nil {
+		return cfgErr("KEYLEDGER_OIDC_ISSUER: want the provider's issuer URL without credentials in it (not shown); the client secret goes in KEYLEDGER_OIDC_CLIENT_SECRET")
+	}
+	if err != nil || u.Host == "" || u.RawQuery != "" || u.Fragment != "" ||
+		(u.Scheme != "https" && !(u.Scheme == "http" && isLoopbackHost(u.Hostname()))) {
+		return cfgErr("KEYLEDGER_OIDC_ISSUER: want the provider's https issuer URL such as https://login.example.com/realms/acme (http only for localhost), got %q", c.OIDCIssuer)
+	}
+	if c.OIDCClientID == "" {
+		return cfgErr("KEYLEDGER_OIDC_CLIENT_ID: not set; want the client id keyledger is registered under at %s", c.OIDCIssuer)
+	}
+	switch {
+	case secret != "" && secretFile != "":
+		return cfgErr("KEYLEDGER_OIDC_CLIENT_SECRET and KEYLEDGER_OIDC_CLIENT_SECRET_FILE are both set; set only one")
+	case secretFile != "":
+		b, err := os.ReadFile(secretFile)
+		if err != nil {
+			return cfgErr("KEYLEDGER_OIDC_CLIENT_SECRET_FILE: cannot read it: %v", err)
+		}
+		if secret = strings.TrimSpace(string(b)); secret == "" {
+			return cfgErr("KEYLEDGER_OIDC_CLIENT_SECRET_FILE: %s is empty; put the client secret from the identity provider in it", secretFile)
+		}
+	case secret == "":
+		return cfgErr("KEYLEDGER_OIDC_CLIENT_SECRET: not set; want the client secret from the identity provider (or name a file holding it in KEYLEDGER_OIDC_CLIENT_SECRET_FILE)")
+	}
+	if strings.ContainsAny(secret, "\r\n") {
+		return cfgErr("KEYLEDGER_OIDC_CLIENT_SECRET: spans several lines (not shown); want the client secret on one line")
+	}
+	c.OIDCClientSecret = strings.TrimSpace(secret)
+	c.OIDCAllowedDomains = nil
+	for _, d := range strings.Split(domains, ",") {
+		d = strings.ToLower(strings.TrimPrefix(strings.TrimSpace(d), "@"))
+		if d == "" {
+			continue
+		}
+		if !validDomain(d) {
+			return cfgErr("KEYLEDGER_OIDC_ALLOWED_DOMAINS: %q is not an email domain; want a comma-separated list like example.com,example.org (no wildcards)", d)
+		}
+		c.OIDCAllowedDomains = append(c.OIDCAllowedDomains, d)
+	}
+	return nil
+}
+
+func isLoopbackHost(h string) bool {
+	return h == "localhost" || h == "127.0.0.1" || h == "::1"
+}
+
+// validDomain accepts a DNS name of at least two labels: letters, digits
+// and inner hyphens.
+func validDomain(d string) bool {
+	labels := strings.Split(d, ".")
+	if len(d) > 253 || len(labels) < 2 {
+		return false
+	}
+	for _, l := range labels {
+		if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
+			return false
+		}
+		for _, r := range l {
+			if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // validPort accepts a numeric port, 0 to 65535: net.Listen would also take
@@ -257,7 +363,13 @@ func (c *Config) Keyring() (*crypto.Keyring, error) {
 func (c *Config) WebConfig() web.Config {
 	t := web.DefaultSessions()
 	t.Idle, t.Absolute = c.SessionIdle, c.SessionMax
-	return web.Config{BaseURL: c.BaseURL, SecureCookies: c.SecureCookies, Sessions: t, TrustedProxies: c.TrustedProxies}
+	wc := web.Config{BaseURL: c.BaseURL, SecureCookies: c.SecureCookies, Sessions: t, TrustedProxies: c.TrustedProxies,
+		PasswordLoginOff: !c.PasswordLogin}
+	if c.OIDCIssuer != "" {
+		wc.OIDC = &web.OIDCConfig{Issuer: c.OIDCIssuer, ClientID: c.OIDCClientID, ClientSecret: c.OIDCClientSecret,
+			AllowedDomains: c.OIDCAllowedDomains}
+	}
+	return wc
 }
 
 // Notifier builds the reminder channels that are configured, or nil.

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -29,8 +30,27 @@ Usage:
   keyledger audit verify            check the audit log's hash chain
   keyledger jobs                    show background jobs (verification, reminders, clean-up) by state
   keyledger healthcheck             exit 0 when the local server is ready
+  keyledger token create --email E --scopes read,reveal [--expires 30d] [--name N]
+                                    mint a personal access token (printed once)
 
-Configuration (environment): KEYLEDGER_DATABASE_URL, KEYLEDGER_MASTER_KEY or
+Client (talks to a keyledger server's API with a personal access token):
+  keyledger login --server URL      save the server and a token (from stdin, or prompted)
+  keyledger whoami                  show who the saved token belongs to
+  keyledger env -e ENV [-p PROJECT] [--format bash|fish|powershell|dotenv|json] [--reason R]
+                                    print an environment's keys as shell code:
+                                    eval "$(keyledger env -e development)"
+  keyledger run -e ENV [-p PROJECT] [--override] [--reason R] -- COMMAND [ARGS...]
+                                    run COMMAND with the keys in its environment
+  keyledger keys list [-e ENV] [-p PROJECT] [--owner EMAIL] [--q TEXT] [--status S] [--json]
+  keyledger keys show ID [--json]
+  keyledger keys reveal ID [--reason R] [--version N]
+                                    print one value (and a newline), for scripts
+
+Client configuration: the config.json written by login (in the user
+configuration directory, e.g. ~/.config/keyledger), overridden by
+KEYLEDGER_SERVER and KEYLEDGER_TOKEN.
+
+Server configuration (environment): KEYLEDGER_DATABASE_URL, KEYLEDGER_MASTER_KEY or
 KEYLEDGER_MASTER_KEY_FILE, KEYLEDGER_LISTEN, KEYLEDGER_BASE_URL,
 KEYLEDGER_SECURE_COOKIES, KEYLEDGER_TRUSTED_PROXIES, KEYLEDGER_SESSION_IDLE,
 KEYLEDGER_SESSION_MAX, KEYLEDGER_LOG_LEVEL, KEYLEDGER_LOG_FORMAT,
@@ -46,6 +66,16 @@ type Main struct {
 	Getenv func(string) string
 	// StdinIsTerminal decides whether passwords are prompted for.
 	StdinIsTerminal bool
+
+	// The client commands' dependencies; zero values are the defaults.
+
+	// ConfigDir holds the client's config.json; empty means
+	// os.UserConfigDir()/keyledger.
+	ConfigDir string
+	// HTTPClient talks to the server; nil means one with a timeout.
+	HTTPClient *http.Client
+	// Environ is the environment `run` starts from; nil means os.Environ.
+	Environ func() []string
 }
 
 func main() {
@@ -86,7 +116,7 @@ func (m *Main) run(ctx context.Context, args []string) error {
 		cmd, args = args[0], args[1:]
 	}
 	sub := ""
-	if len(args) > 0 && (cmd == "user" || cmd == "masterkey" || cmd == "audit") {
+	if len(args) > 0 && (cmd == "user" || cmd == "masterkey" || cmd == "audit" || cmd == "keys" || cmd == "token") {
 		sub, args = args[0], args[1:]
 	}
 	switch cmd + " " + sub {
@@ -97,6 +127,21 @@ func (m *Main) run(ctx context.Context, args []string) error {
 		return m.masterkeyGenerate()
 	case "healthcheck ":
 		return m.healthcheck(ctx)
+	// The client commands run where there is no server configuration.
+	case "login ":
+		return m.login(ctx, args)
+	case "whoami ":
+		return m.whoami(ctx, args)
+	case "env ":
+		return m.env(ctx, args)
+	case "run ":
+		return m.runCommand(ctx, args)
+	case "keys list":
+		return m.keysList(ctx, args)
+	case "keys show":
+		return m.keysShow(ctx, args)
+	case "keys reveal":
+		return m.keysReveal(ctx, args)
 	}
 	cfg, err := LoadConfig(m.Getenv)
 	if err != nil {
@@ -121,6 +166,8 @@ func (m *Main) run(ctx context.Context, args []string) error {
 		return m.auditVerify(ctx, cfg)
 	case "jobs ":
 		return m.jobs(ctx, cfg)
+	case "token create":
+		return m.tokenCreate(ctx, cfg, args)
 	}
 	fmt.Fprint(m.Stderr, usage)
 	return &exitError{code: 2, msg: fmt.Sprintf("unknown command %q", (cmd + " " + sub))}

@@ -145,6 +145,14 @@ func (m *Main) serve(ctx context.Context, cfg Config) error {
 	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopBG()
 	go m.background(bg, log, st, cfg)
+	if srv.OIDCEnabled() {
+		// Discovery retries in the background: an identity provider that
+		// is down at boot must not stop keyledger (the sign-in page says
+		// single sign-on is temporarily unavailable until it answers).
+		log.Info("single sign-on configured", "issuer", cfg.OIDCIssuer, "redirect_url", web.OIDCRedirectURL(cfg.BaseURL),
+			"allowed_domains", len(cfg.OIDCAllowedDomains), "password_login", cfg.PasswordLogin)
+		go func() { _ = srv.RunOIDCDiscovery(bg) }()
+	}
 	if err := jobs.Start(bg); err != nil {
 		return fmt.Errorf("start job queue: %w", err)
 	}

@@ -1,0 +1,188 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/keyledger/keyledger"
+	"github.com/keyledger/keyledger/crypto"
+)
+
+const tokenColumns = `t.id, t.user_id, u.email, t.name, t.hint, t.scopes, t.created_at, t.expires_at, t.last_used_at, t.last_used_ip`
+
+func scanToken(row pgx.Row) (*keyledger.Token, error) {
+	var t keyledger.Token
+	err := row.Scan(&t.ID, &t.UserID, &t.UserEmail, &t.Name, &t.Hint, &t.Scopes, &t.CreatedAt, &t.ExpiresAt, &t.LastUsedAt, &t.LastUsedIP)
+	return &t, err
+}
+
+// CreateToken mints a personal access token for forEmail (empty: the
+// actor). People mint their own; admins (and the command line) may mint
+// for anyone. The secret is returned once; only its hash is stored.
+func (s *Store) CreateToken(ctx context.Context, actor keyledger.Actor, forEmail string, in keyledger.TokenInput) (string, *keyledger.Token, error) {
+	nt, err := keyledger.ValidateToken(in)
+	if err != nil {
+		return "", nil, err
+	}
+	raw, err := crypto.RandomToken(32)
+	if err != nil {
+		return "", nil, err
+	}
+	secret := keyledger.TokenPrefix + raw
+	var tok *keyledger.Token
+	err = s.tx(ctx, func(tx pgx.Tx) error {
+		actor, err := freshActor(ctx, tx, actor)
+		if err != nil {
+			return err
+		}
+		if actor.Token != nil {
+			return keyledger.Errorf(keyledger.EFORBIDDEN, "Tokens cannot mint tokens; create them on your profile page.")
+		}
+		target := keyledger.NormalizeEmail(forEmail)
+		if actor.User != nil {
+			if !actor.User.Active() {
+				return keyledger.Errorf(keyledger.EFORBIDDEN, "Your account is deactivated.")
+			}
+			if target == "" {
+				target = actor.User.Email
+			}
+			if target != actor.User.Email && keyledger.CanAdminister(actor.User) != nil {
+				return keyledger.Errorf(keyledger.EFORBIDDEN, "Only admins may create tokens for someone else.")
+			}
+		}
+		u, err := scanUser(tx.QueryRow(ctx, "SELECT "+userColumns+" FROM users WHERE email = $1", target))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return &keyledger.Error{Code: keyledger.EINVALID, Message: "There is no such user.", Fields: map[string]string{"email": "There is no user " + target + "."}}
+		}
+		if err != nil {
+			return err
+		}
+		if !u.Active() {
+			return keyledger.Errorf(keyledger.ECONFLICT, "%s is not active; tokens are only for active users.", u.Email)
+		}
+		var createdBy *int64
+		if actor.User != nil {
+			createdBy = &actor.User.ID
+		}
+		now := s.now()
+		tok, err = scanToken(tx.QueryRow(ctx, `WITH t AS (INSERT INTO api_tokens (user_id, name, token_hash, hint, scopes, created_by, created_at, expires_at)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING *)
+			SELECT `+tokenColumns+` FROM t JOIN users u ON u.id = t.user_id`,
+			u.ID, nt.Name, hashToken(secret), secret[:len(keyledger.TokenPrefix)+4], nt.Scopes, createdBy, now, now.Add(nt.TTL)))
+		if err != nil {
+			return err
+		}
+		return writeAudit(ctx, tx, auditEntry{Actor: actor, Action: keyledger.ActionTokenCreate, SubjectID: u.ID, SubjectEmail: u.Email,
+			Details: map[string]any{"token_id": tok.ID, "name": tok.Name, "scopes": tok.Scopes, "expires_at": tok.ExpiresAt.UTC().Format(time.RFC3339)}})
+	})
+	if err != nil {
+		return "", nil, s.internal(ctx, "create token", err)
+	}
+	return secret, tok, nil
+}
+
+// ErrBadToken is the one answer for a missing, malformed, unknown, expired
+// or revoked token, or one whose user is no longer active.
+var ErrBadToken = &keyledger.Error{Code: keyledger.EUNAUTHORIZED, Message: "This access token is not valid: it is unknown, expired or revoked, or its user was deactivated. Create a new one on your profile page."}
+
+// TokenActor authenticates an API request. It records the last use (at
+// most once a minute) and audits a token's first use.
+func (s *Store) TokenActor(ctx context.Context, secret, ip, userAgent string) (keyledger.Actor, error) {
+	var a keyledger.Actor
+	if !strings.HasPrefix(secret, keyledger.TokenPrefix) || len(secret) > 200 {
+		return a, ErrBadToken
+	}
+	now := s.now()
+	var u keyledger.User
+	var t *keyledger.Token
+	row := s.pool.QueryRow(ctx, `SELECT `+tokenColumns+`, u.name, u.role, u.status, u.totp_enabled_at IS NOT NULL, u.created_at, u.updated_at
+		FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = $1`, hashToken(secret))
+	t = &keyledger.Token{}
+	err := row.Scan(&t.ID, &t.UserID, &t.UserEmail, &t.Name, &t.Hint, &t.Scopes, &t.CreatedAt, &t.ExpiresAt, &t.LastUsedAt, &t.LastUsedIP,
+		&u.Name, &u.Role, &u.Status, &u.TOTPEnabled, &u.CreatedAt, &u.UpdatedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return a, ErrBadToken
+	}
+	if err != nil {
+		return a, s.internal(ctx, "check token", err)
+	}
+	u.ID, u.Email = t.UserID, t.UserEmail
+	if !u.Active() || !now.Before(t.ExpiresAt) {
+		return a, ErrBadToken
+	}
+	a = keyledger.Actor{User: &u, Token: t, IP: ip, UserAgent: userAgent}
+	if t.LastUsedAt == nil || now.Sub(*t.LastUsedAt) > time.Minute || t.LastUsedIP != ip {
+		err := s.tx(ctx, func(tx pgx.Tx) error {
+			// The first use is claimed by whichever request flips
+			// last_used_at from NULL, so it is audited exactly once.
+			tag, err := tx.Exec(ctx, "UPDATE api_tokens SET last_used_at = $2, last_used_ip = $3 WHERE id = $1 AND last_used_at IS NULL", t.ID, now, truncate(ip, 100))
+			if err != nil {
+				return err
+			}
+			if tag.RowsAffected() == 0 {
+				_, err := tx.Exec(ctx, "UPDATE api_tokens SET last_used_at = $2, last_used_ip = $3 WHERE id = $1", t.ID, now, truncate(ip, 100))
+				return err
+			}
+			return writeAudit(ctx, tx, auditEntry{Actor: a, Action: keyledger.ActionTokenUse, SubjectID: u.ID, SubjectEmail: u.Email,
+				Details: map[string]any{"token_id": t.ID, "name": t.Name}})
+		})
+		if err != nil {
+			return a, s.internal(ctx, "record token use", err)
+		}
+		t.LastUsedAt, t.LastUsedIP = &now, ip
+	}
+	return a, nil
+}
+
+// ListTokens lists a user's tokens (their own, or anyone's for admins).
+func (s *Store) ListTokens(ctx context.Context, actor keyledger.Actor, userID int64) ([]keyledger.Token, error) {
+	if actor.User == nil || (actor.User.ID != userID && keyledger.CanAdminister(actor.User) != nil) {
+		return nil, keyledger.ErrNotFound("Tokens")
+	}
+	rows, err := s.pool.Query(ctx, `SELECT `+tokenColumns+` FROM api_tokens t JOIN users u ON u.id = t.user_id
+		WHERE t.user_id = $1 ORDER BY t.created_at DESC`, userID)
+	if err != nil {
+		return nil, s.internal(ctx, "list tokens", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (keyledger.Token, error) {
+		t, err := scanToken(r)
+		if err != nil {
+			return keyledger.Token{}, err
+		}
+		return *t, nil
+	})
+	if err != nil {
+		return nil, s.internal(ctx, "list tokens", err)
+	}
+	return out, nil
+}
+
+// RevokeToken deletes one of the actor's tokens (admins: anyone's).
+func (s *Store) RevokeToken(ctx context.Context, actor keyledger.Actor, id int64) error {
+	if err := noToken(actor); err != nil {
+		return err
+	}
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		actor, err := freshActor(ctx, tx, actor)
+		if err != nil {
+			return err
+		}
+		if actor.User == nil || !actor.User.Active() {
+			return ErrNoSession
+		}
+		t, err := scanToken(tx.QueryRow(ctx, `WITH t AS (DELETE FROM api_tokens WHERE id = $1 AND (user_id = $2 OR $3) RETURNING *)
+			SELECT `+tokenColumns+` FROM t JOIN users u ON u.id = t.user_id`, id, actor.User.ID, keyledger.CanAdminister(actor.User) == nil))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return keyledger.ErrNotFound("Token")
+		}
+		if err != nil {
+			return err
+		}
+		return writeAudit(ctx, tx, auditEntry{Actor: actor, Action: keyledger.ActionTokenRevoke, SubjectID: t.UserID, SubjectEmail: t.UserEmail,
+			Details: map[string]any{"token_id": t.ID, "name": t.Name}})
+	})
+	return s.internal(ctx, "revoke token", err)
+}

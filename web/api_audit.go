@@ -1,0 +1,128 @@
+package web
+
+import (
+	"encoding/json"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/keyledger/keyledger"
+	"github.com/keyledger/keyledger/store"
+	"github.com/labstack/echo/v4"
+)
+
+type apiEnvironment struct {
+	Name             string `json:"name"`
+	RevealPolicy     string `json:"reveal_policy"`
+	ReasonRequired   bool   `json:"reason_required"`
+	Sensitive        bool   `json:"sensitive"`
+	RotationDays     int    `json:"rotation_days"`
+	AllowTokenReveal bool   `json:"allow_token_reveal"`
+}
+
+type apiEnvironmentsResponse struct {
+	Environments []apiEnvironment `json:"environments"`
+}
+
+func (s *Server) apiEnvironments(c echo.Context) error {
+	envs, err := s.store.Environments(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	out := apiEnvironmentsResponse{Environments: make([]apiEnvironment, 0, len(envs))}
+	for _, e := range envs {
+		out.Environments = append(out.Environments, apiEnvironment{Name: e.Name, RevealPolicy: string(e.RevealPolicy),
+			ReasonRequired: e.ReasonRequired, Sensitive: e.Sensitive, RotationDays: e.RotationDays, AllowTokenReveal: e.AllowTokenReveal})
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+type apiAuditEvent struct {
+	ID          int64           `json:"id"`
+	Time        string          `json:"time"`
+	Actor       string          `json:"actor"`
+	Action      string          `json:"action"`
+	KeyID       *string         `json:"key_id"`
+	KeyName     *string         `json:"key_name"`
+	KeyVersion  *int            `json:"key_version"`
+	Subject     *string         `json:"subject"`
+	Environment *string         `json:"environment"`
+	IP          string          `json:"ip"`
+	Reason      string          `json:"reason"`
+	Details     json.RawMessage `json:"details"`
+}
+
+type apiAuditResponse struct {
+	Events     []apiAuditEvent `json:"events"`
+	NextCursor *string         `json:"next_cursor"`
+}
+
+// apiAuditTime reads since/until: RFC 3339, or a date (until a date means
+// through the end of that day, as on the page).
+func apiAuditTime(v *keyledger.Validation, field, raw string, until bool) time.Time {
+	if raw == "" {
+		return time.Time{}
+	}
+	if t, err := time.Parse(time.RFC3339, raw); err == nil {
+		return t
+	}
+	t, err := time.Parse("2006-01-02", raw)
+	if err != nil {
+		v.Add(field, field+" is a date like 2026-01-31 or a time like 2026-01-31T09:00:00Z.")
+		return time.Time{}
+	}
+	if until {
+		t = t.AddDate(0, 0, 1)
+	}
+	return t
+}
+
+// apiAudit is GET /api/v1/audit, newest first, for leads and admins (the
+// store refuses everyone else).
+func (s *Server) apiAudit(c echo.Context) error {
+	q := c.QueryParams()
+	var v keyledger.Validation
+	f := store.AuditFilter{ActorEmail: q.Get("actor"), KeyID: q.Get("key"), Action: q.Get("action"), Environment: q.Get("environment")}
+	f.Limit = queryLimit(c, &v, 50, 500)
+	f.Since = apiAuditTime(&v, "since", q.Get("since"), false)
+	f.Until = apiAuditTime(&v, "until", q.Get("until"), true)
+	if f.Action != "" && !slices.Contains(keyledger.AuditActions(), f.Action) {
+		v.Add("action", "Unknown action; the actions are listed in the API description.")
+	}
+	if raw := q.Get("cursor"); raw != "" {
+		cur, err := decodeCursor(raw, "audit")
+		if err != nil {
+			return err
+		}
+		if cur.Before < 1 {
+			v.Add("cursor", "Use the next_cursor of a previous answer of this listing, unchanged.")
+		}
+		f.BeforeID = cur.Before
+	}
+	if err := v.Err(); err != nil {
+		return err
+	}
+	page, err := s.store.ListAudit(c.Request().Context(), s.actor(c), f)
+	if err != nil {
+		return err
+	}
+	out := apiAuditResponse{Events: make([]apiAuditEvent, 0, len(page.Events))}
+	for _, e := range page.Events {
+		ev := apiAuditEvent{ID: e.ID, Time: apiTime(e.Time), Actor: e.ActorEmail, Action: e.Action, KeyID: strPtr(e.KeyID),
+			KeyName: strPtr(e.KeyName), Subject: strPtr(e.SubjectEmail), Environment: strPtr(e.Environment), IP: e.IP, Reason: e.Reason,
+			Details: json.RawMessage(e.Details)}
+		if e.KeyVersion != 0 {
+			n := e.KeyVersion
+			ev.KeyVersion = &n
+		}
+		if !json.Valid(ev.Details) || len(ev.Details) == 0 || ev.Details[0] != '{' {
+			ev.Details = json.RawMessage("{}")
+		}
+		out.Events = append(out.Events, ev)
+	}
+	if page.NextBeforeID > 0 {
+		next := encodeCursor(apiCursor{Kind: "audit", Before: page.NextBeforeID})
+		out.NextCursor = &next
+	}
+	return c.JSON(http.StatusOK, out)
+}

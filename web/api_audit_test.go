@@ -1,0 +1,150 @@
+package web_test
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+)
+
+type apiAuditJSON struct {
+	Events []struct {
+		ID          int64          `json:"id"`
+		Time        time.Time      `json:"time"`
+		Actor       string         `json:"actor"`
+		Action      string         `json:"action"`
+		KeyID       *string        `json:"key_id"`
+		KeyName     *string        `json:"key_name"`
+		KeyVersion  *int           `json:"key_version"`
+		Subject     *string        `json:"subject"`
+		Environment *string        `json:"environment"`
+		IP          string         `json:"ip"`
+		Reason      string         `json:"reason"`
+		Details     map[string]any `json:"details"`
+	} `json:"events"`
+	NextCursor *string `json:"next_cursor"`
+}
+
+// TestAPIAudit: leads and admins read the log through the API with the
+// page's filters, in pages joined by a cursor; API actions carry
+// details.via_token.
+func TestAPIAudit(t *testing.T) {
+	t.Parallel()
+	env := newEnv(t, withAPIRate(1000))
+	a := newAPI(t, env)
+	k, _ := a.key("member", "staging", "audited")
+	member, memberTokID := a.tokenWithID("member")
+	for i := range 3 {
+		a.want(a.do(member, http.MethodPost, "/api/v1/keys/"+k.ID+"/reveal", map[string]any{"reason": "reason " + string(rune('a'+i))}), http.StatusOK, "")
+	}
+	lead := a.token("lead", "read")
+
+	// Members: refused, however they ask.
+	a.want(a.get(member, "/api/v1/audit"), http.StatusForbidden, "forbidden")
+	a.want(a.get(member, "/api/v1/audit?key="+k.ID), http.StatusForbidden, "forbidden")
+
+	list := func(query string) apiAuditJSON {
+		t.Helper()
+		r := a.get(lead, "/api/v1/audit?"+query)
+		a.want(r, http.StatusOK, "")
+		var got apiAuditJSON
+		r.decode(t, &got)
+		return got
+	}
+	got := list("key=" + k.ID + "&action=key.reveal")
+	if len(got.Events) != 3 || got.NextCursor != nil {
+		t.Fatalf("%d reveal events (cursor %v), want 3", len(got.Events), got.NextCursor)
+	}
+	e := got.Events[0]
+	if e.Actor != "member@example.com" || e.Action != "key.reveal" || e.KeyID == nil || *e.KeyID != k.ID || e.KeyName == nil || *e.KeyName != "audited" ||
+		e.KeyVersion == nil || *e.KeyVersion != 1 || e.Environment == nil || *e.Environment != "staging" || e.Reason != "reason c" || e.Subject != nil {
+		t.Errorf("newest reveal event %+v", e)
+	}
+	if id, _ := e.Details["via_token"].(float64); int64(id) != memberTokID {
+		t.Errorf("details %v, want via_token %d", e.Details, memberTokID)
+	}
+	if !(got.Events[0].ID > got.Events[1].ID && got.Events[1].ID > got.Events[2].ID) {
+		t.Error("events not newest first")
+	}
+
+	// The token's first use is audited too, with the user as subject.
+	got = list("action=token.first_use&actor=member@example.com")
+	if len(got.Events) != 1 || got.Events[0].Subject == nil || *got.Events[0].Subject != "member@example.com" || got.Events[0].KeyID != nil {
+		t.Errorf("first-use events %+v", got.Events)
+	}
+
+	// Pages of 2 over everything: each event once, newest first.
+	all := list("limit=500")
+	if len(all.Events) < 10 || all.NextCursor != nil {
+		t.Fatalf("%d events in all", len(all.Events))
+	}
+	var paged []int64
+	cursor := ""
+	for pages := 0; ; pages++ {
+		q := url.Values{"limit": {"2"}}
+		if cursor != "" {
+			q.Set("cursor", cursor)
+		}
+		p := list(q.Encode())
+		if len(p.Events) > 2 || pages > 1000 {
+			t.Fatalf("page %d has %d events", pages, len(p.Events))
+		}
+		for _, e := range p.Events {
+			paged = append(paged, e.ID)
+		}
+		if p.NextCursor == nil {
+			break
+		}
+		cursor = *p.NextCursor
+	}
+	if len(paged) != len(all.Events) {
+		t.Errorf("%d events across pages, want %d", len(paged), len(all.Events))
+	} else {
+		for i := range paged {
+			if paged[i] != all.Events[i].ID {
+				t.Errorf("page order differs at %d: %d, want %d", i, paged[i], all.Events[i].ID)
+				break
+			}
+		}
+	}
+
+	// Time and environment filters.
+	yesterday, today := time.Now().UTC().AddDate(0, 0, -1).Format("2006-01-02"), time.Now().UTC().Format("2006-01-02")
+	if n := len(list("since=" + yesterday + "&until=" + today + "&key=" + k.ID).Events); n != 4 {
+		t.Errorf("today's events of the key: %d, want 4 (create and 3 reveals)", n)
+	}
+	if n := len(list("until=2000-01-01").Events); n != 0 {
+		t.Errorf("%d events before 2000", n)
+	}
+	if n := len(list("since=" + url.QueryEscape(time.Now().Add(time.Hour).UTC().Format(time.RFC3339))).Events); n != 0 {
+		t.Errorf("%d events in the future", n)
+	}
+	if n := len(list("environment=staging&action=key.create").Events); n != 1 {
+		t.Errorf("staging creations: %d, want 1", n)
+	}
+	if n := len(list("key=not-a-uuid").Events); n != 0 {
+		t.Errorf("%d events of a key id that is not one", n)
+	}
+
+	for query, field := range map[string]string{
+		"since=yesterday":                    "since",
+		"until=2026-13-01":                   "until",
+		"action=key.steal":                   "action",
+		"limit=0":                            "limit",
+		"limit=501":                          "limit",
+		"cursor=!!!":                         "cursor",
+		"cursor=eyJrIjoia2V5cyIsImkiOiJ4In0": "cursor", // a keys cursor
+		"cursor=eyJrIjoiYXVkaXQifQ":          "cursor", // no position
+	} {
+		r := a.get(lead, "/api/v1/audit?"+query)
+		a.want(r, http.StatusUnprocessableEntity, "invalid")
+		if r.field(field) == "" {
+			t.Errorf("?%s: no message for %s: %s", query, field, r.Body)
+		}
+	}
+	// The audit answer carries no value and no token.
+	if body := string(a.get(lead, "/api/v1/audit?limit=500").Body); strings.Contains(body, "klt_") {
+		t.Error("the audit log carries a token")
+	}
+}

@@ -1,0 +1,81 @@
+package web
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/keyledger/keyledger"
+	"github.com/labstack/echo/v4"
+)
+
+// apiExportRequest is POST /api/v1/export, named like the export form.
+type apiExportRequest struct {
+	Environment string `json:"environment"`
+	Project     string `json:"project"`
+	Format      string `json:"format"`
+	Reason      string `json:"reason"`
+}
+
+type apiExportVariable struct {
+	Name    string `json:"name"`
+	KeyID   string `json:"key_id"`
+	KeyName string `json:"key_name"`
+	Project string `json:"project"`
+}
+
+type apiExportLeftOut struct {
+	KeyID   string `json:"key_id"`
+	Name    string `json:"name"`
+	Project string `json:"project"`
+	Reason  string `json:"reason"`
+}
+
+// apiExportResponse is what `keyledger env` and `keyledger run` read:
+// keep its shape.
+type apiExportResponse struct {
+	Environment string              `json:"environment"`
+	Format      string              `json:"format"`
+	Content     string              `json:"content"`
+	Variables   []apiExportVariable `json:"variables"`
+	LeftOut     []apiExportLeftOut  `json:"left_out"`
+}
+
+// apiExport is POST /api/v1/export: every live key of an environment
+// (optionally one project) the token's user may reveal, rendered as a file
+// in content, each audited as an export by the store; the keys policy
+// leaves out are listed with the reason. A sensitive environment exports
+// with a token only where an admin allowed token reveals.
+func (s *Server) apiExport(c echo.Context) error {
+	var req apiExportRequest
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	var v keyledger.Validation
+	if strings.TrimSpace(req.Environment) == "" {
+		v.Add("environment", "Choose an environment.")
+	}
+	if req.Format == "" {
+		req.Format = string(keyledger.FormatJSON)
+	}
+	format, ok := keyledger.ParseExportFormat(req.Format)
+	if !ok {
+		v.Add("format", "format is dotenv, bash, fish, powershell or json.")
+	}
+	if err := v.Err(); err != nil {
+		return err
+	}
+	res, err := s.store.ExportKeys(c.Request().Context(), s.actor(c), req.Environment, req.Project, req.Reason, format)
+	if err != nil {
+		return err
+	}
+	out := apiExportResponse{Environment: res.Environment.Name, Format: string(format), Content: string(res.File),
+		Variables: make([]apiExportVariable, 0, len(res.Entries)), LeftOut: make([]apiExportLeftOut, 0, len(res.Refused))}
+	for _, e := range res.Entries {
+		out.Variables = append(out.Variables, apiExportVariable{Name: e.VarName, KeyID: e.KeyID, KeyName: e.KeyName, Project: e.Project})
+	}
+	for _, r := range res.Refused {
+		out.LeftOut = append(out.LeftOut, apiExportLeftOut{KeyID: r.Key.ID, Name: r.Key.Name, Project: r.Key.Project, Reason: r.Reason})
+	}
+	c.Response().Header().Set("Cache-Control", "no-store")
+	return c.JSON(http.StatusOK, out)
+}
