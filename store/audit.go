@@ -29,6 +29,22 @@ type auditEntry struct {
 // writeAudit inserts one event in the caller's transaction. The caller
 // commits it together with the change it records, or neither happens.
 func writeAudit(ctx context.Context, tx pgx.Tx, e auditEntry) error {
+	args, err := auditArgs(e)
+	if err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, auditInsert, args...); err != nil {
+		return fmt.Errorf("write audit event %s: %w", e.Action, err)
+	}
+	return nil
+}
+
+const auditInsert = `INSERT INTO audit_events
+		(actor_id, actor_email, action, key_id, key_name, key_version, subject_id, subject_email, environment, ip, user_agent, reason, details)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`
+
+// auditArgs are the thirteen parameters of auditInsert for e.
+func auditArgs(e auditEntry) ([]any, error) {
 	details := []byte("{}")
 	if e.Actor.Token != nil {
 		// Which token acted, never the token itself.
@@ -40,7 +56,7 @@ func writeAudit(ctx context.Context, tx pgx.Tx, e auditEntry) error {
 	if len(e.Details) > 0 {
 		var err error
 		if details, err = json.Marshal(e.Details); err != nil {
-			return fmt.Errorf("encode audit details: %w", err)
+			return nil, fmt.Errorf("encode audit details: %w", err)
 		}
 	}
 	var actorID *int64
@@ -59,15 +75,8 @@ func writeAudit(ctx context.Context, tx pgx.Tx, e auditEntry) error {
 	if e.SubjectID != 0 {
 		subjectID = &e.SubjectID
 	}
-	_, err := tx.Exec(ctx, `INSERT INTO audit_events
-		(actor_id, actor_email, action, key_id, key_name, key_version, subject_id, subject_email, environment, ip, user_agent, reason, details)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
-		actorID, e.Actor.Label(), e.Action, keyID, e.KeyName, keyVersion, subjectID, e.SubjectEmail,
-		e.Environment, truncate(e.Actor.IP, 100), truncate(e.Actor.UserAgent, 300), e.Reason, details)
-	if err != nil {
-		return fmt.Errorf("write audit event %s: %w", e.Action, err)
-	}
-	return nil
+	return []any{actorID, e.Actor.Label(), e.Action, keyID, e.KeyName, keyVersion, subjectID, e.SubjectEmail,
+		e.Environment, truncate(e.Actor.IP, 100), truncate(e.Actor.UserAgent, 300), e.Reason, details}, nil
 }
 
 // truncate cuts s to at most n bytes on a rune boundary; client-supplied
