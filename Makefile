@@ -9,7 +9,7 @@ DEV_MASTER_KEY_FILE ?= $(CURDIR)/.keyledger/master.key
 
 GO_BUILD := go build -trimpath -ldflags "-s -w"
 
-.PHONY: help run build test test-short generate check-generated lint fmt bench fuzz screenshot clean
+.PHONY: help run build test test-short generate check-generated lint fmt bench fuzz loadtest screenshot clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -50,6 +50,25 @@ fuzz: ## run each fuzz target briefly
 	go test -run '^$$' -fuzz FuzzOpen -fuzztime 15s ./crypto/
 	go test -run '^$$' -fuzz FuzzVerifyPassword -fuzztime 15s ./crypto/
 	go test -run '^$$' -fuzz FuzzFormatAssignment -fuzztime 15s .
+	go test -run '^$$' -fuzz FuzzKeyForm -fuzztime 15s .
+
+# Every fuzz target in the repository (found by name, so a new one is
+# included), each for FUZZTIME; CI runs this after make test.
+FUZZTIME ?= 10s
+.PHONY: fuzz-ci
+fuzz-ci: ## run every fuzz target for FUZZTIME (10s) each
+	@set -e; for file in $$(grep -rl --include='*_test.go' '^func Fuzz' . | sort); do \
+		dir=$$(dirname $$file); \
+		for target in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$file); do \
+			echo "fuzz $$target in $$dir/ for $(FUZZTIME)"; \
+			go test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) $$dir/; \
+		done; \
+	done
+
+# LOADTEST_FLAGS passes options through, e.g. make loadtest LOADTEST_FLAGS='-duration 3s -clients 1,8'.
+LOADTEST_FLAGS ?=
+loadtest: ## seed a fresh keyledger_load database (10,000 keys), load a real server at 1, 8, 32 clients, print the table
+	go run ./cmd/keyledger-load $(LOADTEST_FLAGS)
 
 screenshot: ## regenerate docs/screenshot.png with headless Chromium
 	KEYLEDGER_SCREENSHOT=$(CURDIR)/docs/screenshot.png go test -count=1 -run TestBrowserScreenshot ./web/

@@ -228,11 +228,13 @@ func (s *Store) chainBatch(ctx context.Context, limit int) (int, error) {
 			lastTxid, lastID = "0", "0"
 		}
 		// The snapshot's xmin is the oldest transaction still running; all
-		// below it have committed or aborted.
+		// below it have committed or aborted. ORDER BY names the table's
+		// columns: a bare "txid" would mean the text output column, and
+		// '1000' sorts before '999'.
 		rows, err := tx.Query(ctx, `SELECT txid::text, `+auditColumns+` FROM audit_events
 			WHERE (txid, id) > ($1::xid8, $2::bigint)
 			  AND txid < pg_snapshot_xmin(pg_current_snapshot())
-			ORDER BY txid, id LIMIT $3`, lastTxid, lastID, limit)
+			ORDER BY audit_events.txid, audit_events.id LIMIT $3`, lastTxid, lastID, limit)
 		if err != nil {
 			return err
 		}

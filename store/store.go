@@ -9,7 +9,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -160,6 +163,16 @@ func isUnavailable(err error) bool {
 	}
 	var connErr *pgconn.ConnectError
 	if errors.As(err, &connErr) {
+		return true
+	}
+	// A connection that died under a query (Postgres crashed or was
+	// killed, a network cut): the pool drops it and the next request gets
+	// a fresh one. Whether a COMMIT in flight took effect is unknown to us,
+	// as it always is when a connection breaks; the audit row is written in
+	// the same transaction, so an unanswered reveal may be audited but an
+	// answered one never goes unaudited.
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.EPIPE) || errors.Is(err, net.ErrClosed) {
 		return true
 	}
 	return pgconn.SafeToRetry(err) || errors.Is(err, context.DeadlineExceeded)

@@ -68,6 +68,7 @@ func (s *Server) apiExport(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	s.metrics.exported(res.Environment.Name, len(res.Entries))
 	out := apiExportResponse{Environment: res.Environment.Name, Format: string(format), Content: string(res.File),
 		Variables: make([]apiExportVariable, 0, len(res.Entries)), LeftOut: make([]apiExportLeftOut, 0, len(res.Refused))}
 	for _, e := range res.Entries {

@@ -240,6 +240,7 @@ func (s *Server) apiKeyReveal(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	s.metrics.revealed(rev.Key.Environment)
 	c.Response().Header().Set("Cache-Control", "no-store")
 	return c.JSON(http.StatusOK, apiRevealResponse{KeyID: rev.Key.ID, Name: rev.Key.Name, Environment: rev.Key.Environment,
 		Version: rev.Version, Value: rev.Value, EnvVar: keyledger.EnvVarName(rev.Key.Provider, rev.Key.Name, rev.Value)})

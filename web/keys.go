@@ -283,6 +283,7 @@ func (s *Server) keyReveal(c echo.Context) error {
 		}
 		return err
 	}
+	s.metrics.revealed(rev.Key.Environment)
 	name := keyledger.EnvVarName(rev.Key.Provider, rev.Key.Name, rev.Value)
 	v := templates.RevealView{Key: rev.Key, Version: rev.Version, Value: rev.Value, VarName: name}
 	for _, f := range keyledger.ShellFormats() {

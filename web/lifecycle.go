@@ -171,6 +171,7 @@ func (s *Server) export(c echo.Context) error {
 		}
 		return err
 	}
+	s.metrics.exported(res.Environment.Name, len(res.Entries))
 	for _, r := range res.Refused {
 		v.Refused = append(v.Refused, templates.RefusedRow{Name: r.Key.Name, Project: r.Key.Project, Owner: r.Key.OwnerEmail, Reason: r.Reason})
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/keyledger/keyledger/store"
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Config is the web layer's configuration, parsed in cmd/.
@@ -46,6 +47,8 @@ type Config struct {
 	// PasswordLoginOff removes the password form and refuses POST /login:
 	// single sign-on only. Requires OIDC.
 	PasswordLoginOff bool
+	// Metrics turns on GET /metrics (see metrics.go); off by default.
+	Metrics MetricsConfig
 }
 
 // DefaultSessions: a secrets app signs idle people out after an hour and
@@ -65,6 +68,7 @@ type Server struct {
 	echo     *echo.Echo
 	limiter  *tokenLimiter
 	oidc     *oidcClient // nil: single sign-on off
+	metrics  *metrics    // nil: metrics off
 }
 
 // New builds the HTTP handler.
@@ -95,6 +99,13 @@ func New(cfg Config, st *store.Store, log *slog.Logger) (*Server, error) {
 	} else if cfg.PasswordLoginOff {
 		return nil, errors.New("password sign-in is off but single sign-on is not configured: nobody could sign in")
 	}
+	if cfg.Metrics.Enabled {
+		// This server's own registry, never Prometheus's global one.
+		if s.metrics, err = newMetrics(cfg.Metrics, prometheus.NewRegistry(), st.Pool(), log); err != nil {
+			return nil, err
+		}
+		s.cfg.Verifier = s.metrics.countVerifications(s.cfg.Verifier)
+	}
 
 	e := echo.New()
 	e.HideBanner = true
@@ -115,15 +126,19 @@ func New(cfg Config, st *store.Store, log *slog.Logger) (*Server, error) {
 		// A client-sent id is ignored: ids in logs must be ours.
 		TargetHeader: echo.HeaderXRequestID,
 	}))
+	if s.metrics != nil {
+		e.Use(s.metrics.observe)
+	}
 	e.Use(s.recoverPanic)
 	e.Use(s.logRequests)
 	e.Use(s.securityHeaders)
 	e.Use(middleware.BodyLimit(cfg.BodyLimit))
-	e.Use(s.loadSession)
-	e.Use(s.csrf.middleware)
+	e.Use(notForMetrics(s.loadSession))
+	e.Use(notForMetrics(s.csrf.middleware))
 
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
+	s.registerMetrics(e)
 	e.GET("/static/*", s.serveStatic)
 
 	e.GET("/login", s.loginPage)

@@ -5,6 +5,7 @@ import (
 
 	"fmt"
 	"github.com/keyledger/keyledger"
+	"math"
 	"net"
 	"net/url"
 	"os"
@@ -55,6 +56,16 @@ type Config struct {
 	// PasswordLogin: the password sign-in form works (default). Off means
 	// single sign-on only; the command line still creates users.
 	PasswordLogin bool
+
+	// Metrics serves GET /metrics to MetricsToken holders and to the
+	// MetricsAllow networks. MetricsToken is a credential; never print it.
+	Metrics      bool
+	MetricsToken string
+	MetricsAllow []*net.IPNet
+
+	// APIRate is each access token's request rate on the JSON API
+	// (requests per second per replica, burst twice that); 0 means 20.
+	APIRate float64
 }
 
 // configError is one clear line: the variable, what is wrong, the fix.
@@ -111,6 +122,9 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 			return c, cfgErr("KEYLEDGER_TRUSTED_PROXIES: %v; want a comma-separated list like 10.0.0.0/8,192.168.1.5", err)
 		}
 		c.TrustedProxies = nets
+	}
+	if err := loadMetrics(getenv, &c); err != nil {
+		return c, err
 	}
 	c.AutoMigrate = true
 	if v := getenv("KEYLEDGER_AUTO_MIGRATE"); v != "" {
@@ -179,6 +193,9 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		}
 	}
 	if err := loadOIDC(getenv, &c); err != nil {
+		return c, err
+	}
+	if c.APIRate, err = apiRate(getenv); err != nil {
 		return c, err
 	}
 	if k := getenv("KEYLEDGER_MASTER_KEY"); k != "" {
@@ -255,6 +272,41 @@ func loadOIDC(getenv func(string) string, c *Config) error {
 			return cfgErr("KEYLEDGER_OIDC_ALLOWED_DOMAINS: %q is not an email domain; want a comma-separated list like example.com,example.org (no wildcards)", d)
 		}
 		c.OIDCAllowedDomains = append(c.OIDCAllowedDomains, d)
+	}
+	return nil
+}
+
+// loadMetrics reads KEYLEDGER_METRICS (off by default) and, when it is on,
+// who may scrape: KEYLEDGER_METRICS_TOKEN and KEYLEDGER_METRICS_ALLOW.
+// Off, the other two are ignored.
+func loadMetrics(getenv func(string) string, c *Config) error {
+	if v := strings.TrimSpace(getenv("KEYLEDGER_METRICS")); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return cfgErr("KEYLEDGER_METRICS: want true or false, got %q", v)
+		}
+		c.Metrics = b
+	}
+	if !c.Metrics {
+		return nil
+	}
+	token := strings.TrimSpace(getenv("KEYLEDGER_METRICS_TOKEN"))
+	if strings.IndexFunc(token, func(r rune) bool { return r <= ' ' || r == 0x7f }) >= 0 {
+		return cfgErr("KEYLEDGER_METRICS_TOKEN: contains spaces or control characters (not shown); want one random string such as the output of 'openssl rand -hex 32'")
+	}
+	if token != "" && len(token) < 16 {
+		return cfgErr("KEYLEDGER_METRICS_TOKEN: too short (not shown); want at least 16 random characters, such as the output of 'openssl rand -hex 32'")
+	}
+	c.MetricsToken = token
+	if v := getenv("KEYLEDGER_METRICS_ALLOW"); v != "" {
+		nets, err := web.ParseTrustedProxies(v)
+		if err != nil {
+			return cfgErr("KEYLEDGER_METRICS_ALLOW: %v; want a comma-separated list of networks allowed to scrape, like 10.0.0.0/8,192.168.1.5", err)
+		}
+		c.MetricsAllow = nets
+	}
+	if c.MetricsToken == "" && len(c.MetricsAllow) == 0 {
+		return cfgErr("KEYLEDGER_METRICS: true, but neither KEYLEDGER_METRICS_TOKEN nor KEYLEDGER_METRICS_ALLOW is set, so nobody could scrape /metrics; set a bearer token, the networks allowed to scrape (e.g. 10.0.0.0/8), or both")
 	}
 	return nil
 }
@@ -364,7 +416,8 @@ func (c *Config) WebConfig() web.Config {
 	t := web.DefaultSessions()
 	t.Idle, t.Absolute = c.SessionIdle, c.SessionMax
 	wc := web.Config{BaseURL: c.BaseURL, SecureCookies: c.SecureCookies, Sessions: t, TrustedProxies: c.TrustedProxies,
-		PasswordLoginOff: !c.PasswordLogin}
+		PasswordLoginOff: !c.PasswordLogin, APIRate: c.APIRate}
+	wc.Metrics = web.MetricsConfig{Enabled: c.Metrics, Token: c.MetricsToken, Allow: c.MetricsAllow}
 	if c.OIDCIssuer != "" {
 		wc.OIDC = &web.OIDCConfig{Issuer: c.OIDCIssuer, ClientID: c.OIDCClientID, ClientSecret: c.OIDCClientSecret,
 			AllowedDomains: c.OIDCAllowedDomains}
@@ -393,4 +446,18 @@ func (c *Config) Notifier() (keyledger.Notifier, error) {
 		return nil, nil
 	}
 	return m, nil
+}
+
+// apiRate reads KEYLEDGER_API_RATE: a token's requests per second on the
+// JSON API. Unset means the web layer's default (20).
+func apiRate(getenv func(string) string) (float64, error) {
+	v := strings.TrimSpace(getenv("KEYLEDGER_API_RATE"))
+	if v == "" {
+		return 0, nil
+	}
+	r, err := strconv.ParseFloat(v, 64)
+	if err != nil || r < 1 || r > 1e6 || math.IsNaN(r) {
+		return 0, cfgErr("KEYLEDGER_API_RATE: want requests per second per token, a number from 1 to 1000000 (default 20), got %q", v)
+	}
+	return r, nil
 }

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -95,9 +93,16 @@ func (m *Main) openStore(ctx context.Context, cfg Config, log *slog.Logger, wait
 
 func (m *Main) serve(ctx context.Context, cfg Config) error {
 	log := m.logger(cfg)
-	st, pool, err := m.openStore(ctx, cfg, log, 10*time.Minute, cfg.AutoMigrate)
+	// Listen first: /healthz, and /readyz saying 503 until the app below
+	// is swapped in (startup.go).
+	front, err := m.listen(cfg, log)
 	if err != nil {
 		return err
+	}
+	defer front.close()
+	st, pool, err := m.openStore(ctx, cfg, log, 10*time.Minute, cfg.AutoMigrate)
+	if err != nil {
+		return front.abort(ctx, err)
 	}
 	defer pool.Close()
 	wcfg := cfg.WebConfig()
@@ -124,24 +129,13 @@ func (m *Main) serve(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	jobs, err := st.NewJobs(store.JobsConfig{Verifier: verifier, Notifier: notifier, BaseURL: cfg.BaseURL,
+	// srv.Verifier counts provider answers in /metrics when that is on.
+	jobs, err := st.NewJobs(store.JobsConfig{Verifier: srv.Verifier(), Notifier: notifier, BaseURL: cfg.BaseURL,
 		VerifyInterval: cfg.VerifyInterval, Logger: log})
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("KEYLEDGER_LISTEN: cannot listen on %s: %w", cfg.Listen, err)
-	}
-	hs := &http.Server{
-		Handler:           srv,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      60 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
+	hs := front.hs
 	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopBG()
 	go m.background(bg, log, st, cfg)
@@ -157,9 +151,8 @@ func (m *Main) serve(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("start job queue: %w", err)
 	}
 
-	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
-	log.Info("keyledger listening", "addr", ln.Addr().String(), "url", cfg.BaseURL)
+	errc := front.ready(srv)
+	log.Info("keyledger listening", "addr", front.addr(), "url", cfg.BaseURL)
 	select {
 	case err := <-errc:
 		return err

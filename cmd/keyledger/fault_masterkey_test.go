@@ -1,0 +1,194 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/keyledger/keyledger"
+	"github.com/keyledger/keyledger/store/storetest"
+)
+
+// TestFaultMasterKeyRotationKilled kills `keyledger masterkey rotate` with
+// SIGKILL halfway, in the middle of its second batch, and runs it again:
+// the first batch stays committed, the interrupted one leaves no trace, the
+// second run finishes the rest (and the instance secrets), and then every
+// key reveals with only the new master key loaded.
+func TestFaultMasterKeyRotationKilled(t *testing.T) {
+	t.Parallel()
+	keyledgerBinary(t)
+	ctx := context.Background()
+	url := storetest.NewDatabase(t)
+	keyA, keyB := newKEK(t), newKEK(t)
+	idA, idB := kekID(t, keyA), kekID(t, keyB)
+	stA, pool := openStore(t, url, keyA, fastOpts())
+	lead := seedUser(t, stA, "lead@example.com", keyledger.RoleLead)
+
+	const nKeys = 3000
+	seedStart := time.Now()
+	ids := make([]string, nKeys)
+	values := make([]string, nKeys)
+	var wg sync.WaitGroup
+	errs := make(chan error, nKeys)
+	const seeders = 8
+	for w := range seeders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			actor := keyledger.Actor{User: lead, StepUpAt: time.Now()}
+			for i := w; i < nKeys; i += seeders {
+				v := fmt.Sprintf("sk-test-%04d-%s", i, randomHex(t, 12))
+				res, err := stA.CreateKey(ctx, actor, keyledger.KeyInput{Name: fmt.Sprintf("key-%04d", i), Project: "rotation",
+					Environment: "development", OwnerEmail: lead.Email, Value: v})
+				if err != nil {
+					errs <- err
+					return
+				}
+				ids[i], values[i] = res.Key.ID, v
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("seed: %v", err)
+	}
+	t.Logf("seeded %d keys in %s", nKeys, time.Since(seedStart).Round(time.Millisecond))
+	under := func(kek string) (versions, secrets int) {
+		t.Helper()
+		if err := pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM key_versions WHERE kek_id = $1 AND destroyed_at IS NULL),
+			(SELECT count(*) FROM instance_secrets WHERE kek_id = $1)`, kek).Scan(&versions, &secrets); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	if v, _ := under(idA); v != nKeys {
+		t.Fatalf("%d versions under key A, want %d", v, nKeys)
+	}
+
+	// A gate, so that the kill lands mid-batch every time: from the 601st
+	// re-wrap on (the second batch of 500), each UPDATE waits for an
+	// advisory lock this test holds.
+	superExec(t, url, `CREATE SEQUENCE fault_rotation_gate;
+		CREATE FUNCTION fault_rotation_gate() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN
+			IF nextval('fault_rotation_gate') > 600 THEN PERFORM pg_advisory_xact_lock_shared(7177); END IF;
+			RETURN NEW;
+		END $$;
+		CREATE TRIGGER fault_rotation_gate BEFORE UPDATE ON key_versions FOR EACH ROW EXECUTE FUNCTION fault_rotation_gate()`)
+	gate, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gate.Close(ctx)
+	if _, err := gate.Exec(ctx, "SELECT pg_advisory_lock(7177)"); err != nil {
+		t.Fatal(err)
+	}
+
+	env := dbEnv(url, keyB+","+keyA)
+	rot := start(t, env, "masterkey", "rotate")
+	deadline := time.Now().Add(60 * time.Second)
+	for !strings.Contains(rot.output.String(), "re-wrapped 500,") {
+		if rot.exited() || time.Now().After(deadline) {
+			t.Fatalf("no progress report from rotate:\n%s", rot.output)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// Wait until the second batch is really under way (blocked at the gate
+	// with 100 rows re-wrapped but not committed), then kill.
+	for {
+		var waiting bool
+		if err := pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND objid = 7177 AND NOT granted)`).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if waiting {
+			break
+		}
+		if rot.exited() || time.Now().After(deadline) {
+			t.Fatalf("rotate never reached its second batch:\n%s", rot.output)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := rot.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	code := rot.wait(t, 10*time.Second)
+	t.Logf("killed rotate (exit %d); it had printed:\n%s", code, rot.output)
+	if strings.Contains(rot.output.String(), "done:") {
+		t.Fatal("rotate finished before it was killed")
+	}
+	// Half done: the first batch committed, the second left no trace.
+	if v, s := under(idB); v != 500 || s != 0 {
+		t.Errorf("after the kill: %d versions and %d instance secrets under B, want 500 and 0", v, s)
+	}
+	if _, err := gate.Exec(ctx, "SELECT pg_advisory_unlock(7177)"); err != nil {
+		t.Fatal(err)
+	}
+	// DROP waits for the killed run's transaction to be rolled back.
+	superExec(t, url, `DROP TRIGGER fault_rotation_gate ON key_versions; DROP FUNCTION fault_rotation_gate(); DROP SEQUENCE fault_rotation_gate`)
+	if v, _ := under(idB); v != 500 {
+		t.Errorf("after the killed run's rollback: %d versions under B, want 500", v)
+	}
+
+	// Run again: it resumes and completes.
+	code, out := runBinary(t, env, "masterkey", "rotate")
+	if code != 0 || !strings.Contains(out, fmt.Sprintf("done: %d data keys re-wrapped", nKeys-500)) {
+		t.Fatalf("second rotate: exit %d\n%s", code, out)
+	}
+	if v, s := under(idA); v != 0 || s != 0 {
+		t.Errorf("after the second run: %d versions and %d instance secrets still under A", v, s)
+	}
+
+	// Only B: the store opens (canary, instance secrets) and every key
+	// reveals its value.
+	stB, _ := openStore(t, url, keyB, fastOpts())
+	revealStart := time.Now()
+	bad := make(chan string, nKeys)
+	for w := range seeders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			actor := keyledger.Actor{User: lead, StepUpAt: time.Now()}
+			for i := w; i < nKeys; i += seeders {
+				r, err := stB.Reveal(ctx, actor, ids[i], "after master-key rotation")
+				if err != nil || r.Value != values[i] {
+					bad <- fmt.Sprintf("key %d: %v", i, err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(bad)
+	n := 0
+	for msg := range bad {
+		if n++; n <= 5 {
+			t.Error(msg)
+		}
+	}
+	if n > 0 {
+		t.Errorf("%d of %d keys do not reveal with only the new master key", n, nKeys)
+	}
+	t.Logf("revealed all %d keys with only B in %s", nKeys, time.Since(revealStart).Round(time.Millisecond))
+
+	// And through a server started with only B.
+	token := mintToken(t, stB, lead, "read", "reveal")
+	srv, base := serveAt(t, dbEnv(url, keyB))
+	waitReady(t, srv, base)
+	c := &http.Client{Timeout: 10 * time.Second}
+	for _, i := range []int{0, 499, 500, 599, 600, 1234, nKeys - 1} {
+		code, v, body, err := apiReveal(c, base, token, ids[i])
+		if err != nil || code != http.StatusOK || v != values[i] {
+			t.Errorf("API reveal of key %d with only B: %d %v %.300s", i, code, err, body)
+		}
+	}
+	checkNoHalfWrittenRows(t, stB, pool)
+	var rotations int
+	if err := pool.QueryRow(ctx, "SELECT count(*) FROM audit_events WHERE action = $1", keyledger.ActionMasterKeyRotate).Scan(&rotations); err != nil || rotations != 1 {
+		t.Errorf("%d master-key rotation events (%v), want 1: only the run that completed", rotations, err)
+	}
+}
