@@ -70,7 +70,18 @@ func (s *Store) RotateMasterKey(ctx context.Context, batch int, progress func(Ro
 			}
 		}
 		if n < batch {
-			break
+			// A short batch may only mean rows were locked by concurrent
+			// work (SKIP LOCKED): count what is left before saying done.
+			var remaining int
+			if err := s.pool.QueryRow(ctx, "SELECT count(*) FROM key_versions WHERE destroyed_at IS NULL AND kek_id <> $1", primary).Scan(&remaining); err != nil {
+				return total, fmt.Errorf("rotate master key: count remaining: %w", err)
+			}
+			if remaining == 0 {
+				break
+			}
+			if n == 0 {
+				return total, fmt.Errorf("rotate master key: %d data keys are still under an older master key and locked by other work", remaining)
+			}
 		}
 	}
 	// The instance secrets are few; re-wrap them in one go.
