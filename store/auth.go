@@ -129,19 +129,32 @@ func hashSessionID(id string) []byte {
 // the cookie. Only the id's hash is stored. A user with two-factor sign-in
 // gets a pending session, good for nothing but entering the code.
 func (s *Store) StartSession(ctx context.Context, meta keyledger.Actor, u *keyledger.User, t SessionTimeouts) (string, error) {
+	return s.startSession(ctx, meta, u, t, time.Time{}, nil)
+}
+
+// startSession inserts a session and audits the sign-in. stepUpAt zero
+// means "now" (a password was just entered); extra goes into the audit
+// details.
+func (s *Store) startSession(ctx context.Context, meta keyledger.Actor, u *keyledger.User, t SessionTimeouts, stepUpAt time.Time, extra map[string]any) (string, error) {
 	id, err := crypto.RandomToken(32)
 	if err != nil {
 		return "", err
 	}
 	now := s.now()
+	if stepUpAt.IsZero() || stepUpAt.After(now) {
+		stepUpAt = now
+	}
 	pending := u.TOTPEnabled
 	err = s.tx(ctx, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `INSERT INTO sessions (id_hash, user_id, created_at, last_seen_at, expires_at, ip, user_agent, pending_totp, step_up_at)
-			VALUES ($1, $2, $3, $3, $4, $5, $6, $7, $3)`, hashSessionID(id), u.ID, now, now.Add(t.Absolute), truncate(meta.IP, 100), truncate(meta.UserAgent, 300), pending); err != nil {
+			VALUES ($1, $2, $3, $3, $4, $5, $6, $7, $8)`, hashSessionID(id), u.ID, now, now.Add(t.Absolute), truncate(meta.IP, 100), truncate(meta.UserAgent, 300), pending, stepUpAt); err != nil {
 			return err
 		}
 		meta.User = u
 		details := map[string]any{}
+		for k, v := range extra {
+			details[k] = v
+		}
 		if pending {
 			details["second_factor"] = "pending"
 		}

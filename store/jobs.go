@@ -237,3 +237,29 @@ func (s *Store) JobStatus(ctx context.Context) ([]JobCount, []JobFailure, error)
 	}
 	return counts, fails, nil
 }
+
+// JobQueueCount is how many jobs of a kind sit in a queue in a state.
+type JobQueueCount struct {
+	Queue string
+	Kind  string
+	State string
+	Count int64
+}
+
+// JobQueueCounts groups River's job table by queue, kind and state, for
+// the metrics endpoint.
+func (s *Store) JobQueueCounts(ctx context.Context) ([]JobQueueCount, error) {
+	rows, err := s.pool.Query(ctx, `SELECT queue, kind, state::text, count(*) FROM river_job GROUP BY 1, 2, 3`)
+	if err != nil {
+		return nil, fmt.Errorf("count jobs: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (JobQueueCount, error) {
+		var c JobQueueCount
+		err := r.Scan(&c.Queue, &c.Kind, &c.State, &c.Count)
+		return c, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("count jobs: %w", err)
+	}
+	return out, nil
+}

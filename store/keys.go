@@ -432,22 +432,9 @@ func (s *Store) UpdateKey(ctx context.Context, actor keyledger.Actor, id string,
 		return nil, keyledger.ErrNotFound("Key")
 	}
 	err = s.tx(ctx, func(tx pgx.Tx) error {
-		actor, err := freshActor(ctx, tx, actor)
+		actor, k, err := editableKey(ctx, tx, actor, id, true, "This key is archived and can no longer be changed.")
 		if err != nil {
 			return err
-		}
-		k, err := scanKey(tx.QueryRow(ctx, keySelect+" WHERE k.id = $1 FOR UPDATE OF k", id))
-		if errors.Is(err, pgx.ErrNoRows) {
-			return keyledger.ErrNotFound("Key")
-		}
-		if err != nil {
-			return err
-		}
-		if err := keyledger.CanEditKey(actor.User, k.OwnerID); err != nil {
-			return err
-		}
-		if k.Archived() {
-			return keyledger.Errorf(keyledger.ECONFLICT, "This key is archived and can no longer be changed.")
 		}
 		_, ownerID, err := resolveEnvOwner(ctx, tx, k.Environment, edit.OwnerEmail)
 		if err != nil {
@@ -503,22 +490,9 @@ func (s *Store) ArchiveKey(ctx context.Context, actor keyledger.Actor, id string
 		return keyledger.ErrNotFound("Key")
 	}
 	err := s.tx(ctx, func(tx pgx.Tx) error {
-		actor, err := freshActor(ctx, tx, actor)
+		actor, k, err := editableKey(ctx, tx, actor, id, true, "This key is already archived.")
 		if err != nil {
 			return err
-		}
-		k, err := scanKey(tx.QueryRow(ctx, keySelect+" WHERE k.id = $1 FOR UPDATE OF k", id))
-		if errors.Is(err, pgx.ErrNoRows) {
-			return keyledger.ErrNotFound("Key")
-		}
-		if err != nil {
-			return err
-		}
-		if err := keyledger.CanEditKey(actor.User, k.OwnerID); err != nil {
-			return err
-		}
-		if k.Archived() {
-			return keyledger.Errorf(keyledger.ECONFLICT, "This key is already archived.")
 		}
 		now := s.now()
 		if _, err := tx.Exec(ctx, "UPDATE keys SET archived_at = $2, updated_by = $3, updated_at = $2 WHERE id = $1", id, now, actor.User.ID); err != nil {
@@ -539,4 +513,32 @@ func (s *Store) ArchiveKey(ctx context.Context, actor keyledger.Actor, id string
 		return s.internal(ctx, "archive key "+id, err)
 	}
 	return nil
+}
+
+// editableKey starts every change to a key inside tx: it re-reads the
+// actor, finds the key (locking its row when lock is set), checks that
+// the actor may edit it, and refuses an archived key with archivedMsg.
+func editableKey(ctx context.Context, tx pgx.Tx, actor keyledger.Actor, id string, lock bool, archivedMsg string) (keyledger.Actor, *keyledger.Key, error) {
+	actor, err := freshActor(ctx, tx, actor)
+	if err != nil {
+		return actor, nil, err
+	}
+	q := keySelect + " WHERE k.id = $1"
+	if lock {
+		q += " FOR UPDATE OF k"
+	}
+	k, err := scanKey(tx.QueryRow(ctx, q, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return actor, nil, keyledger.ErrNotFound("Key")
+	}
+	if err != nil {
+		return actor, nil, err
+	}
+	if err := keyledger.CanEditKey(actor.User, k.OwnerID); err != nil {
+		return actor, nil, err
+	}
+	if k.Archived() {
+		return actor, nil, keyledger.Errorf(keyledger.ECONFLICT, "%s", archivedMsg)
+	}
+	return actor, k, nil
 }

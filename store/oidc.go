@@ -9,7 +9,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/keyledger/keyledger"
-	"github.com/keyledger/keyledger/crypto"
 )
 
 // Single sign-on (OpenID Connect). The web layer verifies the identity
@@ -136,32 +135,7 @@ func (s *Store) OIDCSignInFailed(ctx context.Context, meta keyledger.Actor, emai
 // pending session: single sign-on replaces the password, not keyledger's
 // second factor.
 func (s *Store) StartOIDCSession(ctx context.Context, meta keyledger.Actor, u *keyledger.User, t SessionTimeouts, authTime time.Time) (string, error) {
-	id, err := crypto.RandomToken(32)
-	if err != nil {
-		return "", err
-	}
-	now := s.now()
-	stepUp := now
-	if !authTime.IsZero() && authTime.Before(now) {
-		stepUp = authTime
-	}
-	pending := u.TOTPEnabled
-	err = s.tx(ctx, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `INSERT INTO sessions (id_hash, user_id, created_at, last_seen_at, expires_at, ip, user_agent, pending_totp, step_up_at)
-			VALUES ($1, $2, $3, $3, $4, $5, $6, $7, $8)`, hashSessionID(id), u.ID, now, now.Add(t.Absolute), truncate(meta.IP, 100), truncate(meta.UserAgent, 300), pending, stepUp); err != nil {
-			return err
-		}
-		meta.User = u
-		details := map[string]any{"method": "oidc"}
-		if pending {
-			details["second_factor"] = "pending"
-		}
-		return writeAudit(ctx, tx, auditEntry{Actor: meta, Action: keyledger.ActionSignIn, SubjectID: u.ID, SubjectEmail: u.Email, Details: details})
-	})
-	if err != nil {
-		return "", s.internal(ctx, "start single sign-on session", err)
-	}
-	return id, nil
+	return s.startSession(ctx, meta, u, t, authTime, map[string]any{"method": "oidc"})
 }
 
 // domainAllowed reports whether email's domain is one of allowed (exact,

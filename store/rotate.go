@@ -30,22 +30,9 @@ func (s *Store) RotateKey(ctx context.Context, actor keyledger.Actor, id string,
 	hint := keyledger.MaskedHint(rot.Value)
 	var newVersion int
 	err = s.tx(ctx, func(tx pgx.Tx) error {
-		actor, err := freshActor(ctx, tx, actor)
+		actor, k, err := editableKey(ctx, tx, actor, id, false, "This key is archived and can no longer be rotated.")
 		if err != nil {
 			return err
-		}
-		k, err := scanKey(tx.QueryRow(ctx, keySelect+" WHERE k.id = $1", id))
-		if errors.Is(err, pgx.ErrNoRows) {
-			return keyledger.ErrNotFound("Key")
-		}
-		if err != nil {
-			return err
-		}
-		if err := keyledger.CanEditKey(actor.User, k.OwnerID); err != nil {
-			return err
-		}
-		if k.Archived() {
-			return keyledger.Errorf(keyledger.ECONFLICT, "This key is archived and can no longer be rotated.")
 		}
 		expected := rot.ExpectedVersion
 		if expected == 0 {
@@ -133,22 +120,9 @@ func (s *Store) RollbackKey(ctx context.Context, actor keyledger.Actor, id strin
 		graceDays = keyledger.DefaultGraceDays
 	}
 	err := s.tx(ctx, func(tx pgx.Tx) error {
-		actor, err := freshActor(ctx, tx, actor)
+		actor, k, err := editableKey(ctx, tx, actor, id, true, "This key is archived.")
 		if err != nil {
 			return err
-		}
-		k, err := scanKey(tx.QueryRow(ctx, keySelect+" WHERE k.id = $1 FOR UPDATE OF k", id))
-		if errors.Is(err, pgx.ErrNoRows) {
-			return keyledger.ErrNotFound("Key")
-		}
-		if err != nil {
-			return err
-		}
-		if err := keyledger.CanEditKey(actor.User, k.OwnerID); err != nil {
-			return err
-		}
-		if k.Archived() {
-			return keyledger.Errorf(keyledger.ECONFLICT, "This key is archived.")
 		}
 		if version == k.CurrentVersion {
 			return keyledger.Errorf(keyledger.ECONFLICT, "Version %d is already the current version.", version)

@@ -47,15 +47,28 @@ func (s *Server) login(c echo.Context) error {
 		return render(c, statusOf(code), templates.LoginPage(s.page(c, "Sign in", "login"),
 			templates.LoginView{Email: keyledger.NormalizeEmail(email), Message: keyledger.ErrorMessage(err), Next: next}, s.signInOptions()))
 	}
-	// A fresh session for every sign-in: whatever session id the browser
-	// held before (possibly planted) is dropped, never promoted.
+	return s.finishSignIn(c, u, next, func() (string, error) {
+		return s.store.StartSession(c.Request().Context(), s.actor(c), u, s.cfg.Sessions)
+	})
+}
+
+// finishSignIn ends any sign-in, password or single sign-on: whatever
+// session id the browser held before (possibly planted) is dropped, never
+// promoted; start creates the new server-side session; a user with
+// two-factor sign-in goes on to the second step.
+func (s *Server) finishSignIn(c echo.Context, u *keyledger.User, next string, start func() (string, error)) error {
 	if old, err := s.sessions.Get(c.Request(), s.sessions.Name()); err == nil && old.ID != "" {
 		old.Options.MaxAge = -1
 		if err := old.Save(c.Request(), c.Response()); err != nil {
 			return err
 		}
 	}
+	id, err := start()
+	if err != nil {
+		return err
+	}
 	sess := s.sessions.Fresh()
+	sess.ID = id
 	sess.Values[sessionUserKey] = u
 	if err := s.sessions.Save(c.Request(), c.Response(), sess); err != nil {
 		return err

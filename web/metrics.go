@@ -61,7 +61,8 @@ type metrics struct {
 
 // newMetrics registers keyledger's instruments and collectors on reg,
 // which is this server's own registry (never the global default one).
-func newMetrics(cfg MetricsConfig, reg *prometheus.Registry, pool *pgxpool.Pool, log *slog.Logger) (*metrics, error) {
+func newMetrics(cfg MetricsConfig, reg *prometheus.Registry, st *store.Store, log *slog.Logger) (*metrics, error) {
+	pool := st.Pool()
 	if cfg.Token == "" && len(cfg.Allow) == 0 {
 		return nil, errors.New("metrics are on but neither a token nor an allowed network is set: nobody could scrape them")
 	}
@@ -95,7 +96,7 @@ func newMetrics(cfg MetricsConfig, reg *prometheus.Registry, pool *pgxpool.Pool,
 	for _, c := range []prometheus.Collector{
 		m.requests, m.reveals, m.exports, m.exportedKeys, m.verifications,
 		newPoolCollector(pool),
-		newJobsCollector(pool),
+		newJobsCollector(st),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	} {
@@ -319,7 +320,7 @@ func (p *poolCollector) Collect(ch chan<- prometheus.Metric) {
 // reports the same numbers (the queue is shared), so aggregate with max,
 // not sum.
 type jobsCollector struct {
-	pool *pgxpool.Pool
+	store *store.Store
 	// kinds are keyledger's jobs, reported as failed_jobs 0 when none
 	// failed, so that an alert on them needs no absent().
 	kinds  []string
@@ -328,9 +329,9 @@ type jobsCollector struct {
 	failed *prometheus.Desc
 }
 
-func newJobsCollector(pool *pgxpool.Pool) *jobsCollector {
+func newJobsCollector(st *store.Store) *jobsCollector {
 	return &jobsCollector{
-		pool: pool,
+		store: st,
 		kinds: []string{store.VerifyScanArgs{}.Kind(), store.VerifyKeyArgs{}.Kind(),
 			store.DestroyVersionsArgs{}.Kind(), store.RemindArgs{}.Kind()},
 		jobs: prometheus.NewDesc("keyledger_river_jobs",
@@ -362,25 +363,15 @@ func (j *jobsCollector) Collect(ch chan<- prometheus.Metric) {
 		failed[kindState{k, string(rivertype.JobStateRetryable)}] = 0
 		failed[kindState{k, string(rivertype.JobStateDiscarded)}] = 0
 	}
-	rows, err := j.pool.Query(ctx, `SELECT queue, kind, state::text, count(*) FROM river_job GROUP BY 1, 2, 3`)
-	if err == nil {
-		defer rows.Close()
-		for rows.Next() {
-			var queue, kind, state string
-			var n int64
-			if err = rows.Scan(&queue, &kind, &state, &n); err != nil {
-				break
-			}
-			states[state] += float64(n)
-			switch rivertype.JobState(state) {
-			case rivertype.JobStateAvailable:
-				depth[queue] += float64(n)
-			case rivertype.JobStateRetryable, rivertype.JobStateDiscarded:
-				failed[kindState{kind, state}] += float64(n)
-			}
-		}
-		if err == nil {
-			err = rows.Err()
+	counts, err := j.store.JobQueueCounts(ctx)
+	for _, c := range counts {
+		n := float64(c.Count)
+		states[c.State] += n
+		switch rivertype.JobState(c.State) {
+		case rivertype.JobStateAvailable:
+			depth[c.Queue] += n
+		case rivertype.JobStateRetryable, rivertype.JobStateDiscarded:
+			failed[kindState{c.Kind, c.State}] += n
 		}
 	}
 	if err != nil {

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -400,34 +399,12 @@ func (s *Server) oidcCallback(c echo.Context) error {
 	return s.oidcStartSession(c, meta, u, cl.authTime(), next)
 }
 
-// oidcStartSession signs u in as the password sign-in does: the old
-// session (possibly planted) is dropped, a fresh one started, and a user
-// with two-factor sign-in is sent to the second step.
+// oidcStartSession signs u in exactly as the password sign-in does; the
+// step-up clock starts at the provider's auth_time.
 func (s *Server) oidcStartSession(c echo.Context, meta keyledger.Actor, u *keyledger.User, authTime time.Time, next string) error {
-	if old, err := s.sessions.Get(c.Request(), s.sessions.Name()); err == nil && old.ID != "" {
-		old.Options.MaxAge = -1
-		if err := old.Save(c.Request(), c.Response()); err != nil {
-			return err
-		}
-	}
-	id, err := s.store.StartOIDCSession(c.Request().Context(), meta, u, s.cfg.Sessions, authTime)
-	if err != nil {
-		return err
-	}
-	sess := s.sessions.Fresh()
-	sess.ID = id
-	sess.Values[sessionUserKey] = u
-	if err := s.sessions.Save(c.Request(), c.Response(), sess); err != nil {
-		return err
-	}
-	if u.TOTPEnabled {
-		loc := "/login/2fa"
-		if next != "" {
-			loc += "?next=" + url.QueryEscape(next)
-		}
-		return c.Redirect(http.StatusSeeOther, loc)
-	}
-	return c.Redirect(http.StatusSeeOther, safeNext(next))
+	return s.finishSignIn(c, u, next, func() (string, error) {
+		return s.store.StartOIDCSession(c.Request().Context(), meta, u, s.cfg.Sessions, authTime)
+	})
 }
 
 // oidcFailed audits a failed single sign-on and shows why.

@@ -101,7 +101,7 @@ func New(cfg Config, st *store.Store, log *slog.Logger) (*Server, error) {
 	}
 	if cfg.Metrics.Enabled {
 		// This server's own registry, never Prometheus's global one.
-		if s.metrics, err = newMetrics(cfg.Metrics, prometheus.NewRegistry(), st.Pool(), log); err != nil {
+		if s.metrics, err = newMetrics(cfg.Metrics, prometheus.NewRegistry(), st, log); err != nil {
 			return nil, err
 		}
 		s.cfg.Verifier = s.metrics.countVerifications(s.cfg.Verifier)

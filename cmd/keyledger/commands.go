@@ -15,7 +15,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/keyledger/keyledger"
 	"github.com/keyledger/keyledger/crypto"
 	"github.com/keyledger/keyledger/store"
@@ -52,7 +51,7 @@ func (m *Main) migrate(ctx context.Context, cfg Config) error {
 // creates what is missing and never touches what exists.
 func (m *Main) bootstrap(ctx context.Context, cfg Config) error {
 	log := m.logger(cfg)
-	if err := createDatabase(ctx, cfg.DatabaseURL, m.Stdout); err != nil {
+	if err := store.EnsureDatabase(ctx, cfg.DatabaseURL, m.Stdout); err != nil {
 		return err
 	}
 	if cfg.MasterKeys == "" && cfg.MasterKeyFile != "" {
@@ -101,53 +100,6 @@ func (m *Main) bootstrap(ctx context.Context, cfg Config) error {
 		return err
 	}
 	fmt.Fprintf(m.Stdout, "\nCreated the first admin. This password is shown once:\n\n  URL:      %s/login\n  Email:    %s\n  Password: %s\n\n", cfg.BaseURL, u.Email, pw)
-	return nil
-}
-
-// createDatabase creates the database named in url if it does not exist,
-// connecting to the server's maintenance database to do so.
-func createDatabase(ctx context.Context, url string, out io.Writer) error {
-	cfg, err := pgx.ParseConfig(url)
-	if err != nil {
-		return cfgErr("KEYLEDGER_DATABASE_URL: %v", redact(err))
-	}
-	name := cfg.Database
-	if name == "" || name == "postgres" {
-		return nil
-	}
-	cfg.Database = "postgres"
-	var conn *pgx.Conn
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		conn, err = pgx.ConnectConfig(ctx, cfg)
-		if err == nil || time.Now().After(deadline) || ctx.Err() != nil {
-			break
-		}
-		time.Sleep(time.Second)
-	}
-	if err != nil {
-		// Without access to the maintenance database (a managed service,
-		// a restricted role) assume the database was made for us.
-		fmt.Fprintf(out, "Could not check whether database %q exists (%v); assuming it does.\n", name, err)
-		return nil
-	}
-	defer conn.Close(ctx)
-	var exists bool
-	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", name).Scan(&exists); err != nil {
-		return fmt.Errorf("check database %q: %w", name, err)
-	}
-	if exists {
-		return nil
-	}
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
-		var already bool
-		_ = conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", name).Scan(&already)
-		if already {
-			return nil
-		}
-		return fmt.Errorf("create database %q: %w", name, err)
-	}
-	fmt.Fprintf(out, "Created database %q.\n", name)
 	return nil
 }
 
