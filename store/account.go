@@ -44,6 +44,7 @@ func lastAdminGuard(ctx context.Context, tx pgx.Tx, userID int64) error {
 
 // SetRole changes a user's role. Admins only; audited.
 func (s *Store) SetRole(ctx context.Context, actor keyledger.Actor, userID int64, role keyledger.Role) (*keyledger.User, error) {
+	defer s.tokens.clear()
 	if err := noToken(actor); err != nil {
 		return nil, err
 	}

@@ -40,3 +40,24 @@ func (s *Store) Environment(ctx context.Context, name string) (keyledger.Environ
 	}
 	return e, nil
 }
+
+// environmentID returns the id of the environment named name (already
+// normalized), or 0 if there is none. Environments are never renamed or
+// deleted, so a name, once found, maps to the same id for good and is
+// remembered; that lets list queries filter on keys.environment_id, which
+// the planner can match to an index, instead of joining by name.
+func (s *Store) environmentID(ctx context.Context, name string) (int64, error) {
+	if id, ok := s.envIDs.Load(name); ok {
+		return id.(int64), nil
+	}
+	var id int64
+	err := s.pool.QueryRow(ctx, "SELECT id FROM environments WHERE name = $1", name).Scan(&id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, s.internal(ctx, "find environment", err)
+	}
+	s.envIDs.Store(name, id)
+	return id, nil
+}

@@ -52,8 +52,13 @@ func (s *Store) ExportKeys(ctx context.Context, actor keyledger.Actor, envName, 
 	}()
 	err := s.tx(ctx, func(tx pgx.Tx) error {
 		var status, role string
-		if err := tx.QueryRow(ctx, "SELECT status, role FROM users WHERE id = $1", actor.User.ID).Scan(&status, &role); err != nil {
+		var tokenLive bool
+		if err := tx.QueryRow(ctx, "SELECT status, role, "+tokenLiveSQL+" FROM users a WHERE id = $1",
+			actor.User.ID, actorTokenID(actor), s.now()).Scan(&status, &role, &tokenLive); err != nil {
 			return fmt.Errorf("re-read actor: %w", err)
+		}
+		if !tokenLive {
+			return ErrBadToken
 		}
 		u := *actor.User
 		u.Status, u.Role = keyledger.UserStatus(status), keyledger.Role(role)
@@ -82,7 +87,7 @@ func (s *Store) ExportKeys(ctx context.Context, actor keyledger.Actor, envName, 
 			q += " AND k.project = $2"
 			args = append(args, project)
 		}
-		rows, err := tx.Query(ctx, q+" ORDER BY k.project, lower(k.name), k.id", args...)
+		rows, err := tx.Query(ctx, q+" ORDER BY k.project, k.name_key, k.id", args...)
 		if err != nil {
 			return err
 		}

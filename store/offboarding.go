@@ -154,6 +154,7 @@ func syncOffboardings(ctx context.Context, tx pgx.Tx, actor keyledger.Actor, now
 // the user loses access at once (status frozen, sessions deleted) while
 // the checklist is worked through. Leads and admins only.
 func (s *Store) StartOffboarding(ctx context.Context, actor keyledger.Actor, email string, freeze bool, note string) (int64, error) {
+	defer s.tokens.clear()
 	if err := noToken(actor); err != nil {
 		return 0, err
 	}
@@ -369,6 +370,7 @@ func (s *Store) WaiveItem(ctx context.Context, actor keyledger.Actor, offboardin
 // RevokeAccess deletes the departing user's sessions (and, once they
 // exist, tokens) and resolves the checklist's revoke item.
 func (s *Store) RevokeAccess(ctx context.Context, actor keyledger.Actor, offboardingID int64) error {
+	defer s.tokens.clear()
 	err := s.withOpenOffboarding(ctx, actor, offboardingID, func(tx pgx.Tx, actor keyledger.Actor, userID int64, email string) error {
 		tag, err := tx.Exec(ctx, "DELETE FROM sessions WHERE user_id = $1", userID)
 		if err != nil {
@@ -401,6 +403,7 @@ func (s *Store) RevokeAccess(ctx context.Context, actor keyledger.Actor, offboar
 
 // CompleteOffboarding closes a checklist; it refuses while items are open.
 func (s *Store) CompleteOffboarding(ctx context.Context, actor keyledger.Actor, offboardingID int64) error {
+	defer s.tokens.clear()
 	err := s.withOpenOffboarding(ctx, actor, offboardingID, func(tx pgx.Tx, actor keyledger.Actor, userID int64, email string) error {
 		now := s.now()
 		if err := syncOffboardings(ctx, tx, actor, now, userID); err != nil {

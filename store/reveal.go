@@ -3,12 +3,9 @@ package store
 import (
 	"context"
 	"errors"
-	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/keyledger/keyledger"
-	"github.com/keyledger/keyledger/crypto"
 )
 
 // Revealed is a key's current value, handed out after the reveal was
@@ -28,38 +25,17 @@ func (s *Store) Reveal(ctx context.Context, actor keyledger.Actor, id, reason st
 	return s.RevealVersion(ctx, actor, id, 0, reason)
 }
 
-// revealSelect reads, in one round trip, everything a reveal decides on:
-// the actor's current status and role, whether they are being offboarded,
-// the key with its environment, and the envelope of the wanted version.
-const revealSelect = `SELECT a.status, a.role,
-		EXISTS (SELECT 1 FROM offboardings ob WHERE ob.user_id = a.id AND ob.completed_at IS NULL),
-		v.version IS NOT NULL, coalesce(v.version, 0), coalesce(v.kek_id, ''), v.wrapped_dek, v.nonce, v.ciphertext,
-		v.destroyed_at IS NOT NULL, v.destroy_after,
-		k.id::text, k.name, k.provider, k.project, e.id, e.name, e.reveal_policy, e.reason_required, e.sensitive, e.rotation_days, e.allow_token_reveal,
-		k.owner_id, o.email, o.name, o.status, k.description, k.scope, k.masked_hint, k.current_version, coalesce(k.rotation_days, 0),
-		coalesce(k.rotation_days, e.rotation_days), k.rotate_by, k.last_rotated_at, k.last_verified_at, coalesce(k.verify_result, ''), k.verify_message,
-		k.created_at, '', k.updated_at, k.archived_at
-	FROM keys k JOIN environments e ON e.id = k.environment_id JOIN users o ON o.id = k.owner_id
-	JOIN users a ON a.id = $2
-	LEFT JOIN key_versions v ON v.key_id = k.id AND v.version = CASE WHEN $3 > 0 THEN $3 ELSE k.current_version END
-	WHERE k.id = $1`
-
-// revealAudit inserts the reveal event only if the actor is still active
-// at that instant, so a deactivation that lands between the read and the
-// write still stops the reveal: no row, no value.
-const revealAudit = `INSERT INTO audit_events
-		(actor_id, actor_email, action, key_id, key_name, key_version, subject_id, subject_email, environment, ip, user_agent, reason, details)
-	SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13
-	WHERE EXISTS (SELECT 1 FROM users WHERE id = $1 AND status = 'active')`
-
 // RevealVersion is Reveal for a given version: 0 is the current one; a
 // superseded version can be revealed until its grace period ends, for
 // staged roll-outs that still need the old value.
 //
-// The hot path is two round trips: one read, then one autocommitted audit
-// insert. Reading needs no transaction (nothing is locked or changed), and
-// the insert is the only write: the value leaves only after it committed,
-// which is the fail-closed guarantee. Someone under offboarding takes the
+// The hot path is one share of a batched read (revealbatch.go) and one
+// share of a batched audit insert (auditbatch.go). Reading needs no transaction (nothing is locked or
+// changed), and the insert is the only write: the value leaves only after
+// its row committed, which is the fail-closed guarantee, and the row is
+// written only if the actor is still active at that instant, so a
+// deactivation that lands between the read and the write still stops the
+// reveal. Someone under offboarding takes the
 // slower transactional path, because their checklist must change in the
 // same transaction as the audit event.
 func (s *Store) RevealVersion(ctx context.Context, actor keyledger.Actor, id string, version int, reason string) (Revealed, error) {
@@ -76,30 +52,31 @@ func (s *Store) RevealVersion(ctx context.Context, actor keyledger.Actor, id str
 	if version < 0 {
 		return out, keyledger.ErrNotFound("Version")
 	}
+	row, err := s.reads.do(ctx, revealRead{actorID: actor.User.ID, tokenID: actorTokenID(actor), at: s.now(), keyID: id, version: version})
+	if err == nil && !row.found {
+		err = pgx.ErrNoRows
+	}
 	var (
-		status, role string
-		offboarding  bool
-		found        bool
-		env          crypto.Envelope
-		destroyed    bool
-		destroyAfter *time.Time
-		k            keyledger.Key
-		ownerStatus  string
-		versionRead  int
+		status, role = row.status, row.role
+		tokenLive    = row.tokenLive
+		offboarding  = row.offboarding
+		found        = row.versionFound
+		env          = row.env
+		destroyed    = row.destroyed
+		destroyAfter = row.destroyAfter
+		k            = row.key
+		ownerStatus  = row.ownerStatus
+		kenv         = &k.EnvironmentInfo
 	)
-	kenv := &k.EnvironmentInfo
-	err := s.pool.QueryRow(ctx, revealSelect, id, actor.User.ID, version).Scan(&status, &role, &offboarding,
-		&found, &versionRead, &env.KEKID, &env.WrappedDEK, &env.Nonce, &env.Ciphertext, &destroyed, &destroyAfter,
-		&k.ID, &k.Name, &k.Provider, &k.Project, &kenv.ID, &kenv.Name, &kenv.RevealPolicy, &kenv.ReasonRequired, &kenv.Sensitive, &kenv.RotationDays, &kenv.AllowTokenReveal,
-		&k.OwnerID, &k.OwnerEmail, &k.OwnerName, &ownerStatus, &k.Description, &k.Scope, &k.MaskedHint, &k.CurrentVersion, &k.RotationDays,
-		&k.EffectiveDays, &k.RotateBy, &k.LastRotatedAt, &k.LastVerifiedAt, &k.VerifyResult, &k.VerifyMessage,
-		&k.CreatedAt, &k.CreatedByEmail, &k.UpdatedAt, &k.ArchivedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		// Unknown key, or an actor row that vanished: both mean "no".
 		return out, keyledger.ErrNotFound("Key")
 	}
 	if err != nil {
 		return out, s.internal(ctx, "reveal key "+id, err)
+	}
+	if !tokenLive {
+		return out, ErrBadToken
 	}
 	k.EnvironmentID, k.Environment = kenv.ID, kenv.Name
 	k.OwnerActive = ownerStatus == string(keyledger.UserActive)
@@ -147,14 +124,8 @@ func (s *Store) RevealVersion(ctx context.Context, actor keyledger.Actor, id str
 			}
 			return syncOffboardings(ctx, tx, actor, s.now(), actor.User.ID)
 		})
-	} else {
-		var args []any
-		if args, err = auditArgs(entry); err == nil {
-			var tag pgconn.CommandTag
-			if tag, err = s.pool.Exec(ctx, revealAudit, args...); err == nil && tag.RowsAffected() == 0 {
-				err = keyledger.Errorf(keyledger.EFORBIDDEN, "Your account is deactivated.")
-			}
-		}
+	} else if _, err = s.audit.do(ctx, entry); errors.Is(err, errActorInactive) {
+		err = keyledger.Errorf(keyledger.EFORBIDDEN, "Your account is deactivated.")
 	}
 	if err != nil {
 		clear(value)

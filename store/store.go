@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"sync"
 	"syscall"
 	"time"
 
@@ -60,6 +61,14 @@ type Store struct {
 	fingerprintKey []byte
 	cookieKey      []byte
 	dummyHash      string
+
+	audit  *batcher[auditEntry, struct{}]
+	reads  *batcher[revealRead, revealRow]
+	tokens *tokenCache
+	envIDs sync.Map // environment name → id (environmentID)
+
+	dashboards coalescer[Dashboard]
+	rotations  coalescer[RotationOverview]
 }
 
 // New checks the master keys against the database (refusing a wrong one),
@@ -73,6 +82,9 @@ func New(ctx context.Context, pool *pgxpool.Pool, keyring *crypto.Keyring, opts 
 		now:      time.Now,
 		log:      opts.Logger,
 		throttle: opts.Throttle,
+		audit:    newBatcher(4, 256, writeAuditBatch(pool)),
+		reads:    newBatcher(4, 256, readRevealBatch(pool)),
+		tokens:   newTokenCache(),
 	}
 	if opts.PasswordParams != nil {
 		s.pw = *opts.PasswordParams

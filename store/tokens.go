@@ -96,10 +96,15 @@ func (s *Store) TokenActor(ctx context.Context, secret, ip, userAgent string) (k
 		return a, ErrBadToken
 	}
 	now := s.now()
+	hash := hashToken(secret)
+	if cu, ct, ok := s.tokens.get(hash, now); ok && now.Before(ct.ExpiresAt) && ct.LastUsedIP == ip &&
+		ct.LastUsedAt != nil && now.Sub(*ct.LastUsedAt) <= time.Minute {
+		return keyledger.Actor{User: cu, Token: ct, IP: ip, UserAgent: userAgent}, nil
+	}
 	var u keyledger.User
 	var t *keyledger.Token
 	row := s.pool.QueryRow(ctx, `SELECT `+tokenColumns+`, u.name, u.role, u.status, u.totp_enabled_at IS NOT NULL, u.created_at, u.updated_at
-		FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = $1`, hashToken(secret))
+		FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = $1`, hash)
 	t = &keyledger.Token{}
 	err := row.Scan(&t.ID, &t.UserID, &t.UserEmail, &t.Name, &t.Hint, &t.Scopes, &t.CreatedAt, &t.ExpiresAt, &t.LastUsedAt, &t.LastUsedIP,
 		&u.Name, &u.Role, &u.Status, &u.TOTPEnabled, &u.CreatedAt, &u.UpdatedAt)
@@ -134,7 +139,22 @@ func (s *Store) TokenActor(ctx context.Context, secret, ip, userAgent string) (k
 		}
 		t.LastUsedAt, t.LastUsedIP = &now, ip
 	}
+	s.tokens.put(hash, &u, t, now)
 	return a, nil
+}
+
+// tokenLiveSQL is true when the request came without a token ($2 = 0), or
+// its token ($2) still exists, belongs to the actor (a, in the query) and
+// has not expired at $3. Reveals and exports check it in their own query,
+// so a token revoked a moment ago elsewhere cannot reveal through
+// tokenCache.
+const tokenLiveSQL = `CASE WHEN $2::bigint = 0 THEN true ELSE EXISTS (SELECT 1 FROM api_tokens t WHERE t.id = $2 AND t.user_id = a.id AND t.expires_at > $3) END`
+
+func actorTokenID(a keyledger.Actor) int64 {
+	if a.Token == nil {
+		return 0
+	}
+	return a.Token.ID
 }
 
 // ListTokens lists a user's tokens (their own, or anyone's for admins).
@@ -184,5 +204,6 @@ func (s *Store) RevokeToken(ctx context.Context, actor keyledger.Actor, id int64
 		return writeAudit(ctx, tx, auditEntry{Actor: actor, Action: keyledger.ActionTokenRevoke, SubjectID: t.UserID, SubjectEmail: t.UserEmail,
 			Details: map[string]any{"token_id": t.ID, "name": t.Name}})
 	})
+	s.tokens.clear()
 	return s.internal(ctx, "revoke token", err)
 }

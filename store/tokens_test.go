@@ -237,7 +237,65 @@ func TestTokenUserNoLongerActive(t *testing.T) {
 	if n := f.count(t, "SELECT count(*) FROM api_tokens WHERE id = $1", oTok.ID); n != 1 {
 		t.Fatal("the token is gone; the test needs it to outlive the account")
 	}
+	// A change behind keyledger's back is seen once the cached answer
+	// expires; a change through the store (above) is seen at once.
+	f.clock.Advance(store.TokenCacheTTL)
 	f.wantBadToken(t, oSecret, "token of a deactivated account")
+}
+
+// TestTokenCache: a token answer is reused for a moment, but reveals and
+// exports check the token and user in their own query, so a token revoked
+// behind this replica's back (another replica, psql) cannot reveal even
+// while its cached answer lasts.
+func TestTokenCache(t *testing.T) {
+	t.Parallel()
+	f := newGovFixture(t)
+	ctx := t.Context()
+	k, value := f.govKey(t, f.m, "cache-test", "development")
+	secret, tok := f.mint(t, as(f.m), "", tokIn("ci", "", "read", "reveal"))
+	a := f.bearer(t, secret)
+	if r, err := f.s.Reveal(ctx, a, k.ID, ""); err != nil || r.Value != value {
+		t.Fatalf("reveal with a live token: %v", err)
+	}
+
+	// Revoked elsewhere: this replica's cache still knows the token...
+	if n := f.asSuperuser(t, "DELETE FROM api_tokens WHERE id = $1", tok.ID); n != 1 {
+		t.Fatalf("deleted %d tokens", n)
+	}
+	cached := f.bearer(t, secret)
+	// ...but a reveal and an export with it are refused, and audited as nothing.
+	before := f.count(t, "SELECT count(*) FROM audit_events WHERE action = $1", keyledger.ActionKeyReveal)
+	if r, err := f.s.Reveal(ctx, cached, k.ID, ""); err != store.ErrBadToken || r.Value != "" {
+		t.Fatalf("reveal with a revoked token: %v (value given %v)", err, r.Value != "")
+	}
+	if _, err := f.s.ExportKeys(ctx, cached, "development", "", "", keyledger.FormatBash); err != store.ErrBadToken {
+		t.Fatalf("export with a revoked token: %v", err)
+	}
+	if n := f.count(t, "SELECT count(*) FROM audit_events WHERE action = $1", keyledger.ActionKeyReveal); n != before {
+		t.Fatalf("%d reveal events for refused reveals", n-before)
+	}
+	f.clock.Advance(store.TokenCacheTTL)
+	f.wantBadToken(t, secret, "revoked token after the cache TTL")
+
+	// Revoked through the store: refused at once, no TTL.
+	secret2, tok2 := f.mint(t, as(f.m), "", tokIn("laptop", "", "read"))
+	f.bearer(t, secret2)
+	if err := f.s.RevokeToken(ctx, as(f.m), tok2.ID); err != nil {
+		t.Fatal(err)
+	}
+	f.wantBadToken(t, secret2, "token revoked through the store")
+
+	// Demoted through the store: the cached role is dropped at once.
+	secret3, _ := f.mint(t, as(f.lead), "", tokIn("lead", "", "read"))
+	if a := f.bearer(t, secret3); a.User.Role != keyledger.RoleLead {
+		t.Fatalf("role %s", a.User.Role)
+	}
+	if _, err := f.s.SetRole(ctx, as(f.admin), f.lead.ID, keyledger.RoleMember); err != nil {
+		t.Fatal(err)
+	}
+	if a := f.bearer(t, secret3); a.User.Role != keyledger.RoleMember {
+		t.Fatalf("cached role %s after a demotion", a.User.Role)
+	}
 }
 
 func TestTokenLastUse(t *testing.T) {

@@ -114,6 +114,9 @@ func (s *Store) UserByEmail(ctx context.Context, email string) (*keyledger.User,
 // DeactivateUser ends a user's access at once: status, sessions and the
 // audit event change in one transaction, so a copied cookie dies with it.
 func (s *Store) DeactivateUser(ctx context.Context, actor keyledger.Actor, email string) (*keyledger.User, error) {
+	// Clear after the change committed, so no lookup can refill the
+	// cache with the old state.
+	defer s.tokens.clear()
 	if err := noToken(actor); err != nil {
 		return nil, err
 	}

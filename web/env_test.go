@@ -32,6 +32,8 @@ type testEnv struct {
 	// Pool is the store's database, for tests that set up states only
 	// time would produce (e.g. a rotation date in the past).
 	Pool *pgxpool.Pool
+	// Queries counts the statements the store sent (queries_test.go).
+	Queries *storetest.QueryCounter
 }
 
 // envOption adjusts the web configuration of a test env.
@@ -66,7 +68,7 @@ func newEnv(t testing.TB, opts ...envOption) *testEnv {
 	t.Helper()
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	st, _ := storetest.NewStore(t, store.Options{Logger: log})
+	st, _, queries := storetest.NewCountingStore(t, store.Options{Logger: log})
 	var cfg web.Config
 	for _, o := range opts {
 		o(&cfg)
@@ -75,7 +77,7 @@ func newEnv(t testing.TB, opts ...envOption) *testEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	env := &testEnv{t: t, Store: st, Server: srv, Logs: logs, Users: map[string]*keyledger.User{}, Pool: st.Pool()}
+	env := &testEnv{t: t, Store: st, Server: srv, Logs: logs, Users: map[string]*keyledger.User{}, Pool: st.Pool(), Queries: queries}
 	env.HTTP = httptest.NewServer(srv)
 	t.Cleanup(env.HTTP.Close)
 	ctx := context.Background()

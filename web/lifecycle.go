@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/keyledger/keyledger"
-	"github.com/keyledger/keyledger/store"
 	"github.com/keyledger/keyledger/templates"
 	"github.com/labstack/echo/v4"
 )
@@ -84,19 +83,19 @@ func (s *Server) keyVerify(c echo.Context) error {
 }
 
 func (s *Server) rotationPage(c echo.Context) error {
-	ctx := c.Request().Context()
-	actor := s.actor(c)
+	o, err := s.store.RotationOverview(c.Request().Context(), s.actor(c))
+	if err != nil {
+		return err
+	}
+	titles := map[string][2]string{
+		"overdue":  {"Overdue", "No key is overdue."},
+		"due_soon": {"Due within 14 days", "Nothing is due in the next 14 days."},
+		"ok":       {"Not due yet", "No other keys."},
+	}
 	var groups []templates.RotationGroup
-	for _, g := range []struct{ status, title, empty string }{
-		{"overdue", "Overdue", "No key is overdue."},
-		{"due_soon", "Due within 14 days", "Nothing is due in the next 14 days."},
-		{"ok", "Not due yet", "No other keys."},
-	} {
-		page, err := s.store.ListKeys(ctx, actor, store.KeyFilter{Status: g.status, Sort: "rotate_by", PerPage: 200})
-		if err != nil {
-			return err
-		}
-		groups = append(groups, templates.RotationGroup{Status: g.status, Title: g.title, Empty: g.empty, Keys: page.Keys, Total: page.Total})
+	for _, g := range o.Groups {
+		t := titles[g.Status]
+		groups = append(groups, templates.RotationGroup{Status: g.Status, Title: t[0], Empty: t[1], Keys: g.Keys, Total: g.Total})
 	}
 	return render(c, http.StatusOK, templates.RotationPage(s.page(c, "Rotation", "rotation"), groups))
 }

@@ -28,6 +28,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -50,6 +51,7 @@ type options struct {
 	serverLog string
 	settle    time.Duration
 	verbose   bool
+	pprofDir  string
 }
 
 func main() {
@@ -95,6 +97,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.serverLog, "server-log", "", "write the server's output here (default: a file in the temp dir, shown on failure)")
 	fs.DurationVar(&o.settle, "settle", 5*time.Second, "pause after the sign-ins before measuring, so their argon2id memory is not counted against the first scenario (RSS is still sampled)")
 	fs.BoolVar(&o.verbose, "v", false, "print the first error answers of each run")
+	fs.StringVar(&o.pprofDir, "pprof", "", "write the server's CPU profile of each scenario at the highest concurrency to DIR/<scenario>.pprof (go tool pprof -top bin DIR/x.pprof)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -161,6 +164,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer os.RemoveAll(tmp)
 
+	if o.pprofDir != "" {
+		if err := os.MkdirAll(o.pprofDir, 0o755); err != nil {
+			return err
+		}
+	}
 	started := time.Now()
 	masterKey, err := generateMasterKey()
 	if err != nil {
@@ -192,7 +200,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if logPath == "" {
 		logPath = tmp + "/server.log"
 	}
-	srv, err := startServer(ctx, bin, dbURL, masterKey, o.apiRate, logPath)
+	srv, err := startServer(ctx, bin, dbURL, masterKey, o.apiRate, logPath, o.pprofDir != "")
 	if err != nil {
 		return err
 	}
@@ -226,7 +234,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 				return errors.New("the server exited during the load test")
 			}
 			srv.rss.mark(sc)
+			var prof chan error
+			if o.pprofDir != "" && n == maxClients(o) {
+				prof = srv.profile(ctx, o.duration, filepath.Join(o.pprofDir, sc+".pprof"))
+			}
 			r := runScenario(ctx, h, srv.base, sc, n, o.duration, seed, sessions)
+			if prof != nil {
+				if err := <-prof; err != nil {
+					logf("profile of %s: %v", sc, err)
+				}
+			}
 			results = append(results, r)
 			logf("%-15s %3d clients: %8.1f req/s  p50 %7.2f ms  p99 %7.2f ms  errors %d  (%d B/answer)", sc, n, r.rate(), ms(r.p50), ms(r.p99), r.errors, r.avgBytes())
 			if o.verbose || (r.errors > 0 && r.ok == 0) {

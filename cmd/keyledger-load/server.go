@@ -39,6 +39,43 @@ type server struct {
 	done    chan struct{}
 	waitErr error
 	rss     *rssSampler
+	// pprofAddr is the server's loopback profiling address, if asked for.
+	pprofAddr string
+}
+
+// profile records the server's CPU profile for about d (the scenario's
+// run) into path.
+func (s *server) profile(ctx context.Context, d time.Duration, path string) chan error {
+	done := make(chan error, 1)
+	go func() {
+		secs := max(1, int(d/time.Second))
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", s.pprofAddr, secs), nil)
+		if err != nil {
+			done <- err
+			return
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			done <- err
+			return
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			done <- fmt.Errorf("pprof answered %s", resp.Status)
+			return
+		}
+		f, err := os.Create(path)
+		if err != nil {
+			done <- err
+			return
+		}
+		_, err = io.Copy(f, resp.Body)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		done <- err
+	}()
+	return done
 }
 
 func freePort() (int, error) {
@@ -56,10 +93,18 @@ func freePort() (int, error) {
 // (make exports some) are not passed on. Provider checks point at a closed
 // loopback port: the seeded keys' providers are not checked anyway, and
 // nothing may leave this machine.
-func startServer(ctx context.Context, bin, dbURL, masterKey string, apiRate int, logPath string) (*server, error) {
+func startServer(ctx context.Context, bin, dbURL, masterKey string, apiRate int, logPath string, pprof bool) (*server, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
+	}
+	pprofAddr := ""
+	if pprof {
+		pp, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		pprofAddr = "127.0.0.1:" + strconv.Itoa(pp)
 	}
 	logFile, err := os.Create(logPath)
 	if err != nil {
@@ -82,6 +127,9 @@ func startServer(ctx context.Context, bin, dbURL, masterKey string, apiRate int,
 		"KEYLEDGER_GITHUB_BASE_URL=http://127.0.0.1:9",
 		"KEYLEDGER_STRIPE_BASE_URL=http://127.0.0.1:9",
 	)
+	if pprofAddr != "" {
+		env = append(env, "KEYLEDGER_PPROF_LISTEN="+pprofAddr)
+	}
 	cmd := exec.Command(bin, "serve")
 	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = logFile, logFile
@@ -89,7 +137,7 @@ func startServer(ctx context.Context, bin, dbURL, masterKey string, apiRate int,
 		logFile.Close()
 		return nil, fmt.Errorf("start %s serve: %w", bin, err)
 	}
-	s := &server{cmd: cmd, base: "http://127.0.0.1:" + strconv.Itoa(port), logPath: logPath, done: make(chan struct{})}
+	s := &server{cmd: cmd, base: "http://127.0.0.1:" + strconv.Itoa(port), logPath: logPath, done: make(chan struct{}), pprofAddr: pprofAddr}
 	s.rss = startRSS(cmd.Process.Pid, 200*time.Millisecond)
 	go func() {
 		s.waitErr = cmd.Wait()

@@ -2,9 +2,7 @@ package main
 
 import (
 	"errors"
-
 	"fmt"
-	"github.com/keyledger/keyledger"
 	"math"
 	"net"
 	"net/url"
@@ -13,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keyledger/keyledger"
 	"github.com/keyledger/keyledger/crypto"
 	"github.com/keyledger/keyledger/notify"
 	"github.com/keyledger/keyledger/verify"
@@ -66,6 +65,9 @@ type Config struct {
 	// APIRate is each access token's request rate on the JSON API
 	// (requests per second per replica, burst twice that); 0 means 20.
 	APIRate float64
+	// PprofListen, when set, serves net/http/pprof on this loopback
+	// address for profiling (make loadtest -pprof uses it).
+	PprofListen string
 }
 
 // configError is one clear line: the variable, what is wrong, the fix.
@@ -196,6 +198,9 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		return c, err
 	}
 	if c.APIRate, err = apiRate(getenv); err != nil {
+		return c, err
+	}
+	if c.PprofListen, err = pprofListen(getenv); err != nil {
 		return c, err
 	}
 	if k := getenv("KEYLEDGER_MASTER_KEY"); k != "" {
@@ -460,4 +465,20 @@ func apiRate(getenv func(string) string) (float64, error) {
 		return 0, cfgErr("KEYLEDGER_API_RATE: want requests per second per token, a number from 1 to 1000000 (default 20), got %q", v)
 	}
 	return r, nil
+}
+
+// pprofListen reads KEYLEDGER_PPROF_LISTEN. Profiles show heap contents
+// and goroutine stacks, so only a loopback address is accepted: reaching it
+// takes a shell on the host.
+func pprofListen(getenv func(string) string) (string, error) {
+	v := strings.TrimSpace(getenv("KEYLEDGER_PPROF_LISTEN"))
+	if v == "" {
+		return "", nil
+	}
+	host, port, err := net.SplitHostPort(v)
+	ip := net.ParseIP(host)
+	if err != nil || port == "" || ip == nil || !ip.IsLoopback() {
+		return "", cfgErr("KEYLEDGER_PPROF_LISTEN: want a loopback host:port such as 127.0.0.1:6060 (profiles expose memory, so no other address is allowed), got %q", v)
+	}
+	return v, nil
 }

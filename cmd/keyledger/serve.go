@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -151,6 +154,13 @@ func (m *Main) serve(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("start job queue: %w", err)
 	}
 
+	if cfg.PprofListen != "" {
+		stopPprof, err := startPprof(cfg.PprofListen, log)
+		if err != nil {
+			return err
+		}
+		defer stopPprof()
+	}
 	errc := front.ready(srv)
 	log.Info("keyledger listening", "addr", front.addr(), "url", cfg.BaseURL)
 	select {
@@ -197,4 +207,23 @@ func (m *Main) background(ctx context.Context, log *slog.Logger, st *store.Store
 			}
 		}
 	}
+}
+
+// startPprof serves the runtime profiles on a loopback address of their
+// own, never on the app's listener.
+func startPprof(addr string, log *slog.Logger) (func(), error) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("KEYLEDGER_PPROF_LISTEN: %w", err)
+	}
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = hs.Serve(ln) }()
+	log.Warn("profiling endpoints on", "addr", ln.Addr().String())
+	return func() { _ = hs.Close() }, nil
 }

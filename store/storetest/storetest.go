@@ -13,6 +13,7 @@ import (
 	"io/fs"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -169,12 +170,42 @@ func sanitize(s string) string {
 // NewPool returns a pool on a fresh migrated database.
 func NewPool(t testing.TB) *pgxpool.Pool {
 	t.Helper()
-	pool, err := pgxpool.New(context.Background(), NewDatabase(t))
+	pool, _ := newCountingPool(t)
+	return pool
+}
+
+// QueryCounter counts the statements sent through a pool, so tests can
+// hold a request to a query budget (and catch N+1 loops).
+type QueryCounter struct {
+	n atomic.Int64
+}
+
+// TraceQueryStart implements pgx.QueryTracer.
+func (c *QueryCounter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
+	c.n.Add(1)
+	return ctx
+}
+
+// TraceQueryEnd implements pgx.QueryTracer.
+func (c *QueryCounter) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+
+// Count is the number of statements so far.
+func (c *QueryCounter) Count() int64 { return c.n.Load() }
+
+func newCountingPool(t testing.TB) (*pgxpool.Pool, *QueryCounter) {
+	t.Helper()
+	cfg, err := pgxpool.ParseConfig(NewDatabase(t))
+	if err != nil {
+		t.Fatalf("storetest: pool config: %v", err)
+	}
+	qc := &QueryCounter{}
+	cfg.ConnConfig.Tracer = qc
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
 	if err != nil {
 		t.Fatalf("storetest: pool: %v", err)
 	}
 	t.Cleanup(pool.Close)
-	return pool
+	return pool, qc
 }
 
 // FastPasswords are argon2id parameters cheap enough for tests.
@@ -207,7 +238,15 @@ func NewKeyring(t testing.TB) *crypto.Keyring {
 // NewStore returns a Store on a fresh database with a fresh master key.
 func NewStore(t testing.TB, opts store.Options) (*store.Store, *pgxpool.Pool) {
 	t.Helper()
-	pool := NewPool(t)
+	s, pool, _ := NewCountingStore(t, opts)
+	return s, pool
+}
+
+// NewCountingStore is NewStore that also counts the statements the store
+// sends.
+func NewCountingStore(t testing.TB, opts store.Options) (*store.Store, *pgxpool.Pool, *QueryCounter) {
+	t.Helper()
+	pool, qc := newCountingPool(t)
 	if opts.PasswordParams == nil {
 		opts.PasswordParams = FastPasswords()
 	}
@@ -215,5 +254,5 @@ func NewStore(t testing.TB, opts store.Options) (*store.Store, *pgxpool.Pool) {
 	if err != nil {
 		t.Fatalf("storetest: store: %v", err)
 	}
-	return s, pool
+	return s, pool, qc
 }

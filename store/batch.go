@@ -1,0 +1,124 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// batcher runs concurrent calls of the same statement together: group
+// commit done by the application. A call queues its input, and whichever
+// waiting call gets a free slot takes everything queued (up to maxBatch)
+// and runs it as one statement; every call in it then gets its own result.
+//
+// There is no background goroutine and no timer. Under light load a batch
+// is one call and costs what the single statement did; under heavy load
+// batches grow by themselves, because calls queue while the slots are
+// busy, and thirty calls cost one round trip (and for writes one WAL
+// flush) instead of thirty.
+type batcher[In, Out any] struct {
+	slots    chan struct{} // batches in flight
+	maxBatch int
+	// run executes a batch, setting each call's out or err.
+	run func(ctx context.Context, calls []*batchCall[In, Out])
+
+	mu    sync.Mutex
+	queue []*batchCall[In, Out]
+
+	// Batches run and the calls in them, for tests.
+	batches, calls int64
+}
+
+type batchCall[In, Out any] struct {
+	in   In
+	out  Out
+	err  error
+	done chan struct{}
+}
+
+func newBatcher[In, Out any](flights, maxBatch int, run func(context.Context, []*batchCall[In, Out])) *batcher[In, Out] {
+	return &batcher[In, Out]{slots: make(chan struct{}, flights), maxBatch: maxBatch, run: run}
+}
+
+// do runs in as part of a batch and returns its result once the batch has
+// finished (for a write: committed).
+func (b *batcher[In, Out]) do(ctx context.Context, in In) (Out, error) {
+	c := &batchCall[In, Out]{in: in, done: make(chan struct{})}
+	b.mu.Lock()
+	b.queue = append(b.queue, c)
+	b.mu.Unlock()
+	for {
+		select {
+		case <-c.done:
+			return c.out, c.err
+		default:
+		}
+		select {
+		case <-c.done:
+			return c.out, c.err
+		case b.slots <- struct{}{}:
+			b.mu.Lock()
+			n := min(len(b.queue), b.maxBatch)
+			batch := b.queue[:n:n]
+			b.queue = b.queue[n:]
+			if n > 0 {
+				b.batches++
+				b.calls += int64(n)
+			}
+			b.mu.Unlock()
+			if n > 0 {
+				// The batch carries other requests' calls: one client
+				// going away must not fail them.
+				bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+				b.run(bctx, batch)
+				cancel()
+				for _, bc := range batch {
+					close(bc.done)
+				}
+			}
+			<-b.slots
+			if n == 0 {
+				// Another batch took c: wait for it rather than spin on
+				// free slots.
+				<-c.done
+				return c.out, c.err
+			}
+		case <-ctx.Done():
+			if b.dequeue(c) {
+				var zero Out
+				return zero, fmt.Errorf("not run: %w", ctx.Err())
+			}
+			// Already in a batch being run: its outcome decides.
+			<-c.done
+			return c.out, c.err
+		}
+	}
+}
+
+// dequeue removes c if no batch has taken it yet.
+func (b *batcher[In, Out]) dequeue(c *batchCall[In, Out]) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for i, q := range b.queue {
+		if q == c {
+			b.queue = append(b.queue[:i:i], b.queue[i+1:]...)
+			return true
+		}
+	}
+	return false
+}
+
+// stats reports the batches run and the calls in them.
+func (b *batcher[In, Out]) stats() (batches, calls int64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.batches, b.calls
+}
+
+// queued is the number of calls waiting for a batch.
+func (b *batcher[In, Out]) queued() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.queue)
+}

@@ -1,0 +1,80 @@
+package store
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// coalescer lets concurrent requests for the same read-only aggregate (the
+// ownership dashboard, the rotation overview) share one computation,
+// without ever handing a request a result computed before it arrived.
+//
+// A request that finds no computation running starts one. A request that
+// finds one running does not join it (it may have read the database before
+// the request's own last write committed); it waits for it to end and then
+// shares the next computation with every request that arrived meanwhile.
+// So each result reflects a snapshot taken after each of its requests
+// arrived (read-your-writes holds), and under load one computation serves
+// many requests instead of each doing the same scan.
+type coalescer[T any] struct {
+	mu      sync.Mutex
+	running *flight[T]
+	next    *flight[T]
+}
+
+type flight[T any] struct {
+	done chan struct{}
+	val  T
+	err  error
+}
+
+func (c *coalescer[T]) do(ctx context.Context, fn func(context.Context) (T, error)) (T, error) {
+	c.mu.Lock()
+	if c.running == nil {
+		f := &flight[T]{done: make(chan struct{})}
+		c.running = f
+		c.mu.Unlock()
+		c.run(ctx, f, fn)
+		return f.val, f.err
+	}
+	running := c.running
+	f, lead := c.next, false
+	if f == nil {
+		f, lead = &flight[T]{done: make(chan struct{})}, true
+		c.next = f
+	}
+	c.mu.Unlock()
+	if lead {
+		<-running.done
+		c.mu.Lock()
+		c.next = nil
+		if c.running == nil {
+			c.running = f
+		}
+		c.mu.Unlock()
+		c.run(ctx, f, fn)
+		return f.val, f.err
+	}
+	select {
+	case <-f.done:
+		return f.val, f.err
+	case <-ctx.Done():
+		var zero T
+		return zero, ctx.Err()
+	}
+}
+
+// run computes f. The computation serves other requests too, so one of
+// them going away must not cancel it.
+func (c *coalescer[T]) run(ctx context.Context, f *flight[T], fn func(context.Context) (T, error)) {
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	f.val, f.err = fn(fctx)
+	c.mu.Lock()
+	if c.running == f {
+		c.running = nil
+	}
+	c.mu.Unlock()
+	close(f.done)
+}

@@ -1,0 +1,100 @@
+package store
+
+import (
+	"context"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/keyledger/keyledger"
+	"github.com/keyledger/keyledger/crypto"
+)
+
+// revealRead asks for what one reveal decides on.
+type revealRead struct {
+	actorID, tokenID int64
+	at               time.Time // the actor's token must not have expired by then
+	keyID            string    // a valid UUID (checked before queuing: a bad cast would fail the batch)
+	version          int       // 0: the current one
+}
+
+// revealRow is the answer: the actor's current status and role, whether
+// their token is still valid, whether they are being offboarded, the key
+// with its environment, and the envelope of the wanted version.
+type revealRow struct {
+	found                   bool // the key and the actor exist
+	status, role            string
+	tokenLive, offboarding  bool
+	versionFound, destroyed bool
+	destroyAfter            *time.Time
+	env                     crypto.Envelope
+	key                     keyledger.Key
+	ownerStatus             string
+}
+
+// revealBatchSelect reads a batch of reveals in one statement; ord says
+// which request each row answers (a missing ord: unknown key or actor).
+const revealBatchSelect = `SELECT r.ord, a.status, a.role,
+		CASE WHEN r.token_id = 0 THEN true ELSE EXISTS (SELECT 1 FROM api_tokens t WHERE t.id = r.token_id AND t.user_id = a.id AND t.expires_at > r.at) END,
+		EXISTS (SELECT 1 FROM offboardings ob WHERE ob.user_id = a.id AND ob.completed_at IS NULL),
+		v.version IS NOT NULL, coalesce(v.kek_id, ''), v.wrapped_dek, v.nonce, v.ciphertext,
+		v.destroyed_at IS NOT NULL, v.destroy_after,
+		k.id::text, k.name, k.provider, k.project, e.id, e.name, e.reveal_policy, e.reason_required, e.sensitive, e.rotation_days, e.allow_token_reveal,
+		k.owner_id, o.email, o.name, o.status, k.description, k.scope, k.masked_hint, k.current_version, coalesce(k.rotation_days, 0),
+		coalesce(k.rotation_days, e.rotation_days), k.rotate_by, k.last_rotated_at, k.last_verified_at, coalesce(k.verify_result, ''), k.verify_message,
+		k.created_at, k.updated_at, k.archived_at
+	FROM unnest($1::bigint[], $2::bigint[], $3::timestamptz[], $4::text[], $5::int[]) WITH ORDINALITY AS r(actor_id, token_id, at, key_id, version, ord)
+	JOIN keys k ON k.id = r.key_id::uuid
+	JOIN environments e ON e.id = k.environment_id
+	JOIN users o ON o.id = k.owner_id
+	JOIN users a ON a.id = r.actor_id
+	LEFT JOIN key_versions v ON v.key_id = k.id AND v.version = CASE WHEN r.version > 0 THEN r.version ELSE k.current_version END`
+
+// readRevealBatch is the batcher's run for reveal reads. Reads need no
+// transaction: nothing is locked or changed.
+func readRevealBatch(pool *pgxpool.Pool) func(context.Context, []*batchCall[revealRead, revealRow]) {
+	return func(ctx context.Context, batch []*batchCall[revealRead, revealRow]) {
+		n := len(batch)
+		actors, tokens, versions := make([]int64, n), make([]int64, n), make([]int32, n)
+		ats, keys := make([]time.Time, n), make([]string, n)
+		for i, c := range batch {
+			actors[i], tokens[i], ats[i], keys[i], versions[i] = c.in.actorID, c.in.tokenID, c.in.at, c.in.keyID, int32(c.in.version)
+		}
+		err := func() error {
+			rows, err := pool.Query(ctx, revealBatchSelect, actors, tokens, ats, keys, versions)
+			if err != nil {
+				return err
+			}
+			defer rows.Close()
+			for rows.Next() {
+				var ord int64
+				var r revealRow
+				if err := scanRevealRow(rows, &ord, &r); err != nil {
+					return err
+				}
+				if ord < 1 || int(ord) > n {
+					continue
+				}
+				r.found = true
+				batch[ord-1].out = r
+			}
+			return rows.Err()
+		}()
+		if err != nil {
+			for _, c := range batch {
+				c.out, c.err = revealRow{}, err
+			}
+		}
+	}
+}
+
+func scanRevealRow(row pgx.Row, ord *int64, r *revealRow) error {
+	k := &r.key
+	kenv := &k.EnvironmentInfo
+	return row.Scan(ord, &r.status, &r.role, &r.tokenLive, &r.offboarding,
+		&r.versionFound, &r.env.KEKID, &r.env.WrappedDEK, &r.env.Nonce, &r.env.Ciphertext, &r.destroyed, &r.destroyAfter,
+		&k.ID, &k.Name, &k.Provider, &k.Project, &kenv.ID, &kenv.Name, &kenv.RevealPolicy, &kenv.ReasonRequired, &kenv.Sensitive, &kenv.RotationDays, &kenv.AllowTokenReveal,
+		&k.OwnerID, &k.OwnerEmail, &k.OwnerName, &r.ownerStatus, &k.Description, &k.Scope, &k.MaskedHint, &k.CurrentVersion, &k.RotationDays,
+		&k.EffectiveDays, &k.RotateBy, &k.LastRotatedAt, &k.LastVerifiedAt, &k.VerifyResult, &k.VerifyMessage,
+		&k.CreatedAt, &k.UpdatedAt, &k.ArchivedAt)
+}

@@ -1,0 +1,102 @@
+package web_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"testing"
+
+	"github.com/keyledger/keyledger"
+)
+
+// TestQueryBudget holds each page a person uses every day, and the API's
+// hot routes, to a fixed number of SQL statements, and checks that the
+// number does not grow with the data: an N+1 loop (a query per key, per
+// owner, per environment) fails it. Budgets count every statement the
+// store sends, session lookup included; they are what the code does today,
+// so a change that adds a query has to say so here.
+func TestQueryBudget(t *testing.T) {
+	env := newEnv(t)
+	api := newAPI(t, env)
+	lead := env.client().login("lead")
+	token := api.token("lead", "read", "reveal")
+	seed := func(round int) *keyledger.Key {
+		var first *keyledger.Key
+		for i := range 15 {
+			for _, owner := range []string{"lead", "member", "member2"} {
+				for _, e := range []string{"development", "staging", "production"} {
+					k := env.createKey(owner, e, fmt.Sprintf("Key %d-%d %s", round, i, owner), fmt.Sprintf("sk-test-%d-%d-%s-%s-0123456789abcdef", round, i, owner, e))
+					if first == nil {
+						first = k
+					}
+				}
+			}
+		}
+		// Some keys overdue, some failing verification: the dashboard and
+		// rotation page show them row by row.
+		if _, err := env.Pool.Exec(context.Background(), `UPDATE keys SET rotate_by = now() - interval '3 days'
+			WHERE name LIKE $1 AND name LIKE '%member%'`, fmt.Sprintf("Key %d-%%", round)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := env.Pool.Exec(context.Background(), `UPDATE keys SET verify_result = 'invalid', last_verified_at = now()
+			WHERE name LIKE $1 AND name LIKE '%member2%'`, fmt.Sprintf("Key %d-1%%", round)); err != nil {
+			t.Fatal(err)
+		}
+		return first
+	}
+	key := seed(1)
+
+	type route struct {
+		name   string
+		budget int64
+		do     func() int
+	}
+	page := func(path string) func() int {
+		return func() int {
+			resp, _ := lead.get(path)
+			return resp.StatusCode
+		}
+	}
+	routes := []route{
+		{"key list", 6, page("/keys")},
+		{"key list, filtered, page 2", 6, page("/keys?environment=development&page=2")},
+		{"key list, by owner", 6, page("/keys?owner=member%40example.com&sort=owner")},
+		{"key detail", 6, page("/keys/" + key.ID)},
+		{"dashboard", 3, page("/dashboard")},
+		{"rotation", 7, page("/rotation")},
+		{"audit log", 3, page("/audit")},
+		{"browser reveal", 3, func() int {
+			resp, _ := lead.post("/keys/"+key.ID+"/reveal", nil)
+			return resp.StatusCode
+		}},
+		{"API key list", 2, func() int { return api.do(token, http.MethodGet, "/api/v1/keys?environment=development", nil).Status }},
+		{"API reveal", 2, func() int {
+			return api.do(token, http.MethodPost, "/api/v1/keys/"+key.ID+"/reveal", map[string]any{}).Status
+		}},
+	}
+	measure := func() map[string]int64 {
+		got := map[string]int64{}
+		for _, r := range routes {
+			r.do() // warm: first-use bookkeeping (token last use, session touch) is not the steady state
+			before := env.Queries.Count()
+			if code := r.do(); code != http.StatusOK {
+				t.Fatalf("%s: status %d", r.name, code)
+			}
+			got[r.name] = env.Queries.Count() - before
+		}
+		return got
+	}
+	small := measure()
+	seed(2)
+	seed(3)
+	large := measure()
+	for _, r := range routes {
+		t.Logf("%-28s %d statements with 135 keys, %d with 405 (budget %d)", r.name, small[r.name], large[r.name], r.budget)
+		if large[r.name] != small[r.name] {
+			t.Errorf("%s: %d statements with 135 keys, %d with 405: the count grows with the data (N+1)", r.name, small[r.name], large[r.name])
+		}
+		if large[r.name] > r.budget {
+			t.Errorf("%s: %d statements, budget %d", r.name, large[r.name], r.budget)
+		}
+	}
+}
