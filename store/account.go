@@ -148,7 +148,7 @@ func (s *Store) ChangePassword(ctx context.Context, actor keyledger.Actor, sessi
 		return &keyledger.Error{Code: keyledger.EINVALID, Message: "Your current password is not right.",
 			Fields: map[string]string{"current_password": "Your current password is not right."}}
 	}
-	hash, err := crypto.HashPassword(next, s.pw)
+	hash, err := s.hashPassword(next)
 	if err != nil {
 		return err
 	}
@@ -244,7 +244,7 @@ func (s *Store) UsePasswordLink(ctx context.Context, meta keyledger.Actor, token
 	if p := keyledger.CheckPassword(password); p != "" {
 		return nil, &keyledger.Error{Code: keyledger.EINVALID, Message: p, Fields: map[string]string{"password": p}}
 	}
-	hash, err := crypto.HashPassword(password, s.pw)
+	hash, err := s.hashPassword(password)
 	if err != nil {
 		return nil, err
 	}

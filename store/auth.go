@@ -27,7 +27,7 @@ func (s *Store) Authenticate(ctx context.Context, meta keyledger.Actor, email, p
 	email = keyledger.NormalizeEmail(email)
 	if len(email) > 254 || len(password) > 1024 {
 		// Still hash, so oversized input is not a timing oracle either.
-		_, _, _ = crypto.VerifyPassword(password[:min(len(password), 1024)], s.dummyHash, s.pw)
+		_, _, _ = s.verifyPassword(password[:min(len(password), 1024)], s.dummyHash)
 		return nil, ErrBadCredentials
 	}
 	since := s.now().Add(-s.throttle.Window)
@@ -63,13 +63,13 @@ func (s *Store) Authenticate(ctx context.Context, meta keyledger.Actor, email, p
 	}
 	ok, rehash := false, false
 	if u != nil && hash != nil {
-		ok, rehash, err = crypto.VerifyPassword(password, *hash, s.pw)
+		ok, rehash, err = s.verifyPassword(password, *hash)
 		if err != nil {
 			s.log.ErrorContext(ctx, "stored password hash is malformed", "user_id", u.ID, "err", err)
 			ok = false
 		}
 	} else {
-		_, _, _ = crypto.VerifyPassword(password, s.dummyHash, s.pw)
+		_, _, _ = s.verifyPassword(password, s.dummyHash)
 	}
 	if !ok || !u.Active() {
 		reason := "unknown_email"
@@ -98,7 +98,7 @@ func (s *Store) Authenticate(ctx context.Context, meta keyledger.Actor, email, p
 	if rehash {
 		// Parameters changed since this hash was made: upgrade it now that
 		// we hold the password. A failure here must not block sign-in.
-		if newHash, err := crypto.HashPassword(password, s.pw); err == nil {
+		if newHash, err := s.hashPassword(password); err == nil {
 			if err := s.tx(ctx, func(tx pgx.Tx) error {
 				if _, err := tx.Exec(ctx, "UPDATE users SET password_hash = $2 WHERE id = $1", u.ID, newHash); err != nil {
 					return err

@@ -346,10 +346,10 @@ func (s *Store) verifyStoredPassword(ctx context.Context, userID int64, password
 		return s.internal(ctx, "check password", err)
 	}
 	if hash == nil || len(password) > 1024 {
-		_, _, _ = crypto.VerifyPassword("x", s.dummyHash, s.pw)
+		_, _, _ = s.verifyPassword("x", s.dummyHash)
 		return badPassword()
 	}
-	ok, _, err := crypto.VerifyPassword(password, *hash, s.pw)
+	ok, _, err := s.verifyPassword(password, *hash)
 	if err != nil || !ok {
 		return badPassword()
 	}

@@ -7,7 +7,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/keyledger/keyledger"
-	"github.com/keyledger/keyledger/crypto"
 )
 
 const userColumns = "id, email, name, role, status, totp_enabled_at IS NOT NULL, created_at, updated_at"
@@ -32,7 +31,7 @@ func (s *Store) CreateUser(ctx context.Context, actor keyledger.Actor, in keyled
 	if err := in.Validate(); err != nil {
 		return nil, err
 	}
-	hash, err := crypto.HashPassword(in.Password, s.pw)
+	hash, err := s.hashPassword(in.Password)
 	if err != nil {
 		return nil, fmt.Errorf("create user: hash password: %w", err)
 	}

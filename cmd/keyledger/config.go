@@ -68,6 +68,9 @@ type Config struct {
 	// PprofListen, when set, serves net/http/pprof on this loopback
 	// address for profiling (make loadtest -pprof uses it).
 	PprofListen string
+	// GoMemLimit is set when GOMEMLIMIT is: then serve leaves Go's soft
+	// memory limit alone.
+	GoMemLimit bool
 }
 
 // configError is one clear line: the variable, what is wrong, the fix.
@@ -203,6 +206,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	if c.PprofListen, err = pprofListen(getenv); err != nil {
 		return c, err
 	}
+	c.GoMemLimit = getenv("GOMEMLIMIT") != ""
 	if k := getenv("KEYLEDGER_MASTER_KEY"); k != "" {
 		if c.MasterKeyFile != "" {
 			return c, cfgErr("KEYLEDGER_MASTER_KEY and KEYLEDGER_MASTER_KEY_FILE are both set; set only one")
