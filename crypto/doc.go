@@ -17,12 +17,19 @@
 //
 //	Nonce      = 24 random bytes
 //	Ciphertext = XChaCha20-Poly1305(DEK, Nonce, plaintext, AD = "keyledger value v1", subject)
-//	WrappedDEK = n || XChaCha20-Poly1305(KEK, n, DEK, AD = "keyledger dek v1", subject, KEKID)
+//	WrappedDEK = n || AES-256-GCM(W, n, DEK, AD = "keyledger dek v2", subject, KEKID)
+//	             where n is 12 random bytes and W = HKDF-SHA256(KEK, no salt, "keyledger dek wrap key v2", 32 bytes)
 //	KEKID      = ID of the primary KEK
 //
-// Each associated-data component is prefixed with its length as a 64-bit
-// big-endian integer, so no two different (label, subject, KEKID) tuples
-// encode to the same bytes, whatever characters a subject contains.
+// Format v1, written before, wrapped the DEK as
+//
+//	WrappedDEK = n || XChaCha20-Poly1305(KEK, n, DEK, AD = "keyledger dek v1", subject, KEKID)   (n: 24 random bytes)
+//
+// A v1 wrapped DEK is 72 bytes and a v2 one 60, so Open tells them apart by
+// length and opens both; a master-key rotation ([Keyring.Rewrap]) writes v2.
+// v2 exists for speed: the unwrap runs on every reveal, and AES-GCM with a
+// precomputed key schedule opens 32 bytes in a fraction of what
+// XChaCha20-Poly1305's extra HChaCha20 step costs (go test -bench Open).
 //
 // What is bound to what, and why:
 //
@@ -39,12 +46,14 @@
 //   - The labels separate the uses of one key: a canary can never be accepted
 //     as a wrapped DEK, nor a wrapped DEK as a canary.
 //
-// XChaCha20-Poly1305's 192-bit nonces can be drawn at random for any number of
-// messages under one key without a realistic chance of collision, which
-// matters for the KEK: it wraps a DEK for every secret ever stored. Lengths
-// are checked exactly before decrypting (a wrapped DEK is always 24+32+16
-// bytes); a fixed short size also limits multi-key (partitioning) attacks on
-// Poly1305, which is not key-committing.
+// Nonces are random. For the value that is trivially safe: each DEK seals
+// exactly one message. The wrap key W seals one DEK per key version stored
+// and per master-key rotation; with 96-bit random nonces NIST SP 800-38D
+// allows 2^32 seals under one key, four billion key versions, which no team
+// reaches (and a master-key rotation starts a new W). Lengths are checked
+// exactly before decrypting (a wrapped DEK is 12+32+16 or, v1, 24+32+16
+// bytes); a fixed short size also limits multi-key (partitioning) attacks
+// on Poly1305 and GCM, neither of which is key-committing.
 //
 // What this layer cannot detect: replacing a whole row with an older copy of
 // the same row (same subject), or deleting it. Those are the store's concern.

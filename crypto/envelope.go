@@ -17,12 +17,20 @@ var (
 )
 
 const (
-	nonceSize      = chacha20poly1305.NonceSizeX
-	tagSize        = chacha20poly1305.Overhead
-	wrappedDEKSize = nonceSize + KeySize + tagSize
+	nonceSize = chacha20poly1305.NonceSizeX
+	tagSize   = chacha20poly1305.Overhead
+
+	// A data key is wrapped with AES-256-GCM under a key derived from the
+	// KEK (format v2). Envelopes written before that wrap it with
+	// XChaCha20-Poly1305 under the KEK itself (v1); Open tells them apart
+	// by length and opens both.
+	gcmNonceSize     = 12
+	wrappedDEKSize   = gcmNonceSize + KeySize + tagSize // v2: 60 bytes
+	wrappedDEKSizeV1 = nonceSize + KeySize + tagSize    // v1: 72 bytes
 
 	valueLabel = "keyledger value v1"
-	dekLabel   = "keyledger dek v1"
+	dekLabel   = "keyledger dek v2"
+	dekLabelV1 = "keyledger dek v1" // same length as dekLabel: dekADSize serves both
 )
 
 // Keyring is an immutable set of KEKs, one of which is primary. It is safe for
@@ -96,7 +104,7 @@ func (r *Keyring) seal(random io.Reader, subject string, plaintext []byte) (Enve
 		return Envelope{}, errors.New("seal: empty subject")
 	}
 	kek := r.Primary()
-	w := newWorkspace(0, subject, kek.s.id)
+	w := newWorkspace(0, subject, kek.s.id, dekLabel)
 	defer clear(w.dek)
 	if _, err := io.ReadFull(random, w.dek); err != nil {
 		return Envelope{}, fmt.Errorf("seal: reading random DEK: %w", err)
@@ -128,11 +136,11 @@ func (r *Keyring) seal(random io.Reader, subject string, plaintext []byte) (Enve
 // wrapDEK appends a fresh nonce and the sealed DEK to dst, which must be
 // empty with room for wrappedDEKSize bytes.
 func wrapDEK(dst []byte, random io.Reader, kek KEK, dek, ad []byte) ([]byte, error) {
-	dst = dst[:nonceSize]
+	dst = dst[:gcmNonceSize]
 	if _, err := io.ReadFull(random, dst); err != nil {
 		return nil, fmt.Errorf("seal: reading random nonce: %w", err)
 	}
-	return kek.s.aead.Seal(dst, dst, dek, ad), nil
+	return kek.s.wrap.Seal(dst, dst, dek, ad), nil
 }
 
 // Open authenticates and decrypts env, which must have been sealed for
@@ -147,7 +155,7 @@ func (r *Keyring) Open(subject string, env Envelope) ([]byte, error) {
 		return nil, unknownKEK(env.KEKID)
 	}
 	n := len(env.Ciphertext) - tagSize
-	w := newWorkspace(n, subject, kek.s.id)
+	w := newWorkspace(n, subject, kek.s.id, wrapLabel(env))
 	defer clear(w.dek)
 	if err := unwrapDEK(w.dek, kek, env.WrappedDEK, w.dekAD); err != nil {
 		return nil, err
@@ -180,12 +188,12 @@ func (r *Keyring) Rewrap(subject string, env Envelope) (Envelope, error) {
 	if !ok {
 		return Envelope{}, unknownKEK(env.KEKID)
 	}
-	w := newWorkspace(0, subject, kek.s.id)
+	w := newWorkspace(0, subject, kek.s.id, wrapLabel(env))
 	defer clear(w.dek)
 	if err := unwrapDEK(w.dek, kek, env.WrappedDEK, w.dekAD); err != nil {
 		return Envelope{}, err
 	}
-	ad := dekAD(make([]byte, 0, dekADSize(subject, primary.s.id)), subject, primary.s.id)
+	ad := dekAD(make([]byte, 0, dekADSize(subject, primary.s.id)), dekLabel, subject, primary.s.id)
 	wrapped, err := wrapDEK(make([]byte, 0, wrappedDEKSize), rand.Reader, primary, w.dek, ad)
 	if err != nil {
 		return Envelope{}, err
@@ -210,7 +218,7 @@ type workspace struct {
 	valueAD []byte
 }
 
-func newWorkspace(head int, subject, kekID string) workspace {
+func newWorkspace(head int, subject, kekID, label string) workspace {
 	dekADLen, valueADLen := dekADSize(subject, kekID), valueADSize(subject)
 	buf := make([]byte, head+KeySize+dekADLen+valueADLen)
 	// Each piece's capacity ends where the next begins, so the AEADs, which
@@ -219,15 +227,15 @@ func newWorkspace(head int, subject, kekID string) workspace {
 	return workspace{
 		head:    buf[:i:i],
 		dek:     buf[i:j:j],
-		dekAD:   dekAD(buf[j:j:k], subject, kekID),
+		dekAD:   dekAD(buf[j:j:k], label, subject, kekID),
 		valueAD: valueAD(buf[k:k:len(buf)], subject),
 	}
 }
 
 func checkLengths(env Envelope) error {
 	switch {
-	case len(env.WrappedDEK) != wrappedDEKSize:
-		return fmt.Errorf("%w: wrapped data key is %d bytes, want %d", ErrMalformed, len(env.WrappedDEK), wrappedDEKSize)
+	case len(env.WrappedDEK) != wrappedDEKSize && len(env.WrappedDEK) != wrappedDEKSizeV1:
+		return fmt.Errorf("%w: wrapped data key is %d bytes, want %d (or %d, format v1)", ErrMalformed, len(env.WrappedDEK), wrappedDEKSize, wrappedDEKSizeV1)
 	case len(env.Nonce) != nonceSize:
 		return fmt.Errorf("%w: nonce is %d bytes, want %d", ErrMalformed, len(env.Nonce), nonceSize)
 	case len(env.Ciphertext) < tagSize:
@@ -244,9 +252,21 @@ func unknownKEK(id string) error {
 	return fmt.Errorf("%w: KEK %q", ErrUnknownKEK, id)
 }
 
+// wrapLabel is the associated-data label of env's wrapped DEK, by format.
+func wrapLabel(env Envelope) string {
+	if len(env.WrappedDEK) == wrappedDEKSizeV1 {
+		return dekLabelV1
+	}
+	return dekLabel
+}
+
 // unwrapDEK opens wrapped, which the caller has length-checked, into dek.
 func unwrapDEK(dek []byte, kek KEK, wrapped, ad []byte) error {
-	if _, err := kek.s.aead.Open(dek[:0], wrapped[:nonceSize], wrapped[nonceSize:], ad); err != nil {
+	aead, n := kek.s.wrap, gcmNonceSize
+	if len(wrapped) == wrappedDEKSizeV1 {
+		aead, n = kek.s.aead, nonceSize
+	}
+	if _, err := aead.Open(dek[:0], wrapped[:n], wrapped[n:], ad); err != nil {
 		return fmt.Errorf("%w (the data key did not unwrap under %v)", ErrDecrypt, kek)
 	}
 	return nil
@@ -257,8 +277,8 @@ func valueAD(b []byte, subject string) []byte {
 	return appendField(b, subject)
 }
 
-func dekAD(b []byte, subject, kekID string) []byte {
-	b = appendField(b, dekLabel)
+func dekAD(b []byte, label, subject, kekID string) []byte {
+	b = appendField(b, label)
 	b = appendField(b, subject)
 	return appendField(b, kekID)
 }

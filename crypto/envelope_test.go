@@ -17,8 +17,8 @@ func TestRoundTrip(t *testing.T) {
 			if env.KEKID != r.Primary().ID() {
 				t.Errorf("KEKID = %q, want primary %q", env.KEKID, r.Primary().ID())
 			}
-			if len(env.WrappedDEK) != 72 || len(env.Nonce) != 24 || len(env.Ciphertext) != n+16 {
-				t.Errorf("lengths = %d, %d, %d; want 72, 24, %d", len(env.WrappedDEK), len(env.Nonce), len(env.Ciphertext), n+16)
+			if len(env.WrappedDEK) != 60 || len(env.Nonce) != 24 || len(env.Ciphertext) != n+16 {
+				t.Errorf("lengths = %d, %d, %d; want 60, 24, %d", len(env.WrappedDEK), len(env.Nonce), len(env.Ciphertext), n+16)
 			}
 			got, err := r.Open("key/1/v/1", env)
 			if err != nil {
@@ -189,7 +189,7 @@ func TestRotation(t *testing.T) {
 		t.Errorf("Rewrap from an unloaded key: err = %v, want ErrUnknownKEK", err)
 	}
 	bad := clone(oldEnv)
-	bad.WrappedDEK = bad.WrappedDEK[:71]
+	bad.WrappedDEK = bad.WrappedDEK[:len(bad.WrappedDEK)-1]
 	if _, err := both.Rewrap(subject, bad); !errors.Is(err, ErrMalformed) {
 		t.Errorf("Rewrap of a truncated envelope: err = %v, want ErrMalformed", err)
 	}
@@ -280,13 +280,14 @@ func TestNewKeyring(t *testing.T) {
 	}
 }
 
-// goldenEnvelope was sealed by seal(detReader(7), "key/0190c3d2-7a4e-7c1b-9f00-000000000001/v/3",
-// "sk_live_0123456789abcdef") under testKEK(1). Rows already in databases
-// must keep opening: if this test fails, the on-disk format changed. The
-// vector was also opened by an independent implementation (Python
-// cryptography's ChaCha20Poly1305 plus a hand-written HChaCha20) following
-// only the package documentation.
-var goldenEnvelope = struct {
+// goldenEnvelopeV1 was sealed by seal(detReader(7), "key/0190c3d2-7a4e-7c1b-9f00-000000000001/v/3",
+// "sk_live_0123456789abcdef") under testKEK(1) in format v1 (DEK wrapped
+// with XChaCha20-Poly1305 under the KEK). Rows already in databases must
+// keep opening: if this test fails, old rows no longer open. The vector was
+// also opened by an independent implementation (Python cryptography's
+// ChaCha20Poly1305 plus a hand-written HChaCha20) following only the
+// package documentation.
+var goldenEnvelopeV1 = struct {
 	subject, plaintext                   string
 	kekID, wrappedDEK, nonce, ciphertext string
 }{
@@ -296,6 +297,37 @@ var goldenEnvelope = struct {
 	wrappedDEK: "4f8f789f44ebb18eaefca77286015ec24861aac04906dddf6d7a6f88eb80b50c9abb04abd23d51e47658f6d05f8b65a750e5d4e386625770d8cedb19c9a343a5450f8a7b2278794f",
 	nonce:      "33703b7158a07611ce9337376b0e4da88e4a270c7028bc88",
 	ciphertext: "758a25ba58bbda1859e91d08fdf8b90b2512d945c2bd3cc067a9d281d5ae9b8e7e0c7d9af8ce3981",
+}
+
+// goldenEnvelope is the same seal in the current format (v2: DEK wrapped
+// with AES-256-GCM under HKDF-SHA256(KEK, "keyledger dek wrap key v2")).
+// If sealing it gives other bytes, the on-disk format changed.
+var goldenEnvelope = struct {
+	subject, plaintext                   string
+	kekID, wrappedDEK, nonce, ciphertext string
+}{
+	subject:    goldenEnvelopeV1.subject,
+	plaintext:  goldenEnvelopeV1.plaintext,
+	kekID:      "5ac45b665d08189c",
+	wrappedDEK: "4f8f789f44ebb18eaefca77216b47f97b8fe1372bde1e5f73e014f71fff14b96a1d5e27c74471e0aa5d17fd8858d50158359ca9aecfb57e0c29643a1",
+	nonce:      "33703b7158a07611ce9337376b0e4da88e4a270c7028bc88",
+	ciphertext: "758a25ba58bbda1859e91d08fdf8b90b2512d945c2bd3cc067a9d281d5ae9b8e7e0c7d9af8ce3981",
+}
+
+func goldenV1Envelope(t testing.TB) Envelope {
+	t.Helper()
+	g := goldenEnvelopeV1
+	env := Envelope{KEKID: g.kekID}
+	var err error
+	for _, f := range []struct {
+		dst *[]byte
+		hex string
+	}{{&env.WrappedDEK, g.wrappedDEK}, {&env.Nonce, g.nonce}, {&env.Ciphertext, g.ciphertext}} {
+		if *f.dst, err = hex.DecodeString(f.hex); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return env
 }
 
 func TestGoldenEnvelope(t *testing.T) {
@@ -318,5 +350,44 @@ func TestGoldenEnvelope(t *testing.T) {
 	pt, err := r.Open(g.subject, fixed)
 	if err != nil || string(pt) != g.plaintext {
 		t.Errorf("Open(golden) = %q, %v", pt, err)
+	}
+}
+
+// TestGoldenEnvelopeV1: rows written before format v2 still open, fail
+// closed when tampered with or moved, and a master-key rotation moves them
+// to v2.
+func TestGoldenEnvelopeV1(t *testing.T) {
+	g := goldenEnvelopeV1
+	oldK, newK := testKEK(t, 1), testKEK(t, 2)
+	r := testRing(t, oldK)
+	v1 := goldenV1Envelope(t)
+	pt, err := r.Open(g.subject, v1)
+	if err != nil || string(pt) != g.plaintext {
+		t.Fatalf("Open(v1 golden) = %q, %v", pt, err)
+	}
+	if _, err := r.Open(g.subject+"x", v1); !errors.Is(err, ErrDecrypt) {
+		t.Errorf("v1 under another subject: %v, want ErrDecrypt", err)
+	}
+	bad := clone(v1)
+	bad.WrappedDEK[30] ^= 1
+	if _, err := r.Open(g.subject, bad); !errors.Is(err, ErrDecrypt) {
+		t.Errorf("v1 with a flipped bit in the wrapped DEK: %v, want ErrDecrypt", err)
+	}
+	moved, err := testRing(t, newK, oldK).Rewrap(g.subject, v1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(moved.WrappedDEK) != 60 || !bytes.Equal(moved.Ciphertext, v1.Ciphertext) {
+		t.Fatalf("rewrapped v1: wrapped DEK %d bytes (want 60), ciphertext kept %v", len(moved.WrappedDEK), bytes.Equal(moved.Ciphertext, v1.Ciphertext))
+	}
+	if pt, err := testRing(t, newK).Open(g.subject, moved); err != nil || string(pt) != g.plaintext {
+		t.Errorf("v1 rewrapped to v2 under the new key: %q, %v", pt, err)
+	}
+	// A v1 wrapped DEK relabelled as v2 by length cannot be opened: the
+	// two wraps use different keys and labels.
+	cut := clone(v1)
+	cut.WrappedDEK = cut.WrappedDEK[12:]
+	if _, err := r.Open(g.subject, cut); !errors.Is(err, ErrDecrypt) {
+		t.Errorf("v1 wrapped DEK cut to v2 length: %v, want ErrDecrypt", err)
 	}
 }

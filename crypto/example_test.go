@@ -38,7 +38,7 @@ func ExampleKeyring_Seal() {
 	_, err = ring.Open("key/43/v/1", env)
 	fmt.Println(errors.Is(err, crypto.ErrDecrypt))
 	// Output:
-	// true 72 24 27
+	// true 60 24 27
 	// sk_live_123
 	// true
 }

@@ -1,7 +1,9 @@
 package crypto
 
 import (
+	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hkdf"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
@@ -16,7 +18,10 @@ import (
 // KeySize is the size in bytes of a KEK and of a DEK.
 const KeySize = chacha20poly1305.KeySize
 
-const kekIDLabel = "keyledger kek id v1"
+const (
+	kekIDLabel   = "keyledger kek id v1"
+	wrapKeyLabel = "keyledger dek wrap key v2"
+)
 
 // KEK is a master key-encryption key. The zero KEK is not usable. Compare
 // KEKs by ID: two KEKs parsed from the same key are not ==.
@@ -30,9 +35,13 @@ type KEK struct {
 
 type kekState struct {
 	id string
-	// The AEAD is built once per KEK: it is stateless and safe for concurrent
-	// use, and building it per Open would cost an allocation on the hot path.
+	// The AEADs are built once per KEK: they are stateless and safe for
+	// concurrent use, and building them per Open would cost allocations on
+	// the hot path. aead (XChaCha20-Poly1305 under the KEK) seals canaries
+	// and opens v1 wrapped DEKs; wrap (AES-256-GCM under a key derived
+	// from the KEK) wraps DEKs.
 	aead cipher.AEAD
+	wrap cipher.AEAD
 }
 
 var (
@@ -81,10 +90,25 @@ func newKEK(key []byte) (KEK, error) {
 	if err != nil {
 		return KEK{}, err
 	}
+	// The wrap key is derived, never the KEK itself: one key, one
+	// algorithm.
+	wrapKey, err := hkdf.Key(sha256.New, key, nil, wrapKeyLabel, KeySize)
+	if err != nil {
+		return KEK{}, err
+	}
+	defer clear(wrapKey)
+	block, err := aes.NewCipher(wrapKey)
+	if err != nil {
+		return KEK{}, err
+	}
+	wrap, err := cipher.NewGCM(block)
+	if err != nil {
+		return KEK{}, err
+	}
 	mac := hmac.New(sha256.New, key)
 	mac.Write([]byte(kekIDLabel))
 	id := hex.EncodeToString(mac.Sum(nil)[:8])
-	return KEK{&kekState{id: id, aead: aead}}, nil
+	return KEK{&kekState{id: id, aead: aead, wrap: wrap}}, nil
 }
 
 // ID identifies the key without revealing it. It is stable for a given key.
