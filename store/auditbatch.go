@@ -67,6 +67,13 @@ func (c *auditBatchRows) args() []any {
 		c.environments, c.ips, c.userAgents, c.reasons, c.details}
 }
 
+// auditSingleInsert is auditBatchInsert for one row.
+const auditSingleInsert = `INSERT INTO audit_events
+		(actor_id, actor_email, action, key_id, key_name, key_version, subject_id, subject_email, environment, ip, user_agent, reason, details)
+	SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13
+	WHERE EXISTS (SELECT 1 FROM users WHERE id = $1 AND status = 'active')
+	RETURNING actor_id`
+
 // writeAuditBatch writes a batch of audit events in one statement, so in
 // one transaction: all rows of active actors commit, or none does.
 func writeAuditBatch(pool *pgxpool.Pool) func(context.Context, []*batchCall[auditEntry, struct{}]) {
@@ -81,7 +88,16 @@ func writeAuditBatch(pool *pgxpool.Pool) func(context.Context, []*batchCall[audi
 		written := map[int64]bool{}
 		if err == nil {
 			err = func() error {
-				rows, err := pool.Query(ctx, auditBatchInsert, cols.args()...)
+				q, args := auditBatchInsert, cols.args()
+				if len(batch) == 1 {
+					// A batch of one takes the plain statement, whose plan
+					// is cached (see revealSelect).
+					q = auditSingleInsert
+					if args, err = auditArgs(batch[0].in); err != nil {
+						return err
+					}
+				}
+				rows, err := pool.Query(ctx, q, args...)
 				if err != nil {
 					return err
 				}

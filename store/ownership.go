@@ -70,9 +70,14 @@ func (s *Store) dashboard(ctx context.Context) (Dashboard, error) {
 				count(*) FILTER (WHERE k.verify_result = ANY($3)) AS failing,
 				count(*) FILTER (WHERE k.rotate_by <= $1) AS overdue,
 				count(*) FILTER (WHERE k.rotate_by > $1 AND k.rotate_by <= $4) AS due_soon,
-				count(*) FILTER (WHERE k.created_at <= $2 AND NOT EXISTS (SELECT 1 FROM audit_events a WHERE a.key_id = k.id
-					AND a.action IN ('key.reveal', 'key.export') AND a.at > $2)) AS stale
-			FROM keys k WHERE k.archived_at IS NULL GROUP BY k.owner_id, k.environment_id) c
+				count(*) FILTER (WHERE k.created_at <= $2 AND used.key_id IS NULL) AS stale
+			FROM keys k
+			-- One index probe per old key (LIMIT 1), not a hash of every
+			-- reveal of the last 180 days, which the planner would pick for
+			-- a NOT EXISTS over ten thousand keys and which grows with use.
+			LEFT JOIN LATERAL (SELECT a.key_id FROM audit_events a WHERE k.created_at <= $2 AND a.key_id = k.id
+				AND a.at > $2 AND a.action IN ('key.reveal', 'key.export') LIMIT 1) used ON true
+			WHERE k.archived_at IS NULL GROUP BY k.owner_id, k.environment_id) c
 		JOIN users o ON o.id = c.owner_id ORDER BY o.email, c.environment_id`,
 		now, now.Add(-StaleAfter), failingResults(), now.Add(keyledger.DueSoonWindow))
 	if err != nil {

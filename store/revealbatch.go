@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -32,23 +33,42 @@ type revealRow struct {
 	ownerStatus             string
 }
 
-// revealBatchSelect reads a batch of reveals in one statement; ord says
-// which request each row answers (a missing ord: unknown key or actor).
-const revealBatchSelect = `SELECT r.ord, a.status, a.role,
-		CASE WHEN r.token_id = 0 THEN true ELSE EXISTS (SELECT 1 FROM api_tokens t WHERE t.id = r.token_id AND t.user_id = a.id AND t.expires_at > r.at) END,
+// revealColumns are what a reveal reads; TOKEN, AT and VERSION name the
+// request's token id, time and wanted version.
+const revealColumns = `a.status, a.role,
+		CASE WHEN TOKEN = 0 THEN true ELSE EXISTS (SELECT 1 FROM api_tokens t WHERE t.id = TOKEN AND t.user_id = a.id AND t.expires_at > AT) END,
 		EXISTS (SELECT 1 FROM offboardings ob WHERE ob.user_id = a.id AND ob.completed_at IS NULL),
 		v.version IS NOT NULL, coalesce(v.kek_id, ''), v.wrapped_dek, v.nonce, v.ciphertext,
 		v.destroyed_at IS NOT NULL, v.destroy_after,
 		k.id::text, k.name, k.provider, k.project, e.id, e.name, e.reveal_policy, e.reason_required, e.sensitive, e.rotation_days, e.allow_token_reveal,
 		k.owner_id, o.email, o.name, o.status, k.description, k.scope, k.masked_hint, k.current_version, coalesce(k.rotation_days, 0),
 		coalesce(k.rotation_days, e.rotation_days), k.rotate_by, k.last_rotated_at, k.last_verified_at, coalesce(k.verify_result, ''), k.verify_message,
-		k.created_at, k.updated_at, k.archived_at
+		k.created_at, k.updated_at, k.archived_at`
+
+// revealJoins join the key (k) to what a reveal reads with it.
+const revealJoins = `
+	JOIN environments e ON e.id = k.environment_id JOIN users o ON o.id = k.owner_id
+	LEFT JOIN key_versions v ON v.key_id = k.id AND v.version = CASE WHEN VERSION > 0 THEN VERSION ELSE k.current_version END`
+
+var (
+	// revealBatchSelect reads a batch in one statement; ord says which
+	// request each row answers (a missing ord: unknown key or actor).
+	revealBatchSelect = batchReplacer.Replace(`SELECT r.ord, ` + revealColumns + `
 	FROM unnest($1::bigint[], $2::bigint[], $3::timestamptz[], $4::text[], $5::int[]) WITH ORDINALITY AS r(actor_id, token_id, at, key_id, version, ord)
 	JOIN keys k ON k.id = r.key_id::uuid
-	JOIN environments e ON e.id = k.environment_id
-	JOIN users o ON o.id = k.owner_id
-	JOIN users a ON a.id = r.actor_id
-	LEFT JOIN key_versions v ON v.key_id = k.id AND v.version = CASE WHEN r.version > 0 THEN r.version ELSE k.current_version END`
+	JOIN users a ON a.id = r.actor_id` + revealJoins)
+	// revealSelect is the same for one request. Postgres plans an unnest
+	// of parameter arrays anew on every execution (its generic plan
+	// assumes a hundred rows, so it never wins over a custom one), which
+	// costs more than the join itself; a batch of one takes this statement,
+	// whose generic plan is cached.
+	revealSelect = singleReplacer.Replace(`SELECT 1::bigint, ` + revealColumns + `
+	FROM keys k JOIN users a ON a.id = $1` + revealJoins + `
+	WHERE k.id = $4::text::uuid`)
+
+	batchReplacer  = strings.NewReplacer("TOKEN", "r.token_id", "AT", "r.at", "VERSION", "r.version")
+	singleReplacer = strings.NewReplacer("TOKEN", "$2::bigint", "AT", "$3", "VERSION", "$5::int")
+)
 
 // readRevealBatch is the batcher's run for reveal reads. Reads need no
 // transaction: nothing is locked or changed.
@@ -61,7 +81,11 @@ func readRevealBatch(pool *pgxpool.Pool) func(context.Context, []*batchCall[reve
 			actors[i], tokens[i], ats[i], keys[i], versions[i] = c.in.actorID, c.in.tokenID, c.in.at, c.in.keyID, int32(c.in.version)
 		}
 		err := func() error {
-			rows, err := pool.Query(ctx, revealBatchSelect, actors, tokens, ats, keys, versions)
+			q, args := revealBatchSelect, []any{actors, tokens, ats, keys, versions}
+			if n == 1 {
+				q, args = revealSelect, []any{actors[0], tokens[0], ats[0], keys[0], versions[0]}
+			}
+			rows, err := pool.Query(ctx, q, args...)
 			if err != nil {
 				return err
 			}
