@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"math"
+	"strconv"
 	"strings"
 	"time"
 
@@ -198,12 +201,63 @@ const chainLock = int64(0x6b6c636861696e) // "klchain"
 func (s *Store) ChainAudit(ctx context.Context) (int, error) {
 	total := 0
 	for {
+		// A short batch can end an older epoch (the next one then
+		// starts), so stop only when a round chains nothing.
 		n, err := s.chainBatch(ctx, 1000)
 		total += n
-		if err != nil || n < 1000 {
+		if err != nil || n == 0 {
 			return total, err
 		}
 	}
+}
+
+// auditEpoch is one Postgres server's stretch of the audit log
+// (migration 006): events with after < id <= the next epoch's after.
+type auditEpoch struct {
+	epoch   int
+	cluster int64
+	after   int64
+}
+
+// ensureAuditEpoch starts a new audit epoch when this database was
+// restored onto another Postgres server: its transaction counter started
+// anew, so the chain must not compare the new events' txids with the
+// restored ones. Every keyledger process calls it before writing anything,
+// so every event above after_event_id was written on this server.
+func (s *Store) ensureAuditEpoch(ctx context.Context) error {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", chainLock); err != nil {
+			return err
+		}
+		var cluster int64
+		if err := tx.QueryRow(ctx, "SELECT system_identifier FROM pg_control_system()").Scan(&cluster); err != nil {
+			return err
+		}
+		var last auditEpoch
+		err := tx.QueryRow(ctx, "SELECT epoch, cluster FROM audit_epochs ORDER BY epoch DESC LIMIT 1").Scan(&last.epoch, &last.cluster)
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+		if err == nil && last.cluster == cluster {
+			return nil
+		}
+		var after int64
+		if err := tx.QueryRow(ctx, "SELECT coalesce(max(id), 0) FROM audit_events").Scan(&after); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, "INSERT INTO audit_epochs (epoch, cluster, after_event_id) VALUES ($1, $2, $3)", last.epoch+1, cluster, after); err != nil {
+			return err
+		}
+		if last.epoch > 0 {
+			s.log.WarnContext(ctx, "this database was restored onto another Postgres server: the audit chain continues in a new epoch",
+				"epoch", last.epoch+1, "after_event_id", after)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("audit epoch: %w", err)
+	}
+	return nil
 }
 
 func (s *Store) chainBatch(ctx context.Context, limit int) (int, error) {
@@ -227,30 +281,58 @@ func (s *Store) chainBatch(ctx context.Context, limit int) (int, error) {
 		if err == pgx.ErrNoRows {
 			lastTxid, lastID = "0", "0"
 		}
-		// The snapshot's xmin is the oldest transaction still running; all
-		// below it have committed or aborted. ORDER BY names the table's
-		// columns: a bare "txid" would mean the text output column, and
-		// '1000' sorts before '999'.
-		rows, err := tx.Query(ctx, `SELECT txid::text, `+auditColumns+` FROM audit_events
-			WHERE (txid, id) > ($1::xid8, $2::bigint)
-			  AND txid < pg_snapshot_xmin(pg_current_snapshot())
-			ORDER BY audit_events.txid, audit_events.id LIMIT $3`, lastTxid, lastID, limit)
+		rows, err := tx.Query(ctx, "SELECT epoch, cluster, after_event_id FROM audit_epochs ORDER BY epoch")
 		if err != nil {
 			return err
 		}
-		type link struct {
-			txid string
-			ev   keyledger.AuditEvent
-		}
-		links, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (link, error) {
-			var l link
-			e := &l.ev
-			err := row.Scan(&l.txid, &e.ID, &e.Time, &e.ActorID, &e.ActorEmail, &e.Action, &e.KeyID, &e.KeyName,
-				&e.KeyVersion, &e.SubjectID, &e.SubjectEmail, &e.Environment, &e.IP, &e.UserAgent, &e.Reason, &e.Details)
-			return l, err
+		epochs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (auditEpoch, error) {
+			var e auditEpoch
+			return e, r.Scan(&e.epoch, &e.cluster, &e.after)
 		})
 		if err != nil {
 			return err
+		}
+		if len(epochs) == 0 {
+			// Not yet recorded (a store made before migration 006 ran):
+			// chain nothing rather than guess.
+			return nil
+		}
+		// Start in the epoch of the last chained event; move on to the
+		// next once an older epoch has nothing left.
+		i := 0
+		for i+1 < len(epochs) && lastID != "0" && epochs[i+1].after < mustInt64(lastID) {
+			i++
+		}
+		var links []chainLink
+		for ; i < len(epochs); i++ {
+			current := i == len(epochs)-1
+			hi := int64(math.MaxInt64)
+			if !current {
+				hi = epochs[i+1].after
+			}
+			// In the current epoch, the snapshot's xmin is the oldest
+			// transaction still running; all below it have committed or
+			// aborted. Older epochs were written on a server that is gone:
+			// all their transactions finished. ORDER BY names the table's
+			// columns: a bare "txid" would mean the text output column,
+			// and '1000' sorts before '999'.
+			q := `SELECT txid::text, ` + auditColumns + ` FROM audit_events
+				WHERE id > $4 AND id <= $5 AND (txid, id) > ($1::xid8, $2::bigint)`
+			if current {
+				q += ` AND txid < pg_snapshot_xmin(pg_current_snapshot())`
+			}
+			q += ` ORDER BY audit_events.txid, audit_events.id LIMIT $3`
+			rows, err := tx.Query(ctx, q, lastTxid, lastID, limit, epochs[i].after, hi)
+			if err != nil {
+				return err
+			}
+			if links, err = pgx.CollectRows(rows, scanChainLink); err != nil {
+				return err
+			}
+			if len(links) > 0 || current {
+				break
+			}
+			lastTxid, lastID = "0", "0"
 		}
 		if len(links) == 0 {
 			return nil
@@ -271,6 +353,24 @@ func (s *Store) chainBatch(ctx context.Context, limit int) (int, error) {
 		return 0, fmt.Errorf("chain audit events: %w", err)
 	}
 	return n, nil
+}
+
+type chainLink struct {
+	txid string
+	ev   keyledger.AuditEvent
+}
+
+func scanChainLink(row pgx.CollectableRow) (chainLink, error) {
+	var l chainLink
+	e := &l.ev
+	err := row.Scan(&l.txid, &e.ID, &e.Time, &e.ActorID, &e.ActorEmail, &e.Action, &e.KeyID, &e.KeyName,
+		&e.KeyVersion, &e.SubjectID, &e.SubjectEmail, &e.Environment, &e.IP, &e.UserAgent, &e.Reason, &e.Details)
+	return l, err
+}
+
+func mustInt64(s string) int64 {
+	n, _ := strconv.ParseInt(s, 10, 64)
+	return n
 }
 
 // AuditReport is the result of verifying the hash chain.
@@ -353,8 +453,15 @@ func (s *Store) VerifyAudit(ctx context.Context) (AuditReport, error) {
 		var stray *int64
 		// Compare with the chain's end, not the snapshot: the oldest running
 		// transaction moves on between chaining and this query.
-		err = tx.QueryRow(ctx, `SELECT count(*), min(e.id) FILTER (WHERE (e.txid, e.id) < (l.event_txid, l.event_id))
-			FROM audit_events e LEFT JOIN (SELECT event_txid, event_id FROM audit_chain ORDER BY seq DESC LIMIT 1) l ON true
+		// Within an epoch (one Postgres server, migration 006) compare
+		// (txid, id); an unchained event of an earlier epoch than the
+		// chain's end is out of order too.
+		err = tx.QueryRow(ctx, `WITH l AS (SELECT event_txid, event_id,
+				(SELECT max(epoch) FROM audit_epochs WHERE after_event_id < event_id) AS epoch
+				FROM audit_chain ORDER BY seq DESC LIMIT 1)
+			SELECT count(*), min(e.id) FILTER (WHERE ue.epoch < l.epoch OR (ue.epoch = l.epoch AND (e.txid, e.id) < (l.event_txid, l.event_id)))
+			FROM audit_events e LEFT JOIN l ON true
+			LEFT JOIN LATERAL (SELECT max(epoch) AS epoch FROM audit_epochs WHERE after_event_id < e.id) ue ON true
 			WHERE NOT EXISTS (SELECT 1 FROM audit_chain c WHERE c.event_id = e.id)`).Scan(&r.Unchained, &stray)
 		if err != nil {
 			return err

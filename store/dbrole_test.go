@@ -24,7 +24,7 @@ GRANT CONNECT ON DATABASE %[1]s TO %[2]s;
 GRANT USAGE ON SCHEMA public TO %[2]s;
 GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO %[2]s;
 GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO %[2]s;
-REVOKE UPDATE, DELETE, TRUNCATE ON audit_events, audit_chain FROM %[2]s;
+REVOKE UPDATE, DELETE, TRUNCATE ON audit_events, audit_chain, audit_epochs FROM %[2]s;
 `
 
 func TestAppRoleCannotRewriteAudit(t *testing.T) {

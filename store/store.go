@@ -111,6 +111,9 @@ func New(ctx context.Context, pool *pgxpool.Pool, keyring *crypto.Keyring, opts 
 	if s.cookieKey, err = s.instanceSecret(ctx, "cookie"); err != nil {
 		return nil, err
 	}
+	if err := s.ensureAuditEpoch(ctx); err != nil {
+		return nil, err
+	}
 	// A hash of a random password, verified when the account does not
 	// exist, so an unknown email takes as long as a wrong password.
 	pw, err := crypto.RandomToken(24)

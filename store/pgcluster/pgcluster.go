@@ -447,3 +447,7 @@ func (s *syncBuffer) Len() int {
 	defer s.mu.Unlock()
 	return s.b.Len()
 }
+
+// Bin is the path of one of this cluster's Postgres programs (pg_dump,
+// pg_restore, …), which match its server version.
+func (c *Cluster) Bin(name string) string { return filepath.Join(c.bindir, name) }
