@@ -405,6 +405,34 @@ func (s *Store) listKeys(ctx context.Context, f KeyFilter) (KeyPage, error) {
 	return page, nil
 }
 
+// KeyListMenus are the choices of the key list's filter menus.
+type KeyListMenus struct {
+	Environments []keyledger.Environment
+	Owners       []keyledger.User
+	Projects     []string
+}
+
+// KeyListMenus reads the filter menus. They are the same for everyone, so
+// concurrent page views share one reading (coalescer), each still seeing
+// every change made before it asked.
+func (s *Store) KeyListMenus(ctx context.Context, actor keyledger.Actor) (KeyListMenus, error) {
+	if !actor.User.Active() {
+		return KeyListMenus{}, keyledger.Errorf(keyledger.EFORBIDDEN, "Your account is deactivated.")
+	}
+	return s.menus.do(ctx, func(ctx context.Context) (KeyListMenus, error) {
+		var m KeyListMenus
+		var err error
+		if m.Environments, err = s.Environments(ctx); err != nil {
+			return m, err
+		}
+		if m.Owners, err = s.ListUsers(ctx); err != nil {
+			return m, err
+		}
+		m.Projects, err = s.Projects(ctx)
+		return m, err
+	})
+}
+
 // Projects lists the distinct projects of live keys, for filter menus.
 func (s *Store) Projects(ctx context.Context) ([]string, error) {
 	// A skip scan over keys_live_name_key (project first): one index

@@ -71,6 +71,7 @@ type Store struct {
 	hashSlots  chan struct{} // argon2id hashes running (hashPassword)
 	dashboards coalescer[Dashboard]
 	rotations  coalescer[RotationOverview]
+	menus      coalescer[KeyListMenus]
 }
 
 // New checks the master keys against the database (refusing a wrong one),

@@ -32,15 +32,7 @@ func (s *Server) keyList(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	envs, err := s.store.Environments(ctx)
-	if err != nil {
-		return err
-	}
-	users, err := s.store.ListUsers(ctx)
-	if err != nil {
-		return err
-	}
-	projects, err := s.store.Projects(ctx)
+	menus, err := s.store.KeyListMenus(ctx, s.actor(c))
 	if err != nil {
 		return err
 	}
@@ -48,7 +40,7 @@ func (s *Server) keyList(c echo.Context) error {
 		Keys: res.Keys, Total: res.Total, Page: res.Page, Pages: res.Pages(),
 		Filter: templates.KeyFilterView{Environment: f.Environment, Owner: f.OwnerEmail, Provider: f.Provider, Project: f.Project,
 			Q: f.Q, Status: f.Status, Sort: f.Sort, Desc: f.Desc},
-		Environments: envs, Owners: users, Projects: projects,
+		Environments: menus.Environments, Owners: menus.Owners, Projects: menus.Projects,
 		Providers: []string{"openai", "anthropic", "stripe", "github", "aws", "other"},
 	}
 	return render(c, http.StatusOK, templates.KeyListPage(s.page(c, "Keys", "keys"), v))
