@@ -247,3 +247,66 @@ func TestRevealReadBatch(t *testing.T) {
 		t.Errorf("%d reads in %d batches, want %d in one", calls-calls0, batches-batches0, len(asks))
 	}
 }
+
+// TestSessionReadBatch: session lookups of concurrent requests, read in
+// one statement, each get their own user, and an unknown or ended session
+// is still "no session".
+func TestSessionReadBatch(t *testing.T) {
+	t.Parallel()
+	f := newRevealFixture(t)
+	ctx := t.Context()
+	meta := keyledger.Actor{IP: "192.0.2.1", UserAgent: "batch-test"}
+	ids := map[string]*keyledger.User{}
+	for _, u := range []*keyledger.User{f.admin, f.lead, f.owner, f.other} {
+		id, err := f.s.StartSession(ctx, meta, u, timeouts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[id] = u
+	}
+	ended, err := f.s.StartSession(ctx, meta, f.other, timeouts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.s.EndSession(ctx, keyledger.Actor{User: f.other}, ended); err != nil {
+		t.Fatal(err)
+	}
+	asks := []string{ended, "no-such-session"}
+	for id := range ids {
+		asks = append(asks, id)
+	}
+	batches0, calls0 := f.s.SessionReadStats()
+	release := f.s.HoldSessionReads()
+	type outcome struct {
+		st  store.SessionState
+		err error
+	}
+	out := make([]chan outcome, len(asks))
+	for i, id := range asks {
+		out[i] = make(chan outcome, 1)
+		go func() {
+			st, err := f.s.Session(ctx, id, timeouts)
+			out[i] <- outcome{st, err}
+		}()
+	}
+	for deadline := time.Now().Add(10 * time.Second); f.s.SessionReadsQueued() < len(asks); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d session reads queued", f.s.SessionReadsQueued())
+		}
+	}
+	release()
+	for i, id := range asks {
+		o := <-out[i]
+		want, live := ids[id]
+		switch {
+		case !live && o.err != store.ErrNoSession:
+			t.Errorf("session %d (ended or unknown): %v, want ErrNoSession", i, o.err)
+		case live && (o.err != nil || o.st.User == nil || o.st.User.ID != want.ID):
+			t.Errorf("session %d of %s: user %+v, err %v", i, want.Email, o.st.User, o.err)
+		}
+	}
+	batches, calls := f.s.SessionReadStats()
+	if calls-calls0 != int64(len(asks)) || batches-batches0 != 1 {
+		t.Errorf("%d session reads in %d batches, want %d in one", calls-calls0, batches-batches0, len(asks))
+	}
+}

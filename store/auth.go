@@ -186,19 +186,16 @@ type SessionState struct {
 func (s *Store) Session(ctx context.Context, id string, t SessionTimeouts) (SessionState, error) {
 	var st SessionState
 	now := s.now()
-	var u keyledger.User
-	var lastSeen, expires time.Time
-	var stepUp *time.Time
-	err := s.pool.QueryRow(ctx, `SELECT u.id, u.email, u.name, u.role, u.status, u.totp_enabled_at IS NOT NULL, u.created_at, u.updated_at,
-			s.last_seen_at, s.expires_at, s.step_up_at, s.pending_totp, coalesce(p.require_totp, false)
-		FROM sessions s JOIN users u ON u.id = s.user_id LEFT JOIN role_policies p ON p.role = u.role WHERE s.id_hash = $1`, hashSessionID(id)).
-		Scan(&u.ID, &u.Email, &u.Name, &u.Role, &u.Status, &u.TOTPEnabled, &u.CreatedAt, &u.UpdatedAt, &lastSeen, &expires, &stepUp, &st.PendingTOTP, &st.MustEnrollTOTP)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return st, ErrNoSession
-	}
+	row, err := s.sessions.do(ctx, hashSessionID(id))
 	if err != nil {
 		return st, s.internal(ctx, "load session", err)
 	}
+	if !row.found {
+		return st, ErrNoSession
+	}
+	u := row.user
+	lastSeen, expires, stepUp := row.lastSeen, row.expires, row.stepUp
+	st.PendingTOTP, st.MustEnrollTOTP = row.pendingTOTP, row.requireTOTP
 	idle := t.Idle
 	if st.PendingTOTP {
 		// Five minutes to type a code; a half-signed-in session must not

@@ -36,3 +36,12 @@ const TokenCacheTTL = tokenCacheTTL
 
 // RevealReadStats reports the reveal read batches run and their calls.
 func (s *Store) RevealReadStats() (batches, calls int64) { return s.reads.stats() }
+
+// HoldSessionReads takes every session-read batch slot.
+func (s *Store) HoldSessionReads() (release func()) { return hold(s.sessions.slots) }
+
+// SessionReadsQueued is the number of session reads waiting for a batch.
+func (s *Store) SessionReadsQueued() int { return s.sessions.queued() }
+
+// SessionReadStats reports the session read batches run and their calls.
+func (s *Store) SessionReadStats() (batches, calls int64) { return s.sessions.stats() }

@@ -63,10 +63,11 @@ type Store struct {
 	cookieKey      []byte
 	dummyHash      string
 
-	audit  *batcher[auditEntry, struct{}]
-	reads  *batcher[revealRead, revealRow]
-	tokens *tokenCache
-	envIDs sync.Map // environment name → id (environmentID)
+	audit    *batcher[auditEntry, struct{}]
+	reads    *batcher[revealRead, revealRow]
+	sessions *batcher[[]byte, sessionRow]
+	tokens   *tokenCache
+	envIDs   sync.Map // environment name → id (environmentID)
 
 	hashSlots  chan struct{} // argon2id hashes running (hashPassword)
 	dashboards coalescer[Dashboard]
@@ -87,6 +88,7 @@ func New(ctx context.Context, pool *pgxpool.Pool, keyring *crypto.Keyring, opts 
 		throttle: opts.Throttle,
 		audit:    newBatcher(4, 256, writeAuditBatch(pool)),
 		reads:    newBatcher(4, 256, readRevealBatch(pool)),
+		sessions: newBatcher(4, 256, readSessionBatch(pool)),
 		tokens:   newTokenCache(),
 	}
 	if opts.PasswordParams != nil {

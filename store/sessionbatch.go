@@ -1,0 +1,76 @@
+package store
+
+import (
+	"context"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/keyledger/keyledger"
+)
+
+// sessionRow is a session as every browser request reads it.
+type sessionRow struct {
+	found                    bool
+	user                     keyledger.User
+	lastSeen, expires        time.Time
+	stepUp                   *time.Time
+	pendingTOTP, requireTOTP bool
+}
+
+const sessionColumns = `u.id, u.email, u.name, u.role, u.status, u.totp_enabled_at IS NOT NULL, u.created_at, u.updated_at,
+		s.last_seen_at, s.expires_at, s.step_up_at, s.pending_totp, coalesce(p.require_totp, false)`
+
+const (
+	// sessionSelect reads one session (a batch of one: its plan is cached,
+	// see revealSelect).
+	sessionSelect = `SELECT 1::bigint, ` + sessionColumns + `
+		FROM sessions s JOIN users u ON u.id = s.user_id LEFT JOIN role_policies p ON p.role = u.role WHERE s.id_hash = $1`
+	// sessionBatchSelect reads the sessions of concurrent requests in one
+	// statement; ord says which request a row answers.
+	sessionBatchSelect = `SELECT r.ord, ` + sessionColumns + `
+		FROM unnest($1::bytea[]) WITH ORDINALITY AS r(id_hash, ord)
+		JOIN sessions s ON s.id_hash = r.id_hash JOIN users u ON u.id = s.user_id LEFT JOIN role_policies p ON p.role = u.role`
+)
+
+// readSessionBatch is the batcher's run for session reads: every browser
+// request starts with one, so under load they share a round trip the way
+// reveals do. Each request still reads its session afresh.
+func readSessionBatch(pool *pgxpool.Pool) func(context.Context, []*batchCall[[]byte, sessionRow]) {
+	return func(ctx context.Context, batch []*batchCall[[]byte, sessionRow]) {
+		hashes := make([][]byte, len(batch))
+		for i, c := range batch {
+			hashes[i] = c.in
+		}
+		err := func() error {
+			q, arg := sessionBatchSelect, any(hashes)
+			if len(batch) == 1 {
+				q, arg = sessionSelect, hashes[0]
+			}
+			rows, err := pool.Query(ctx, q, arg)
+			if err != nil {
+				return err
+			}
+			defer rows.Close()
+			for rows.Next() {
+				var ord int64
+				var r sessionRow
+				u := &r.user
+				if err := rows.Scan(&ord, &u.ID, &u.Email, &u.Name, &u.Role, &u.Status, &u.TOTPEnabled, &u.CreatedAt, &u.UpdatedAt,
+					&r.lastSeen, &r.expires, &r.stepUp, &r.pendingTOTP, &r.requireTOTP); err != nil {
+					return err
+				}
+				if ord < 1 || int(ord) > len(batch) {
+					continue
+				}
+				r.found = true
+				batch[ord-1].out = r
+			}
+			return rows.Err()
+		}()
+		if err != nil {
+			for _, c := range batch {
+				c.out, c.err = sessionRow{}, err
+			}
+		}
+	}
+}
