@@ -122,3 +122,24 @@ func (b *batcher[In, Out]) queued() int {
 	defer b.mu.Unlock()
 	return len(b.queue)
 }
+
+// BatchStat is what one batcher has done since start.
+type BatchStat struct {
+	Kind    string // reveal_reads, audit_writes, session_reads
+	Batches int64  // statements run
+	Calls   int64  // requests they served
+}
+
+// BatchStats reports the batchers' counts, for /metrics: Calls/Batches is
+// the mean batch size, how much concurrent requests are sharing.
+func (s *Store) BatchStats() []BatchStat {
+	var out []BatchStat
+	for _, b := range []struct {
+		kind  string
+		stats func() (int64, int64)
+	}{{"reveal_reads", s.reads.stats}, {"audit_writes", s.audit.stats}, {"session_reads", s.sessions.stats}} {
+		n, c := b.stats()
+		out = append(out, BatchStat{Kind: b.kind, Batches: n, Calls: c})
+	}
+	return out
+}

@@ -97,6 +97,7 @@ func newMetrics(cfg MetricsConfig, reg *prometheus.Registry, st *store.Store, lo
 		m.requests, m.reveals, m.exports, m.exportedKeys, m.verifications,
 		newPoolCollector(pool),
 		newJobsCollector(st),
+		newBatchCollector(st),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	} {
@@ -313,6 +314,34 @@ func (p *poolCollector) Collect(ch chan<- prometheus.Metric) {
 	st := p.pool.Stat()
 	for _, s := range p.stats {
 		ch <- prometheus.MustNewConstMetric(s.desc, s.kind, s.value(st))
+	}
+}
+
+// batchCollector reports how the store batches concurrent requests'
+// statements (store/batch.go).
+type batchCollector struct {
+	store          *store.Store
+	batches, calls *prometheus.Desc
+}
+
+func newBatchCollector(st *store.Store) *batchCollector {
+	return &batchCollector{store: st,
+		batches: prometheus.NewDesc("keyledger_db_batches_total",
+			"Batched statements run, by kind (reveal_reads, audit_writes, session_reads).", []string{"kind"}, nil),
+		calls: prometheus.NewDesc("keyledger_db_batched_calls_total",
+			"Requests served by batched statements, by kind; divided by keyledger_db_batches_total it is the mean batch size.", []string{"kind"}, nil),
+	}
+}
+
+func (b *batchCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- b.batches
+	ch <- b.calls
+}
+
+func (b *batchCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, st := range b.store.BatchStats() {
+		ch <- prometheus.MustNewConstMetric(b.batches, prometheus.CounterValue, float64(st.Batches), st.Kind)
+		ch <- prometheus.MustNewConstMetric(b.calls, prometheus.CounterValue, float64(st.Calls), st.Kind)
 	}
 }
 

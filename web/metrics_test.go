@@ -253,6 +253,13 @@ func TestMetricsToken(t *testing.T) {
 	wantMetric(t, body, "keyledger_key_verifications_total", `provider="openai",result="ok"`, 2)
 
 	// Connection pool, read at scrape time.
+	// The reveals above went through the batched statements.
+	if v, ok := metricValue(t, body, "keyledger_db_batched_calls_total", `kind="reveal_reads"`); !ok || v < 1 {
+		t.Errorf("keyledger_db_batched_calls_total{kind=reveal_reads} = %v (present %v), want at least 1", v, ok)
+	}
+	if v, ok := metricValue(t, body, "keyledger_db_batches_total", `kind="audit_writes"`); !ok || v < 1 {
+		t.Errorf("keyledger_db_batches_total{kind=audit_writes} = %v (present %v), want at least 1", v, ok)
+	}
 	if v, ok := metricValue(t, body, "keyledger_db_pool_max_conns", ""); !ok || v < 1 {
 		t.Errorf("keyledger_db_pool_max_conns = %v (present %v), want at least 1", v, ok)
 	}
