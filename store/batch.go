@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // batcher runs concurrent calls of the same statement together: group
@@ -142,4 +145,38 @@ func (s *Store) BatchStats() []BatchStat {
 		out = append(out, BatchStat{Kind: b.kind, Batches: n, Calls: c})
 	}
 	return out
+}
+
+// readBatch runs a batched read whose rows each start with the 1-based
+// position (ord) of the call they answer, and hands each call its row;
+// found is set for the calls that got one. If the statement fails, every
+// call gets the error.
+func readBatch[In, Out any](ctx context.Context, pool *pgxpool.Pool, batch []*batchCall[In, Out], q string, args []any,
+	scan func(pgx.Rows, *int64, *Out) error, found func(*Out)) {
+	err := func() error {
+		rows, err := pool.Query(ctx, q, args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var ord int64
+			var out Out
+			if err := scan(rows, &ord, &out); err != nil {
+				return err
+			}
+			if ord < 1 || int(ord) > len(batch) {
+				continue
+			}
+			found(&out)
+			batch[ord-1].out = out
+		}
+		return rows.Err()
+	}()
+	if err != nil {
+		for _, c := range batch {
+			var zero Out
+			c.out, c.err = zero, err
+		}
+	}
 }

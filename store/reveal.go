@@ -30,14 +30,14 @@ func (s *Store) Reveal(ctx context.Context, actor keyledger.Actor, id, reason st
 // staged roll-outs that still need the old value.
 //
 // The hot path is one share of a batched read (revealbatch.go) and one
-// share of a batched audit insert (auditbatch.go). Reading needs no transaction (nothing is locked or
-// changed), and the insert is the only write: the value leaves only after
-// its row committed, which is the fail-closed guarantee, and the row is
-// written only if the actor is still active at that instant, so a
-// deactivation that lands between the read and the write still stops the
-// reveal. Someone under offboarding takes the
-// slower transactional path, because their checklist must change in the
-// same transaction as the audit event.
+// share of a batched audit insert (auditbatch.go). Reading needs no
+// transaction (nothing is locked or changed), and the insert is the only
+// write: the value leaves only after its row committed, which is the
+// fail-closed guarantee, and the row is written only if the actor is still
+// active at that instant, so a deactivation that lands between the read
+// and the write still stops the reveal. Someone under offboarding takes
+// the slower transactional path, because their checklist must change in
+// the same transaction as the audit event.
 func (s *Store) RevealVersion(ctx context.Context, actor keyledger.Actor, id string, version int, reason string) (Revealed, error) {
 	var out Revealed
 	if actor.User == nil {
@@ -53,8 +53,12 @@ func (s *Store) RevealVersion(ctx context.Context, actor keyledger.Actor, id str
 		return out, keyledger.ErrNotFound("Version")
 	}
 	row, err := s.reads.do(ctx, revealRead{actorID: actor.User.ID, tokenID: actorTokenID(actor), at: s.now(), keyID: id, version: version})
-	if err == nil && !row.found {
-		err = pgx.ErrNoRows
+	if err != nil {
+		return out, s.internal(ctx, "reveal key "+id, err)
+	}
+	if !row.found {
+		// Unknown key, or an actor row that vanished: both mean "no".
+		return out, keyledger.ErrNotFound("Key")
 	}
 	var (
 		status, role = row.status, row.role
@@ -68,13 +72,6 @@ func (s *Store) RevealVersion(ctx context.Context, actor keyledger.Actor, id str
 		ownerStatus  = row.ownerStatus
 		kenv         = &k.EnvironmentInfo
 	)
-	if errors.Is(err, pgx.ErrNoRows) {
-		// Unknown key, or an actor row that vanished: both mean "no".
-		return out, keyledger.ErrNotFound("Key")
-	}
-	if err != nil {
-		return out, s.internal(ctx, "reveal key "+id, err)
-	}
 	if !tokenLive {
 		return out, ErrBadToken
 	}

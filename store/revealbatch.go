@@ -80,39 +80,15 @@ func readRevealBatch(pool *pgxpool.Pool) func(context.Context, []*batchCall[reve
 		for i, c := range batch {
 			actors[i], tokens[i], ats[i], keys[i], versions[i] = c.in.actorID, c.in.tokenID, c.in.at, c.in.keyID, int32(c.in.version)
 		}
-		err := func() error {
-			q, args := revealBatchSelect, []any{actors, tokens, ats, keys, versions}
-			if n == 1 {
-				q, args = revealSelect, []any{actors[0], tokens[0], ats[0], keys[0], versions[0]}
-			}
-			rows, err := pool.Query(ctx, q, args...)
-			if err != nil {
-				return err
-			}
-			defer rows.Close()
-			for rows.Next() {
-				var ord int64
-				var r revealRow
-				if err := scanRevealRow(rows, &ord, &r); err != nil {
-					return err
-				}
-				if ord < 1 || int(ord) > n {
-					continue
-				}
-				r.found = true
-				batch[ord-1].out = r
-			}
-			return rows.Err()
-		}()
-		if err != nil {
-			for _, c := range batch {
-				c.out, c.err = revealRow{}, err
-			}
+		q, args := revealBatchSelect, []any{actors, tokens, ats, keys, versions}
+		if n == 1 {
+			q, args = revealSelect, []any{actors[0], tokens[0], ats[0], keys[0], versions[0]}
 		}
+		readBatch(ctx, pool, batch, q, args, scanRevealRow, func(r *revealRow) { r.found = true })
 	}
 }
 
-func scanRevealRow(row pgx.Row, ord *int64, r *revealRow) error {
+func scanRevealRow(row pgx.Rows, ord *int64, r *revealRow) error {
 	k := &r.key
 	kenv := &k.EnvironmentInfo
 	return row.Scan(ord, &r.status, &r.role, &r.tokenLive, &r.offboarding,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/keyledger/keyledger"
 )
@@ -41,36 +42,16 @@ func readSessionBatch(pool *pgxpool.Pool) func(context.Context, []*batchCall[[]b
 		for i, c := range batch {
 			hashes[i] = c.in
 		}
-		err := func() error {
-			q, arg := sessionBatchSelect, any(hashes)
-			if len(batch) == 1 {
-				q, arg = sessionSelect, hashes[0]
-			}
-			rows, err := pool.Query(ctx, q, arg)
-			if err != nil {
-				return err
-			}
-			defer rows.Close()
-			for rows.Next() {
-				var ord int64
-				var r sessionRow
-				u := &r.user
-				if err := rows.Scan(&ord, &u.ID, &u.Email, &u.Name, &u.Role, &u.Status, &u.TOTPEnabled, &u.CreatedAt, &u.UpdatedAt,
-					&r.lastSeen, &r.expires, &r.stepUp, &r.pendingTOTP, &r.requireTOTP); err != nil {
-					return err
-				}
-				if ord < 1 || int(ord) > len(batch) {
-					continue
-				}
-				r.found = true
-				batch[ord-1].out = r
-			}
-			return rows.Err()
-		}()
-		if err != nil {
-			for _, c := range batch {
-				c.out, c.err = sessionRow{}, err
-			}
+		q, arg := sessionBatchSelect, any(hashes)
+		if len(batch) == 1 {
+			q, arg = sessionSelect, hashes[0]
 		}
+		readBatch(ctx, pool, batch, q, []any{arg}, scanSessionRow, func(r *sessionRow) { r.found = true })
 	}
+}
+
+func scanSessionRow(rows pgx.Rows, ord *int64, r *sessionRow) error {
+	u := &r.user
+	return rows.Scan(ord, &u.ID, &u.Email, &u.Name, &u.Role, &u.Status, &u.TOTPEnabled, &u.CreatedAt, &u.UpdatedAt,
+		&r.lastSeen, &r.expires, &r.stepUp, &r.pendingTOTP, &r.requireTOTP)
 }
