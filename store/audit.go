@@ -201,11 +201,12 @@ const chainLock = int64(0x6b6c636861696e) // "klchain"
 func (s *Store) ChainAudit(ctx context.Context) (int, error) {
 	total := 0
 	for {
-		// A short batch can end an older epoch (the next one then
-		// starts), so stop only when a round chains nothing.
-		n, err := s.chainBatch(ctx, 1000)
+		// Another round when this one was full, or came from an older
+		// epoch (the next epoch then starts); not merely because events
+		// keep arriving, or under load the chainer would never rest.
+		n, again, err := s.chainBatch(ctx, 1000)
 		total += n
-		if err != nil || n == 0 {
+		if err != nil || !again {
 			return total, err
 		}
 	}
@@ -260,9 +261,8 @@ func (s *Store) ensureAuditEpoch(ctx context.Context) error {
 	return nil
 }
 
-func (s *Store) chainBatch(ctx context.Context, limit int) (int, error) {
-	n := 0
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+func (s *Store) chainBatch(ctx context.Context, limit int) (n int, again bool, err error) {
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var locked bool
 		if err := tx.QueryRow(ctx, "SELECT pg_try_advisory_xact_lock($1)", chainLock).Scan(&locked); err != nil {
 			return err
@@ -316,13 +316,26 @@ func (s *Store) chainBatch(ctx context.Context, limit int) (int, error) {
 			// all their transactions finished. ORDER BY names the table's
 			// columns: a bare "txid" would mean the text output column,
 			// and '1000' sorts before '999'.
+			// The epoch's bounds filter rows of the (txid, id) index walk:
+			// "id + 0" keeps the planner from walking the id index
+			// instead and sorting (11 ms a round under load when it did).
+			// In the current epoch the walk is bounded by xmin, so rows
+			// of an older epoch whose txids overlap are each passed once.
 			q := `SELECT txid::text, ` + auditColumns + ` FROM audit_events
-				WHERE id > $4 AND id <= $5 AND (txid, id) > ($1::xid8, $2::bigint)`
+				WHERE (txid, id) > ($1::xid8, $2::bigint)`
+			args := []any{lastTxid, lastID, limit}
+			if epochs[i].after > 0 {
+				args = append(args, epochs[i].after)
+				q += fmt.Sprintf(" AND id + 0 > $%d", len(args))
+			}
 			if current {
 				q += ` AND txid < pg_snapshot_xmin(pg_current_snapshot())`
+			} else {
+				args = append(args, hi)
+				q += fmt.Sprintf(" AND id + 0 <= $%d", len(args))
 			}
 			q += ` ORDER BY audit_events.txid, audit_events.id LIMIT $3`
-			rows, err := tx.Query(ctx, q, lastTxid, lastID, limit, epochs[i].after, hi)
+			rows, err := tx.Query(ctx, q, args...)
 			if err != nil {
 				return err
 			}
@@ -330,6 +343,7 @@ func (s *Store) chainBatch(ctx context.Context, limit int) (int, error) {
 				return err
 			}
 			if len(links) > 0 || current {
+				again = len(links) == limit || (len(links) > 0 && !current)
 				break
 			}
 			lastTxid, lastID = "0", "0"
@@ -337,22 +351,26 @@ func (s *Store) chainBatch(ctx context.Context, limit int) (int, error) {
 		if len(links) == 0 {
 			return nil
 		}
-		batch := &pgx.Batch{}
-		for _, l := range links {
+		// One INSERT for the whole round.
+		seqs, ids := make([]int64, len(links)), make([]int64, len(links))
+		txids, hashes := make([]string, len(links)), make([][]byte, len(links))
+		for i, l := range links {
 			seq++
 			prev = keyledger.ChainHash(prev, &l.ev)
-			batch.Queue("INSERT INTO audit_chain (seq, event_id, event_txid, hash) VALUES ($1, $2, $3::xid8, $4)", seq, l.ev.ID, l.txid, prev)
+			seqs[i], ids[i], txids[i], hashes[i] = seq, l.ev.ID, l.txid, prev
 		}
-		if err := tx.SendBatch(ctx, batch).Close(); err != nil {
+		if _, err := tx.Exec(ctx, `INSERT INTO audit_chain (seq, event_id, event_txid, hash)
+			SELECT s, e, t::xid8, h FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::bytea[]) AS r(s, e, t, h)`,
+			seqs, ids, txids, hashes); err != nil {
 			return err
 		}
 		n = len(links)
 		return nil
 	})
 	if err != nil {
-		return 0, fmt.Errorf("chain audit events: %w", err)
+		return 0, false, fmt.Errorf("chain audit events: %w", err)
 	}
-	return n, nil
+	return n, again, nil
 }
 
 type chainLink struct {
