@@ -132,8 +132,8 @@ func TestChainAfterRestoreOnAnotherServer(t *testing.T) {
 		t.Fatalf("the restored event is chained at %d, after the new server's first at %d", lastOld, firstNew)
 	}
 
-	// Out-of-order insertion is still caught: an event forged into the old
-	// epoch after the chain moved on.
+	// Out-of-order insertion is still caught: an event forged with a txid
+	// behind the chain's end.
 	g.asSuperuser(t, `INSERT INTO audit_events (txid, actor_email, action) VALUES ('5'::xid8, 'forger@example.com', 'key.reveal')`)
 	g.asSuperuser(t, `SELECT setval(pg_get_serial_sequence('audit_events', 'id'), (SELECT max(id) FROM audit_events))`)
 	rep, err = restored.VerifyAudit(ctx)
