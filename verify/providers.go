@@ -34,11 +34,32 @@ type answer struct {
 }
 
 // get builds a GET for base joined with path (path.Join semantics, so a
-// base path prefix is kept and a trailing slash on it does not double up).
-func get(ctx context.Context, base *url.URL, path string) (*http.Request, error) {
+// base path prefix is kept and a trailing slash on it does not double up)
+// carrying headers, given as name, value pairs.
+func get(ctx context.Context, base *url.URL, path string, headers ...string) (*http.Request, error) {
 	u := base.JoinPath(path)
 	u.RawQuery, u.Fragment = "", ""
-	return http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	return req, nil
+}
+
+// errorTypeCode reads the {"error":{"type":…,"code":…}} shape that OpenAI
+// and Stripe share.
+func errorTypeCode(body []byte) (typ, code string) {
+	var b struct {
+		Error struct {
+			Type json.RawMessage `json:"type"`
+			Code json.RawMessage `json:"code"`
+		} `json:"error"`
+	}
+	_ = json.Unmarshal(body, &b)
+	return jsonString(b.Error.Type), jsonString(b.Error.Code)
 }
 
 // codeToken matches the only provider text a message may carry.
@@ -127,24 +148,11 @@ func jsonString(raw json.RawMessage) string {
 type openAI struct{}
 
 func (openAI) request(ctx context.Context, base *url.URL, secret string) (*http.Request, error) {
-	req, err := get(ctx, base, "v1/models")
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Authorization", "Bearer "+secret)
-	req.Header.Set("Accept", "application/json")
-	return req, nil
+	return get(ctx, base, "v1/models", "Authorization", "Bearer "+secret, "Accept", "application/json")
 }
 
 func (openAI) classify(a answer) keyledger.VerifyResult {
-	var body struct {
-		Error struct {
-			Type json.RawMessage `json:"type"`
-			Code json.RawMessage `json:"code"`
-		} `json:"error"`
-	}
-	_ = json.Unmarshal(a.body, &body)
-	rawCode, rawType := jsonString(body.Error.Code), jsonString(body.Error.Type)
+	rawType, rawCode := errorTypeCode(a.body)
 	billing := mentionsBilling(rawCode) || mentionsBilling(rawType)
 	code := a.token(rawCode)
 	if code == "" {
@@ -161,14 +169,7 @@ func (openAI) classify(a answer) keyledger.VerifyResult {
 type anthropic struct{}
 
 func (anthropic) request(ctx context.Context, base *url.URL, secret string) (*http.Request, error) {
-	req, err := get(ctx, base, "v1/models")
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("x-api-key", secret)
-	req.Header.Set("anthropic-version", "2023-06-01")
-	req.Header.Set("Accept", "application/json")
-	return req, nil
+	return get(ctx, base, "v1/models", "x-api-key", secret, "anthropic-version", "2023-06-01", "Accept", "application/json")
 }
 
 func (anthropic) classify(a answer) keyledger.VerifyResult {
@@ -198,14 +199,7 @@ func (anthropic) classify(a answer) keyledger.VerifyResult {
 type gitHub struct{}
 
 func (gitHub) request(ctx context.Context, base *url.URL, secret string) (*http.Request, error) {
-	req, err := get(ctx, base, "user")
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Authorization", "Bearer "+secret)
-	req.Header.Set("Accept", "application/vnd.github+json")
-	req.Header.Set("X-GitHub-Api-Version", "2022-11-28")
-	return req, nil
+	return get(ctx, base, "user", "Authorization", "Bearer "+secret, "Accept", "application/vnd.github+json", "X-GitHub-Api-Version", "2022-11-28")
 }
 
 func (gitHub) classify(a answer) keyledger.VerifyResult {
@@ -232,26 +226,14 @@ func (gitHub) classify(a answer) keyledger.VerifyResult {
 type stripe struct{}
 
 func (stripe) request(ctx context.Context, base *url.URL, secret string) (*http.Request, error) {
-	req, err := get(ctx, base, "v1/balance")
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Authorization", "Bearer "+secret)
-	req.Header.Set("Accept", "application/json")
-	return req, nil
+	return get(ctx, base, "v1/balance", "Authorization", "Bearer "+secret, "Accept", "application/json")
 }
 
 func (stripe) classify(a answer) keyledger.VerifyResult {
-	var body struct {
-		Error struct {
-			Type json.RawMessage `json:"type"`
-			Code json.RawMessage `json:"code"`
-		} `json:"error"`
-	}
-	_ = json.Unmarshal(a.body, &body)
-	code := a.token(jsonString(body.Error.Code))
+	rawType, rawCode := errorTypeCode(a.body)
+	code := a.token(rawCode)
 	if code == "" {
-		code = a.token(jsonString(body.Error.Type))
+		code = a.token(rawType)
 	}
 	return a.standard(code, false)
 }

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/keyledger/keyledger"
-	"github.com/keyledger/keyledger/store"
 	"github.com/labstack/echo/v4"
 )
 
@@ -101,16 +100,10 @@ func (s *Server) apiKeyList(c echo.Context) error {
 	q := c.QueryParams()
 	var v keyledger.Validation
 	limit := queryLimit(c, &v, 50, 200)
-	f := store.KeyFilter{
-		Environment: q.Get("environment"),
-		OwnerEmail:  q.Get("owner"),
-		Provider:    q.Get("provider"),
-		Project:     q.Get("project"),
-		Q:           q.Get("q"),
-		Status:      q.Get("status"),
-		Sort:        "name",
-		PerPage:     limit,
-	}
+	// The page's filters; the order is always by name (the cursor is a
+	// keyset on it).
+	f := keyFilterFrom(c)
+	f.Sort, f.Desc, f.PerPage = "name", false, limit
 	if f.Status != "" && !slices.Contains(apiKeyStatuses, f.Status) {
 		v.Add("status", "status is one of "+strings.Join(apiKeyStatuses, ", ")+".")
 	}

@@ -7,27 +7,15 @@ import (
 	"time"
 
 	"github.com/keyledger/keyledger"
-	"github.com/keyledger/keyledger/store"
 	"github.com/keyledger/keyledger/templates"
 	"github.com/labstack/echo/v4"
 )
 
 func (s *Server) keyList(c echo.Context) error {
 	ctx := c.Request().Context()
-	q := c.QueryParams()
-	page, _ := strconv.Atoi(q.Get("page"))
-	f := store.KeyFilter{
-		Environment: q.Get("environment"),
-		OwnerEmail:  q.Get("owner"),
-		Provider:    q.Get("provider"),
-		Project:     q.Get("project"),
-		Q:           q.Get("q"),
-		Status:      q.Get("status"),
-		Sort:        q.Get("sort"),
-		Desc:        q.Get("dir") == "desc",
-		Page:        page,
-		PerPage:     50,
-	}
+	f := keyFilterFrom(c)
+	f.Page, _ = strconv.Atoi(c.QueryParam("page"))
+	f.PerPage = 50
 	res, err := s.store.ListKeys(ctx, s.actor(c), f)
 	if err != nil {
 		return err

@@ -170,6 +170,20 @@ func (s *Server) offboardingWaive(c echo.Context) error {
 	return c.Redirect(http.StatusSeeOther, fmt.Sprintf("/offboarding/%d?waived=1", id))
 }
 
+// openOffboarding loads an offboarding that may still change. It returns
+// nil and the response to send (an error page, or the checklist saying it
+// is complete) when there is none.
+func (s *Server) openOffboarding(c echo.Context, id int64) (*keyledger.Offboarding, error) {
+	o, err := s.store.Offboarding(c.Request().Context(), s.actor(c), id)
+	if err != nil {
+		return nil, err
+	}
+	if o.Completed() {
+		return nil, s.offboardingFailure(c, keyledger.Errorf(keyledger.ECONFLICT, "This offboarding is complete; its record can no longer change."), offboardingExtras{})
+	}
+	return o, nil
+}
+
 // offboardingReassign moves every live key the departing person owns to
 // one new owner; the reassign items resolve with it.
 func (s *Server) offboardingReassign(c echo.Context) error {
@@ -178,14 +192,11 @@ func (s *Server) offboardingReassign(c echo.Context) error {
 		return err
 	}
 	ctx := c.Request().Context()
-	o, err := s.store.Offboarding(ctx, s.actor(c), id)
-	if err != nil {
+	o, err := s.openOffboarding(c, id)
+	if o == nil {
 		return err
 	}
 	owner := c.FormValue("owner")
-	if o.Completed() {
-		return s.offboardingFailure(c, keyledger.Errorf(keyledger.ECONFLICT, "This offboarding is complete; its record can no longer change."), offboardingExtras{})
-	}
 	n, err := s.store.ReassignKeys(ctx, s.actor(c), o.User.ID, owner, nil)
 	if err != nil {
 		return s.offboardingFailure(c, err, offboardingExtras{owner: owner})
@@ -212,12 +223,9 @@ func (s *Server) offboardingDeactivate(c echo.Context) error {
 		return err
 	}
 	ctx := c.Request().Context()
-	o, err := s.store.Offboarding(ctx, s.actor(c), id)
-	if err != nil {
+	o, err := s.openOffboarding(c, id)
+	if o == nil {
 		return err
-	}
-	if o.Completed() {
-		return s.offboardingFailure(c, keyledger.Errorf(keyledger.ECONFLICT, "This offboarding is complete; its record can no longer change."), offboardingExtras{})
 	}
 	if _, err := s.store.DeactivateUser(ctx, s.actor(c), o.User.Email); err != nil {
 		if keyledger.ErrorCode(err) == keyledger.EFORBIDDEN {
