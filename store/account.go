@@ -53,11 +53,8 @@ func (s *Store) SetRole(ctx context.Context, actor keyledger.Actor, userID int64
 	}
 	var u *keyledger.User
 	err := s.tx(ctx, func(tx pgx.Tx) error {
-		actor, err := freshActor(ctx, tx, actor)
+		actor, err := freshActorMay(ctx, tx, actor, keyledger.CanAdminister)
 		if err != nil {
-			return err
-		}
-		if err := keyledger.CanAdminister(actor.User); err != nil {
 			return err
 		}
 		before, err := scanUser(tx.QueryRow(ctx, "SELECT "+userColumns+" FROM users WHERE id = $1 FOR UPDATE", userID))
@@ -96,11 +93,8 @@ func (s *Store) ReactivateUser(ctx context.Context, actor keyledger.Actor, userI
 	}
 	var u *keyledger.User
 	err := s.tx(ctx, func(tx pgx.Tx) error {
-		actor, err := freshActor(ctx, tx, actor)
+		actor, err := freshActorMay(ctx, tx, actor, keyledger.CanAdminister)
 		if err != nil {
-			return err
-		}
-		if err := keyledger.CanAdminister(actor.User); err != nil {
 			return err
 		}
 		u, err = scanUser(tx.QueryRow(ctx, `UPDATE users SET status = 'active', deactivated_at = NULL, updated_at = now()
@@ -187,11 +181,8 @@ func (s *Store) CreatePasswordLink(ctx context.Context, actor keyledger.Actor, u
 	}
 	expires := s.now().Add(PasswordLinkTTL)
 	err = s.tx(ctx, func(tx pgx.Tx) error {
-		actor, err := freshActor(ctx, tx, actor)
+		actor, err := freshActorMay(ctx, tx, actor, keyledger.CanAdminister)
 		if err != nil {
-			return err
-		}
-		if err := keyledger.CanAdminister(actor.User); err != nil {
 			return err
 		}
 		u, err := scanUser(tx.QueryRow(ctx, "SELECT "+userColumns+" FROM users WHERE id = $1", userID))

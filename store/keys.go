@@ -50,11 +50,8 @@ func (s *Store) CreateKey(ctx context.Context, actor keyledger.Actor, in keyledg
 	hint := keyledger.MaskedHint(nk.Value)
 	var id string
 	err = s.tx(ctx, func(tx pgx.Tx) error {
-		actor, err := freshActor(ctx, tx, actor)
+		actor, err := freshActorMay(ctx, tx, actor, keyledger.CanRegisterKey)
 		if err != nil {
-			return err
-		}
-		if err := keyledger.CanRegisterKey(actor.User); err != nil {
 			return err
 		}
 		env, ownerID, err := resolveEnvOwner(ctx, tx, nk.Environment, nk.OwnerEmail)

@@ -166,11 +166,8 @@ func (s *Store) StartOffboarding(ctx context.Context, actor keyledger.Actor, ema
 	}
 	var id int64
 	err := s.tx(ctx, func(tx pgx.Tx) error {
-		actor, err := freshActor(ctx, tx, actor)
+		actor, err := freshActorMay(ctx, tx, actor, keyledger.CanLead)
 		if err != nil {
-			return err
-		}
-		if err := keyledger.CanLead(actor.User); err != nil {
 			return err
 		}
 		u, err := scanUser(tx.QueryRow(ctx, "SELECT "+userColumns+" FROM users WHERE email = $1 FOR UPDATE", email))
@@ -209,15 +206,12 @@ func (s *Store) StartOffboarding(ctx context.Context, actor keyledger.Actor, ema
 			if _, err := tx.Exec(ctx, "UPDATE users SET status = 'frozen', updated_at = $2 WHERE id = $1 AND status = 'active'", u.ID, now); err != nil {
 				return err
 			}
-			tag, err := tx.Exec(ctx, "DELETE FROM sessions WHERE user_id = $1", u.ID)
+			sessions, _, err := endAccess(ctx, tx, u.ID)
 			if err != nil {
 				return err
 			}
-			if _, err := tx.Exec(ctx, "DELETE FROM api_tokens WHERE user_id = $1", u.ID); err != nil {
-				return err
-			}
 			if err := writeAudit(ctx, tx, auditEntry{Actor: actor, Action: keyledger.ActionUserFreeze, SubjectID: u.ID, SubjectEmail: u.Email,
-				Details: map[string]any{"sessions_revoked": tag.RowsAffected(), "offboarding": id}}); err != nil {
+				Details: map[string]any{"sessions_revoked": sessions, "offboarding": id}}); err != nil {
 				return err
 			}
 		}
@@ -313,11 +307,8 @@ func (s *Store) withOpenOffboarding(ctx context.Context, actor keyledger.Actor, 
 		return err
 	}
 	return s.tx(ctx, func(tx pgx.Tx) error {
-		actor, err := freshActor(ctx, tx, actor)
+		actor, err := freshActorMay(ctx, tx, actor, keyledger.CanLead)
 		if err != nil {
-			return err
-		}
-		if err := keyledger.CanLead(actor.User); err != nil {
 			return err
 		}
 		var userID int64
@@ -367,16 +358,26 @@ func (s *Store) WaiveItem(ctx context.Context, actor keyledger.Actor, offboardin
 	return s.internal(ctx, "waive offboarding item", err)
 }
 
+// endAccess deletes every session and access token of a user, and says
+// how many of each there were.
+func endAccess(ctx context.Context, tx pgx.Tx, userID int64) (sessions, tokens int64, err error) {
+	tag, err := tx.Exec(ctx, "DELETE FROM sessions WHERE user_id = $1", userID)
+	if err != nil {
+		return 0, 0, err
+	}
+	tok, err := tx.Exec(ctx, "DELETE FROM api_tokens WHERE user_id = $1", userID)
+	if err != nil {
+		return 0, 0, err
+	}
+	return tag.RowsAffected(), tok.RowsAffected(), nil
+}
+
 // RevokeAccess deletes the departing user's sessions (and, once they
 // exist, tokens) and resolves the checklist's revoke item.
 func (s *Store) RevokeAccess(ctx context.Context, actor keyledger.Actor, offboardingID int64) error {
 	defer s.tokens.clear()
 	err := s.withOpenOffboarding(ctx, actor, offboardingID, func(tx pgx.Tx, actor keyledger.Actor, userID int64, email string) error {
-		tag, err := tx.Exec(ctx, "DELETE FROM sessions WHERE user_id = $1", userID)
-		if err != nil {
-			return err
-		}
-		tokens, err := tx.Exec(ctx, "DELETE FROM api_tokens WHERE user_id = $1", userID)
+		sessions, tokens, err := endAccess(ctx, tx, userID)
 		if err != nil {
 			return err
 		}
@@ -384,12 +385,12 @@ func (s *Store) RevokeAccess(ctx context.Context, actor keyledger.Actor, offboar
 		var itemID int64
 		err = tx.QueryRow(ctx, `UPDATE offboarding_items SET status = 'done', resolution = $2, resolved_by = $3, resolved_at = $4
 			WHERE offboarding_id = $1 AND kind = 'revoke' AND status = 'open' RETURNING id`, offboardingID,
-			fmt.Sprintf("%d sessions and %d tokens revoked", tag.RowsAffected(), tokens.RowsAffected()), actor.User.ID, now).Scan(&itemID)
+			fmt.Sprintf("%d sessions and %d tokens revoked", sessions, tokens), actor.User.ID, now).Scan(&itemID)
 		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 			return err
 		}
 		if err := writeAudit(ctx, tx, auditEntry{Actor: actor, Action: keyledger.ActionSessionRevoke, SubjectID: userID, SubjectEmail: email,
-			Details: map[string]any{"sessions_revoked": tag.RowsAffected(), "offboarding": offboardingID}}); err != nil {
+			Details: map[string]any{"sessions_revoked": sessions, "offboarding": offboardingID}}); err != nil {
 			return err
 		}
 		if itemID != 0 {

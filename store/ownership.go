@@ -187,11 +187,8 @@ func (s *Store) ReassignKeys(ctx context.Context, actor keyledger.Actor, fromUse
 	}
 	n := 0
 	err := s.tx(ctx, func(tx pgx.Tx) error {
-		actor, err := freshActor(ctx, tx, actor)
+		actor, err := freshActorMay(ctx, tx, actor, keyledger.CanLead)
 		if err != nil {
-			return err
-		}
-		if err := keyledger.CanLead(actor.User); err != nil {
 			return err
 		}
 		if toEmail == "" {
@@ -267,11 +264,8 @@ func (s *Store) CreateEnvironment(ctx context.Context, actor keyledger.Actor, in
 		return env, err
 	}
 	err = s.tx(ctx, func(tx pgx.Tx) error {
-		actor, err := freshActor(ctx, tx, actor)
+		actor, err := freshActorMay(ctx, tx, actor, keyledger.CanAdminister)
 		if err != nil {
-			return err
-		}
-		if err := keyledger.CanAdminister(actor.User); err != nil {
 			return err
 		}
 		err = tx.QueryRow(ctx, `INSERT INTO environments (name, reveal_policy, reason_required, sensitive, rotation_days, allow_token_reveal, position)
@@ -303,11 +297,8 @@ func (s *Store) UpdateEnvironment(ctx context.Context, actor keyledger.Actor, na
 		return env, err
 	}
 	err = s.tx(ctx, func(tx pgx.Tx) error {
-		actor, err := freshActor(ctx, tx, actor)
+		actor, err := freshActorMay(ctx, tx, actor, keyledger.CanAdminister)
 		if err != nil {
-			return err
-		}
-		if err := keyledger.CanAdminister(actor.User); err != nil {
 			return err
 		}
 		before, err := scanEnv(tx.QueryRow(ctx, "SELECT "+envColumns+" FROM environments WHERE name = $1 FOR UPDATE", env.Name))

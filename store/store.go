@@ -238,6 +238,16 @@ func freshActor(ctx context.Context, q rowQuerier, actor keyledger.Actor) (keyle
 	return actor, nil
 }
 
+// freshActorMay is freshActor followed by a permission check (one of the
+// root package's Can… functions) on the re-read user.
+func freshActorMay(ctx context.Context, q rowQuerier, actor keyledger.Actor, may func(*keyledger.User) error) (keyledger.Actor, error) {
+	actor, err := freshActor(ctx, q, actor)
+	if err != nil {
+		return actor, err
+	}
+	return actor, may(actor.User)
+}
+
 // hashPassword and verifyPassword run argon2id with at most hashSlots
 // hashes at a time. Each takes PasswordParams.MemoryKiB (64 MiB by
 // default) while it runs; a burst of sign-ins at nine o'clock would

@@ -387,11 +387,8 @@ func (s *Store) SetRolePolicy(ctx context.Context, actor keyledger.Actor, role k
 		return err
 	}
 	err := s.tx(ctx, func(tx pgx.Tx) error {
-		actor, err := freshActor(ctx, tx, actor)
+		actor, err := freshActorMay(ctx, tx, actor, keyledger.CanAdminister)
 		if err != nil {
-			return err
-		}
-		if err := keyledger.CanAdminister(actor.User); err != nil {
 			return err
 		}
 		tag, err := tx.Exec(ctx, "UPDATE role_policies SET require_totp = $2 WHERE role = $1", string(role), requireTOTP)

@@ -154,15 +154,12 @@ func (s *Store) DeactivateUser(ctx context.Context, actor keyledger.Actor, email
 		if err != nil {
 			return err
 		}
-		tag, err := tx.Exec(ctx, "DELETE FROM sessions WHERE user_id = $1", u.ID)
+		sessions, _, err := endAccess(ctx, tx, u.ID)
 		if err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, "DELETE FROM api_tokens WHERE user_id = $1", u.ID); err != nil {
-			return err
-		}
 		if err := writeAudit(ctx, tx, auditEntry{Actor: actor, Action: keyledger.ActionUserDeactivate, SubjectID: u.ID, SubjectEmail: u.Email,
-			Details: map[string]any{"sessions_revoked": tag.RowsAffected()}}); err != nil {
+			Details: map[string]any{"sessions_revoked": sessions}}); err != nil {
 			return err
 		}
 		return syncOffboardings(ctx, tx, actor, s.now(), u.ID)
