@@ -310,3 +310,35 @@ func TestSessionReadBatch(t *testing.T) {
 		t.Errorf("%d session reads in %d batches, want %d in one", calls-calls0, batches-batches0, len(asks))
 	}
 }
+
+// TestPasswordHashesBounded: a password check waits for a free argon2id
+// slot (each hash holds 64 MiB while it runs), and runs once one frees.
+func TestPasswordHashesBounded(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, store.Options{})
+	u := f.user(t, "hash@example.com", keyledger.RoleMember)
+	if m := f.s.PasswordMemory(); m <= 0 {
+		t.Fatalf("PasswordMemory = %d", m)
+	}
+	release := f.s.HoldPasswordHashes()
+	done := make(chan error, 1)
+	go func() {
+		_, err := f.s.Authenticate(t.Context(), keyledger.Actor{IP: "192.0.2.7"}, u.Email, testPassword)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		release()
+		t.Fatalf("sign-in finished while every hash slot was taken: %v", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	release()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("sign-in after the slots freed: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("sign-in still waiting after the slots freed")
+	}
+}

@@ -45,3 +45,6 @@ func (s *Store) SessionReadsQueued() int { return s.sessions.queued() }
 
 // SessionReadStats reports the session read batches run and their calls.
 func (s *Store) SessionReadStats() (batches, calls int64) { return s.sessions.stats() }
+
+// HoldPasswordHashes takes every argon2id slot, so password checks wait.
+func (s *Store) HoldPasswordHashes() (release func()) { return hold(s.hashSlots) }

@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/keyledger/keyledger"
+	"github.com/keyledger/keyledger/store"
 )
 
 // TestQueryBudget holds each page a person uses every day, and the API's
@@ -98,5 +100,39 @@ func TestQueryBudget(t *testing.T) {
 		if large[r.name] > r.budget {
 			t.Errorf("%s: %d statements, budget %d", r.name, large[r.name], r.budget)
 		}
+	}
+}
+
+// TestRotationPageCapsGroups: each group lists the soonest
+// store.RotationPerGroup keys and links to the rest in the key list.
+func TestRotationPageCapsGroups(t *testing.T) {
+	env := newEnv(t)
+	for i := range store.RotationPerGroup + 5 {
+		env.createKey("member", "development", fmt.Sprintf("Overdue %02d", i), fmt.Sprintf("sk-test-overdue-%02d-0123456789abcdef", i))
+	}
+	if _, err := env.Pool.Exec(context.Background(), `UPDATE keys SET rotate_by = now() - make_interval(days => 1 + substr(name, 9)::int)`); err != nil {
+		t.Fatal(err)
+	}
+	resp, body := env.client().login("lead").get("/rotation")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("/rotation: %d", resp.StatusCode)
+	}
+	start := strings.Index(body, `data-testid="rotation-overdue"`)
+	end := strings.Index(body, `data-testid="rotation-due_soon"`)
+	if start < 0 || end < start {
+		t.Fatal("no overdue section")
+	}
+	overdue := body[start:end]
+	if n := strings.Count(overdue, `data-testid="rotation-row"`); n != store.RotationPerGroup {
+		t.Errorf("%d overdue rows listed, want %d", n, store.RotationPerGroup)
+	}
+	// Soonest due first: the most overdue (Overdue 54) leads, the five least
+	// overdue are left to the link.
+	if !strings.Contains(overdue, "Overdue 54") || strings.Contains(overdue, ">Overdue 00<") {
+		t.Error("the overdue group does not list the most overdue keys")
+	}
+	link := fmt.Sprintf(`href="/keys?status=overdue&amp;sort=rotate_by">All %d keys`, store.RotationPerGroup+5)
+	if !strings.Contains(overdue, link) {
+		t.Errorf("no link %q to the rest", link)
 	}
 }
