@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -16,9 +17,9 @@ import (
 	"github.com/keyledger/keyledger/store/storetest"
 )
 
-// appRoleGrants is the grant script the README gives for running the app
+// appRoleGrants is the grant script docs/operations.md gives for running the app
 // under a role that may only INSERT and SELECT on the audit tables. The
-// test runs exactly this, so the README cannot drift from what works.
+// test runs exactly this, so the documentation cannot drift from what works.
 const appRoleGrants = `
 GRANT CONNECT ON DATABASE %[1]s TO %[2]s;
 GRANT USAGE ON SCHEMA public TO %[2]s;
@@ -26,6 +27,20 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO %[2]s;
 GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO %[2]s;
 REVOKE UPDATE, DELETE, TRUNCATE ON audit_events, audit_chain, audit_epochs FROM %[2]s;
 `
+
+// TestAppRoleGrantsDocumented holds docs/operations.md to the grants this
+// file tests, line by line.
+func TestAppRoleGrantsDocumented(t *testing.T) {
+	doc, err := os.ReadFile("../docs/operations.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(fmt.Sprintf(appRoleGrants, "keyledger", "keyledger_app")), "\n") {
+		if !strings.Contains(string(doc), line) {
+			t.Errorf("docs/operations.md lacks the grant %q", line)
+		}
+	}
+}
 
 func TestAppRoleCannotRewriteAudit(t *testing.T) {
 	t.Parallel()

@@ -29,7 +29,7 @@ func TestFaultAuditInsertFails(t *testing.T) {
 	id, value := seedKey(t, st, lead, "audited")
 	token := mintToken(t, st, lead, "read", "reveal")
 
-	// The app runs as a role with only the grants the README gives, so
+	// The app runs as a role with only the grants docs/operations.md gives, so
 	// that REVOKE applies to it (a superuser ignores privileges). Roles are
 	// cluster-wide: dropped at the end.
 	role := fmt.Sprintf("keyledger_fault_%d", time.Now().UnixNano()%1e9)

@@ -114,7 +114,7 @@ func (m *Main) serve(ctx context.Context, cfg Config) error {
 		// everything else (a live heap of a few MiB at ten thousand
 		// keys). With the collection after each hash (store.hashPassword)
 		// this keeps a burst of sign-ins from growing RSS with Go's
-		// default pacing; measured with make loadtest (README).
+		// default pacing; measured with make loadtest (docs/performance.md).
 		limit := st.PasswordMemory() + 48<<20
 		debug.SetMemoryLimit(limit)
 		log.Debug("Go soft memory limit set (GOMEMLIMIT overrides it)", "limit_mib", limit>>20)
