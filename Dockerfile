@@ -26,7 +26,7 @@ COPY go.mod go.sum ./
 RUN go mod download
 
 # The *_templ.go files are committed, so no `templ generate` here. This is the same
-# command as the Makefile's build target and CI (compose_test.go checks they agree).
+# command as the Makefile's build target and CI (deploy/container_test.go checks they agree).
 COPY . .
 RUN go build -trimpath -ldflags "-s -w" -o /out/keyledger ./cmd/keyledger
 

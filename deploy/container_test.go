@@ -1,4 +1,5 @@
-package keyledger_test
+// Package deploy_test checks the deployment files.
+package deploy_test
 
 // Checks of the container setup (Dockerfile, .dockerignore, docker-compose.yml) that run
 // without a Docker engine: docker-compose.yml is loaded with compose-go, the reference
@@ -8,6 +9,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
+	"fmt"
 	"maps"
 	"net/url"
 	"os"
@@ -21,6 +23,16 @@ import (
 	"github.com/compose-spec/compose-go/v2/loader"
 	"github.com/compose-spec/compose-go/v2/types"
 )
+
+// TestMain runs the tests from the repository root, where the Dockerfile,
+// docker-compose.yml, .dockerignore, go.mod and Makefile they check live.
+func TestMain(m *testing.M) {
+	if err := os.Chdir(".."); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	os.Exit(m.Run())
+}
 
 // loadCompose loads docker-compose.yml as `docker compose` would, with env as the whole
 // environment (no .env file, nothing from the test process).
@@ -789,5 +801,24 @@ func TestDockerfileContextIgnores(t *testing.T) {
 				t.Errorf(".dockerignore pattern %q excludes %s, which the build needs", p, needed)
 			}
 		}
+	}
+}
+
+// The README's quick start and the compose file's header give the same command.
+func TestReadmeAndComposeAgree(t *testing.T) {
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	compose, err := os.ReadFile("docker-compose.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^#\s+(docker compose up[^\s]*(?: --build)?)\s{2,}then open`).FindSubmatch(compose)
+	if m == nil {
+		t.Fatal("docker-compose.yml's header does not say which command starts it")
+	}
+	if !strings.Contains(string(readme), "```sh\n"+string(m[1])+"\n```") {
+		t.Errorf("docker-compose.yml says %q, but the README's quick start does not", m[1])
 	}
 }
