@@ -1,24 +1,21 @@
 package notify
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"mime"
-	"mime/quotedprintable"
 	"net"
 	"net/mail"
-	"net/smtp"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/keyledger/keyledger"
+	gomail "github.com/wneessen/go-mail"
 )
 
 // smtpTimeout bounds one delivery (connect, TLS, auth and transfer) when the
@@ -35,11 +32,14 @@ const (
 // SMTP sends one plain-text email per notification to its recipients.
 //
 // Credentials are only ever sent encrypted: AUTH happens after implicit TLS
-// (smtps://) or STARTTLS, and net/smtp refuses to send a password over an
-// unencrypted connection except to localhost, 127.0.0.1 or ::1.
+// (smtps://) or STARTTLS, and go-mail's PLAIN and LOGIN refuse to send a
+// password over an unencrypted connection except to localhost, 127.0.0.1 or
+// ::1. The client, TLS, AUTH and the message format are go-mail's; the URL
+// format and the per-recipient envelope are ours.
 type SMTP struct {
 	host       string // for TLS verification and AUTH
 	addr       string // host:port
+	port       string
 	implicit   bool   // smtps://
 	tlsMode    string // for smtp://
 	user, pass string
@@ -100,7 +100,7 @@ func NewSMTP(rawURL string) (*SMTP, error) {
 	if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
 		return nil, errors.New("SMTP URL has an invalid port")
 	}
-	s.addr = net.JoinHostPort(s.host, port)
+	s.addr, s.port = net.JoinHostPort(s.host, port), port
 
 	if u.User != nil {
 		s.user = u.User.Username()
@@ -194,63 +194,28 @@ func (s *SMTP) Notify(ctx context.Context, n keyledger.Notification) error {
 	return errors.Join(errs...)
 }
 
-// send runs one SMTP session. It returns the errors for refused recipients
-// separately: they do not stop delivery to the rest.
+// send runs one SMTP session. go-mail makes the connection, TLS (implicit or
+// STARTTLS per the URL) and AUTH, and builds the message; the envelope is
+// ours, because one refused recipient must not stop delivery to the rest
+// (go-mail's Send drops the whole message then). It returns the errors for
+// refused recipients separately.
 func (s *SMTP) send(ctx context.Context, n keyledger.Notification, rcpts []string) (refused []error, err error) {
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", s.addr)
+	c, err := s.client(ctx)
 	if err != nil {
 		return nil, err
 	}
-	defer conn.Close()
-	if deadline, ok := ctx.Deadline(); ok {
-		if err := conn.SetDeadline(deadline); err != nil {
-			return nil, err
-		}
-	}
-	// Cancellation (not only the deadline) interrupts blocked reads.
-	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
-	defer stop()
-
-	if s.implicit {
-		tc := tls.Client(conn, s.tlsClientConfig())
-		if err := tc.HandshakeContext(ctx); err != nil {
-			return nil, fmt.Errorf("TLS handshake: %w", err)
-		}
-		conn = tc
-	}
-	c, err := smtp.NewClient(conn, s.host)
+	sc, err := c.DialToSMTPClientWithContext(ctx)
 	if err != nil {
 		return nil, err
 	}
-	defer c.Close()
-	if err := c.Hello(s.helo); err != nil {
-		return nil, err
-	}
-	if !s.implicit && s.tlsMode != tlsNone {
-		if ok, _ := c.Extension("STARTTLS"); ok {
-			if err := c.StartTLS(s.tlsClientConfig()); err != nil {
-				return nil, fmt.Errorf("STARTTLS: %w", err)
-			}
-		} else if s.tlsMode == tlsRequired {
-			return nil, errors.New("server does not offer STARTTLS, and the SMTP URL has tls=required")
-		}
-	}
-	if s.auth {
-		a, err := s.authFor(c)
-		if err != nil {
-			return nil, err
-		}
-		if err := c.Auth(a); err != nil {
-			return nil, fmt.Errorf("AUTH: %w", err)
-		}
-	}
-	if err := c.Mail(s.from.Address); err != nil {
+	defer sc.Close()
+	// go-mail's low-level client takes the address in angle brackets.
+	if err := sc.Mail("<" + s.from.Address + ">"); err != nil {
 		return nil, fmt.Errorf("MAIL FROM: %w", err)
 	}
 	var to []string
 	for _, r := range rcpts {
-		if err := c.Rcpt(r); err != nil {
+		if err := sc.Rcpt("<" + r + ">"); err != nil {
 			refused = append(refused, fmt.Errorf("smtp: recipient %q refused: %w", r, err))
 			continue
 		}
@@ -263,19 +228,78 @@ func (s *SMTP) send(ctx context.Context, n keyledger.Notification, rcpts []strin
 	if err != nil {
 		return refused, err
 	}
-	wc, err := c.Data()
+	wc, err := sc.Data()
 	if err != nil {
 		return refused, fmt.Errorf("DATA: %w", err)
 	}
-	if _, err := wc.Write(msg); err != nil {
+	if _, err := msg.WriteTo(wc); err != nil {
 		return refused, fmt.Errorf("DATA: %w", err)
 	}
 	if err := wc.Close(); err != nil {
 		return refused, fmt.Errorf("DATA: %w", err)
 	}
 	// The message is accepted; a failed QUIT changes nothing.
-	_ = c.Quit()
+	_ = sc.Quit()
 	return refused, nil
+}
+
+// client configures go-mail for one delivery. The dialer is ours so that
+// cancelling ctx (not only its deadline) closes a stalled connection, and so
+// that implicit TLS is a *tls.Conn the SMTP client recognises as encrypted.
+func (s *SMTP) client(ctx context.Context) (*gomail.Client, error) {
+	timeout := s.timeout
+	if deadline, ok := ctx.Deadline(); ok {
+		timeout = min(timeout, time.Until(deadline))
+	}
+	port, _ := strconv.Atoi(s.port)
+	opts := []gomail.Option{
+		gomail.WithPort(port),
+		gomail.WithTimeout(max(timeout, time.Millisecond)),
+		gomail.WithHELO(s.helo),
+		gomail.WithTLSConfig(s.tlsClientConfig()),
+		gomail.WithDialContextFunc(func(dialCtx context.Context, network, addr string) (net.Conn, error) {
+			var d net.Dialer
+			raw, err := d.DialContext(dialCtx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			context.AfterFunc(ctx, func() { _ = raw.Close() })
+			if !s.implicit {
+				return raw, nil
+			}
+			tc := tls.Client(raw, s.tlsClientConfig())
+			if err := tc.HandshakeContext(dialCtx); err != nil {
+				_ = raw.Close()
+				return nil, fmt.Errorf("TLS handshake: %w", err)
+			}
+			return tc, nil
+		}),
+	}
+	switch {
+	case s.implicit:
+		// The dialer did the TLS; no STARTTLS inside it.
+		opts = append(opts, gomail.WithTLSPortPolicy(gomail.NoTLS))
+	case s.tlsMode == tlsRequired:
+		opts = append(opts, gomail.WithTLSPortPolicy(gomail.TLSMandatory))
+	case s.tlsMode == tlsNone:
+		opts = append(opts, gomail.WithTLSPortPolicy(gomail.NoTLS))
+	default:
+		opts = append(opts, gomail.WithTLSPortPolicy(gomail.TLSOpportunistic))
+	}
+	if s.auth {
+		// PLAIN, or LOGIN for servers that only offer that (such as
+		// Microsoft 365). Both refuse to send the password over an
+		// unencrypted connection except to localhost.
+		opts = append(opts, gomail.WithOpportunisticSMTPAuth(gomail.SMTPAuthPlain, gomail.SMTPAuthLogin),
+			gomail.WithUsername(s.user), gomail.WithPassword(s.pass))
+	} else {
+		opts = append(opts, gomail.WithSMTPAuth(gomail.SMTPAuthNoAuth))
+	}
+	c, err := gomail.NewClient(s.host, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("configure SMTP client: %w", err)
+	}
+	return c, nil
 }
 
 func (s *SMTP) tlsClientConfig() *tls.Config {
@@ -290,64 +314,6 @@ func (s *SMTP) tlsClientConfig() *tls.Config {
 		cfg.MinVersion = tls.VersionTLS12
 	}
 	return cfg
-}
-
-// authFor picks PLAIN, or LOGIN for servers that only offer that (such as
-// Microsoft 365).
-func (s *SMTP) authFor(c *smtp.Client) (smtp.Auth, error) {
-	ok, params := c.Extension("AUTH")
-	if !ok {
-		return nil, errors.New("the SMTP URL has credentials but the server does not offer AUTH (does it need STARTTLS first?)")
-	}
-	mechs := strings.Fields(strings.ToUpper(params))
-	for _, m := range mechs {
-		if m == "PLAIN" {
-			return smtp.PlainAuth("", s.user, s.pass, s.host), nil
-		}
-	}
-	for _, m := range mechs {
-		if m == "LOGIN" {
-			return &loginAuth{user: s.user, pass: s.pass, host: s.host}, nil
-		}
-	}
-	return nil, fmt.Errorf("server offers no supported AUTH mechanism (it offers %q; keyledger supports PLAIN and LOGIN)", clean(params))
-}
-
-// loginAuth is the AUTH LOGIN mechanism, with the same rule as
-// smtp.PlainAuth: never over an unencrypted connection except to localhost.
-type loginAuth struct {
-	user, pass, host string
-	step             int
-}
-
-func (a *loginAuth) Start(server *smtp.ServerInfo) (string, []byte, error) {
-	if !server.TLS && !isLocalhost(server.Name) {
-		return "", nil, errors.New("unencrypted connection")
-	}
-	if server.Name != a.host {
-		return "", nil, errors.New("wrong host name")
-	}
-	a.step = 0
-	return "LOGIN", nil, nil
-}
-
-func (a *loginAuth) Next(fromServer []byte, more bool) ([]byte, error) {
-	if !more {
-		return nil, nil
-	}
-	a.step++
-	prompt := strings.ToLower(strings.TrimSpace(string(fromServer)))
-	switch {
-	case strings.HasPrefix(prompt, "user"), prompt == "" && a.step == 1:
-		return []byte(a.user), nil
-	case strings.HasPrefix(prompt, "pass"), prompt == "" && a.step == 2:
-		return []byte(a.pass), nil
-	}
-	return nil, errors.New("unexpected AUTH LOGIN challenge")
-}
-
-func isLocalhost(name string) bool {
-	return name == "localhost" || name == "127.0.0.1" || name == "::1"
 }
 
 // recipients parses and deduplicates addresses, case-insensitively.
@@ -369,74 +335,31 @@ func recipients(in []string) (out []string, errs []error) {
 	return out, errs
 }
 
-// message builds the RFC 5322 message, CRLF line endings throughout. Every
-// header value is either ours or passed through clean (no CR/LF) and, for
-// the subject, RFC 2047 encoding.
-func (s *SMTP) message(n keyledger.Notification, to []string) ([]byte, error) {
+// message builds the message with go-mail: quoted-printable UTF-8 text,
+// RFC 2047 subject, folded headers. The subject is cleaned of CR/LF first,
+// so a key name cannot add a header line.
+func (s *SMTP) message(n keyledger.Notification, to []string) (*gomail.Msg, error) {
+	m := gomail.NewMsg(gomail.WithNoDefaultUserAgent())
+	if err := m.FromFormat(s.from.Name, s.from.Address); err != nil {
+		return nil, fmt.Errorf("message sender: %w", err)
+	}
+	if err := m.To(to...); err != nil {
+		return nil, fmt.Errorf("message recipients: %w", err)
+	}
+	m.Subject(clean(Subject(n)))
+	m.SetDate()
 	id, err := messageID(s.from.Address)
 	if err != nil {
 		return nil, err
 	}
-	addrs := make([]string, len(to))
-	for i, a := range to {
-		addrs[i] = (&mail.Address{Address: a}).String()
-	}
-	var b bytes.Buffer
-	header := func(name, value string) {
-		b.WriteString(fold(name + ": " + value))
-		b.WriteString("\r\n")
-	}
-	header("From", s.from.String())
-	header("To", strings.Join(addrs, ", "))
-	header("Subject", mime.QEncoding.Encode("utf-8", clean(Subject(n))))
-	header("Date", time.Now().Format(time.RFC1123Z))
-	header("Message-ID", id)
-	header("MIME-Version", "1.0")
-	header("Content-Type", "text/plain; charset=utf-8")
-	header("Content-Transfer-Encoding", "quoted-printable")
-	header("Auto-Submitted", "auto-generated")
-	b.WriteString("\r\n")
-
-	qp := quotedprintable.NewWriter(&b)
-	body := Text(n) + "\n\n-- \nkeyledger sends this reminder to a key's owner and its project's leads.\n"
-	if _, err := qp.Write([]byte(body)); err != nil {
-		return nil, err
-	}
-	if err := qp.Close(); err != nil {
-		return nil, err
-	}
-	return b.Bytes(), nil
+	m.SetMessageIDWithValue(id)
+	m.SetGenHeader("Auto-Submitted", "auto-generated")
+	m.SetBodyString(gomail.TypeTextPlain, Text(n)+"\n\n-- \nkeyledger sends this reminder to a key's owner and its project's leads.\n")
+	return m, nil
 }
 
-// fold breaks a header line at spaces so lines stay within 78 characters
-// where possible (RFC 5322 section 2.2.3). line is "Name: value". It never
-// breaks inside a word, and so never inside an RFC 2047 encoded-word;
-// unfolding (which joins the lines with a single space) gives the line back.
-func fold(line string) string {
-	const limit = 78
-	if len(line) <= limit {
-		return line
-	}
-	words := strings.Split(line, " ")
-	if len(words) < 3 {
-		return line
-	}
-	var b strings.Builder
-	// The header name and the value's first word stay together.
-	cur, words := words[0]+" "+words[1], words[2:]
-	for _, w := range words {
-		if len(cur)+1+len(w) > limit && strings.TrimSpace(cur) != "" && w != "" {
-			b.WriteString(cur)
-			b.WriteString("\r\n")
-			cur = " " + w // a continuation line starts with white space
-			continue
-		}
-		cur += " " + w
-	}
-	b.WriteString(cur)
-	return b.String()
-}
-
+// messageID is the id part of a Message-ID under the sender's domain, so
+// replies and bounces thread under it.
 func messageID(from string) (string, error) {
 	var r [16]byte
 	if _, err := rand.Read(r[:]); err != nil {
@@ -448,5 +371,5 @@ func messageID(from string) (string, error) {
 			domain = d
 		}
 	}
-	return "<" + hex.EncodeToString(r[:]) + "@" + domain + ">", nil
+	return hex.EncodeToString(r[:]) + "@" + domain, nil
 }

@@ -397,36 +397,6 @@ func TestNewSMTP(t *testing.T) {
 	}
 }
 
-func TestFold(t *testing.T) {
-	long := "Subject: " + strings.Repeat("word ", 40) + "end"
-	folded := fold(long)
-	for _, line := range strings.Split(folded, "\r\n") {
-		if len(line) > 78 {
-			t.Errorf("line %d long: %q", len(line), line)
-		}
-		if strings.TrimSpace(line) == "" {
-			t.Errorf("blank line in %q", folded)
-		}
-	}
-	// Unfolding (what net/mail does) gives the original back.
-	if got := strings.ReplaceAll(folded, "\r\n", ""); got != long {
-		t.Errorf("unfolded %q, want %q", got, long)
-	}
-	for _, unbreakable := range []string{strings.Repeat("x", 100), "Subject: " + strings.Repeat("x", 100)} {
-		if fold(unbreakable) != unbreakable {
-			t.Errorf("fold(%q) changed it", unbreakable)
-		}
-	}
-	if fold("short") != "short" {
-		t.Error("short line changed")
-	}
-	// A word longer than a line stays whole on its own line.
-	word := strings.Repeat("x", 200)
-	if got := fold("Subject: " + word + " y " + word); got != "Subject: "+word+"\r\n y\r\n "+word {
-		t.Errorf("fold = %q", got)
-	}
-}
-
 func assertNoSecret(t *testing.T, s string, secrets ...string) {
 	t.Helper()
 	for _, secret := range secrets {
