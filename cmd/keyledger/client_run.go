@@ -5,18 +5,25 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"os/signal"
+	"runtime"
 	"sort"
 	"strings"
 	"syscall"
 
 	"github.com/keyledger/keyledger"
+	"golang.org/x/sys/unix"
+	"golang.org/x/term"
 )
 
-// forwardedSignals reach the command `run` started.
-var forwardedSignals = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP}
+// forwardedSignals reach the command `run` started: every signal a program
+// is told things with. SIGQUIT is among them so that it reaches the command
+// instead of killing keyledger with a goroutine dump and orphaning it.
+var forwardedSignals = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT,
+	syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH}
 
 // runCommand exports an environment's keys and runs a command with them in
 // its environment. The values go from the server's answer straight into
@@ -69,6 +76,26 @@ func (m *Main) runCommand(ctx context.Context, args []string) error {
 	cmd.Args[0] = argv[0]
 	cmd.Env = env
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = m.Stdin, m.Stdout, m.Stderr
+	// The command gets a process group of its own, so that a signal meant
+	// for a whole group (Ctrl-C at a terminal, kill -INT -PGID) reaches it
+	// exactly once: at a terminal the command's group is put in the
+	// foreground, and the terminal signals it directly; anything sent to
+	// keyledger is forwarded. Pdeathsig tells the command when keyledger
+	// dies without a chance to forward (SIGKILL); Linux ties it to the
+	// thread that started the command, hence the locked thread.
+	tty, foreground := foregroundTerminal(m.Stdin)
+	// Job control (below) waits for the command itself, which exec.Cmd
+	// allows only when it copies no output for us.
+	_, outFile := m.Stdout.(*os.File)
+	_, errFile := m.Stderr.(*os.File)
+	foreground = foreground && outFile && errFile
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+	if foreground {
+		cmd.SysProcAttr.Foreground = true
+		cmd.SysProcAttr.Ctty = 0 // the child's stdin, which is tty
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	// Catch the signals before the child exists, so none can stop us
 	// without reaching it; main's context already catches SIGINT and
 	// SIGTERM, but its cancellation must not kill the child: forwarding
@@ -89,10 +116,15 @@ func (m *Main) runCommand(ctx context.Context, args []string) error {
 		defer close(forwarded)
 		forwardSignals(cmd.Process, sigs, done)
 	}()
-	err = cmd.Wait()
+	var code int
+	if foreground {
+		code, err = waitForeground(cmd.Process.Pid, tty)
+		_ = cmd.Process.Release()
+	} else {
+		code, err = exitStatus(cmd.Wait())
+	}
 	close(done)
 	<-forwarded
-	code, err := exitStatus(err)
 	if err != nil {
 		return fmt.Errorf("run: %w", err)
 	}
@@ -100,6 +132,64 @@ func (m *Main) runCommand(ctx context.Context, args []string) error {
 		return &exitError{code: code}
 	}
 	return nil
+}
+
+// foregroundTerminal reports whether stdin is a terminal whose foreground
+// process group is keyledger's: only then may the command take it over.
+func foregroundTerminal(stdin io.Reader) (*os.File, bool) {
+	f, ok := stdin.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return nil, false
+	}
+	fg, err := unix.IoctlGetInt(int(f.Fd()), unix.TIOCGPGRP)
+	return f, err == nil && fg == unix.Getpgrp()
+}
+
+// takeForeground gives the terminal back to keyledger's process group once
+// the command has ended, as a shell does, so that the shell that started
+// keyledger finds its job in the foreground. keyledger is a background
+// group at that moment, and the terminal would stop it (SIGTTOU) for
+// asking, so that signal is ignored meanwhile.
+func takeForeground(tty *os.File) { giveForeground(tty, unix.Getpgrp()) }
+
+// waitForeground waits for a command that holds the terminal, and does a
+// shell's part of job control: when Ctrl-Z stops the command, keyledger
+// takes the terminal back and stops itself, so the shell that started it
+// sees its job stopped; when the shell continues keyledger (fg or bg), the
+// command is continued too, in the foreground only if keyledger is.
+func waitForeground(pid int, tty *os.File) (int, error) {
+	defer takeForeground(tty)
+	for {
+		var ws unix.WaitStatus
+		if _, err := unix.Wait4(pid, &ws, unix.WUNTRACED, nil); err != nil {
+			if errors.Is(err, unix.EINTR) {
+				continue
+			}
+			return 1, fmt.Errorf("wait for the command: %w", err)
+		}
+		switch {
+		case ws.Exited():
+			return ws.ExitStatus(), nil
+		case ws.Signaled():
+			return 128 + int(ws.Signal()), nil
+		case ws.Stopped():
+			takeForeground(tty)
+			_ = unix.Kill(unix.Getpid(), unix.SIGSTOP)
+			// Continued by the shell.
+			if fg, err := unix.IoctlGetInt(int(tty.Fd()), unix.TIOCGPGRP); err == nil && fg == unix.Getpgrp() {
+				giveForeground(tty, pid)
+			}
+			_ = unix.Kill(-pid, unix.SIGCONT)
+		}
+	}
+}
+
+// giveForeground hands the terminal to the command's process group (its
+// pid: it leads the group).
+func giveForeground(tty *os.File, pgid int) {
+	signal.Ignore(syscall.SIGTTOU)
+	defer signal.Reset(syscall.SIGTTOU)
+	_ = unix.IoctlSetPointerInt(int(tty.Fd()), unix.TIOCSPGRP, pgid)
 }
 
 // signaler is the part of *os.Process forwardSignals uses.
