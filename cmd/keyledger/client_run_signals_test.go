@@ -198,8 +198,13 @@ func TestRunTerminalStopAndContinue(t *testing.T) {
 	}
 	r := startRun(t, underScript)
 	kl := parentOf(t, r.child)
-	if _, err := r.in.Write([]byte{0x1a}); err != nil { // ^Z
-		t.Fatal(err)
+	// ^Z, typed again if the first was lost (script(1) may still be
+	// setting up its terminal on a busy machine).
+	for i := 0; i < 5 && procState(t, r.child) != 'T'; i++ {
+		if _, err := r.in.Write([]byte{0x1a}); err != nil {
+			t.Fatal(err)
+		}
+		waitStateFor(t, r.child, 'T', time.Second)
 	}
 	if !waitState(t, r.child, 'T') || !waitState(t, kl, 'T') {
 		t.Fatalf("after ^Z: command %c, keyledger %c; want both stopped", procState(t, r.child), procState(t, kl))
@@ -231,8 +236,10 @@ func procState(t *testing.T, pid int) byte {
 	return strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))[0][0]
 }
 
-func waitState(t *testing.T, pid int, want byte) bool {
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+func waitState(t *testing.T, pid int, want byte) bool { return waitStateFor(t, pid, want, 5*time.Second) }
+
+func waitStateFor(t *testing.T, pid int, want byte, d time.Duration) bool {
+	for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		if procState(t, pid) == want {
 			return true
 		}
