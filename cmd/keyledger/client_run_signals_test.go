@@ -236,7 +236,9 @@ func procState(t *testing.T, pid int) byte {
 	return strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))[0][0]
 }
 
-func waitState(t *testing.T, pid int, want byte) bool { return waitStateFor(t, pid, want, 5*time.Second) }
+func waitState(t *testing.T, pid int, want byte) bool {
+	return waitStateFor(t, pid, want, 5*time.Second)
+}
 
 func waitStateFor(t *testing.T, pid int, want byte, d time.Duration) bool {
 	for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
