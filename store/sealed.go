@@ -52,7 +52,7 @@ func sealedColumns() []sealedColumn {
 		},
 		{
 			name: "instance_secrets", table: "instance_secrets", key: []string{"name"},
-			live: "true",
+			live:    "true",
 			subject: func(k []string) (string, error) { return instanceSubject(k[0]), nil },
 		},
 		{
