@@ -2,12 +2,19 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/keyledger/keyledger"
 	"github.com/keyledger/keyledger/crypto"
 )
+
+// heldRowWait bounds how long a rotation waits for rows that other work
+// holds, once nothing else is left.
+const heldRowWait = 30 * time.Second
 
 // RotationProgress reports a master-key rotation of one sealed column.
 type RotationProgress struct {
@@ -68,8 +75,10 @@ func (s *Store) RotateMasterKey(ctx context.Context, batch int, progress func(Ro
 // keeping count in p.
 func (s *Store) rewrapColumn(ctx context.Context, c sealedColumn, primary string, batch int, p *RotationProgress, progress func(RotationProgress)) error {
 	// SKIP LOCKED: rows in use (a reveal, a sign-in) are left for a later
-	// batch instead of stalling the rotation or the request.
-	sel := fmt.Sprintf("SELECT %s, %s FROM %s WHERE %s AND %s <> $1 LIMIT $2 FOR UPDATE SKIP LOCKED",
+	// batch instead of stalling the rotation or the request. When only
+	// such rows are left, one batch waits for them (requests hold a row for
+	// one short transaction), bounded by heldRowWait.
+	sel := fmt.Sprintf("SELECT %s, %s FROM %s WHERE %s AND %s <> $1 LIMIT $2 FOR UPDATE",
 		c.keyText(), c.envelopeColumns(), c.table, c.live, c.kekID())
 	upd := fmt.Sprintf("UPDATE %[1]s SET %[2]skek_id = $1, %[2]swrapped_dek = $2 WHERE %[2]skek_id = $3 AND %[3]s",
 		c.table, c.prefix, c.keyMatch(4))
@@ -77,10 +86,18 @@ func (s *Store) rewrapColumn(ctx context.Context, c sealedColumn, primary string
 		key []string
 		env crypto.Envelope
 	}
+	wait := false
 	for {
 		n := 0
 		err := s.tx(ctx, func(tx pgx.Tx) error {
-			rows, err := tx.Query(ctx, sel, primary, batch)
+			query := sel + " SKIP LOCKED"
+			if wait {
+				query = sel
+				if _, err := tx.Exec(ctx, fmt.Sprintf("SET LOCAL lock_timeout = %d", heldRowWait.Milliseconds())); err != nil {
+					return err
+				}
+			}
+			rows, err := tx.Query(ctx, query, primary, batch)
 			if err != nil {
 				return err
 			}
@@ -120,6 +137,11 @@ func (s *Store) rewrapColumn(ctx context.Context, c sealedColumn, primary string
 			n = len(list)
 			return nil
 		})
+		// 55P03 (lock_not_available): lock_timeout ran out.
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "55P03" {
+			return fmt.Errorf("%s: the envelopes left are held by other work for more than %s", c.name, heldRowWait)
+		}
 		if err != nil {
 			return err
 		}
@@ -137,9 +159,10 @@ func (s *Store) rewrapColumn(ctx context.Context, c sealedColumn, primary string
 		if remaining == 0 {
 			return nil
 		}
-		if n == 0 {
-			return fmt.Errorf("%s: %d envelopes are still under an older master key and locked by other work", c.name, remaining)
+		if n == 0 && wait {
+			return fmt.Errorf("%s: %d envelopes are still under an older master key and held by other work", c.name, remaining)
 		}
+		wait = n == 0
 	}
 }
 

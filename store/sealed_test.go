@@ -296,3 +296,60 @@ func TestSealedTOTPSwappedOrTamperedDoesNotOpen(t *testing.T) {
 		}
 	}
 }
+
+// TestRotateMasterKeyWaitsForHeldRows: when the only rows left are held
+// by a request (a sign-in locks its user row), the rotation waits for them
+// instead of giving up: users.totp is small enough that one sign-in at the
+// wrong moment would otherwise fail the whole run.
+func TestRotateMasterKeyWaitsForHeldRows(t *testing.T) {
+	t.Parallel()
+	r := newRotationFixture(t)
+	ctx := t.Context()
+	s1 := r.mustOpen(r.oldKEK)
+	u, secret := r.enroll(s1, "busy@example.com")
+	s2 := r.mustOpen(r.newKEK, r.oldKEK)
+
+	hold, err := r.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hold.Rollback(context.Background())
+	if _, err := hold.Exec(ctx, "SELECT 1 FROM users WHERE id = $1 FOR UPDATE", u.ID); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	var report []store.RotationProgress
+	go func() {
+		var err error
+		report, err = s2.RotateMasterKey(context.Background(), 500, nil)
+		done <- err
+	}()
+	// Release the row once the rotation is waiting for it (or has
+	// already given up).
+	for waiting := false; !waiting; {
+		select {
+		case err := <-done:
+			t.Fatalf("rotation ended while the row was held: %v", err)
+		default:
+		}
+		if err := r.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype IN ('transactionid', 'tuple') AND NOT granted)`).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := hold.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("rotation: %v", err)
+	}
+	if n := rewrapped(report, "users.totp"); n != 1 {
+		t.Errorf("re-wrapped %d TOTP secrets, want 1: %+v", n, report)
+	}
+	s3, err := r.open(r.newKEK)
+	if err != nil {
+		t.Fatalf("only the new key: %v", err)
+	}
+	if err := r.signIn(s3, u, secret); err != nil {
+		t.Errorf("sign-in after the rotation: %v", err)
+	}
+}
