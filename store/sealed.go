@@ -15,8 +15,10 @@ import (
 // lists, checkKeyring refuses to start while any of it is sealed under a
 // master key that is not loaded, and the tests rotate, check and open
 // every entry; TestSealedColumnsCoverSchema fails when a table gains an
-// envelope (a *kek_id column) that is missing here. So a new sealed column
-// (the provider admin keys, for one) is one more entry and nothing else.
+// envelope (a *kek_id or *wrapped_dek column) that is missing here. So a
+// new sealed column (the provider admin keys, for one) is one more entry
+// here, plus a row of it in the tests' seedEverySealed
+// (store/sealed_test.go), which fails until there is one.
 // Secrets of the instance itself need no entry: they go through
 // instanceSecret into instance_secrets, which is listed.
 type sealedColumn struct {
@@ -68,9 +70,9 @@ func sealedColumns() []sealedColumn {
 				return totpSubject(id), nil
 			},
 		},
-		// Provider connections' admin keys go here when they are stored:
-		// one entry, and rotation, the startup check and the tests cover
-		// them.
+		// Provider connections' admin keys go here when they are stored
+		// sealed: one entry, and rotation, the startup check and the tests
+		// cover them.
 	}
 }
 
