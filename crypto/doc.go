@@ -47,16 +47,26 @@
 //     as a wrapped DEK, nor a wrapped DEK as a canary.
 //
 // Nonces are random. For the value that is trivially safe: each DEK seals
-// exactly one message. The wrap key W seals one DEK per key version stored
-// and per master-key rotation; with 96-bit random nonces NIST SP 800-38D
-// allows 2^32 seals under one key, four billion key versions, which no team
-// reaches (and a master-key rotation starts a new W). Lengths are checked
+// exactly one message. The wrap key W seals one DEK per [Keyring.Seal] and
+// per [Keyring.Rewrap] under its KEK; with 96-bit random nonces NIST SP
+// 800-38D allows 2^32 seals under one key, four billion sealed values,
+// which no team reaches (and a master-key rotation starts a new W). Lengths are checked
 // exactly before decrypting (a wrapped DEK is 12+32+16 or, v1, 24+32+16
 // bytes); a fixed short size also limits multi-key (partitioning) attacks
 // on Poly1305 and GCM, neither of which is key-committing.
 //
 // What this layer cannot detect: replacing a whole row with an older copy of
 // the same row (same subject), or deleting it. Those are the store's concern.
+//
+// # Master-key rotation
+//
+// A keyring cannot know where its envelopes are stored, so rotation is the
+// caller's loop: load the new KEK as primary with the old one beside it,
+// [Keyring.Rewrap] every stored envelope, and only then drop the old KEK.
+// An envelope the loop missed cannot be opened once the old KEK is gone
+// ([ErrUnknownKEK]). keyledger's store keeps one list of every place it
+// stores an envelope, and refuses to start while any of them is under a
+// KEK that is not loaded.
 //
 // # Canary
 //

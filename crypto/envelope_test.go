@@ -391,3 +391,63 @@ func TestGoldenEnvelopeV1(t *testing.T) {
 		t.Errorf("v1 wrapped DEK cut to v2 length: %v, want ErrDecrypt", err)
 	}
 }
+
+// TestBindingAfterRewrap: a re-wrapped envelope is bound to its subject and
+// master key as tightly as a fresh one. Two users' secrets, moved to the
+// new key, then swapped whole or in parts, relabelled or altered, must
+// fail to open rather than open to the other's secret.
+func TestBindingAfterRewrap(t *testing.T) {
+	oldK, newK := testKEK(t, 1), testKEK(t, 2)
+	both := testRing(t, newK, oldK)
+	rewrap := func(subject, secret string) Envelope {
+		t.Helper()
+		env, err := both.Rewrap(subject, mustSeal(t, testRing(t, oldK), subject, []byte(secret)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return env
+	}
+	u1, u2 := rewrap("user/1/totp", "secret one"), rewrap("user/2/totp", "secret two")
+	flipped := clone(u1)
+	flipped.WrappedDEK[len(flipped.WrappedDEK)/2] ^= 1
+	tests := []struct {
+		name    string
+		subject string
+		env     Envelope
+		want    error
+	}{
+		{"whole envelopes swapped (1 in row 2)", "user/2/totp", u1, ErrDecrypt},
+		{"whole envelopes swapped (2 in row 1)", "user/1/totp", u2, ErrDecrypt},
+		{"wrapped DEK swapped", "user/1/totp", Envelope{u1.KEKID, u2.WrappedDEK, u1.Nonce, u1.Ciphertext}, ErrDecrypt},
+		{"ciphertext swapped", "user/1/totp", Envelope{u1.KEKID, u1.WrappedDEK, u2.Nonce, u2.Ciphertext}, ErrDecrypt},
+		// With the new key only, the old one is simply unknown.
+		{"relabelled to the old key", "user/1/totp", Envelope{oldK.ID(), u1.WrappedDEK, u1.Nonce, u1.Ciphertext}, ErrDecrypt},
+		{"wrapped DEK altered", "user/1/totp", flipped, ErrDecrypt},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for name, r := range map[string]*Keyring{"both keys": both, "new key only": testRing(t, newK)} {
+				want := tt.want
+				if name == "new key only" && tt.env.KEKID == oldK.ID() {
+					want = ErrUnknownKEK
+				}
+				got, err := r.Open(tt.subject, tt.env)
+				if !errors.Is(err, want) || got != nil {
+					t.Errorf("%s: Open = %q, %v; want nothing and %v", name, got, err, want)
+				}
+			}
+		})
+	}
+	for subject, want := range map[string]string{"user/1/totp": "secret one", "user/2/totp": "secret two"} {
+		env := u1
+		if subject == "user/2/totp" {
+			env = u2
+		}
+		if got, err := testRing(t, newK).Open(subject, env); err != nil || string(got) != want {
+			t.Errorf("%s, untouched, with the new key only: %q, %v", subject, got, err)
+		}
+		if _, err := testRing(t, oldK).Open(subject, env); !errors.Is(err, ErrUnknownKEK) {
+			t.Errorf("%s with the old key only: %v, want ErrUnknownKEK", subject, err)
+		}
+	}
+}

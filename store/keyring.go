@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -13,34 +12,42 @@ import (
 
 // checkKeyring refuses to run with master keys that do not match the
 // database: each loaded key must open its canary (a new key gets one), and
-// every sealed value must be under a loaded key. Failing here, at startup,
-// beats failing on the first reveal or, worse, sealing new values under a
-// key nobody kept.
+// every sealed value (every entry of sealedColumns) must be under a loaded
+// key. Failing here, at startup, beats failing on the first reveal or
+// two-factor sign-in or, worse, sealing new values under a key nobody kept.
 func (s *Store) checkKeyring(ctx context.Context) error {
-	rows, err := s.pool.Query(ctx, `
-		SELECT kek_id FROM key_versions WHERE destroyed_at IS NULL
-		UNION SELECT kek_id FROM instance_secrets`)
-	if err != nil {
-		return fmt.Errorf("master key check: list key ids in use: %w", err)
-	}
-	used, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return fmt.Errorf("master key check: list key ids in use: %w", err)
-	}
 	var missing []string
-	for _, id := range used {
-		if !s.keyring.Has(id) {
-			missing = append(missing, id)
+	for _, c := range sealedColumns() {
+		rows, err := s.pool.Query(ctx, fmt.Sprintf("SELECT coalesce(%[1]s, ''), count(*) FROM %[2]s WHERE %[3]s GROUP BY 1 ORDER BY 1",
+			c.kekID(), c.table, c.live))
+		if err != nil {
+			return fmt.Errorf("master key check: count %s by master key: %w", c.name, err)
+		}
+		type under struct {
+			kekID string
+			n     int
+		}
+		counts, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (under, error) {
+			var u under
+			err := r.Scan(&u.kekID, &u.n)
+			return u, err
+		})
+		if err != nil {
+			return fmt.Errorf("master key check: count %s by master key: %w", c.name, err)
+		}
+		for _, u := range counts {
+			if !s.keyring.Has(u.kekID) {
+				missing = append(missing, fmt.Sprintf("%s: %d values sealed under master key id %s, which is not loaded", c.name, u.n, printableKEKID(u.kekID)))
+			}
 		}
 	}
 	if len(missing) > 0 {
-		sort.Strings(missing)
 		loaded := make([]string, 0, len(s.keyring.KEKs()))
 		for _, k := range s.keyring.KEKs() {
 			loaded = append(loaded, k.ID())
 		}
-		return fmt.Errorf("wrong master key: the database holds values sealed under master key id(s) %s, but the loaded key id(s) are %s; set KEYLEDGER_MASTER_KEY or KEYLEDGER_MASTER_KEY_FILE to the key this database was created with",
-			strings.Join(missing, ", "), strings.Join(loaded, ", "))
+		return fmt.Errorf("wrong master key: %s; the loaded master key id(s) are %s. Set KEYLEDGER_MASTER_KEY or KEYLEDGER_MASTER_KEY_FILE to include the key these were sealed under; after a master-key rotation, put the old key back as the second key and run `keyledger masterkey rotate` again",
+			strings.Join(missing, "; "), strings.Join(loaded, ", "))
 	}
 	for _, k := range s.keyring.KEKs() {
 		var canary []byte
@@ -65,10 +72,24 @@ func (s *Store) checkKeyring(ctx context.Context) error {
 	return nil
 }
 
+func instanceSubject(name string) string { return "instance/" + name }
+
+// printableKEKID keeps a corrupted kek_id from flooding a message: a real
+// one is 16 hex digits.
+func printableKEKID(id string) string {
+	switch {
+	case id == "":
+		return "(none)"
+	case len(id) > 32:
+		return fmt.Sprintf("%q...", id[:32])
+	}
+	return id
+}
+
 // instanceSecret returns a 32-byte secret of this installation, creating
 // and sealing it on first use.
 func (s *Store) instanceSecret(ctx context.Context, name string) ([]byte, error) {
-	subject := "instance/" + name
+	subject := instanceSubject(name)
 	var env crypto.Envelope
 	err := s.pool.QueryRow(ctx, "SELECT kek_id, wrapped_dek, nonce, ciphertext FROM instance_secrets WHERE name = $1", name).
 		Scan(&env.KEKID, &env.WrappedDEK, &env.Nonce, &env.Ciphertext)

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -214,13 +215,28 @@ func (m *Main) userDeactivate(ctx context.Context, cfg Config, args []string) er
 
 func (m *Main) masterkeyRotate(ctx context.Context, cfg Config) error {
 	return m.withStore(ctx, cfg, func(st *store.Store) error {
-		n, err := st.RotateMasterKey(ctx, 500, func(p store.RotationProgress) {
-			fmt.Fprintf(m.Stderr, "re-wrapped %d, %d to go\n", p.Rewrapped, p.Remaining)
+		report, err := st.RotateMasterKey(ctx, 500, func(p store.RotationProgress) {
+			fmt.Fprintf(m.Stderr, "%s: re-wrapped %d, %d to go\n", p.Table, p.Rewrapped, p.Remaining)
 		})
+		// Per table, what this run did and what is left: after an error
+		// too, so the operator sees how far it got.
+		out := m.Stdout
+		if err != nil {
+			out = m.Stderr
+		}
+		total := 0
+		for _, p := range report {
+			left := strconv.Itoa(p.Remaining)
+			if p.Remaining < 0 {
+				left = "an unknown number (could not count)"
+			}
+			fmt.Fprintf(out, "%s: re-wrapped %d, %s left under older master keys\n", p.Table, p.Rewrapped, left)
+			total += p.Rewrapped
+		}
 		if err != nil {
 			return fmt.Errorf("%w (run the command again to resume)", err)
 		}
-		fmt.Fprintf(m.Stdout, "done: %d data keys re-wrapped under the primary master key; older master keys can now be removed from the configuration\n", n)
+		fmt.Fprintf(m.Stdout, "done: %d data keys re-wrapped under the primary master key; nothing is sealed under an older master key any more, so older keys can now be removed from the configuration\n", total)
 		return nil
 	})
 }

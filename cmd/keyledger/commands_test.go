@@ -611,15 +611,23 @@ func TestMasterkeyRotate(t *testing.T) {
 		}
 		return n
 	}
-	if n := countUnder(idA); n < 3 {
-		t.Fatalf("only %d values under key A", n)
+	underA := countUnder(idA)
+	if underA < 3 {
+		t.Fatalf("only %d values under key A", underA)
 	}
 
 	// Rotate with B primary, A still loaded.
 	r := mustRun(t, dbEnv(url, keyB+","+keyA), "", "masterkey", "rotate")
 	t.Logf("rotate: stdout %q stderr %q", r.stdout, r.stderr)
-	if !strings.Contains(r.stdout, "done: 3 data keys re-wrapped") {
-		t.Errorf("stdout %q", r.stdout)
+	for _, want := range []string{
+		"key_versions: re-wrapped 3, 0 left under older master keys\n",
+		fmt.Sprintf("instance_secrets: re-wrapped %d, 0 left under older master keys\n", underA-3),
+		"users.totp: re-wrapped 0, 0 left under older master keys\n",
+		fmt.Sprintf("done: %d data keys re-wrapped", underA),
+	} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("rotate does not say %q:\n%s", want, r.stdout)
+		}
 	}
 	if n := countUnder(idA); n != 0 {
 		t.Errorf("%d values still under key A after rotation", n)
