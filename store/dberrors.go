@@ -139,5 +139,7 @@ func (s *Store) WriteHealth() error {
 	if w.failures < failingAfter || time.Since(w.last) > failingFor {
 		return nil
 	}
-	return fmt.Errorf("database out of resources: the last %d writes failed (%s)", w.failures, w.cause)
+	// Counted are requests (mostly writes: a full disk spares reads)
+	// since the last write that succeeded.
+	return fmt.Errorf("database out of resources: %d requests in a row failed (%s) and no write has succeeded since", w.failures, w.cause)
 }
