@@ -76,7 +76,7 @@ const auditSingleInsert = `INSERT INTO audit_events
 
 // writeAuditBatch writes a batch of audit events in one statement, so in
 // one transaction: all rows of active actors commit, or none does.
-func writeAuditBatch(pool *pgxpool.Pool) func(context.Context, []*batchCall[auditEntry, struct{}]) {
+func writeAuditBatch(pool *pgxpool.Pool, health *writeHealth) func(context.Context, []*batchCall[auditEntry, struct{}]) {
 	return func(ctx context.Context, batch []*batchCall[auditEntry, struct{}]) {
 		var cols auditBatchRows
 		var err error
@@ -111,6 +111,9 @@ func writeAuditBatch(pool *pgxpool.Pool) func(context.Context, []*batchCall[audi
 				}
 				return rows.Err()
 			}()
+		}
+		if err == nil {
+			health.succeeded()
 		}
 		for _, p := range batch {
 			switch {

@@ -34,6 +34,7 @@ type batcher[In, Out any] struct {
 }
 
 type batchCall[In, Out any] struct {
+	ctx  context.Context // the caller's, for the batch's deadline and cancellation
 	in   In
 	out  Out
 	err  error
@@ -47,7 +48,7 @@ func newBatcher[In, Out any](flights, maxBatch int, run func(context.Context, []
 // do runs in as part of a batch and returns its result once the batch has
 // finished (for a write: committed).
 func (b *batcher[In, Out]) do(ctx context.Context, in In) (Out, error) {
-	c := &batchCall[In, Out]{in: in, done: make(chan struct{})}
+	c := &batchCall[In, Out]{ctx: ctx, in: in, done: make(chan struct{})}
 	b.mu.Lock()
 	b.queue = append(b.queue, c)
 	b.mu.Unlock()
@@ -71,9 +72,7 @@ func (b *batcher[In, Out]) do(ctx context.Context, in In) (Out, error) {
 			}
 			b.mu.Unlock()
 			if n > 0 {
-				// The batch carries other requests' calls: one client
-				// going away must not fail them.
-				bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+				bctx, cancel := batchContext(ctx, batch)
 				b.run(bctx, batch)
 				cancel()
 				for _, bc := range batch {
@@ -96,6 +95,43 @@ func (b *batcher[In, Out]) do(ctx context.Context, in In) (Out, error) {
 			<-c.done
 			return c.out, c.err
 		}
+	}
+}
+
+// batchContext is the context a batch runs in. The batch carries other
+// requests' calls, so one client going away must not fail them: it is
+// cancelled only once every call's context is done (all gave up, or a
+// shutdown stopped them all). Its deadline is the earliest of the calls'
+// (30 s for a call without one), so that no caller waits for its answer
+// past its own deadline: a request stuck behind a lock is answered "busy"
+// before the HTTP write timeout, whoever runs the batch.
+func batchContext[In, Out any](ctx context.Context, batch []*batchCall[In, Out]) (context.Context, context.CancelFunc) {
+	deadline := time.Now().Add(30 * time.Second)
+	for _, c := range batch {
+		if d, ok := c.ctx.Deadline(); ok && d.Before(deadline) {
+			deadline = d
+		}
+	}
+	bctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), deadline)
+	var mu sync.Mutex
+	left := len(batch)
+	stops := make([]func() bool, 0, len(batch))
+	for _, c := range batch {
+		stops = append(stops, context.AfterFunc(c.ctx, func() {
+			mu.Lock()
+			left--
+			all := left == 0
+			mu.Unlock()
+			if all {
+				cancel()
+			}
+		}))
+	}
+	return bctx, func() {
+		for _, stop := range stops {
+			stop()
+		}
+		cancel()
 	}
 }
 

@@ -2,8 +2,11 @@ package store
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
+
+	"github.com/keyledger/keyledger"
 )
 
 // coalescer lets concurrent requests for the same read-only aggregate (the
@@ -66,10 +69,24 @@ func (c *coalescer[T]) do(ctx context.Context, fn func(context.Context) (T, erro
 }
 
 // run computes f. The computation serves other requests too, so one of
-// them going away must not cancel it.
+// them going away must not cancel it; but it ends by the leader's deadline
+// (the leader waits for it, and must answer before the HTTP write
+// timeout), and with the leader when the leader was stopped for a reason
+// of the server's (a domain error as the cause: shutting down).
 func (c *coalescer[T]) run(ctx context.Context, f *flight[T], fn func(context.Context) (T, error)) {
-	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	deadline := time.Now().Add(time.Minute)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	fctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), deadline)
 	defer cancel()
+	stop := context.AfterFunc(ctx, func() {
+		var de *keyledger.Error
+		if errors.As(context.Cause(ctx), &de) {
+			cancel()
+		}
+	})
+	defer stop()
 	f.val, f.err = fn(fctx)
 	c.mu.Lock()
 	if c.running == f {

@@ -9,12 +9,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"net"
 	"runtime"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -69,6 +66,7 @@ type Store struct {
 	tokens   *tokenCache
 	envIDs   sync.Map // environment name → id (environmentID)
 
+	writes     writeHealth   // class-53 write failures, for readiness
 	hashSlots  chan struct{} // argon2id hashes running (hashPassword)
 	dashboards coalescer[Dashboard]
 	rotations  coalescer[RotationOverview]
@@ -86,11 +84,11 @@ func New(ctx context.Context, pool *pgxpool.Pool, keyring *crypto.Keyring, opts 
 		now:      time.Now,
 		log:      opts.Logger,
 		throttle: opts.Throttle,
-		audit:    newBatcher(batchFlights(), 256, writeAuditBatch(pool)),
 		reads:    newBatcher(batchFlights(), 256, readRevealBatch(pool)),
 		sessions: newBatcher(batchFlights(), 256, readSessionBatch(pool)),
 		tokens:   newTokenCache(),
 	}
+	s.audit = newBatcher(batchFlights(), 256, writeAuditBatch(pool, &s.writes))
 	if opts.PasswordParams != nil {
 		s.pw = *opts.PasswordParams
 	}
@@ -145,6 +143,9 @@ func (s *Store) tx(ctx context.Context, fn func(pgx.Tx) error) error {
 	var err error
 	for attempt := 0; attempt < 3; attempt++ {
 		err = pgx.BeginFunc(ctx, s.pool, fn)
+		if err == nil {
+			s.writes.succeeded()
+		}
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) && (pgErr.Code == "40001" || pgErr.Code == "40P01") {
 			continue
@@ -155,7 +156,9 @@ func (s *Store) tx(ctx context.Context, fn func(pgx.Tx) error) error {
 }
 
 // internal wraps an unexpected error with context and logs it; the user
-// sees a generic message.
+// sees a generic message. Errors that say the database is unreachable,
+// busy or out of resources become EUNAVAILABLE (503 with Retry-After),
+// each with its own message and the database's error kept for the log.
 func (s *Store) internal(ctx context.Context, op string, err error) error {
 	if err == nil {
 		return nil
@@ -164,39 +167,25 @@ func (s *Store) internal(ctx context.Context, op string, err error) error {
 	if errors.As(err, &de) {
 		return err
 	}
+	// The request was stopped for a reason it carries (the web front door
+	// gives its deadline "busy" and a shutdown "shutting down" as causes):
+	// whatever the database said after that is a consequence.
+	if ctx.Err() != nil && errors.As(context.Cause(ctx), &de) {
+		return fmt.Errorf("%s: %w (%w)", op, de, err)
+	}
 	if errors.Is(err, context.Canceled) {
 		return fmt.Errorf("%s: %w", op, err)
 	}
-	if isUnavailable(err) {
-		return fmt.Errorf("%s: %w", op, &keyledger.Error{Code: keyledger.EUNAVAILABLE, Message: "The database is not reachable right now. Please try again in a moment."})
+	switch dbTrouble(err) {
+	case troubleResources:
+		s.writes.failed(err)
+		return fmt.Errorf("%s: %w (%w)", op, errOutOfResources, err)
+	case troubleUnreachable:
+		return fmt.Errorf("%s: %w (%w)", op, errUnreachable, err)
+	case troubleBusy:
+		return fmt.Errorf("%s: %w (%w)", op, errBusy, err)
 	}
 	return fmt.Errorf("%s: %w", op, err)
-}
-
-// isUnavailable recognises a database that cannot be reached, as opposed
-// to a query that failed.
-func isUnavailable(err error) bool {
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
-		// Class 08: connection exception; 57P01-03: admin shutdown, crash
-		// shutdown, cannot connect now.
-		return pgErr.Code[:2] == "08" || pgErr.Code == "57P01" || pgErr.Code == "57P02" || pgErr.Code == "57P03"
-	}
-	var connErr *pgconn.ConnectError
-	if errors.As(err, &connErr) {
-		return true
-	}
-	// A connection that died under a query (Postgres crashed or was
-	// killed, a network cut): the pool drops it and the next request gets
-	// a fresh one. Whether a COMMIT in flight took effect is unknown to us,
-	// as it always is when a connection breaks; the audit row is written in
-	// the same transaction, so an unanswered reveal may be audited but an
-	// answered one never goes unaudited.
-	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) ||
-		errors.Is(err, syscall.EPIPE) || errors.Is(err, net.ErrClosed) {
-		return true
-	}
-	return pgconn.SafeToRetry(err) || errors.Is(err, context.DeadlineExceeded)
 }
 
 func isUniqueViolation(err error, constraint string) bool {

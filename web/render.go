@@ -2,7 +2,9 @@ package web
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -63,6 +65,7 @@ func (s *Server) handleError(err error, c echo.Context) {
 	if c.Response().Committed {
 		return
 	}
+	err = stoppedBy(c.Request().Context(), err)
 	status := http.StatusInternalServerError
 	message := keyledger.ErrorMessage(err)
 	code := keyledger.ErrorCode(err)
@@ -99,6 +102,17 @@ func (s *Server) handleError(err error, c echo.Context) {
 		s.log.Error("render error page", "request_id", requestID(c), "err", rerr)
 		_ = c.String(status, message)
 	}
+}
+
+// stoppedBy gives an error that is not a domain error the reason its
+// request was stopped, when that reason is one (the server's deadline:
+// busy; a shutdown: shutting down), so it is answered 503, not 500.
+func stoppedBy(ctx context.Context, err error) error {
+	var de *keyledger.Error
+	if errors.As(err, &de) || ctx.Err() == nil || !errors.As(context.Cause(ctx), &de) {
+		return err
+	}
+	return fmt.Errorf("%w (%w)", de, err)
 }
 
 func httpCode(status int) string {

@@ -71,6 +71,22 @@ type Config struct {
 	// GoMemLimit is set when GOMEMLIMIT is: then serve leaves Go's soft
 	// memory limit alone.
 	GoMemLimit bool
+
+	// WriteTimeout is the HTTP server's write timeout; a request's work
+	// (and so its database statements) must end a margin before it, see
+	// RequestBudget.
+	WriteTimeout time.Duration
+	// ShutdownGrace is how long SIGTERM waits for requests in flight
+	// before telling them to give up (docs/operations.md).
+	ShutdownGrace time.Duration
+}
+
+// RequestBudget is how long a request may work: the write timeout less
+// the time needed to send its answer (a fifth, at most 5 s), so that a
+// request stuck on the database is answered "busy" before the write
+// timeout would cut its connection without any answer.
+func (c *Config) RequestBudget() time.Duration {
+	return c.WriteTimeout - min(c.WriteTimeout/5, 5*time.Second)
 }
 
 // configError is one clear line: the variable, what is wrong, the fix.
@@ -148,6 +164,15 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	}
 	if c.SessionIdle > c.SessionMax {
 		return c, cfgErr("KEYLEDGER_SESSION_IDLE (%s) is longer than KEYLEDGER_SESSION_MAX (%s); make the idle timeout the shorter one", c.SessionIdle, c.SessionMax)
+	}
+	if c.WriteTimeout, err = duration(getenv, "KEYLEDGER_WRITE_TIMEOUT", 60*time.Second); err != nil {
+		return c, err
+	}
+	if c.WriteTimeout < time.Second {
+		return c, cfgErr("KEYLEDGER_WRITE_TIMEOUT: want at least 1s, got %s", c.WriteTimeout)
+	}
+	if c.ShutdownGrace, err = duration(getenv, "KEYLEDGER_SHUTDOWN_GRACE", 25*time.Second); err != nil {
+		return c, err
 	}
 	switch c.LogLevel {
 	case "", "debug", "info", "warn", "error":

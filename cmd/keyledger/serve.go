@@ -149,7 +149,6 @@ func (m *Main) serve(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	hs := front.hs
 	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopBG()
 	go m.background(bg, log, st, cfg)
@@ -179,19 +178,35 @@ func (m *Main) serve(ctx context.Context, cfg Config) error {
 		return err
 	case <-ctx.Done():
 	}
-	log.Info("shutting down: finishing in-flight requests")
-	sctx, cancel := context.WithTimeout(context.Background(), 25*time.Second)
-	defer cancel()
-	if err := hs.Shutdown(sctx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
+	log.Info("shutting down: finishing in-flight requests", "grace", cfg.ShutdownGrace.String())
+	started := time.Now()
+	cut := front.shutdown(cfg.ShutdownGrace)
+	// The job queue gets what is left of the grace, at least a few
+	// seconds; a job still running then is cancelled (River retries it
+	// later), so the pool is closed under no job either.
+	jctx, cancel := context.WithTimeout(context.Background(), max(cfg.ShutdownGrace-time.Since(started), answerWindow))
+	if err := jobs.Stop(jctx); err != nil {
+		log.Warn("job queue did not stop within the grace; cancelling its jobs", "err", err)
+		cctx, ccancel := context.WithTimeout(context.Background(), answerWindow)
+		if err := jobs.StopAndCancel(cctx); err != nil {
+			log.Warn("job queue did not stop cleanly", "err", err)
+		}
+		ccancel()
 	}
-	if err := jobs.Stop(sctx); err != nil {
-		log.Warn("job queue did not stop cleanly", "err", err)
-	}
+	cancel()
 	stopBG()
-	// Chain what the last requests wrote before leaving.
-	if _, err := st.ChainAudit(sctx); err != nil {
+	// Chain what the last requests wrote before leaving. Not bound by the
+	// grace: events left unchained are chained by the next start anyway,
+	// but an orderly stop leaves none.
+	cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := st.ChainAudit(cctx); err != nil {
 		log.Warn("final audit chaining", "err", err)
+	}
+	if cut > 0 {
+		// Exit non-zero only when something was lost: a request that got
+		// no answer at all (docs/operations.md, Stopping).
+		return fmt.Errorf("shutdown: %d requests were cut off without an answer after the %s grace and %s more", cut, cfg.ShutdownGrace, answerWindow)
 	}
 	log.Info("stopped")
 	return nil
