@@ -398,7 +398,11 @@ func (s *SMTP) message(n keyledger.Notification, to []string) ([]byte, error) {
 	b.WriteString("\r\n")
 
 	qp := quotedprintable.NewWriter(&b)
-	body := Text(n) + "\n\n-- \nkeyledger sends this reminder to a key's owner and its project's leads.\n"
+	footer := "keyledger sends this reminder to a key's owner and its project's leads."
+	if n.Kind == keyledger.AlertAccountAttack {
+		footer = "keyledger sends this warning to its admins, at most once a day per account."
+	}
+	body := Text(n) + "\n\n-- \n" + footer + "\n"
 	if _, err := qp.Write([]byte(body)); err != nil {
 		return nil, err
 	}
