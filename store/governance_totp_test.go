@@ -178,6 +178,10 @@ func TestTOTPEnrollAndSignIn(t *testing.T) {
 	if !f.fresh(t, m).TOTPEnabled {
 		t.Fatal("a wrong password disabled two-factor sign-in")
 	}
+	// The account has had more than PerAccount failures today: the next
+	// attempt waits out the progressive delay (at most MaxDelay).
+	wantCode(t, f.s.DisableTOTP(ctx, as(m), testPassword), keyledger.ETOOMANY)
+	f.clock.Advance(store.DefaultThrottle().MaxDelay)
 	if err := f.s.DisableTOTP(ctx, as(m), testPassword); err != nil {
 		t.Fatal(err)
 	}
