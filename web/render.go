@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/a-h/templ"
@@ -81,6 +82,7 @@ func (s *Server) handleError(err error, c echo.Context) {
 	if status == http.StatusServiceUnavailable {
 		c.Response().Header().Set("Retry-After", "5")
 	}
+	setRetryAfter(c, err)
 	if isAPI(c) {
 		body := map[string]any{"code": code, "message": message, "request_id": requestID(c)}
 		if fields := keyledger.FieldErrors(err); len(fields) > 0 {
@@ -98,6 +100,15 @@ func (s *Server) handleError(err error, c echo.Context) {
 	if rerr := render(c, status, templates.ErrorPage(s.page(c, heading, ""), templates.ErrorView{Status: status, Heading: heading, Message: message})); rerr != nil {
 		s.log.Error("render error page", "request_id", requestID(c), "err", rerr)
 		_ = c.String(status, message)
+	}
+}
+
+// setRetryAfter sends the wait a throttled request must observe (a
+// refused sign-in, code or step-up), so clients need not parse the
+// message to know when to come back.
+func setRetryAfter(c echo.Context, err error) {
+	if d := keyledger.RetryAfter(err); d > 0 && keyledger.ErrorCode(err) == keyledger.ETOOMANY {
+		c.Response().Header().Set("Retry-After", strconv.Itoa(int((d+time.Second-1)/time.Second)))
 	}
 }
 
