@@ -352,3 +352,39 @@ func TestThrottleAlertsAdminsOnce(t *testing.T) {
 		t.Errorf("%d notifications after a second day of attack, want 2", len(n.sent()))
 	}
 }
+
+// TestJobsSendAccountAlert: the background job delivers a raised alert
+// through the configured notifier, once.
+func TestJobsSendAccountAlert(t *testing.T) {
+	t.Parallel()
+	f := newJobsFixture(t)
+	ctx := t.Context()
+	lim := store.DefaultThrottle()
+	for i := range lim.AlertAfter {
+		_, _ = f.s.Authenticate(ctx, from(fmt.Sprintf("203.0.113.%d", i+1)), f.other.Email, "botnet guess")
+		f.clock.Advance(lim.MaxDelay)
+	}
+	f.start(t)
+	var alerts []keyledger.Notification
+	waitFor(t, 10*time.Second, "account alert sent", func() bool {
+		for _, n := range f.n.take() {
+			if n.Kind == keyledger.AlertAccountAttack {
+				alerts = append(alerts, n)
+			}
+		}
+		return len(alerts) > 0
+	})
+	kind := store.AccountAlertArgs{}.Kind()
+	runs := f.count(t, "SELECT count(*) FROM river_job WHERE kind = $1 AND state = 'completed'", kind)
+	waitFor(t, 10*time.Second, "another alert run", func() bool {
+		return f.count(t, "SELECT count(*) FROM river_job WHERE kind = $1 AND state = 'completed'", kind) > runs
+	})
+	for _, n := range f.n.take() {
+		if n.Kind == keyledger.AlertAccountAttack {
+			alerts = append(alerts, n)
+		}
+	}
+	if len(alerts) != 1 || alerts[0].Account != f.other.Email || !strings.HasPrefix(alerts[0].URL, "https://keyledger.example.com/audit?") {
+		t.Errorf("alerts %+v, want one about %s", alerts, f.other.Email)
+	}
+}
