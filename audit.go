@@ -32,16 +32,19 @@ const (
 	ActionTokenRevoke     = "token.revoke"
 	ActionTokenUse        = "token.first_use"
 
-	ActionUserRole         = "user.role_change"
-	ActionUserReactivate   = "user.reactivate"
-	ActionUserFreeze       = "user.freeze"
-	ActionPasswordChange   = "user.password_change"
-	ActionPasswordLink     = "user.password_link"
-	ActionTOTPEnable       = "user.totp_enable"
-	ActionTOTPDisable      = "user.totp_disable"
-	ActionTOTPFailed       = "auth.totp_failed"
-	ActionStepUp           = "auth.step_up"
-	ActionReauthFailed     = "auth.password_check_failed"
+	ActionUserRole       = "user.role_change"
+	ActionUserReactivate = "user.reactivate"
+	ActionUserFreeze     = "user.freeze"
+	ActionPasswordChange = "user.password_change"
+	ActionPasswordLink   = "user.password_link"
+	ActionTOTPEnable     = "user.totp_enable"
+	ActionTOTPDisable    = "user.totp_disable"
+	ActionTOTPFailed     = "auth.totp_failed"
+	ActionStepUp         = "auth.step_up"
+	ActionReauthFailed   = "auth.password_check_failed"
+	// ActionAccountAttack: an account's failed sign-ins crossed the alert
+	// threshold; the admins are told (once per account per window).
+	ActionAccountAttack    = "auth.account_under_attack"
 	ActionSessionRevoke    = "session.revoke"
 	ActionEnvCreate        = "environment.create"
 	ActionEnvUpdate        = "environment.update"
@@ -61,7 +64,7 @@ func AuditActions() []string {
 		ActionKeyRotate, ActionKeyRollback, ActionVersionDestroy, ActionKeyVerify, ActionKeyExport, ActionKeyRemind,
 		ActionKeyReassign, ActionTokenCreate, ActionTokenRevoke, ActionTokenUse, ActionUserCreate, ActionUserDeactivate, ActionUserReactivate, ActionUserFreeze, ActionUserRole,
 		ActionPasswordRehash, ActionPasswordChange, ActionPasswordLink, ActionTOTPEnable, ActionTOTPDisable, ActionTOTPFailed,
-		ActionStepUp, ActionReauthFailed, ActionSessionRevoke, ActionEnvCreate, ActionEnvUpdate, ActionRolePolicy,
+		ActionStepUp, ActionReauthFailed, ActionAccountAttack, ActionSessionRevoke, ActionEnvCreate, ActionEnvUpdate, ActionRolePolicy,
 		ActionOffboardStart, ActionOffboardResolve, ActionOffboardWaive, ActionOffboardAdd, ActionOffboardComplete,
 		ActionMasterKeyRotate,
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 )
 
 // Error codes. They carry no HTTP: the web layer owns the one table that
@@ -32,6 +33,10 @@ type Error struct {
 	// Fields holds per-field messages for form validation, keyed by form
 	// field name, so a page can show each next to its field.
 	Fields map[string]string
+	// RetryAfter, on ETOOMANY, is how long the caller must wait before
+	// trying again (zero: not known). The web layer sends it as the
+	// Retry-After header.
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string {
@@ -86,6 +91,15 @@ func FieldErrors(err error) map[string]string {
 		return e.Fields
 	}
 	return nil
+}
+
+// RetryAfter returns how long err asks the caller to wait, or zero.
+func RetryAfter(err error) time.Duration {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.RetryAfter
+	}
+	return 0
 }
 
 // ErrNotFound is the answer both for a thing that does not exist and for a

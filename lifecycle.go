@@ -49,9 +49,11 @@ type Verifier interface {
 	Verify(ctx context.Context, p Provider, secret string) VerifyResult
 }
 
-// Notification is a reminder for one key, sent to its owner and the leads.
+// Notification is a reminder for one key, sent to its owner and the leads,
+// or (Kind AlertAccountAttack) a warning to the admins that someone is
+// guessing an account's password.
 type Notification struct {
-	Kind        string // due_soon | overdue | failing
+	Kind        string // due_soon | overdue | failing | account_under_attack
 	KeyID       string
 	KeyName     string
 	Project     string
@@ -64,6 +66,13 @@ type Notification struct {
 	URL         string // the key's page
 	// Recipients are the email addresses to tell: the owner and the leads.
 	Recipients []string
+	// Account, Failures and Addresses describe an attack on an account
+	// (AlertAccountAttack): its email, the failed attempts within Window
+	// and from how many client addresses they came.
+	Account   string
+	Failures  int
+	Addresses int
+	Window    time.Duration
 }
 
 // Reminder kinds.
@@ -71,6 +80,9 @@ const (
 	RemindDueSoon = "due_soon"
 	RemindOverdue = "overdue"
 	RemindFailing = "failing"
+	// AlertAccountAttack warns the admins of many failed sign-ins for
+	// one account.
+	AlertAccountAttack = "account_under_attack"
 )
 
 // Notifier delivers reminders (chat webhook, email). Implementations must

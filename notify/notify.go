@@ -16,8 +16,10 @@ package notify
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -40,6 +42,9 @@ const dateLayout = "2006-01-02"
 //
 // Parts whose fields are empty are left out. The result is a single line.
 func Text(n keyledger.Notification) string {
+	if n.Kind == keyledger.AlertAccountAttack {
+		return attackText(n)
+	}
 	var b strings.Builder
 	b.WriteString(icon(n.Kind))
 	b.WriteString(" ")
@@ -83,6 +88,9 @@ func Text(n keyledger.Notification) string {
 //
 //	[keyledger] Key "checkout-api OpenAI" (checkout, production) is overdue for rotation
 func Subject(n keyledger.Notification) string {
+	if n.Kind == keyledger.AlertAccountAttack {
+		return "[keyledger] Many failed sign-ins for " + truncate(clean(n.Account), subjectFieldRunes)
+	}
 	s := "[keyledger] " + keyPhrase(n, subjectFieldRunes)
 	switch n.Kind {
 	case keyledger.RemindOverdue:
@@ -101,6 +109,37 @@ func Subject(n keyledger.Notification) string {
 		s += " needs attention"
 	}
 	return s
+}
+
+// attackText warns the admins that someone is guessing an account's
+// password, for example:
+//
+//	🚨 Many failed sign-ins for alice@example.com: 10 in the last 24 hours, from 4 addresses. Sign-in for this account is slowed down, not locked. https://keys.example.com/audit?action=auth.sign_in_failed
+func attackText(n keyledger.Notification) string {
+	var b strings.Builder
+	b.WriteString("🚨 Many failed sign-ins for " + clean(n.Account))
+	fmt.Fprintf(&b, ": %d in the last %s, from %d address", n.Failures, windowPhrase(n.Window), n.Addresses)
+	if n.Addresses != 1 {
+		b.WriteString("es")
+	}
+	b.WriteString(". Sign-in for this account is slowed down, not locked.")
+	if u := clean(n.URL); u != "" {
+		b.WriteString(" " + u)
+	}
+	return b.String()
+}
+
+func windowPhrase(d time.Duration) string {
+	switch {
+	case d <= 0:
+		return "while"
+	case d%time.Hour == 0 && d > time.Hour:
+		return fmt.Sprintf("%d hours", d/time.Hour)
+	case d == time.Hour:
+		return "hour"
+	default:
+		return fmt.Sprintf("%d minutes", max(1, d/time.Minute))
+	}
 }
 
 func icon(kind string) string {

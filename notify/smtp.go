@@ -354,7 +354,11 @@ func (s *SMTP) message(n keyledger.Notification, to []string) (*gomail.Msg, erro
 	}
 	m.SetMessageIDWithValue(id)
 	m.SetGenHeader("Auto-Submitted", "auto-generated")
-	m.SetBodyString(gomail.TypeTextPlain, Text(n)+"\n\n-- \nkeyledger sends this reminder to a key's owner and its project's leads.\n")
+	footer := "keyledger sends this reminder to a key's owner and its project's leads."
+	if n.Kind == keyledger.AlertAccountAttack {
+		footer = "keyledger sends this warning to its admins, at most once a day per account."
+	}
+	m.SetBodyString(gomail.TypeTextPlain, Text(n)+"\n\n-- \n"+footer+"\n")
 	return m, nil
 }
 

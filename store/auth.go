@@ -18,48 +18,47 @@ import (
 // which accounts exist.
 var ErrBadCredentials = &keyledger.Error{Code: keyledger.EUNAUTHORIZED, Message: "That email and password do not match an active account."}
 
-// ErrThrottled answers too many failed sign-ins.
-var ErrThrottled = &keyledger.Error{Code: keyledger.ETOOMANY, Message: "Too many failed sign-in attempts. Wait 15 minutes and try again, or ask an admin to check your account."}
-
-// Authenticate checks an email and password. Failures are throttled per
-// account and per address, and every attempt is audited.
+// Authenticate checks an email and password. Every attempt passes the
+// throttle (admit) before anything is hashed, is counted until it proves
+// right, and every failure and refusal is audited. Input too long to be a
+// real email or password is refused without hashing, and counted.
 func (s *Store) Authenticate(ctx context.Context, meta keyledger.Actor, email, password string) (*keyledger.User, error) {
 	email = keyledger.NormalizeEmail(email)
-	if len(email) > 254 || len(password) > 1024 {
-		// Still hash, so oversized input is not a timing oracle either.
-		_, _, _ = s.verifyPassword(password[:min(len(password), 1024)], s.dummyHash)
-		return nil, ErrBadCredentials
-	}
-	since := s.now().Add(-s.throttle.Window)
-	var byEmail, byIP int
-	err := s.pool.QueryRow(ctx, `SELECT
-		(SELECT count(*) FROM login_failures WHERE email = $1 AND at > $3),
-		(SELECT count(*) FROM login_failures WHERE ip = $2 AND at > $3)`, email, meta.IP, since).Scan(&byEmail, &byIP)
-	if err != nil {
-		return nil, s.internal(ctx, "sign in: check throttle", err)
-	}
-	if byEmail >= s.throttle.PerAccount || byIP >= s.throttle.PerIP {
-		err := s.tx(ctx, func(tx pgx.Tx) error {
-			return writeAudit(ctx, tx, auditEntry{Actor: meta, Action: keyledger.ActionSignInThrottle, SubjectEmail: email,
-				Details: map[string]any{"failures_for_account": byEmail, "failures_from_ip": byIP}})
-		})
-		if err != nil {
-			return nil, s.internal(ctx, "sign in: audit throttle", err)
-		}
-		return nil, ErrThrottled
-	}
+	emailTooLong := len(email) > maxEmailBytes
+	oversized := emailTooLong || len(password) > maxPasswordBytes
+	email = truncate(email, maxEmailBytes)
 
 	var u *keyledger.User
 	var hash *string
-	row := s.pool.QueryRow(ctx, "SELECT "+userColumns+", password_hash FROM users WHERE email = $1", email)
-	var usr keyledger.User
-	err = row.Scan(&usr.ID, &usr.Email, &usr.Name, &usr.Role, &usr.Status, &usr.TOTPEnabled, &usr.CreatedAt, &usr.UpdatedAt, &hash)
-	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-	case err != nil:
-		return nil, s.internal(ctx, "sign in: find user", err)
-	default:
-		u = &usr
+	if !emailTooLong {
+		row := s.pool.QueryRow(ctx, "SELECT "+userColumns+", password_hash FROM users WHERE email = $1", email)
+		var usr keyledger.User
+		err := row.Scan(&usr.ID, &usr.Email, &usr.Name, &usr.Role, &usr.Status, &usr.TOTPEnabled, &usr.CreatedAt, &usr.UpdatedAt, &hash)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+		case err != nil:
+			return nil, s.internal(ctx, "sign in: find user", err)
+		default:
+			u = &usr
+		}
+	}
+	var subjectID int64
+	if u != nil {
+		subjectID = u.ID
+	}
+	att, err := s.admit(ctx, meta, email, subjectID, "sign_in")
+	if err != nil {
+		return nil, err
+	}
+	fail := func(reason string, answer error) (*keyledger.User, error) {
+		if err := s.failed(ctx, auditEntry{Actor: meta, Action: keyledger.ActionSignInFailed, SubjectID: subjectID,
+			SubjectEmail: email, Details: map[string]any{"reason": reason}}); err != nil {
+			return nil, err
+		}
+		return nil, answer
+	}
+	if oversized {
+		return fail("oversized", ErrOversized)
 	}
 	ok, rehash := false, false
 	if u != nil && hash != nil {
@@ -69,6 +68,7 @@ func (s *Store) Authenticate(ctx context.Context, meta keyledger.Actor, email, p
 			ok = false
 		}
 	} else {
+		// An unknown email takes as long as a wrong password.
 		_, _, _ = s.verifyPassword(password, s.dummyHash)
 	}
 	if !ok || !u.Active() {
@@ -79,21 +79,12 @@ func (s *Store) Authenticate(ctx context.Context, meta keyledger.Actor, email, p
 		case u != nil:
 			reason = string(u.Status)
 		}
-		err := s.tx(ctx, func(tx pgx.Tx) error {
-			if _, err := tx.Exec(ctx, "INSERT INTO login_failures (email, ip, at) VALUES ($1, $2, $3)", email, meta.IP, s.now()); err != nil {
-				return err
-			}
-			var subjectID int64
-			if u != nil {
-				subjectID = u.ID
-			}
-			return writeAudit(ctx, tx, auditEntry{Actor: meta, Action: keyledger.ActionSignInFailed, SubjectID: subjectID,
-				SubjectEmail: truncate(email, 254), Details: map[string]any{"reason": reason}})
-		})
-		if err != nil {
-			return nil, s.internal(ctx, "sign in: record failure", err)
-		}
-		return nil, ErrBadCredentials
+		return fail(reason, ErrBadCredentials)
+	}
+	// A second factor still due: the address becomes known only when the
+	// sign-in is complete (CompleteTOTP).
+	if err := s.forgive(ctx, att, !u.TOTPEnabled); err != nil {
+		return nil, err
 	}
 	if rehash {
 		// Parameters changed since this hash was made: upgrade it now that
@@ -326,8 +317,16 @@ func (s *Store) PurgeExpired(ctx context.Context, idle time.Duration) error {
 	if _, err := s.pool.Exec(ctx, "DELETE FROM sessions WHERE expires_at <= $1 OR last_seen_at <= $2", now, now.Add(-idle)); err != nil {
 		return fmt.Errorf("purge sessions: %w", err)
 	}
-	if _, err := s.pool.Exec(ctx, "DELETE FROM login_failures WHERE at <= $1", now.Add(-24*time.Hour)); err != nil {
+	// Failures count for a day at most (AccountWindow); known addresses
+	// and sent alerts lapse on their own clocks.
+	if _, err := s.pool.Exec(ctx, "DELETE FROM login_failures WHERE at <= $1", now.Add(-max(24*time.Hour, s.throttle.AccountWindow))); err != nil {
 		return fmt.Errorf("purge sign-in failures: %w", err)
+	}
+	if _, err := s.pool.Exec(ctx, "DELETE FROM login_known_addresses WHERE last_success <= $1", now.Add(-s.throttle.KnownFor)); err != nil {
+		return fmt.Errorf("purge known sign-in addresses: %w", err)
+	}
+	if _, err := s.pool.Exec(ctx, "DELETE FROM account_alerts WHERE sent_at IS NOT NULL AND raised_at <= $1", now.Add(-s.throttle.AccountWindow)); err != nil {
+		return fmt.Errorf("purge account alerts: %w", err)
 	}
 	return nil
 }

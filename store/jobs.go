@@ -20,7 +20,8 @@ import (
 // JobsConfig wires the background jobs.
 type JobsConfig struct {
 	Verifier keyledger.Verifier
-	// Notifier may be nil: then reminders are not sent.
+	// Notifier may be nil: then reminders and account alerts are not
+	// sent (alerts stay in the audit log).
 	Notifier keyledger.Notifier
 	BaseURL  string
 	// VerifyInterval is how often each key is checked at most.
@@ -66,6 +67,27 @@ type RemindArgs struct{}
 
 // Kind names the job in River's tables.
 func (RemindArgs) Kind() string { return "keyledger.remind" }
+
+// AccountAlertArgs tells the admins about accounts under attack.
+type AccountAlertArgs struct{}
+
+// Kind names the job in River's tables.
+func (AccountAlertArgs) Kind() string { return "keyledger.account_alerts" }
+
+type accountAlertWorker struct {
+	river.WorkerDefaults[AccountAlertArgs]
+	s   *Store
+	cfg JobsConfig
+}
+
+func (w *accountAlertWorker) Work(ctx context.Context, job *river.Job[AccountAlertArgs]) error {
+	if w.cfg.Notifier == nil {
+		// No channel configured: the alert stays in the audit log.
+		return nil
+	}
+	_, err := w.s.SendAccountAlerts(ctx, w.cfg.Notifier, w.cfg.BaseURL)
+	return err
+}
 
 type verifyScanWorker struct {
 	river.WorkerDefaults[VerifyScanArgs]
@@ -164,6 +186,7 @@ func (s *Store) NewJobs(cfg JobsConfig) (*river.Client[pgx.Tx], error) {
 	river.AddWorker(workers, &verifyKeyWorker{s: s, cfg: cfg})
 	river.AddWorker(workers, &destroyWorker{s: s})
 	river.AddWorker(workers, &remindWorker{s: s, cfg: cfg})
+	river.AddWorker(workers, &accountAlertWorker{s: s, cfg: cfg})
 	periodic := func(every time.Duration, args river.JobArgs) *river.PeriodicJob {
 		return river.NewPeriodicJob(river.PeriodicInterval(every),
 			func() (river.JobArgs, *river.InsertOpts) { return args, nil },
@@ -180,6 +203,8 @@ func (s *Store) NewJobs(cfg JobsConfig) (*river.Client[pgx.Tx], error) {
 			periodic(cfg.ScanInterval, VerifyScanArgs{}),
 			periodic(min(cfg.ScanInterval, 10*time.Minute), DestroyVersionsArgs{}),
 			periodic(min(cfg.ScanInterval, time.Hour), RemindArgs{}),
+			// An attack is news for minutes, not hours.
+			periodic(min(cfg.ScanInterval, time.Minute), AccountAlertArgs{}),
 		},
 	})
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -33,18 +34,70 @@ type Options struct {
 	Throttle ThrottleLimits
 }
 
-// ThrottleLimits bound failed sign-ins within Window, per account and per
-// client address.
+// ThrottleLimits bound failed sign-ins, second factors and step-ups. See
+// docs/security.md, "Sign-in throttling", for why these three limits and
+// these numbers. A zero field takes its DefaultThrottle value.
 type ThrottleLimits struct {
-	Window     time.Duration
-	PerAccount int
-	PerIP      int
+	// Window is how long a failure counts against its (account, address)
+	// pair and against its address.
+	Window time.Duration
+	// PerPair failures for one account from one address within Window
+	// refuse that address for that account until the oldest leaves the
+	// window. Only the guesser's own address is shut out.
+	PerPair int
+	// PerIP failures from one address within Window, whatever the
+	// accounts, refuse that address (password spraying).
+	PerIP int
+	// PerAccount failures for one account from all addresses within
+	// AccountWindow are free; after them each attempt waits BaseDelay,
+	// doubling with every further failure up to MaxDelay. A delay, never
+	// a lock: a stranger can slow an account down but not shut it.
+	PerAccount    int
+	AccountWindow time.Duration
+	BaseDelay     time.Duration
+	MaxDelay      time.Duration
+	// KnownFor: an address the account completed a sign-in from within
+	// KnownFor skips the account-wide delay (not its own pair limit), for
+	// its first PerPair failures in AccountWindow.
+	KnownFor time.Duration
+	// AlertAfter failures for an existing account within AccountWindow
+	// tell the admins, at most once per account per AccountWindow.
+	AlertAfter int
 }
 
-// DefaultThrottle allows 5 failures per account and 20 per address in 15
-// minutes: enough for typos, far too few for guessing.
+// DefaultThrottle allows 5 failures per account and address and 20 per
+// address in 15 minutes; per account, 5 failures a day are free, then
+// attempts wait 15 s, 30 s, ... up to 15 minutes. Admins hear of an
+// account at 10 failures in a day.
 func DefaultThrottle() ThrottleLimits {
-	return ThrottleLimits{Window: 15 * time.Minute, PerAccount: 5, PerIP: 20}
+	return ThrottleLimits{Window: 15 * time.Minute, PerPair: 5, PerIP: 20,
+		PerAccount: 5, AccountWindow: 24 * time.Hour, BaseDelay: 15 * time.Second, MaxDelay: 15 * time.Minute,
+		KnownFor: 30 * 24 * time.Hour, AlertAfter: 10}
+}
+
+// withDefaults fills the zero fields of l from DefaultThrottle.
+func (l ThrottleLimits) withDefaults() ThrottleLimits {
+	d := DefaultThrottle()
+	pick := func(v *time.Duration, def time.Duration) {
+		if *v <= 0 {
+			*v = def
+		}
+	}
+	pickN := func(v *int, def int) {
+		if *v <= 0 {
+			*v = def
+		}
+	}
+	pick(&l.Window, d.Window)
+	pick(&l.AccountWindow, d.AccountWindow)
+	pick(&l.BaseDelay, d.BaseDelay)
+	pick(&l.MaxDelay, d.MaxDelay)
+	pick(&l.KnownFor, d.KnownFor)
+	pickN(&l.PerPair, d.PerPair)
+	pickN(&l.PerIP, d.PerIP)
+	pickN(&l.PerAccount, d.PerAccount)
+	pickN(&l.AlertAfter, d.AlertAfter)
+	return l
 }
 
 // Store is keyledger's Postgres state. It is safe for concurrent use.
@@ -68,6 +121,7 @@ type Store struct {
 
 	writes     writeHealth   // class-53 write failures, for readiness
 	hashSlots  chan struct{} // argon2id hashes running (hashPassword)
+	hashes     atomic.Int64  // argon2id hashes started, for PasswordHashes
 	dashboards coalescer[Dashboard]
 	rotations  coalescer[RotationOverview]
 	menus      coalescer[KeyListMenus]
@@ -99,9 +153,7 @@ func New(ctx context.Context, pool *pgxpool.Pool, keyring *crypto.Keyring, opts 
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	if s.throttle.Window == 0 {
-		s.throttle = DefaultThrottle()
-	}
+	s.throttle = s.throttle.withDefaults()
 	if err := s.checkKeyring(ctx); err != nil {
 		return nil, err
 	}
@@ -250,16 +302,24 @@ func freshActorMay(ctx context.Context, q rowQuerier, actor keyledger.Actor, may
 // collection of keyledger's small live heap costs about a millisecond; a
 // hash costs fifty.
 func (s *Store) hashPassword(password string) (string, error) {
+	s.hashes.Add(1)
 	s.hashSlots <- struct{}{}
 	defer s.releaseHashSlot()
 	return crypto.HashPassword(password, s.pw)
 }
 
 func (s *Store) verifyPassword(password, phc string) (ok, needsRehash bool, err error) {
+	s.hashes.Add(1)
 	s.hashSlots <- struct{}{}
 	defer s.releaseHashSlot()
 	return crypto.VerifyPassword(password, phc, s.pw)
 }
+
+// PasswordHashes is how many argon2id hashes this store has started.
+// Tests read it to prove that a refused request hashed nothing: every
+// hash costs ~20 ms of CPU and 64 MiB, so an unauthenticated request must
+// pass the throttle before it may start one.
+func (s *Store) PasswordHashes() int64 { return s.hashes.Load() }
 
 func (s *Store) releaseHashSlot() {
 	if s.pw.MemoryKiB >= 8*1024 {

@@ -202,13 +202,9 @@ func (s *Store) CompleteTOTP(ctx context.Context, meta keyledger.Actor, sessionI
 	}
 	u := st.User
 	meta.User = u
-	since := s.now().Add(-s.throttle.Window)
-	var failures int
-	if err := s.pool.QueryRow(ctx, "SELECT count(*) FROM login_failures WHERE email = $1 AND at > $2", u.Email, since).Scan(&failures); err != nil {
-		return nil, s.internal(ctx, "two-factor: check throttle", err)
-	}
-	if failures >= s.throttle.PerAccount {
-		return nil, ErrThrottled
+	att, err := s.admit(ctx, meta, u.Email, u.ID, "totp")
+	if err != nil {
+		return nil, err
 	}
 	ok := false
 	usedRecovery := false
@@ -230,16 +226,13 @@ func (s *Store) CompleteTOTP(ctx context.Context, meta keyledger.Actor, sessionI
 		return nil, s.internal(ctx, "two-factor: check code", err)
 	}
 	if !ok {
-		err := s.tx(ctx, func(tx pgx.Tx) error {
-			if _, err := tx.Exec(ctx, "INSERT INTO login_failures (email, ip, at) VALUES ($1, $2, $3)", u.Email, meta.IP, s.now()); err != nil {
-				return err
-			}
-			return writeAudit(ctx, tx, auditEntry{Actor: meta, Action: keyledger.ActionTOTPFailed, SubjectID: u.ID, SubjectEmail: u.Email})
-		})
-		if err != nil {
-			return nil, s.internal(ctx, "two-factor: record failure", err)
+		if err := s.failed(ctx, auditEntry{Actor: meta, Action: keyledger.ActionTOTPFailed, SubjectID: u.ID, SubjectEmail: u.Email}); err != nil {
+			return nil, err
 		}
 		return nil, ErrBadCode
+	}
+	if err := s.forgive(ctx, att, true); err != nil {
+		return nil, err
 	}
 	err = s.tx(ctx, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, "UPDATE sessions SET pending_totp = false, step_up_at = $2 WHERE id_hash = $1", hashSessionID(sessionID), s.now()); err != nil {
@@ -264,8 +257,14 @@ func (s *Store) StepUp(ctx context.Context, meta keyledger.Actor, sessionID, sec
 		return time.Time{}, ErrNoSession
 	}
 	u := meta.User
+	// The throttle first: while it refuses, no code is compared and no
+	// password hashed, so even the right one gets no answer.
+	att, err := s.admit(ctx, meta, u.Email, u.ID, "step_up")
+	if err != nil {
+		return time.Time{}, err
+	}
 	ok := false
-	err := s.tx(ctx, func(tx pgx.Tx) error {
+	err = s.tx(ctx, func(tx pgx.Tx) error {
 		if u.TOTPEnabled {
 			var err error
 			if ok, err = s.checkTOTP(ctx, tx, u.ID, secret); err != nil || ok {
@@ -278,13 +277,25 @@ func (s *Store) StepUp(ctx context.Context, meta keyledger.Actor, sessionID, sec
 		return time.Time{}, s.internal(ctx, "step up", err)
 	}
 	if !ok {
-		if err := s.checkPassword(ctx, meta, "step_up", secret); err != nil {
-			if keyledger.ErrorCode(err) == keyledger.ETOOMANY {
-				return time.Time{}, err
-			}
-			return time.Time{}, &keyledger.Error{Code: keyledger.ESTEPUP, Message: "That password or code did not match.",
-				Fields: map[string]string{"step_up": "That password or code did not match."}}
+		switch err := s.verifyStoredPassword(ctx, u.ID, secret); keyledger.ErrorCode(err) {
+		case "":
+			ok = true
+		case keyledger.EINVALID:
+		default:
+			return time.Time{}, err
 		}
+	}
+	if !ok {
+		// Counted already (admit); audited here, code or password alike.
+		if err := s.failed(ctx, auditEntry{Actor: meta, Action: keyledger.ActionReauthFailed, SubjectID: u.ID, SubjectEmail: u.Email,
+			Details: map[string]any{"purpose": "step_up"}}); err != nil {
+			return time.Time{}, err
+		}
+		return time.Time{}, &keyledger.Error{Code: keyledger.ESTEPUP, Message: "That password or code did not match.",
+			Fields: map[string]string{"step_up": "That password or code did not match."}}
+	}
+	if err := s.forgive(ctx, att, false); err != nil {
+		return time.Time{}, err
 	}
 	now := s.now()
 	err = s.tx(ctx, func(tx pgx.Tx) error {
@@ -305,32 +316,26 @@ func (s *Store) StepUp(ctx context.Context, meta keyledger.Actor, sessionID, sec
 }
 
 // checkPassword verifies the actor's password (constant time, argon2id)
-// when they confirm who they are. Failures count towards the same throttle
-// as sign-in, and are audited: a stolen session must not become a way to
-// guess the password.
+// when they confirm who they are. It passes the same throttle as sign-in
+// first, and failures are counted and audited: a stolen session must not
+// become a way to guess the password.
 func (s *Store) checkPassword(ctx context.Context, actor keyledger.Actor, purpose, password string) error {
 	if actor.User == nil {
 		return ErrNoSession
 	}
 	userID := actor.User.ID
-	var failures int
-	if err := s.pool.QueryRow(ctx, "SELECT count(*) FROM login_failures WHERE email = $1 AND at > $2",
-		actor.User.Email, s.now().Add(-s.throttle.Window)).Scan(&failures); err != nil {
-		return s.internal(ctx, "check password: throttle", err)
+	att, err := s.admit(ctx, actor, actor.User.Email, userID, purpose)
+	if err != nil {
+		return err
 	}
-	if failures >= s.throttle.PerAccount {
-		return ErrThrottled
-	}
-	err := s.verifyStoredPassword(ctx, userID, password)
-	if keyledger.ErrorCode(err) == keyledger.EINVALID {
-		if rerr := s.tx(ctx, func(tx pgx.Tx) error {
-			if _, err := tx.Exec(ctx, "INSERT INTO login_failures (email, ip, at) VALUES ($1, $2, $3)", actor.User.Email, actor.IP, s.now()); err != nil {
-				return err
-			}
-			return writeAudit(ctx, tx, auditEntry{Actor: actor, Action: keyledger.ActionReauthFailed, SubjectID: userID, SubjectEmail: actor.User.Email,
-				Details: map[string]any{"purpose": purpose}})
-		}); rerr != nil {
-			return s.internal(ctx, "check password: record failure", rerr)
+	err = s.verifyStoredPassword(ctx, userID, password)
+	switch keyledger.ErrorCode(err) {
+	case "":
+		return s.forgive(ctx, att, false)
+	case keyledger.EINVALID:
+		if rerr := s.failed(ctx, auditEntry{Actor: actor, Action: keyledger.ActionReauthFailed, SubjectID: userID, SubjectEmail: actor.User.Email,
+			Details: map[string]any{"purpose": purpose}}); rerr != nil {
+			return rerr
 		}
 	}
 	return err
@@ -345,7 +350,11 @@ func (s *Store) verifyStoredPassword(ctx context.Context, userID int64, password
 	if err != nil {
 		return s.internal(ctx, "check password", err)
 	}
-	if hash == nil || len(password) > 1024 {
+	if len(password) > maxPasswordBytes {
+		// Too long to be anyone's password: wrong, without a hash.
+		return badPassword()
+	}
+	if hash == nil {
 		_, _, _ = s.verifyPassword("x", s.dummyHash)
 		return badPassword()
 	}

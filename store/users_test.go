@@ -211,12 +211,12 @@ func TestAuthenticateThrottlePerAccount(t *testing.T) {
 	}
 	meta := keyledger.Actor{IP: "198.51.100.200"}
 	u, err := f.s.Authenticate(ctx, meta, alice.Email, testPassword)
-	if err != store.ErrThrottled || u != nil {
+	if keyledger.ErrorCode(err) != keyledger.ETOOMANY || u != nil {
 		t.Fatalf("right password after %d failures: user %v, err %v; want ErrThrottled", limits.PerAccount, u, err)
 	}
 	wantCode(t, err, keyledger.ETOOMANY)
 	// Same for the account in another spelling.
-	if _, err := f.s.Authenticate(ctx, meta, "ALICE@example.com", testPassword); err != store.ErrThrottled {
+	if _, err := f.s.Authenticate(ctx, meta, "ALICE@example.com", testPassword); keyledger.ErrorCode(err) != keyledger.ETOOMANY {
 		t.Fatalf("upper-case email: %v, want ErrThrottled", err)
 	}
 	// Another account from the same address is fine.
@@ -251,10 +251,10 @@ func TestAuthenticateThrottlePerIP(t *testing.T) {
 			t.Fatalf("attempt %d: %v", i, err)
 		}
 	}
-	if _, err := f.s.Authenticate(ctx, attacker, alice.Email, testPassword); err != store.ErrThrottled {
+	if _, err := f.s.Authenticate(ctx, attacker, alice.Email, testPassword); keyledger.ErrorCode(err) != keyledger.ETOOMANY {
 		t.Fatalf("from the spraying address: %v, want ErrThrottled", err)
 	}
-	if _, err := f.s.Authenticate(ctx, attacker, "fresh@example.com", "anything at all here"); err != store.ErrThrottled {
+	if _, err := f.s.Authenticate(ctx, attacker, "fresh@example.com", "anything at all here"); keyledger.ErrorCode(err) != keyledger.ETOOMANY {
 		t.Fatalf("fresh email from the spraying address: %v, want ErrThrottled", err)
 	}
 	// Alice from her own address still gets in: one failure on her account.
@@ -286,7 +286,7 @@ func TestAuthenticateThrottleFollowsStoreClock(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := f.s.Authenticate(ctx, meta, alice.Email, testPassword); err != store.ErrThrottled {
+	if _, err := f.s.Authenticate(ctx, meta, alice.Email, testPassword); keyledger.ErrorCode(err) != keyledger.ETOOMANY {
 		t.Fatalf("after %d failures: %v, want ErrThrottled", limits.PerAccount, err)
 	}
 	// Once the window has passed, the account is free again.

@@ -67,6 +67,7 @@ func (s *Server) totpSubmit(c echo.Context) error {
 		v := templates.TOTPLoginView{Next: next, Errors: keyledger.FieldErrors(err)}
 		if code == keyledger.ETOOMANY {
 			v.Message = keyledger.ErrorMessage(err)
+			setRetryAfter(c, err)
 		}
 		return render(c, statusOf(code), templates.TOTPLoginPage(s.page(c, "Two-factor sign-in", "login"), v))
 	}

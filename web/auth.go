@@ -41,8 +41,15 @@ func (s *Server) login(c echo.Context) error {
 	u, err := s.store.Authenticate(c.Request().Context(), s.actor(c), email, password)
 	if err != nil {
 		code := keyledger.ErrorCode(err)
-		if code != keyledger.EUNAUTHORIZED && code != keyledger.ETOOMANY {
+		// EINVALID: an email or password too long to be real, refused
+		// before it was hashed.
+		if code != keyledger.EUNAUTHORIZED && code != keyledger.ETOOMANY && code != keyledger.EINVALID {
 			return err
+		}
+		setRetryAfter(c, err)
+		if len(email) > 320 {
+			// Do not echo a huge "email" back into the form.
+			email = ""
 		}
 		return render(c, statusOf(code), templates.LoginPage(s.page(c, "Sign in", "login"),
 			templates.LoginView{Email: keyledger.NormalizeEmail(email), Message: keyledger.ErrorMessage(err), Next: next}, s.signInOptions()))

@@ -66,9 +66,17 @@ func (s *syncBuffer) String() string {
 
 func newEnv(t testing.TB, opts ...envOption) *testEnv {
 	t.Helper()
+	return newEnvWithStore(t, store.Options{}, opts...)
+}
+
+// newEnvWithStore is newEnv with store options (a clock, limits); the
+// logger is always the env's.
+func newEnvWithStore(t testing.TB, sopts store.Options, opts ...envOption) *testEnv {
+	t.Helper()
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	st, _, queries := storetest.NewCountingStore(t, store.Options{Logger: log})
+	sopts.Logger = log
+	st, _, queries := storetest.NewCountingStore(t, sopts)
 	var cfg web.Config
 	for _, o := range opts {
 		o(&cfg)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/a-h/templ"
@@ -84,6 +85,7 @@ func (s *Server) handleError(err error, c echo.Context) {
 	if status == http.StatusServiceUnavailable {
 		c.Response().Header().Set("Retry-After", "5")
 	}
+	setRetryAfter(c, err)
 	if isAPI(c) {
 		body := map[string]any{"code": code, "message": message, "request_id": requestID(c)}
 		if fields := keyledger.FieldErrors(err); len(fields) > 0 {
@@ -113,6 +115,15 @@ func stoppedBy(ctx context.Context, err error) error {
 		return err
 	}
 	return fmt.Errorf("%w (%w)", de, err)
+}
+
+// setRetryAfter sends the wait a throttled request must observe (a
+// refused sign-in, code or step-up), so clients need not parse the
+// message to know when to come back.
+func setRetryAfter(c echo.Context, err error) {
+	if d := keyledger.RetryAfter(err); d > 0 && keyledger.ErrorCode(err) == keyledger.ETOOMANY {
+		c.Response().Header().Set("Retry-After", strconv.Itoa(int((d+time.Second-1)/time.Second)))
+	}
 }
 
 func httpCode(status int) string {
