@@ -38,6 +38,9 @@ type Config struct {
 	Ready func(ctx context.Context) error
 	// Verifier checks keys against their providers; nil disables checks.
 	Verifier keyledger.Verifier
+	// Notifier tells people about changes to their own account (e.g. an
+	// admin reset their two-factor sign-in); nil: nobody is told.
+	Notifier keyledger.Notifier
 	// APIRate is the per-token request rate of the JSON API (requests per
 	// second, burst twice that); 0 means 20.
 	APIRate float64
