@@ -189,7 +189,7 @@ func (st *acctCell) beginTOTP() string {
 
 func (st *acctCell) confirmTOTP() {
 	st.t.Helper()
-	if _, err := st.env.Store.ConfirmTOTP(context.Background(), keyledger.Actor{User: st.self()}, totpCode(st.t, st.totpSecret, st.totpAt)); err != nil {
+	if _, err := st.env.Store.ConfirmTOTP(context.Background(), keyledger.Actor{User: st.self(), StepUpAt: time.Now()}, "", totpCode(st.t, st.totpSecret, st.totpAt), ""); err != nil {
 		st.t.Fatal(err)
 	}
 }

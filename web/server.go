@@ -200,6 +200,7 @@ func New(cfg Config, st *store.Store, log *slog.Logger) (*Server, error) {
 	auth.POST("/admin/users/:uid/deactivate", s.adminDeactivate)
 	auth.POST("/admin/users/:uid/reactivate", s.adminReactivate)
 	auth.POST("/admin/users/:uid/password-link", s.adminPasswordLink)
+	auth.POST("/admin/users/:uid/2fa-reset", s.adminResetTOTP)
 	auth.POST("/admin/roles", s.adminRolePolicies)
 	auth.GET("/admin/environments", s.adminEnvironments)
 	auth.POST("/admin/environments", s.adminCreateEnvironment)

@@ -104,6 +104,7 @@ func TestStepUpRefusesFactorEnrolledInThisSession(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || !strings.Contains(body, `data-testid="recovery-codes"`) {
 		t.Fatalf("enrollment with the password = %d", resp.StatusCode)
 	}
+	recovery := recoveryRe.FindStringSubmatch(body)[1]
 	ageStepUp(t, env, lead)
 
 	c.get("/keys/" + k.ID)
@@ -122,15 +123,17 @@ func TestStepUpRefusesFactorEnrolledInThisSession(t *testing.T) {
 	}
 
 	// Another session, signed in with password and code, may step up with
-	// the code: the rule is about the session that enrolled.
+	// the code: the rule is about the session that enrolled. (A recovery
+	// code at sign-in, so that the code of the next step is still unused:
+	// the refusals above did not spend it.)
 	other := env.client()
 	passwordStep(t, other, "lead", "")
-	if resp, _ := other.post("/login/2fa", url.Values{"code": {totpCode(t, secret, now.Add(60*time.Second))}}); resp.StatusCode != http.StatusSeeOther {
+	if resp, _ := other.post("/login/2fa", url.Values{"code": {recovery}}); resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("second factor at sign-in = %d", resp.StatusCode)
 	}
 	ageStepUp(t, env, lead)
 	other.get("/profile")
-	if resp, body := other.post("/step-up", url.Values{"secret": {totpCode(t, secret, now.Add(90*time.Second))}, "next": {"/profile"}}); resp.StatusCode != http.StatusSeeOther {
+	if resp, body := other.post("/step-up", url.Values{"secret": {totpCode(t, secret, now.Add(30*time.Second))}, "next": {"/profile"}}); resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("step-up with the code in a session that did not enroll = %d\n%s", resp.StatusCode, body)
 	}
 }

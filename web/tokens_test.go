@@ -36,7 +36,7 @@ func tokenRevokePath(id int64) string {
 // mintToken creates a read token for u through the store.
 func mintToken(t testing.TB, env *testEnv, u *keyledger.User, name string) (int64, string) {
 	t.Helper()
-	secret, tok, err := env.Store.CreateToken(context.Background(), keyledger.Actor{User: u}, "", keyledger.TokenInput{Name: name, Scopes: []string{"read"}})
+	secret, tok, err := env.Store.CreateToken(context.Background(), keyledger.Actor{StepUpAt: time.Now(), User: u}, "", keyledger.TokenInput{Name: name, Scopes: []string{"read"}})
 	if err != nil {
 		t.Fatal(err)
 	}
