@@ -43,6 +43,22 @@ func mintToken(t testing.TB, env *testEnv, u *keyledger.User, name string) (int6
 	return tok.ID, secret
 }
 
+// apiStatus is the status GET /api/v1/whoami answers the token.
+func apiStatus(t testing.TB, env *testEnv, secret string) int {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, env.HTTP.URL+"/api/v1/whoami", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+secret)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
 func tokenAlive(t testing.TB, env *testEnv, id int64) bool {
 	t.Helper()
 	var n int
