@@ -158,7 +158,7 @@ func (s *Server) renderProfile(c echo.Context, status int, v templates.ProfileVi
 	p := s.page(c, "Your profile", "profile")
 	q := c.QueryParams()
 	if q.Get("password") != "" {
-		p.Flash = append(p.Flash, templates.Flash{Kind: "ok", Message: "Password changed. Your other sessions were signed out."})
+		p.Flash = append(p.Flash, templates.Flash{Kind: "ok", Message: "Password changed. Your other sessions were signed out; your access tokens still work (see below: revoke any you do not recognise)."})
 	}
 	if q.Get("revoked") != "" {
 		p.Flash = append(p.Flash, templates.Flash{Kind: "ok", Message: "Session revoked."})

@@ -338,3 +338,44 @@ func TestAdminResetsTOTP(t *testing.T) {
 		t.Fatal("an admin reset their own two-factor sign-in")
 	}
 }
+
+// An account made by single sign-on has no password: it confirms it is
+// the person by signing in again through the identity provider, whose
+// auth_time starts the step-up window (as for reveals).
+func TestSSOOnlyAccountConfirmsBySigningInAgain(t *testing.T) {
+	t.Parallel()
+	env, idp := newSSOEnv(t)
+	idp.set(func(i *testIdP) { i.user = idpUser{Sub: "sso-1", Email: "only.sso@corp.example", Name: "Only SSO", Verified: true} })
+	c := env.client()
+	if resp, body := ssoSignIn(t, c, ""); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("SSO sign-in = %d\n%s", resp.StatusCode, body)
+	}
+	u, err := env.Store.UserByEmail(context.Background(), "only.sso@corp.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ageStepUp(t, env, u)
+	_, body := c.get("/profile/2fa")
+	if !strings.Contains(body, `data-testid="proof-sso"`) || strings.Contains(body, `name="current_password"`) {
+		t.Error("the enrollment page of a stale SSO-only session does not say to sign in again")
+	}
+	secret := totpSecretRe.FindStringSubmatch(body)[1]
+	resp, body := c.post("/profile/2fa", url.Values{"code": {totpCode(t, secret, time.Now())}})
+	if resp.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(body, `data-testid="error-current_password"`) || totpOn(t, env, u) {
+		t.Fatalf("stale SSO-only enrollment = %d (on: %v)", resp.StatusCode, totpOn(t, env, u))
+	}
+
+	// Signed in again through the provider: confirmed for 10 minutes.
+	again := env.client()
+	if resp, body := ssoSignIn(t, again, ""); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("SSO sign-in again = %d\n%s", resp.StatusCode, body)
+	}
+	_, body = again.get("/profile/2fa")
+	if strings.Contains(body, `data-testid="proof-sso"`) {
+		t.Error("a fresh SSO session is still asked to confirm")
+	}
+	secret = totpSecretRe.FindStringSubmatch(body)[1]
+	if resp, body := again.post("/profile/2fa", url.Values{"code": {totpCode(t, secret, time.Now())}}); resp.StatusCode != http.StatusOK || !totpOn(t, env, u) {
+		t.Fatalf("fresh SSO enrollment = %d\n%s", resp.StatusCode, body)
+	}
+}
