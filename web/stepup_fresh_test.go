@@ -345,7 +345,9 @@ func TestAdminResetsTOTP(t *testing.T) {
 func TestSSOOnlyAccountConfirmsBySigningInAgain(t *testing.T) {
 	t.Parallel()
 	env, idp := newSSOEnv(t)
-	idp.set(func(i *testIdP) { i.user = idpUser{Sub: "sso-1", Email: "only.sso@corp.example", Name: "Only SSO", Verified: true} })
+	idp.set(func(i *testIdP) {
+		i.user = idpUser{Sub: "sso-1", Email: "only.sso@corp.example", Name: "Only SSO", Verified: true}
+	})
 	c := env.client()
 	if resp, body := ssoSignIn(t, c, ""); resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("SSO sign-in = %d\n%s", resp.StatusCode, body)
