@@ -39,6 +39,7 @@ const (
 	ActionPasswordLink   = "user.password_link"
 	ActionTOTPEnable     = "user.totp_enable"
 	ActionTOTPDisable    = "user.totp_disable"
+	ActionTOTPReset      = "user.totp_reset"
 	ActionTOTPFailed     = "auth.totp_failed"
 	ActionStepUp         = "auth.step_up"
 	ActionReauthFailed   = "auth.password_check_failed"

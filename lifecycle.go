@@ -85,6 +85,15 @@ const (
 	AlertAccountAttack = "account_under_attack"
 )
 
+// Notices to one person about their own account (not about a key). They
+// travel the same channels as reminders; the key fields stay empty.
+const (
+	// NoticeTOTPReset: an admin turned the person's two-factor sign-in
+	// off. OwnerEmail/OwnerName name the person, VerifyMsg says who reset
+	// it, URL is where to set it up again.
+	NoticeTOTPReset = "totp_reset"
+)
+
 // Notifier delivers reminders (chat webhook, email). Implementations must
 // not put secrets in messages; a Notification holds none.
 type Notifier interface {

@@ -102,3 +102,28 @@ func CanRegisterKey(u *User) error {
 	}
 	return nil
 }
+
+// FreshProof reports whether the actor's session confirmed who it is
+// (a password, or a second factor the session did not itself enroll)
+// within StepUpWindow of now. Changes to what protects an account (its
+// second factor, its access tokens) need this or the current password, so
+// that a stolen session alone cannot take the account over. Tokens never
+// carry a proof.
+func FreshProof(a Actor, now time.Time) bool {
+	return a.Token == nil && !a.StepUpAt.IsZero() && now.Sub(a.StepUpAt) <= StepUpWindow
+}
+
+// CanResetTOTP decides whether actor may turn off target's two-factor
+// sign-in without target's proof (the person lost their device, or a
+// thief enrolled one). Admins only, and never their own: an admin's own
+// second factor goes through the profile, with their password, so that a
+// stolen admin session cannot strip it.
+func CanResetTOTP(actor, target *User) error {
+	if err := CanAdminister(actor); err != nil {
+		return err
+	}
+	if target == nil || actor.ID == target.ID {
+		return Errorf(EFORBIDDEN, "You cannot reset your own two-factor sign-in; turn it off on your profile, with your password.")
+	}
+	return nil
+}

@@ -179,3 +179,59 @@ func TestChainHashCoversEveryField(t *testing.T) {
 		t.Error("the previous link is not covered")
 	}
 }
+
+func TestCanResetTOTPMatrix(t *testing.T) {
+	t.Parallel()
+	admin := &keyledger.User{ID: 1, Role: keyledger.RoleAdmin, Status: keyledger.UserActive}
+	admin2 := &keyledger.User{ID: 2, Role: keyledger.RoleAdmin, Status: keyledger.UserActive}
+	lead := &keyledger.User{ID: 3, Role: keyledger.RoleLead, Status: keyledger.UserActive}
+	member := &keyledger.User{ID: 4, Role: keyledger.RoleMember, Status: keyledger.UserActive}
+	gone := &keyledger.User{ID: 5, Role: keyledger.RoleAdmin, Status: keyledger.UserDeactivated}
+	cases := []struct {
+		name          string
+		actor, target *keyledger.User
+		allow         bool
+	}{
+		{"admin resets a member", admin, member, true},
+		{"admin resets a lead", admin, lead, true},
+		{"admin resets another admin", admin, admin2, true},
+		{"admin resets their own", admin, admin, false},
+		{"admin, no target", admin, nil, false},
+		{"lead resets a member", lead, member, false},
+		{"member resets a member", member, &keyledger.User{ID: 9, Role: keyledger.RoleMember, Status: keyledger.UserActive}, false},
+		{"member resets their own", member, member, false},
+		{"deactivated admin", gone, member, false},
+		{"nobody", nil, member, false},
+	}
+	for _, c := range cases {
+		err := keyledger.CanResetTOTP(c.actor, c.target)
+		if (err == nil) != c.allow {
+			t.Errorf("%s: err = %v, want allowed %v", c.name, err, c.allow)
+		}
+		if err != nil && keyledger.ErrorCode(err) != keyledger.EFORBIDDEN {
+			t.Errorf("%s: code %s, want EFORBIDDEN", c.name, keyledger.ErrorCode(err))
+		}
+	}
+}
+
+func TestFreshProof(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
+	u := &keyledger.User{ID: 1, Role: keyledger.RoleMember, Status: keyledger.UserActive}
+	cases := []struct {
+		name string
+		a    keyledger.Actor
+		want bool
+	}{
+		{"just now", keyledger.Actor{User: u, StepUpAt: now.Add(-time.Minute)}, true},
+		{"at the edge", keyledger.Actor{User: u, StepUpAt: now.Add(-keyledger.StepUpWindow)}, true},
+		{"stale", keyledger.Actor{User: u, StepUpAt: now.Add(-keyledger.StepUpWindow - time.Second)}, false},
+		{"never", keyledger.Actor{User: u}, false},
+		{"token", keyledger.Actor{User: u, StepUpAt: now, Token: &keyledger.Token{ID: 1}}, false},
+	}
+	for _, c := range cases {
+		if got := keyledger.FreshProof(c.a, now); got != c.want {
+			t.Errorf("%s: FreshProof = %v, want %v", c.name, got, c.want)
+		}
+	}
+}

@@ -52,6 +52,10 @@ type TokenInput struct {
 	Name    string
 	Scopes  []string
 	Expires string // a duration like 30d, 12h, or empty for the default
+	// CurrentPassword confirms it is the person when their session last
+	// did so longer ago than StepUpWindow (see FreshProof). Checked, never
+	// stored.
+	CurrentPassword string
 }
 
 // NewToken is a validated token request.

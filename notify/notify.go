@@ -45,6 +45,9 @@ func Text(n keyledger.Notification) string {
 	if n.Kind == keyledger.AlertAccountAttack {
 		return attackText(n)
 	}
+	if n.Kind == keyledger.NoticeTOTPReset {
+		return totpResetText(n)
+	}
 	var b strings.Builder
 	b.WriteString(icon(n.Kind))
 	b.WriteString(" ")
@@ -90,6 +93,9 @@ func Text(n keyledger.Notification) string {
 func Subject(n keyledger.Notification) string {
 	if n.Kind == keyledger.AlertAccountAttack {
 		return "[keyledger] Many failed sign-ins for " + truncate(clean(n.Account), subjectFieldRunes)
+	}
+	if n.Kind == keyledger.NoticeTOTPReset {
+		return "[keyledger] Two-factor sign-in was reset for " + truncate(clean(n.OwnerEmail), subjectFieldRunes)
 	}
 	s := "[keyledger] " + keyPhrase(n, subjectFieldRunes)
 	switch n.Kind {
@@ -140,6 +146,30 @@ func windowPhrase(d time.Duration) string {
 	default:
 		return fmt.Sprintf("%d minutes", max(1, d/time.Minute))
 	}
+}
+
+// totpResetText tells a person an admin (n.VerifyMsg) turned their
+// two-factor sign-in off, for example:
+//
+//	🔐 An admin (admin@example.com) reset two-factor sign-in for maria@example.com and signed out its sessions. Sign in with your password and set up your authenticator again: https://keys.example.com/profile/2fa If you did not ask for this, tell your admins now.
+func totpResetText(n keyledger.Notification) string {
+	var b strings.Builder
+	b.WriteString("🔐 An admin")
+	if by := clean(n.VerifyMsg); by != "" {
+		b.WriteString(" (" + by + ")")
+	}
+	b.WriteString(" reset two-factor sign-in for ")
+	if who := ownerPhrase(n); who != "" {
+		b.WriteString(who)
+	} else {
+		b.WriteString("your account")
+	}
+	b.WriteString(" and signed out its sessions. Sign in with your password and set up your authenticator again")
+	if u := clean(n.URL); u != "" {
+		b.WriteString(": " + u)
+	}
+	b.WriteString(" If you did not ask for this, tell your admins now.")
+	return b.String()
 }
 
 func icon(kind string) string {

@@ -185,3 +185,20 @@ func TestMulti(t *testing.T) {
 }
 
 type chanPair struct{ a, b chan struct{} }
+
+func TestTOTPResetNotice(t *testing.T) {
+	n := keyledger.Notification{Kind: keyledger.NoticeTOTPReset, OwnerEmail: "maria@example.com", OwnerName: "Maria\r\nBcc: evil@example.com",
+		VerifyMsg: "admin@example.com", URL: "https://keys.example.com/profile/2fa", Recipients: []string{"maria@example.com"}}
+	text := Text(n)
+	for _, want := range []string{"admin@example.com", "maria@example.com", "reset two-factor sign-in", "https://keys.example.com/profile/2fa", "did not ask for this"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("Text = %q, missing %q", text, want)
+		}
+	}
+	if strings.Contains(text, "Key \"") || strings.ContainsAny(text, "\r\n") {
+		t.Errorf("Text = %q: a key phrase or a line break", text)
+	}
+	if s := Subject(n); s != "[keyledger] Two-factor sign-in was reset for maria@example.com" {
+		t.Errorf("Subject = %q", s)
+	}
+}

@@ -355,8 +355,11 @@ func (s *SMTP) message(n keyledger.Notification, to []string) (*gomail.Msg, erro
 	m.SetMessageIDWithValue(id)
 	m.SetGenHeader("Auto-Submitted", "auto-generated")
 	footer := "keyledger sends this reminder to a key's owner and its project's leads."
-	if n.Kind == keyledger.AlertAccountAttack {
+	switch n.Kind {
+	case keyledger.AlertAccountAttack:
 		footer = "keyledger sends this warning to its admins, at most once a day per account."
+	case keyledger.NoticeTOTPReset:
+		footer = "keyledger tells you whenever an admin changes how you sign in."
 	}
 	m.SetBodyString(gomail.TypeTextPlain, Text(n)+"\n\n-- \n"+footer+"\n")
 	return m, nil

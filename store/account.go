@@ -230,7 +230,7 @@ func (s *Store) PasswordLinkUser(ctx context.Context, token string) (*keyledger.
 }
 
 // UsePasswordLink sets the password of the link's user and spends the
-// link. The user's existing sessions end.
+// link. The user's existing sessions and access tokens end.
 func (s *Store) UsePasswordLink(ctx context.Context, meta keyledger.Actor, token, password string) (*keyledger.User, error) {
 	if p := keyledger.CheckPassword(password); p != "" {
 		return nil, &keyledger.Error{Code: keyledger.EINVALID, Message: p, Fields: map[string]string{"password": p}}
@@ -253,13 +253,18 @@ func (s *Store) UsePasswordLink(ctx context.Context, meta keyledger.Actor, token
 		if u, err = scanUser(tx.QueryRow(ctx, "UPDATE users SET password_hash = $2, password_changed_at = now(), updated_at = now() WHERE id = $1 RETURNING "+userColumns, userID, hash)); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, "DELETE FROM sessions WHERE user_id = $1", userID); err != nil {
+		// Recovery: whoever had the account may have made tokens as well
+		// as sessions; both end (docs/security.md, "Tokens and credential
+		// changes").
+		sessions, tokens, err := endAccess(ctx, tx, userID)
+		if err != nil {
 			return err
 		}
 		meta.User = u
 		return writeAudit(ctx, tx, auditEntry{Actor: meta, Action: keyledger.ActionPasswordChange, SubjectID: u.ID, SubjectEmail: u.Email,
-			Details: map[string]any{"via": "set-password link"}})
+			Details: map[string]any{"via": "set-password link", "sessions_ended": sessions, "tokens_revoked": tokens}})
 	})
+	s.tokens.clear()
 	if err != nil {
 		return nil, s.internal(ctx, "use password link", err)
 	}

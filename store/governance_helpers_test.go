@@ -172,7 +172,7 @@ func (f *govFixture) enrollTOTP(t testing.TB, u *keyledger.User) (string, []stri
 	if err != nil {
 		t.Fatalf("BeginTOTP: %v", err)
 	}
-	codes, err := f.s.ConfirmTOTP(ctx, as(u), totpCode(t, enr.Secret, f.clock.Now()))
+	codes, err := f.s.ConfirmTOTP(ctx, as(u), "", totpCode(t, enr.Secret, f.clock.Now()), "")
 	if err != nil {
 		t.Fatalf("ConfirmTOTP: %v", err)
 	}

@@ -32,15 +32,15 @@ func TestTOTPEnrollAndSignIn(t *testing.T) {
 	secret := enr2.Secret
 	now := f.clock.Now()
 	if old := totpCode(t, enr.Secret, now); old != totpCode(t, secret, now) { // (codes coincide one time in a million)
-		_, err = f.s.ConfirmTOTP(ctx, as(f.m), old)
+		_, err = f.s.ConfirmTOTP(ctx, as(f.m), "", old, "")
 		wantField(t, err, keyledger.EINVALID, "code")
 	}
-	_, err = f.s.ConfirmTOTP(ctx, as(f.m), wrongTOTP(t, secret, now))
+	_, err = f.s.ConfirmTOTP(ctx, as(f.m), "", wrongTOTP(t, secret, now), "")
 	wantField(t, err, keyledger.EINVALID, "code")
 	if f.fresh(t, f.m).TOTPEnabled {
 		t.Fatal("a wrong code enabled two-factor sign-in")
 	}
-	codes, err := f.s.ConfirmTOTP(ctx, as(f.m), totpCode(t, secret, now))
+	codes, err := f.s.ConfirmTOTP(ctx, as(f.m), "", totpCode(t, secret, now), "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +63,7 @@ func TestTOTPEnrollAndSignIn(t *testing.T) {
 	}
 	_, err = f.s.BeginTOTP(ctx, as(m), "keyledger-test")
 	wantCode(t, err, keyledger.ECONFLICT)
-	_, err = f.s.ConfirmTOTP(ctx, as(m), totpCode(t, secret, now.Add(30*time.Second)))
+	_, err = f.s.ConfirmTOTP(ctx, as(m), "", totpCode(t, secret, now.Add(30*time.Second)), "")
 	wantCode(t, err, keyledger.ECONFLICT)
 	// Neither the secret nor a recovery code is stored in the clear.
 	needles := leakForms(secret)

@@ -61,7 +61,7 @@ func (r *rotationFixture) enroll(s *store.Store, email string) (*keyledger.User,
 	if err != nil {
 		r.t.Fatalf("BeginTOTP: %v", err)
 	}
-	if _, err := s.ConfirmTOTP(context.Background(), as(u), totpCode(r.t, enr.Secret, r.clock.Now())); err != nil {
+	if _, err := s.ConfirmTOTP(context.Background(), as(u), "", totpCode(r.t, enr.Secret, r.clock.Now()), ""); err != nil {
 		r.t.Fatalf("ConfirmTOTP: %v", err)
 	}
 	r.clock.Advance(30 * time.Second)

@@ -34,9 +34,11 @@ type revealRow struct {
 }
 
 // revealColumns are what a reveal reads; TOKEN, AT and VERSION name the
-// request's token id, time and wanted version.
+// request's token id, time and wanted version. The token check is
+// tokenLiveSQL's.
 const revealColumns = `a.status, a.role,
-		CASE WHEN TOKEN = 0 THEN true ELSE EXISTS (SELECT 1 FROM api_tokens t WHERE t.id = TOKEN AND t.user_id = a.id AND t.expires_at > AT) END,
+		CASE WHEN TOKEN = 0 THEN true ELSE EXISTS (SELECT 1 FROM api_tokens t WHERE t.id = TOKEN AND t.user_id = a.id AND t.expires_at > AT)
+			AND NOT EXISTS (SELECT 1 FROM role_policies rp WHERE rp.role = a.role AND rp.require_totp AND a.totp_enabled_at IS NULL) END,
 		EXISTS (SELECT 1 FROM offboardings ob WHERE ob.user_id = a.id AND ob.completed_at IS NULL),
 		v.version IS NOT NULL, coalesce(v.kek_id, ''), v.wrapped_dek, v.nonce, v.ciphertext,
 		v.destroyed_at IS NOT NULL, v.destroy_after,

@@ -224,7 +224,7 @@ func TestRotateMasterKeyCoversEverySealedColumn(t *testing.T) {
 	}
 	for u, secret := range totp {
 		if !u.TOTPEnabled {
-			if _, err := s3.ConfirmTOTP(ctx, as(u), totpCode(t, secret, r.clock.Now())); err != nil {
+			if _, err := s3.ConfirmTOTP(ctx, as(u), "", totpCode(t, secret, r.clock.Now()), ""); err != nil {
 				t.Errorf("confirm a pending enrolment with only the new key: %v", err)
 			}
 			continue

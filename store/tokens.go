@@ -27,6 +27,13 @@ func (s *Store) CreateToken(ctx context.Context, actor keyledger.Actor, forEmail
 	if err != nil {
 		return "", nil, err
 	}
+	if actor.User != nil && actor.Token == nil {
+		// A person (not the command line) mints a credential that outlives
+		// the session: a stale, perhaps stolen, session must not.
+		if err := s.freshProof(ctx, actor, "create_token", "current_password", in.CurrentPassword); err != nil {
+			return "", nil, err
+		}
+	}
 	raw, err := crypto.RandomToken(32)
 	if err != nil {
 		return "", nil, err
@@ -88,6 +95,11 @@ func (s *Store) CreateToken(ctx context.Context, actor keyledger.Actor, forEmail
 // or revoked token, or one whose user is no longer active.
 var ErrBadToken = &keyledger.Error{Code: keyledger.EUNAUTHORIZED, Message: "This access token is not valid: it is unknown, expired or revoked, or its user was deactivated. Create a new one on your profile page."}
 
+// ErrTokenNeedsTOTP refuses the token of a user whose role requires
+// two-factor sign-in that they have not set up: the token would be a way
+// around the policy. It works again once they set it up.
+var ErrTokenNeedsTOTP = &keyledger.Error{Code: keyledger.EFORBIDDEN, Message: "Your role requires two-factor sign-in, and your account has none yet: access tokens stop working until you set it up on your profile page (/profile/2fa)."}
+
 // TokenActor authenticates an API request. It records the last use (at
 // most once a minute) and audits a token's first use.
 func (s *Store) TokenActor(ctx context.Context, secret, ip, userAgent string) (keyledger.Actor, error) {
@@ -103,11 +115,13 @@ func (s *Store) TokenActor(ctx context.Context, secret, ip, userAgent string) (k
 	}
 	var u keyledger.User
 	var t *keyledger.Token
-	row := s.pool.QueryRow(ctx, `SELECT `+tokenColumns+`, u.name, u.role, u.status, u.totp_enabled_at IS NOT NULL, u.created_at, u.updated_at
-		FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = $1`, hash)
+	var requireTOTP bool
+	row := s.pool.QueryRow(ctx, `SELECT `+tokenColumns+`, u.name, u.role, u.status, u.totp_enabled_at IS NOT NULL, u.created_at, u.updated_at,
+			coalesce(p.require_totp, false)
+		FROM api_tokens t JOIN users u ON u.id = t.user_id LEFT JOIN role_policies p ON p.role = u.role WHERE t.token_hash = $1`, hash)
 	t = &keyledger.Token{}
 	err := row.Scan(&t.ID, &t.UserID, &t.UserEmail, &t.Name, &t.Hint, &t.Scopes, &t.CreatedAt, &t.ExpiresAt, &t.LastUsedAt, &t.LastUsedIP,
-		&u.Name, &u.Role, &u.Status, &u.TOTPEnabled, &u.CreatedAt, &u.UpdatedAt)
+		&u.Name, &u.Role, &u.Status, &u.TOTPEnabled, &u.CreatedAt, &u.UpdatedAt, &requireTOTP)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return a, ErrBadToken
 	}
@@ -117,6 +131,9 @@ func (s *Store) TokenActor(ctx context.Context, secret, ip, userAgent string) (k
 	u.ID, u.Email = t.UserID, t.UserEmail
 	if !u.Active() || !now.Before(t.ExpiresAt) {
 		return a, ErrBadToken
+	}
+	if requireTOTP && !u.TOTPEnabled {
+		return a, ErrTokenNeedsTOTP
 	}
 	a = keyledger.Actor{User: &u, Token: t, IP: ip, UserAgent: userAgent}
 	if t.LastUsedAt == nil || now.Sub(*t.LastUsedAt) > time.Minute || t.LastUsedIP != ip {
@@ -144,11 +161,13 @@ func (s *Store) TokenActor(ctx context.Context, secret, ip, userAgent string) (k
 }
 
 // tokenLiveSQL is true when the request came without a token ($2 = 0), or
-// its token ($2) still exists, belongs to the actor (a, in the query) and
-// has not expired at $3. Reveals and exports check it in their own query,
-// so a token revoked a moment ago elsewhere cannot reveal through
-// tokenCache.
-const tokenLiveSQL = `CASE WHEN $2::bigint = 0 THEN true ELSE EXISTS (SELECT 1 FROM api_tokens t WHERE t.id = $2 AND t.user_id = a.id AND t.expires_at > $3) END`
+// its token ($2) still exists, belongs to the actor (a, in the query), has
+// not expired at $3, and the actor's role does not require a second factor
+// the actor lacks. Reveals and exports check it in their own query, so a
+// token revoked (or a policy turned on) a moment ago elsewhere cannot
+// reveal through tokenCache.
+const tokenLiveSQL = `CASE WHEN $2::bigint = 0 THEN true ELSE EXISTS (SELECT 1 FROM api_tokens t WHERE t.id = $2 AND t.user_id = a.id AND t.expires_at > $3)
+	AND NOT EXISTS (SELECT 1 FROM role_policies rp WHERE rp.role = a.role AND rp.require_totp AND a.totp_enabled_at IS NULL) END`
 
 func actorTokenID(a keyledger.Actor) int64 {
 	if a.Token == nil {

@@ -113,13 +113,24 @@ func normalizeRecovery(code string) string {
 }
 
 // ConfirmTOTP turns two-factor sign-in on once the person proves their
-// device works, and returns recovery codes to show exactly once.
-func (s *Store) ConfirmTOTP(ctx context.Context, actor keyledger.Actor, code string) ([]string, error) {
+// device works, and returns recovery codes to show exactly once. It needs
+// a fresh proof (password, or a step-up within the window; see
+// freshProof): a stale, perhaps stolen, session must not put a device of
+// the thief's on the account. sessionID is the enrolling session, which
+// the new factor will not step up (see StepUp).
+func (s *Store) ConfirmTOTP(ctx context.Context, actor keyledger.Actor, sessionID, code, password string) ([]string, error) {
 	if err := noToken(actor); err != nil {
 		return nil, err
 	}
 	if !actor.User.Active() {
 		return nil, ErrNoSession
+	}
+	if err := s.freshProof(ctx, actor, "enable_totp", "current_password", password); err != nil {
+		return nil, err
+	}
+	var enrolledBy []byte
+	if sessionID != "" {
+		enrolledBy = hashSessionID(sessionID)
 	}
 	codes := make([]string, RecoveryCodeCount)
 	for i := range codes {
@@ -139,7 +150,8 @@ func (s *Store) ConfirmTOTP(ctx context.Context, actor keyledger.Actor, code str
 			return &keyledger.Error{Code: keyledger.EINVALID, Message: "That code did not match.",
 				Fields: map[string]string{"code": "That code did not match. Check the time on your phone and enter the current 6-digit code."}}
 		}
-		tag, err := tx.Exec(ctx, "UPDATE users SET totp_enabled_at = $2, updated_at = $2 WHERE id = $1 AND totp_enabled_at IS NULL", actor.User.ID, s.now())
+		tag, err := tx.Exec(ctx, "UPDATE users SET totp_enabled_at = $2, totp_enrolled_session = $3, updated_at = $2 WHERE id = $1 AND totp_enabled_at IS NULL",
+			actor.User.ID, s.now(), enrolledBy)
 		if err != nil {
 			return err
 		}
@@ -162,7 +174,9 @@ func (s *Store) ConfirmTOTP(ctx context.Context, actor keyledger.Actor, code str
 	return codes, nil
 }
 
-// DisableTOTP turns two-factor sign-in off after checking the password.
+// DisableTOTP turns two-factor sign-in off after a fresh proof: the
+// password, or (password empty) a step-up within the window, which is how
+// an account without a password (single sign-on only) confirms.
 func (s *Store) DisableTOTP(ctx context.Context, actor keyledger.Actor, password string) error {
 	if err := noToken(actor); err != nil {
 		return err
@@ -170,20 +184,100 @@ func (s *Store) DisableTOTP(ctx context.Context, actor keyledger.Actor, password
 	if !actor.User.Active() {
 		return ErrNoSession
 	}
-	if err := s.checkPassword(ctx, actor, "disable_totp", password); err != nil {
+	if err := s.freshProof(ctx, actor, "disable_totp", "password", password); err != nil {
 		return err
 	}
+	// A role that requires two-factor sign-in now refuses the user's
+	// tokens: forget the answers cached while it was on.
+	defer s.tokens.clear()
 	err := s.tx(ctx, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `UPDATE users SET totp_enabled_at = NULL, totp_kek_id = NULL, totp_wrapped_dek = NULL, totp_nonce = NULL,
-			totp_ciphertext = NULL, totp_last_step = 0, updated_at = now() WHERE id = $1`, actor.User.ID); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, "DELETE FROM recovery_codes WHERE user_id = $1", actor.User.ID); err != nil {
+		if err := clearTOTP(ctx, tx, actor.User.ID); err != nil {
 			return err
 		}
 		return writeAudit(ctx, tx, auditEntry{Actor: actor, Action: keyledger.ActionTOTPDisable, SubjectID: actor.User.ID, SubjectEmail: actor.User.Email})
 	})
 	return s.internal(ctx, "disable two-factor", err)
+}
+
+// clearTOTP forgets a user's second factor and recovery codes.
+func clearTOTP(ctx context.Context, tx pgx.Tx, userID int64) error {
+	if _, err := tx.Exec(ctx, `UPDATE users SET totp_enabled_at = NULL, totp_kek_id = NULL, totp_wrapped_dek = NULL, totp_nonce = NULL,
+		totp_ciphertext = NULL, totp_last_step = 0, totp_enrolled_session = NULL, updated_at = now() WHERE id = $1`, userID); err != nil {
+		return err
+	}
+	_, err := tx.Exec(ctx, "DELETE FROM recovery_codes WHERE user_id = $1", userID)
+	return err
+}
+
+// ResetTOTP turns off another user's two-factor sign-in, for a person who
+// lost their device or was locked out by a device a thief enrolled. Admins
+// only, never their own (keyledger.CanResetTOTP). The user's sessions end
+// too, since one of them may be the thief's; the user signs in again with
+// their password and sets up a new device. Audited; the caller tells the
+// user.
+func (s *Store) ResetTOTP(ctx context.Context, actor keyledger.Actor, userID int64) (*keyledger.User, error) {
+	if err := noToken(actor); err != nil {
+		return nil, err
+	}
+	defer s.tokens.clear()
+	var u *keyledger.User
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		actor, err := freshActorMay(ctx, tx, actor, keyledger.CanAdminister)
+		if err != nil {
+			return err
+		}
+		u, err = scanUser(tx.QueryRow(ctx, "SELECT "+userColumns+" FROM users WHERE id = $1 FOR UPDATE", userID))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return keyledger.ErrNotFound("User")
+		}
+		if err != nil {
+			return err
+		}
+		if err := keyledger.CanResetTOTP(actor.User, u); err != nil {
+			return err
+		}
+		if !u.TOTPEnabled {
+			return keyledger.Errorf(keyledger.ECONFLICT, "%s has no two-factor sign-in to reset.", u.Email)
+		}
+		if err := clearTOTP(ctx, tx, u.ID); err != nil {
+			return err
+		}
+		tag, err := tx.Exec(ctx, "DELETE FROM sessions WHERE user_id = $1", u.ID)
+		if err != nil {
+			return err
+		}
+		u.TOTPEnabled = false
+		return writeAudit(ctx, tx, auditEntry{Actor: actor, Action: keyledger.ActionTOTPReset, SubjectID: u.ID, SubjectEmail: u.Email,
+			Details: map[string]any{"sessions_ended": tag.RowsAffected()}})
+	})
+	if err != nil {
+		return nil, s.internal(ctx, "reset two-factor", err)
+	}
+	return u, nil
+}
+
+// freshProof checks that the person behind actor confirmed who they are
+// just now: with their password when one is given (checkPassword:
+// throttled, failures counted and audited), or else with a step-up of this
+// session within keyledger.StepUpWindow. Single sign-on accounts without
+// a password confirm through their identity provider: signing in again
+// starts the window at the provider's auth_time (StartOIDCSession). field
+// names the form's password field for the error.
+func (s *Store) freshProof(ctx context.Context, actor keyledger.Actor, purpose, field, password string) error {
+	if password != "" {
+		err := s.checkPassword(ctx, actor, purpose, password)
+		if keyledger.ErrorCode(err) == keyledger.EINVALID {
+			return &keyledger.Error{Code: keyledger.EINVALID, Message: "Your current password is not right.",
+				Fields: map[string]string{field: "Your current password is not right."}}
+		}
+		return err
+	}
+	if keyledger.FreshProof(actor, s.now()) {
+		return nil
+	}
+	return &keyledger.Error{Code: keyledger.EINVALID,
+		Message: "Confirm it is you: enter your current password. (If you sign in only through single sign-on, sign out and sign in again, then do this within 10 minutes.)",
+		Fields:  map[string]string{field: "Enter your current password: you last confirmed it is you more than 10 minutes ago."}}
 }
 
 // ErrBadCode answers a wrong second factor.
@@ -264,8 +358,19 @@ func (s *Store) StepUp(ctx context.Context, meta keyledger.Actor, sessionID, sec
 		return time.Time{}, err
 	}
 	ok := false
+	// enrolledHere: this session enrolled the user's second factor, so
+	// its codes prove nothing about who holds the session (see
+	// users.totp_enrolled_session); only the password does.
+	enrolledHere := false
 	err = s.tx(ctx, func(tx pgx.Tx) error {
 		if u.TOTPEnabled {
+			if err := tx.QueryRow(ctx, "SELECT coalesce(totp_enrolled_session = $2, false) FROM users WHERE id = $1",
+				u.ID, hashSessionID(sessionID)).Scan(&enrolledHere); err != nil {
+				return err
+			}
+			if enrolledHere {
+				return nil
+			}
 			var err error
 			if ok, err = s.checkTOTP(ctx, tx, u.ID, secret); err != nil || ok {
 				return err
@@ -291,8 +396,11 @@ func (s *Store) StepUp(ctx context.Context, meta keyledger.Actor, sessionID, sec
 			Details: map[string]any{"purpose": "step_up"}}); err != nil {
 			return time.Time{}, err
 		}
-		return time.Time{}, &keyledger.Error{Code: keyledger.ESTEPUP, Message: "That password or code did not match.",
-			Fields: map[string]string{"step_up": "That password or code did not match."}}
+		msg := "That password or code did not match."
+		if enrolledHere {
+			msg = "That password did not match. A code from the device set up in this session does not count here: enter your password."
+		}
+		return time.Time{}, &keyledger.Error{Code: keyledger.ESTEPUP, Message: msg, Fields: map[string]string{"step_up": msg}}
 	}
 	if err := s.forgive(ctx, att, false); err != nil {
 		return time.Time{}, err
@@ -365,6 +473,16 @@ func (s *Store) verifyStoredPassword(ctx context.Context, userID int64, password
 	return nil
 }
 
+// HasPassword reports whether the user has a password to confirm with
+// (an account made by single sign-on has none until a set-password link).
+func (s *Store) HasPassword(ctx context.Context, userID int64) (bool, error) {
+	var has bool
+	if err := s.pool.QueryRow(ctx, "SELECT password_hash IS NOT NULL FROM users WHERE id = $1", userID).Scan(&has); err != nil {
+		return false, s.internal(ctx, "has password", err)
+	}
+	return has, nil
+}
+
 func badPassword() error {
 	return &keyledger.Error{Code: keyledger.EINVALID, Message: "That password is not right.",
 		Fields: map[string]string{"current_password": "That password is not right.", "password": "That password is not right."}}
@@ -395,6 +513,10 @@ func (s *Store) SetRolePolicy(ctx context.Context, actor keyledger.Actor, role k
 	if err := noToken(actor); err != nil {
 		return err
 	}
+	// Tokens of the role's users who have no second factor stop at once
+	// on this replica (TokenActor); other replicas' caches hold for
+	// seconds, and reveals re-check (tokenLiveSQL).
+	defer s.tokens.clear()
 	err := s.tx(ctx, func(tx pgx.Tx) error {
 		actor, err := freshActorMay(ctx, tx, actor, keyledger.CanAdminister)
 		if err != nil {

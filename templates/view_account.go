@@ -42,6 +42,12 @@ type ProfileView struct {
 	// only the hint), TokenForm the create form's state.
 	Tokens    []TokenRow
 	TokenForm TokenForm
+	// NeedProof: this session last confirmed it is the person more than
+	// the step-up window ago, so creating a token asks for the current
+	// password; HasPassword: the person has one (single sign-on accounts
+	// may not, and confirm by signing in again).
+	NeedProof   bool
+	HasPassword bool
 }
 
 // TokenRow is one of the person's personal access tokens.
@@ -140,6 +146,11 @@ type TOTPEnrollView struct {
 	Errors        map[string]string
 	Message       string
 	RecoveryCodes []string
+	// NeedProof: turning it on or off asks for the current password (the
+	// session's last confirmation is stale); HasPassword as in
+	// ProfileView.
+	NeedProof   bool
+	HasPassword bool
 }
 
 // StepUpView is the standalone "confirm it is you" form.

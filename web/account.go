@@ -143,6 +143,12 @@ func (s *Server) renderProfile(c echo.Context, status int, v templates.ProfileVi
 	}
 	v.User = actor.User
 	v.StepUpAt = actor.StepUpAt
+	_, refused := v.TokenForm.Errors["current_password"]
+	if v.NeedProof = !keyledger.FreshProof(actor, time.Now()) || refused; v.NeedProof {
+		if v.HasPassword, err = s.store.HasPassword(ctx, actor.User.ID); err != nil {
+			return err
+		}
+	}
 	if st, ok := sessionState(c); ok {
 		v.MustEnrollTOTP = st.MustEnrollTOTP
 	}
@@ -153,7 +159,7 @@ func (s *Server) renderProfile(c echo.Context, status int, v templates.ProfileVi
 	p := s.page(c, "Your profile", "profile")
 	q := c.QueryParams()
 	if q.Get("password") != "" {
-		p.Flash = append(p.Flash, templates.Flash{Kind: "ok", Message: "Password changed. Your other sessions were signed out."})
+		p.Flash = append(p.Flash, templates.Flash{Kind: "ok", Message: "Password changed. Your other sessions were signed out; your access tokens still work (see below: revoke any you do not recognise)."})
 	}
 	if q.Get("revoked") != "" {
 		p.Flash = append(p.Flash, templates.Flash{Kind: "ok", Message: "Session revoked."})
@@ -241,7 +247,9 @@ func (s *Server) profileCreateToken(c echo.Context) error {
 		return err
 	}
 	f := templates.TokenForm{Name: form.Get("name"), Scopes: form["scopes"], Expires: form.Get("expires")}
-	secret, tok, err := s.store.CreateToken(c.Request().Context(), s.actor(c), "", keyledger.TokenInput{Name: f.Name, Scopes: f.Scopes, Expires: f.Expires})
+	// The password typed is checked, never shown again.
+	secret, tok, err := s.store.CreateToken(c.Request().Context(), s.actor(c), "", keyledger.TokenInput{Name: f.Name, Scopes: f.Scopes, Expires: f.Expires,
+		CurrentPassword: form.Get("current_password")})
 	if err != nil {
 		status, fields, msg, ok := formFailure(err)
 		if !ok {
@@ -318,6 +326,9 @@ func (s *Server) totpEnrollPage(c echo.Context) error {
 	if st, ok := sessionState(c); ok {
 		v.MustEnroll = st.MustEnrollTOTP
 	}
+	if err := s.proofState(c, &v, nil); err != nil {
+		return err
+	}
 	if !v.Enabled {
 		enr, err := s.store.BeginTOTP(c.Request().Context(), s.actor(c), s.totpIssuer())
 		if err != nil {
@@ -330,6 +341,18 @@ func (s *Server) totpEnrollPage(c echo.Context) error {
 		v.Secret, v.QR = enr.Secret, qr
 	}
 	return s.renderTOTP(c, http.StatusOK, v)
+}
+
+// proofState says whether the two-factor forms must ask for a proof
+// (the session's last confirmation is stale, or errs holds a refused one)
+// and whether the person has a password to give.
+func (s *Server) proofState(c echo.Context, v *templates.TOTPEnrollView, errs map[string]string) error {
+	_, refusedNew := errs["current_password"]
+	_, refusedOff := errs["password"]
+	v.NeedProof = !keyledger.FreshProof(s.actor(c), time.Now()) || refusedNew || refusedOff
+	var err error
+	v.HasPassword, err = s.store.HasPassword(c.Request().Context(), currentUser(c).ID)
+	return err
 }
 
 func (s *Server) renderTOTP(c echo.Context, status int, v templates.TOTPEnrollView) error {
@@ -357,7 +380,7 @@ func qrDataURL(otpauth string) (string, error) {
 }
 
 func (s *Server) totpEnrollConfirm(c echo.Context) error {
-	codes, err := s.store.ConfirmTOTP(c.Request().Context(), s.actor(c), c.FormValue("code"))
+	codes, err := s.store.ConfirmTOTP(c.Request().Context(), s.actor(c), sessionOf(c), c.FormValue("code"), c.FormValue("current_password"))
 	if err != nil {
 		status, fields, msg, ok := formFailure(err)
 		if !ok {
@@ -371,6 +394,9 @@ func (s *Server) totpEnrollConfirm(c echo.Context) error {
 			// Already on (another tab): show the status.
 			v = templates.TOTPEnrollView{Enabled: true, Message: msg}
 		}
+		if err := s.proofState(c, &v, fields); err != nil {
+			return err
+		}
 		return s.renderTOTP(c, status, v)
 	}
 	return s.renderTOTP(c, http.StatusOK, templates.TOTPEnrollView{Enabled: true, RecoveryCodes: codes})
@@ -382,7 +408,11 @@ func (s *Server) totpDisable(c echo.Context) error {
 		if !ok {
 			return err
 		}
-		return s.renderTOTP(c, status, templates.TOTPEnrollView{Enabled: currentUser(c).TOTPEnabled, Errors: fields})
+		v := templates.TOTPEnrollView{Enabled: currentUser(c).TOTPEnabled, Errors: fields}
+		if err := s.proofState(c, &v, fields); err != nil {
+			return err
+		}
+		return s.renderTOTP(c, status, v)
 	}
 	return c.Redirect(http.StatusSeeOther, "/profile?totp=off")
 }

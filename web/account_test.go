@@ -378,8 +378,16 @@ func TestStepUpWithTOTPCode(t *testing.T) {
 	env := newEnv(t)
 	secret := authzSecret()
 	k := env.createKey("member", "production", "prod-openai", secret)
-	c := env.client().login("member")
-	totpSecret, _ := enrollTOTP(t, c)
+	totpSecret, recovery := enrollTOTP(t, env.client().login("member"))
+	// A later session, signed in with the password and the second factor
+	// (a recovery code, so that the next code is still unused): the
+	// session that enrolled the device may not step up with it (see
+	// TestStepUpRefusesFactorEnrolledInThisSession).
+	c := env.client()
+	passwordStep(t, c, "member", "")
+	if resp, _ := c.post("/login/2fa", url.Values{"code": {recovery[0]}}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("second factor at sign-in = %d", resp.StatusCode)
+	}
 	if _, err := env.Pool.Exec(context.Background(), "UPDATE sessions SET step_up_at = now() - interval '11 minutes'"); err != nil {
 		t.Fatal(err)
 	}

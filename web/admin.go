@@ -46,6 +46,8 @@ func (s *Server) renderAdminUsers(c echo.Context, status int, v templates.AdminU
 		{"deactivated", "User deactivated; their sessions ended."},
 		{"reactivated", "User reactivated. They can sign in again with their password (or send them a set-password link)."},
 		{"policies", "Two-factor policy saved."},
+		{"totp_reset", "Two-factor sign-in reset; the user's sessions ended and they were told. They sign in with their password and set up a new device."},
+		{"totp_reset_untold", "Two-factor sign-in reset; the user's sessions ended. Telling them failed (see the server log): tell them yourself."},
 	} {
 		if q.Get(f.key) != "" {
 			p.Flash = append(p.Flash, templates.Flash{Kind: "ok", Message: f.msg})
@@ -192,6 +194,38 @@ func (s *Server) adminPasswordLink(c echo.Context) error {
 		return s.adminRowFailure(c, u.ID, err)
 	}
 	return nil
+}
+
+// adminResetTOTP turns off a user's two-factor sign-in (lost device, or
+// a device a thief enrolled) and tells the user, so that a reset they did
+// not ask for does not go unnoticed.
+func (s *Server) adminResetTOTP(c echo.Context) error {
+	if err := s.requireAdmin(c); err != nil {
+		return err
+	}
+	u, err := s.adminTarget(c)
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	admin := currentUser(c)
+	reset, err := s.store.ResetTOTP(ctx, s.actor(c), u.ID)
+	if err != nil {
+		return s.adminRowFailure(c, u.ID, err)
+	}
+	u = reset
+	if s.cfg.Notifier == nil {
+		return c.Redirect(http.StatusSeeOther, "/admin/users?totp_reset_untold=1")
+	}
+	note := keyledger.Notification{Kind: keyledger.NoticeTOTPReset, OwnerEmail: u.Email, OwnerName: u.Name,
+		VerifyMsg: admin.Email, URL: s.baseURL(c) + "/profile/2fa", Recipients: []string{u.Email}}
+	if err := s.cfg.Notifier.Notify(ctx, note); err != nil {
+		// The reset stands (it is audited); the admin is asked to tell
+		// the user themselves.
+		s.log.ErrorContext(ctx, "tell a user their two-factor sign-in was reset", "request_id", requestID(c), "user_id", u.ID, "err", err)
+		return c.Redirect(http.StatusSeeOther, "/admin/users?totp_reset_untold=1")
+	}
+	return c.Redirect(http.StatusSeeOther, "/admin/users?totp_reset=1")
 }
 
 func (s *Server) adminRolePolicies(c echo.Context) error {

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/keyledger/keyledger"
 )
@@ -296,7 +297,7 @@ func apiTokens(t *testing.T, a *apiT) map[string]string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	secret, _, err := a.env.Store.CreateToken(ctx, keyledger.Actor{User: u}, "", keyledger.TokenInput{Name: "before leaving",
+	secret, _, err := a.env.Store.CreateToken(ctx, keyledger.Actor{StepUpAt: time.Now(), User: u}, "", keyledger.TokenInput{Name: "before leaving",
 		Scopes: []string{keyledger.ScopeRead, keyledger.ScopeReveal, keyledger.ScopeWrite}})
 	if err != nil {
 		t.Fatal(err)

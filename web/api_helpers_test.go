@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
@@ -112,7 +113,7 @@ func (a *apiT) token(who string, scopes ...string) string {
 	if len(scopes) == 0 {
 		scopes = []string{keyledger.ScopeRead, keyledger.ScopeReveal, keyledger.ScopeWrite}
 	}
-	secret, _, err := a.env.Store.CreateToken(context.Background(), keyledger.Actor{User: a.env.Users[who]}, "",
+	secret, _, err := a.env.Store.CreateToken(context.Background(), keyledger.Actor{StepUpAt: time.Now(), User: a.env.Users[who]}, "",
 		keyledger.TokenInput{Name: "t " + authzRand(3), Scopes: scopes})
 	if err != nil {
 		a.t.Fatal(err)
@@ -126,7 +127,7 @@ func (a *apiT) tokenWithID(who string, scopes ...string) (string, int64) {
 	if len(scopes) == 0 {
 		scopes = []string{keyledger.ScopeRead, keyledger.ScopeReveal, keyledger.ScopeWrite}
 	}
-	secret, tok, err := a.env.Store.CreateToken(context.Background(), keyledger.Actor{User: a.env.Users[who]}, "",
+	secret, tok, err := a.env.Store.CreateToken(context.Background(), keyledger.Actor{StepUpAt: time.Now(), User: a.env.Users[who]}, "",
 		keyledger.TokenInput{Name: "t " + authzRand(3), Scopes: scopes})
 	if err != nil {
 		a.t.Fatal(err)

@@ -189,7 +189,7 @@ func (st *acctCell) beginTOTP() string {
 
 func (st *acctCell) confirmTOTP() {
 	st.t.Helper()
-	if _, err := st.env.Store.ConfirmTOTP(context.Background(), keyledger.Actor{User: st.self()}, totpCode(st.t, st.totpSecret, st.totpAt)); err != nil {
+	if _, err := st.env.Store.ConfirmTOTP(context.Background(), keyledger.Actor{User: st.self(), StepUpAt: time.Now()}, "", totpCode(st.t, st.totpSecret, st.totpAt), ""); err != nil {
 		st.t.Fatal(err)
 	}
 }
@@ -280,19 +280,21 @@ var (
 func authzAccountCases() []authzCase {
 	// One state per case: the cells of a case run one after the other.
 	var (
-		tfaPending, tfaRight, tfaWrong                    = &acctCell{}, &acctCell{}, &acctCell{}
-		linkGet, linkPost, linkNoGet, linkNoPost          = &acctCell{}, &acctCell{}, &acctCell{}, &acctCell{}
-		linkGone                                          = &acctCell{}
-		profile, pwRight, pwWrong                         = &acctCell{}, &acctCell{}, &acctCell{}
-		revokeOther, revokeForeign, revokeCurrent         = &acctCell{}, &acctCell{}, &acctCell{}
-		enrollPage, enrollRight, enrollWrong              = &acctCell{}, &acctCell{}, &acctCell{}
-		disableRight, disableWrong                        = &acctCell{}, &acctCell{}
-		stepRight, stepWrong, stepEmpty, stepOffsite      = &acctCell{}, &acctCell{}, &acctCell{}, &acctCell{}
-		createPw, createLink                              = &acctCell{}, &acctCell{}
-		promote, demote, promoteSelf                      = &acctCell{}, &acctCell{}, &acctCell{}
-		deactivate, reactivate, pwLink, policies, envEdit = &acctCell{}, &acctCell{}, &acctCell{}, &acctCell{}, &acctCell{}
-		envCreate                                         = &acctCell{}
-		tokCreate, tokInvalid, tokRevoke, tokForeign      = &acctCell{}, &acctCell{}, &acctCell{}, &acctCell{}
+		tfaPending, tfaRight, tfaWrong                     = &acctCell{}, &acctCell{}, &acctCell{}
+		linkGet, linkPost, linkNoGet, linkNoPost           = &acctCell{}, &acctCell{}, &acctCell{}, &acctCell{}
+		linkGone                                           = &acctCell{}
+		profile, pwRight, pwWrong                          = &acctCell{}, &acctCell{}, &acctCell{}
+		revokeOther, revokeForeign, revokeCurrent          = &acctCell{}, &acctCell{}, &acctCell{}
+		enrollPage, enrollRight, enrollWrong               = &acctCell{}, &acctCell{}, &acctCell{}
+		disableRight, disableWrong                         = &acctCell{}, &acctCell{}
+		stepRight, stepWrong, stepEmpty, stepOffsite       = &acctCell{}, &acctCell{}, &acctCell{}, &acctCell{}
+		createPw, createLink                               = &acctCell{}, &acctCell{}
+		promote, demote, promoteSelf                       = &acctCell{}, &acctCell{}, &acctCell{}
+		deactivate, reactivate, pwLink, policies, envEdit  = &acctCell{}, &acctCell{}, &acctCell{}, &acctCell{}, &acctCell{}
+		envCreate                                          = &acctCell{}
+		tokCreate, tokInvalid, tokRevoke, tokForeign       = &acctCell{}, &acctCell{}, &acctCell{}, &acctCell{}
+		enrollStale, enrollStalePw, tokStale, stepEnrolled = &acctCell{}, &acctCell{}, &acctCell{}, &acctCell{}
+		resetTOTP, resetSelf, resetNone                    = &acctCell{}, &acctCell{}, &acctCell{}
 	)
 
 	// A fresh user to aim at, with a live session of their own.
@@ -318,12 +320,13 @@ func authzAccountCases() []authzCase {
 				st.t.Fatal(err)
 			}
 			st.token = token
+			st.tokenID, st.tokenSecret = mintToken(st.t, st.env, st.target, "before recovery "+st.uniq)
 			if deactivated {
 				if _, err := st.env.Store.DeactivateUser(context.Background(), keyledger.SystemActor("test"), st.target.Email); err != nil {
 					st.t.Fatal(err)
 				}
 			}
-			return []string{"link password " + st.uniq}
+			return []string{"link password " + st.uniq, st.tokenSecret}
 		}
 	}
 	linkForm := func(st *acctCell) url.Values {
@@ -334,7 +337,8 @@ func authzAccountCases() []authzCase {
 		return func(*keyledger.Key) string { return "/set-password/" + st.token }
 	}
 	// checkLink: the link's user got the new password, the link is spent
-	// and their sessions ended, iff the request succeeded.
+	// and their sessions and access tokens ended, iff the request
+	// succeeded.
 	checkLink := func(st *acctCell) func(*testing.T, *testEnv, *keyledger.Key, url.Values, authzWant) {
 		return func(t *testing.T, env *testEnv, _ *keyledger.Key, _ url.Values, got authzWant) {
 			done := got.status == http.StatusSeeOther
@@ -344,6 +348,12 @@ func authzAccountCases() []authzCase {
 			}
 			if alive := st.sessionAlive(t, st.sid); alive == done {
 				t.Errorf("the link user's session alive = %v after status %d", alive, got.status)
+			}
+			if alive := tokenAlive(t, env, st.tokenID); alive == done {
+				t.Errorf("the link user's access token alive = %v after status %d", alive, got.status)
+			}
+			if status := apiStatus(t, env, st.tokenSecret); (status == http.StatusUnauthorized) != done {
+				t.Errorf("the link user's access token answers %d after status %d", status, got.status)
 			}
 			st.checkTokenNotLogged(t, st.token)
 		}
@@ -395,6 +405,26 @@ func authzAccountCases() []authzCase {
 			st.exec("UPDATE sessions SET step_up_at = now() - interval '11 minutes' WHERE user_id = $1", st.self().ID)
 			return "/step-up"
 		}
+	}
+	// staleTo ages the actor's confirmation, then goes to p.
+	staleTo := func(st *acctCell, p string) func(*keyledger.Key) string {
+		return func(*keyledger.Key) string {
+			st.exec("UPDATE sessions SET step_up_at = now() - interval '11 minutes' WHERE user_id = $1", st.self().ID)
+			return p
+		}
+	}
+	// totpOn turns u's two-factor sign-in on through the store.
+	totpOn := func(st *acctCell, u *keyledger.User) string {
+		st.t.Helper()
+		ctx := context.Background()
+		enr, err := st.env.Store.BeginTOTP(ctx, keyledger.Actor{User: u}, "keyledger")
+		if err != nil {
+			st.t.Fatal(err)
+		}
+		if _, err := st.env.Store.ConfirmTOTP(ctx, keyledger.Actor{User: u, StepUpAt: time.Now()}, "", totpCode(st.t, enr.Secret, time.Now()), ""); err != nil {
+			st.t.Fatal(err)
+		}
+		return enr.Secret
 	}
 	checkStepUp := func(st *acctCell) func(*testing.T, *testEnv, *keyledger.Key, url.Values, authzWant) {
 		return func(t *testing.T, env *testEnv, _ *keyledger.Key, _ url.Values, got authzWant) {
@@ -639,6 +669,22 @@ func authzAccountCases() []authzCase {
 					}
 				}
 			}},
+		// A stale (perhaps stolen) session mints no token without the
+		// current password.
+		{route: "POST /profile/tokens", name: "stale session, no password", method: "POST", prepare: tokStale.prepare(nil),
+			form: tokStale.form(func(st *acctCell) url.Values {
+				return url.Values{"name": {"matrix " + st.uniq}, "scopes": {"read", "reveal"}, "expires": {"30d"}}
+			}),
+			path: staleTo(tokStale, "/profile/tokens"),
+			want: signedInOnly("POST", "", ok422),
+			check: func(t *testing.T, env *testEnv, _ *keyledger.Key, _ url.Values, got authzWant) {
+				if n := tokenCountNamed(t, env, "matrix "+tokStale.uniq); n != 0 {
+					t.Errorf("%d tokens created by a stale session after status %d", n, got.status)
+				}
+				if got.status == http.StatusUnprocessableEntity && !strings.Contains(got.body, `data-testid="error-current_password"`) {
+					t.Error("the refusal does not ask for the current password")
+				}
+			}},
 		{route: "POST /profile/tokens", name: "no scope", method: "POST", prepare: tokInvalid.prepare(nil),
 			form: tokInvalid.form(func(st *acctCell) url.Values {
 				return url.Values{"name": {"matrix " + st.uniq}, "expires": {"30d"}}
@@ -717,6 +763,25 @@ func authzAccountCases() []authzCase {
 			path:  fixedPath("/profile/2fa"),
 			want:  signedInOnly("POST", "", ok422),
 			check: checkTOTP(enrollWrong, func(authzWant) bool { return false })},
+		// A stale (perhaps stolen) session enrolls no device without the
+		// current password.
+		{route: "POST /profile/2fa", name: "stale session, no password", method: "POST", prepare: enrollStale.prepare(nil),
+			form: enrollStale.form(func(st *acctCell) url.Values {
+				st.beginTOTP()
+				return url.Values{"code": {totpCode(st.t, st.totpSecret, st.totpAt)}}
+			}),
+			path:  staleTo(enrollStale, "/profile/2fa"),
+			want:  signedInOnly("POST", "", ok422),
+			check: checkTOTP(enrollStale, func(authzWant) bool { return false })},
+		{route: "POST /profile/2fa", name: "stale session, current password", method: "POST",
+			prepare: enrollStalePw.prepare(func(*acctCell) []string { return []string{Password} }),
+			form: enrollStalePw.form(func(st *acctCell) url.Values {
+				st.beginTOTP()
+				return url.Values{"code": {totpCode(st.t, st.totpSecret, st.totpAt)}, "current_password": {Password}}
+			}),
+			path:  staleTo(enrollStalePw, "/profile/2fa"),
+			want:  signedInOnly("POST", "", ok200),
+			check: checkTOTP(enrollStalePw, func(got authzWant) bool { return got.status == http.StatusOK })},
 		{route: "POST /profile/2fa/disable", name: "right password", method: "POST", prepare: disableRight.prepare(func(*acctCell) []string { return []string{Password} }),
 			form: disableRight.form(func(*acctCell) url.Values { return url.Values{"password": {Password}} }),
 			// On after the actor signed in (before, the sign-in would wait
@@ -756,6 +821,28 @@ func authzAccountCases() []authzCase {
 			path:  agedPath(stepEmpty),
 			want:  signedInOnly("POST", "", ok422),
 			check: checkStepUp(stepEmpty)},
+		// The device enrolled in this session does not confirm it is the
+		// person (the thief of a fresh session could enroll their own).
+		{route: "POST /step-up", name: "code of the device this session enrolled", method: "POST", prepare: stepEnrolled.prepare(nil),
+			form: stepEnrolled.form(func(st *acctCell) url.Values {
+				if !signedIn(st.actor) {
+					return url.Values{"secret": {"123456"}, "next": {"/profile"}}
+				}
+				st.beginTOTP()
+				// The step after the one enrollment spends.
+				return url.Values{"secret": {totpCode(st.t, st.totpSecret, st.totpAt.Add(30*time.Second))}, "next": {"/profile"}}
+			}),
+			path: func(k *keyledger.Key) string {
+				if signedIn(stepEnrolled.actor) {
+					// As ConfirmTOTP leaves it when this session enrolls.
+					stepEnrolled.confirmTOTP()
+					stepEnrolled.exec(`UPDATE users SET totp_enrolled_session = (SELECT id_hash FROM sessions WHERE user_id = $1 ORDER BY created_at DESC LIMIT 1)
+						WHERE id = $1`, stepEnrolled.self().ID)
+				}
+				return agedPath(stepEnrolled)(k)
+			},
+			want:  signedInOnly("POST", "", ok401),
+			check: checkStepUp(stepEnrolled)},
 		{route: "POST /step-up", name: "off-site next", method: "POST", prepare: stepOffsite.prepare(func(*acctCell) []string { return []string{Password} }),
 			form:  stepOffsite.form(func(*acctCell) url.Values { return url.Values{"secret": {Password}, "next": {"//evil.example/keys"}} }),
 			path:  agedPath(stepOffsite),
@@ -875,9 +962,59 @@ func authzAccountCases() []authzCase {
 					pwLink.checkTokenNotLogged(t, m[3])
 				}
 			}},
+		// Two-factor reset: admins only, never their own; the user's
+		// sessions end. (The matrix's server has no notifier, so the admin
+		// is asked to tell the user.)
+		{route: "POST /admin/users/:uid/2fa-reset", name: "a member's", method: "POST",
+			prepare: resetTOTP.prepare(func(st *acctCell) []string {
+				setTarget(keyledger.RoleMember)(st)
+				st.sid = st.newSession(st.target)
+				return []string{totpOn(st, st.target)}
+			}),
+			path: targetPath(resetTOTP, "2fa-reset"),
+			want: adminPost("/admin/users?totp_reset_untold=1"),
+			check: func(t *testing.T, env *testEnv, _ *keyledger.Key, _ url.Values, got authzWant) {
+				done := got.status == http.StatusSeeOther
+				if on := resetTOTP.user(t, resetTOTP.target).TOTPEnabled; on == done {
+					t.Errorf("target's two-factor sign-in on = %v after status %d", on, got.status)
+				}
+				if alive := resetTOTP.sessionAlive(t, resetTOTP.sid); alive == done {
+					t.Errorf("target's session alive = %v after status %d", alive, got.status)
+				}
+				var n int
+				if err := env.Pool.QueryRow(context.Background(), "SELECT count(*) FROM audit_events WHERE action = $1 AND subject_id = $2",
+					keyledger.ActionTOTPReset, resetTOTP.target.ID).Scan(&n); err != nil {
+					t.Fatal(err)
+				}
+				if (n == 1) != done {
+					t.Errorf("%d reset events after status %d", n, got.status)
+				}
+			}},
+		{route: "POST /admin/users/:uid/2fa-reset", name: "one's own", method: "POST", prepare: resetSelf.prepare(nil), form: resetSelf.form(nil),
+			path: func(*keyledger.Key) string {
+				u := resetSelf.self()
+				totpOn(resetSelf, u)
+				return userPath(u, "2fa-reset")
+			},
+			want: adminOnly("POST", "", no403),
+			check: func(t *testing.T, _ *testEnv, _ *keyledger.Key, _ url.Values, got authzWant) {
+				if !resetSelf.self().TOTPEnabled {
+					t.Errorf("own two-factor sign-in reset after status %d", got.status)
+				}
+			}},
+		{route: "POST /admin/users/:uid/2fa-reset", name: "none to reset", method: "POST",
+			prepare: resetNone.prepare(setTarget(keyledger.RoleMember)), path: targetPath(resetNone, "2fa-reset"),
+			want: adminOnly("POST", "", authzWant{status: http.StatusConflict})},
 		// Role policies: put back after each cell, so that a lead signing
 		// in next is not sent to enroll.
-		{route: "POST /admin/roles", method: "POST", prepare: policies.prepare(nil), path: fixedPath("/admin/roles"),
+		// A lead without a second factor holds a token: it stops iff the
+		// policy now requires one of leads.
+		{route: "POST /admin/roles", method: "POST", path: fixedPath("/admin/roles"),
+			prepare: policies.prepare(func(st *acctCell) []string {
+				setTarget(keyledger.RoleLead)(st)
+				st.tokenID, st.tokenSecret = mintToken(st.t, st.env, st.target, "lead "+st.uniq)
+				return []string{st.tokenSecret}
+			}),
 			form: func(string, string, string) url.Values { return url.Values{"require_totp": {"lead"}} },
 			want: adminPost("/admin/users?policies=1"),
 			check: func(t *testing.T, env *testEnv, _ *keyledger.Key, _ url.Values, got authzWant) {
@@ -888,6 +1025,9 @@ func authzAccountCases() []authzCase {
 				}
 				if pol[keyledger.RoleLead] != (got.status == http.StatusSeeOther) || pol[keyledger.RoleAdmin] || pol[keyledger.RoleMember] {
 					t.Errorf("policies %v after status %d", pol, got.status)
+				}
+				if status := apiStatus(t, env, policies.tokenSecret); (status == http.StatusForbidden) != pol[keyledger.RoleLead] {
+					t.Errorf("the unenrolled lead's token answers %d under policies %v", status, pol)
 				}
 				if err := env.Store.SetRolePolicy(ctx, actorOf(env, "admin"), keyledger.RoleLead, false); err != nil {
 					t.Fatal(err)

@@ -38,6 +38,9 @@ type Config struct {
 	Ready func(ctx context.Context) error
 	// Verifier checks keys against their providers; nil disables checks.
 	Verifier keyledger.Verifier
+	// Notifier tells people about changes to their own account (e.g. an
+	// admin reset their two-factor sign-in); nil: nobody is told.
+	Notifier keyledger.Notifier
 	// APIRate is the per-token request rate of the JSON API (requests per
 	// second, burst twice that); 0 means 20.
 	APIRate float64
@@ -197,6 +200,7 @@ func New(cfg Config, st *store.Store, log *slog.Logger) (*Server, error) {
 	auth.POST("/admin/users/:uid/deactivate", s.adminDeactivate)
 	auth.POST("/admin/users/:uid/reactivate", s.adminReactivate)
 	auth.POST("/admin/users/:uid/password-link", s.adminPasswordLink)
+	auth.POST("/admin/users/:uid/2fa-reset", s.adminResetTOTP)
 	auth.POST("/admin/roles", s.adminRolePolicies)
 	auth.GET("/admin/environments", s.adminEnvironments)
 	auth.POST("/admin/environments", s.adminCreateEnvironment)

@@ -36,11 +36,27 @@ func tokenRevokePath(id int64) string {
 // mintToken creates a read token for u through the store.
 func mintToken(t testing.TB, env *testEnv, u *keyledger.User, name string) (int64, string) {
 	t.Helper()
-	secret, tok, err := env.Store.CreateToken(context.Background(), keyledger.Actor{User: u}, "", keyledger.TokenInput{Name: name, Scopes: []string{"read"}})
+	secret, tok, err := env.Store.CreateToken(context.Background(), keyledger.Actor{StepUpAt: time.Now(), User: u}, "", keyledger.TokenInput{Name: name, Scopes: []string{"read"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return tok.ID, secret
+}
+
+// apiStatus is the status GET /api/v1/whoami answers the token.
+func apiStatus(t testing.TB, env *testEnv, secret string) int {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, env.HTTP.URL+"/api/v1/whoami", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+secret)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }
 
 func tokenAlive(t testing.TB, env *testEnv, id int64) bool {

@@ -81,7 +81,7 @@ func seedKey(t testing.TB, st *store.Store, u *keyledger.User, name string) (str
 // mintToken creates an access token for u with scopes.
 func mintToken(t testing.TB, st *store.Store, u *keyledger.User, scopes ...string) string {
 	t.Helper()
-	secret, _, err := st.CreateToken(context.Background(), keyledger.Actor{User: u}, u.Email,
+	secret, _, err := st.CreateToken(context.Background(), keyledger.Actor{StepUpAt: time.Now(), User: u}, u.Email,
 		keyledger.TokenInput{Name: "fault-" + randomHex(t, 4), Scopes: scopes, Expires: "1d"})
 	if err != nil {
 		t.Fatalf("create token: %v", err)

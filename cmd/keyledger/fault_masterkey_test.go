@@ -232,7 +232,7 @@ func enrollTOTP(t testing.TB, st *store.Store, u *keyledger.User) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.ConfirmTOTP(ctx, actor, code); err != nil {
+	if _, err := st.ConfirmTOTP(ctx, actor, "", code, ""); err != nil {
 		t.Fatalf("confirm TOTP for %s: %v", u.Email, err)
 	}
 	return enr.Secret

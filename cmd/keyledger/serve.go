@@ -139,6 +139,8 @@ func (m *Main) serve(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	// The same channels tell people about changes to their own account.
+	wcfg.Notifier = notifier
 	srv, err := web.New(wcfg, st, log)
 	if err != nil {
 		return err
