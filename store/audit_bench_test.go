@@ -1,0 +1,26 @@
+package store_test
+
+import (
+	"github.com/keyledger/keyledger/store"
+	"testing"
+)
+
+// BenchmarkChainAudit chains 1000 events per op (inserted beforehand with
+// the timer stopped): the chainer's cost per round, links computed and the
+// round's INSERT included.
+func BenchmarkChainAudit(b *testing.B) {
+	f := newFixture(b, store.Options{})
+	ctx := b.Context()
+	for b.Loop() {
+		b.StopTimer()
+		if _, err := f.pool.Exec(ctx, `INSERT INTO audit_events (actor_email, action, reason, details)
+			SELECT 'bench@example.com', 'key.reveal', 'benchmark ' || g, '{"n": 1}' FROM generate_series(1, 1000) g`); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		n, err := f.s.ChainAudit(ctx)
+		if err != nil || n != 1000 {
+			b.Fatalf("chained %d, %v", n, err)
+		}
+	}
+}
