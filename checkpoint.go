@@ -1,12 +1,15 @@
 package keyledger
 
 import (
+	"context"
 	"crypto/ed25519"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -69,10 +72,27 @@ func (c AuditCheckpoint) VerifySignature(pub string) error {
 	return nil
 }
 
-// ParseAuditCheckpoint reads a checkpoint file (the JSON `keyledger audit
-// checkpoint` prints) and checks its shape, not its signature.
+// checkpointTokenPrefix starts the one-token form of a checkpoint.
+const checkpointTokenPrefix = "klcp1."
+
+// Token is the checkpoint as one copyable token, for log lines and chat:
+// "klcp1." and the JSON in unpadded base64url (no quotes or spaces that a
+// log format would escape).
+func (c AuditCheckpoint) Token() string {
+	return checkpointTokenPrefix + base64.RawURLEncoding.EncodeToString([]byte(c.JSON()))
+}
+
+// ParseAuditCheckpoint reads a checkpoint file: the JSON `keyledger audit
+// checkpoint` prints, or the token a log line or chat message carries. It
+// checks the shape, not the signature.
 func ParseAuditCheckpoint(b []byte) (AuditCheckpoint, error) {
 	var c AuditCheckpoint
+	if tok, ok := strings.CutPrefix(strings.TrimSpace(string(b)), checkpointTokenPrefix); ok {
+		var err error
+		if b, err = base64.RawURLEncoding.DecodeString(tok); err != nil {
+			return c, errors.New("not a checkpoint: the klcp1. token is damaged (copy it whole)")
+		}
+	}
 	if err := json.Unmarshal(b, &c); err != nil {
 		return c, fmt.Errorf("not a checkpoint (want the JSON that 'keyledger audit checkpoint' prints): %w", err)
 	}
@@ -92,4 +112,10 @@ func ParseAuditCheckpoint(b []byte) (AuditCheckpoint, error) {
 func (c AuditCheckpoint) JSON() string {
 	b, _ := json.Marshal(c)
 	return string(b)
+}
+
+// CheckpointPublisher posts audit checkpoints somewhere the database's
+// admin cannot rewrite (a chat channel through a webhook).
+type CheckpointPublisher interface {
+	PublishCheckpoint(ctx context.Context, c AuditCheckpoint) error
 }

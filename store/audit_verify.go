@@ -28,8 +28,9 @@ type AuditReport struct {
 	Holder  string
 	// KeyedFrom is the first link in the keyed (HMAC) format.
 	KeyedFrom int64
-	// Head is the last link verified.
-	Head int64
+	// Head is the last link verified, and HeadLink its value.
+	Head     int64
+	HeadLink []byte
 	// Problem describes the first broken link; empty when the chain holds.
 	Problem string
 	// BadEventID is the event at the first broken link, if any.
@@ -249,7 +250,7 @@ func (s *Store) walkChain(ctx context.Context, tx pgx.Tx, w *chainWalk, r *Audit
 		w.prev = link
 		w.next++
 		r.Checked++
-		r.Head = seq
+		r.Head, r.HeadLink = seq, link
 	}
 	return rows.Err()
 }

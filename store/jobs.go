@@ -30,6 +30,11 @@ type JobsConfig struct {
 	Logger            *slog.Logger
 	// ScanInterval is how often due work is looked for (tests shorten it).
 	ScanInterval time.Duration
+	// CheckpointInterval is how often the audit chain's head is signed
+	// and published (default an hour).
+	CheckpointInterval time.Duration
+	// Checkpoints may be nil: then checkpoints go to the log only.
+	Checkpoints keyledger.CheckpointPublisher
 }
 
 // QueueVerify is the queue of provider checks; its worker count bounds
@@ -66,6 +71,23 @@ type RemindArgs struct{}
 
 // Kind names the job in River's tables.
 func (RemindArgs) Kind() string { return "keyledger.remind" }
+
+// AuditCheckpointArgs signs the audit chain's head and publishes it.
+type AuditCheckpointArgs struct{}
+
+// Kind names the job in River's tables.
+func (AuditCheckpointArgs) Kind() string { return "keyledger.audit_checkpoint" }
+
+type checkpointWorker struct {
+	river.WorkerDefaults[AuditCheckpointArgs]
+	s   *Store
+	cfg JobsConfig
+}
+
+func (w *checkpointWorker) Work(ctx context.Context, job *river.Job[AuditCheckpointArgs]) error {
+	_, err := w.s.PublishCheckpoint(ctx, w.cfg.Checkpoints)
+	return err
+}
 
 type verifyScanWorker struct {
 	river.WorkerDefaults[VerifyScanArgs]
@@ -156,6 +178,9 @@ func (s *Store) NewJobs(cfg JobsConfig) (*river.Client[pgx.Tx], error) {
 	if cfg.ScanInterval <= 0 {
 		cfg.ScanInterval = 15 * time.Minute
 	}
+	if cfg.CheckpointInterval <= 0 {
+		cfg.CheckpointInterval = time.Hour
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = s.log
 	}
@@ -164,6 +189,7 @@ func (s *Store) NewJobs(cfg JobsConfig) (*river.Client[pgx.Tx], error) {
 	river.AddWorker(workers, &verifyKeyWorker{s: s, cfg: cfg})
 	river.AddWorker(workers, &destroyWorker{s: s})
 	river.AddWorker(workers, &remindWorker{s: s, cfg: cfg})
+	river.AddWorker(workers, &checkpointWorker{s: s, cfg: cfg})
 	periodic := func(every time.Duration, args river.JobArgs) *river.PeriodicJob {
 		return river.NewPeriodicJob(river.PeriodicInterval(every),
 			func() (river.JobArgs, *river.InsertOpts) { return args, nil },
@@ -180,6 +206,7 @@ func (s *Store) NewJobs(cfg JobsConfig) (*river.Client[pgx.Tx], error) {
 			periodic(cfg.ScanInterval, VerifyScanArgs{}),
 			periodic(min(cfg.ScanInterval, 10*time.Minute), DestroyVersionsArgs{}),
 			periodic(min(cfg.ScanInterval, time.Hour), RemindArgs{}),
+			periodic(cfg.CheckpointInterval, AuditCheckpointArgs{}),
 		},
 	})
 	if err != nil {
