@@ -105,8 +105,13 @@ func (m *Main) bootstrap(ctx context.Context, cfg Config) error {
 }
 
 func (m *Main) withStore(ctx context.Context, cfg Config, fn func(*store.Store) error) error {
+	return m.withStoreWait(ctx, cfg, 30*time.Second, fn)
+}
+
+// withStoreWait is withStore waiting at most wait for the database.
+func (m *Main) withStoreWait(ctx context.Context, cfg Config, wait time.Duration, fn func(*store.Store) error) error {
 	log := m.logger(cfg)
-	st, pool, err := m.openStore(ctx, cfg, log, 30*time.Second, false)
+	st, pool, err := m.openStore(ctx, cfg, log, wait, false)
 	if err != nil {
 		return err
 	}
@@ -256,7 +261,9 @@ func (m *Main) auditVerify(ctx context.Context, cfg Config, args []string) error
 		}
 		opts.Checkpoint = &cp
 	}
-	err := m.withStore(ctx, cfg, func(st *store.Store) error {
+	// A check run from cron or CI answers soon, with 2, rather than
+	// hanging while the database is away.
+	err := m.withStoreWait(ctx, cfg, 5*time.Second, func(st *store.Store) error {
 		r, err := st.VerifyAuditWith(ctx, opts)
 		if err != nil {
 			return notChecked(err)
