@@ -28,3 +28,10 @@ func BenchmarkChainHMAC(b *testing.B) {
 		prev = keyledger.ChainHMAC(key, prev, e)
 	}
 }
+
+func BenchmarkChainKeyed(b *testing.B) {
+	e, prev, c := benchEvent(), make([]byte, 32), keyledger.NewChainKeyed(make([]byte, 32))
+	for b.Loop() {
+		prev = c.Link(prev, e)
+	}
+}

@@ -381,9 +381,10 @@ func (s *Store) chainBatch(ctx context.Context, limit int) (n int, again bool, e
 		seqs, ids := make([]int64, len(links)), make([]int64, len(links))
 		txids, hashes := make([]string, len(links)), make([][]byte, len(links))
 		formats := make([]int16, len(links))
+		keyed := keyledger.NewChainKeyed(s.chain.key)
 		for i, l := range links {
 			seq++
-			prev, formats[i] = s.chainLink(seq, prev, &l.ev)
+			prev, formats[i] = s.chainLink(keyed, seq, prev, &l.ev)
 			seqs[i], ids[i], txids[i], hashes[i] = seq, l.ev.ID, l.txid, prev
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO audit_chain (seq, event_id, event_txid, hash, format)

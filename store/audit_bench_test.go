@@ -18,9 +18,14 @@ func BenchmarkChainAudit(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.StartTimer()
-		n, err := f.s.ChainAudit(ctx)
-		if err != nil || n != 1000 {
-			b.Fatalf("chained %d, %v", n, err)
+		// A transaction elsewhere on the shared server may hold a round
+		// back for a moment (see chainCutoff): chain until all are in.
+		for total := 0; total < 1000; {
+			n, err := f.s.ChainAudit(ctx)
+			if err != nil {
+				b.Fatal(err)
+			}
+			total += n
 		}
 	}
 }

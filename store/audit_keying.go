@@ -55,10 +55,10 @@ func keyedFromMAC(key []byte, from int64) []byte {
 }
 
 // chainLink computes link seq over prev and e in the format its position
-// calls for.
-func (s *Store) chainLink(seq int64, prev []byte, e *keyledger.AuditEvent) ([]byte, int16) {
+// calls for; keyed holds the chain key (one per round, not per link).
+func (s *Store) chainLink(keyed *keyledger.ChainKeyed, seq int64, prev []byte, e *keyledger.AuditEvent) ([]byte, int16) {
 	if seq >= s.chain.keyedFrom {
-		return keyledger.ChainHMAC(s.chain.key, prev, e), formatHMAC
+		return keyed.Link(prev, e), formatHMAC
 	}
 	return keyledger.ChainHash(prev, e), formatSHA256
 }

@@ -206,6 +206,7 @@ func (s *Store) walkChain(ctx context.Context, tx pgx.Tx, w *chainWalk, r *Audit
 		return err
 	}
 	defer rows.Close()
+	keyed := keyledger.NewChainKeyed(s.chain.key)
 	for rows.Next() {
 		var seq, eventID int64
 		var hash []byte
@@ -234,7 +235,7 @@ func (s *Store) walkChain(ctx context.Context, tx pgx.Tx, w *chainWalk, r *Audit
 		e := keyledger.AuditEvent{ID: *id, Time: at.UTC(), ActorID: *actorID, ActorEmail: *actorEmail, Action: *action,
 			KeyID: *keyID, KeyName: *keyName, KeyVersion: *keyVersion, SubjectID: *subjectID, SubjectEmail: *subjectEmail,
 			Environment: *environment, IP: *ip, UserAgent: *ua, Reason: *reason, Details: *details}
-		link, want := s.chainLink(seq, w.prev, &e)
+		link, want := s.chainLink(keyed, seq, w.prev, &e)
 		switch {
 		case format != want:
 			r.Problem = fmt.Sprintf("chain link %d is in format %d, but the chain is keyed from link %d on: its format was changed", seq, format, s.chain.keyedFrom)
