@@ -1,8 +1,10 @@
 package keyledger
 
 import (
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/binary"
+	"hash"
 	"strconv"
 	"time"
 )
@@ -122,14 +124,48 @@ type AuditEvent struct {
 	Details string
 }
 
-// ChainHash is the event's link in the hash chain: SHA-256 over the
-// previous link and the event's canonical form. Editing any field, or
-// deleting or reordering events, changes every later link.
+// ChainHash is the event's link in the unkeyed hash chain (format 1):
+// SHA-256 over the previous link and the event's canonical form. Editing
+// any field, or deleting or reordering events, changes every later link.
+// Anyone can recompute it; links made since the keyed chain began use
+// ChainHMAC instead (docs/audit.md).
 func ChainHash(prev []byte, e *AuditEvent) []byte {
 	h := sha256.New()
 	h.Write([]byte("keyledger audit v1\x00"))
+	writeEvent(h, prev, e)
+	return h.Sum(nil)
+}
+
+// ChainHMAC is the event's link in the keyed chain (format 2):
+// HMAC-SHA256 under the chain key over the previous link and the event's
+// canonical form (the same fields as ChainHash, under another label).
+// Without the key, which is sealed under the master key, nobody can
+// recompute a link after editing an event.
+func ChainHMAC(key, prev []byte, e *AuditEvent) []byte {
+	return NewChainKeyed(key).Link(prev, e)
+}
+
+// ChainKeyed computes ChainHMAC links under one key, keeping the HMAC's
+// keyed state between links (the chainer and verify compute thousands in
+// a row). Not safe for concurrent use.
+type ChainKeyed struct{ h hash.Hash }
+
+// NewChainKeyed returns a ChainKeyed for key.
+func NewChainKeyed(key []byte) *ChainKeyed { return &ChainKeyed{h: hmac.New(sha256.New, key)} }
+
+// Link is ChainHMAC(key, prev, e).
+func (c *ChainKeyed) Link(prev []byte, e *AuditEvent) []byte {
+	c.h.Reset()
+	c.h.Write([]byte("keyledger audit v2\x00"))
+	writeEvent(c.h, prev, e)
+	return c.h.Sum(nil)
+}
+
+// writeEvent writes the previous link and the event's fields, each
+// length-prefixed, in a fixed order.
+func writeEvent(h hash.Hash, prev []byte, e *AuditEvent) {
 	writeField(h, prev)
-	for _, f := range []string{
+	for _, f := range [...]string{
 		strconv.FormatInt(e.ID, 10),
 		e.Time.UTC().Format("2006-01-02T15:04:05.000000Z"),
 		strconv.FormatInt(e.ActorID, 10),
@@ -148,12 +184,11 @@ func ChainHash(prev []byte, e *AuditEvent) []byte {
 	} {
 		writeField(h, []byte(f))
 	}
-	return h.Sum(nil)
 }
 
 // writeField length-prefixes each field so that moving bytes from one
 // field to the next changes the hash.
-func writeField(h interface{ Write([]byte) (int, error) }, b []byte) {
+func writeField(h hash.Hash, b []byte) {
 	var n [8]byte
 	binary.BigEndian.PutUint64(n[:], uint64(len(b)))
 	h.Write(n[:])

@@ -30,6 +30,8 @@ var (
 	_ keyledger.Notifier = (*Webhook)(nil)
 	_ keyledger.Notifier = (*SMTP)(nil)
 	_ keyledger.Notifier = Multi(nil)
+
+	_ keyledger.CheckpointPublisher = (*Webhook)(nil)
 )
 
 // dateLayout formats rotation deadlines.

@@ -70,7 +70,22 @@ func (w *Webhook) GoString() string { return "notify.Webhook{}" }
 // at most 10 seconds (less if ctx says so). A non-2xx answer is an error
 // naming the status only.
 func (w *Webhook) Notify(ctx context.Context, n keyledger.Notification) error {
-	body, err := json.Marshal(map[string]string{"text": slackEscape(Text(n))})
+	return w.post(ctx, slackEscape(Text(n)))
+}
+
+// PublishCheckpoint posts an audit checkpoint, so that a copy of the
+// chain's signed head sits in the chat channel, out of the database
+// admin's reach. The message carries the checkpoint as one token that
+// `keyledger audit verify --checkpoint FILE` reads from FILE.
+func (w *Webhook) PublishCheckpoint(ctx context.Context, c keyledger.AuditCheckpoint) error {
+	text := fmt.Sprintf("🔏 keyledger audit checkpoint: link %d at %s, signed by %s. To prove the log was not rewritten since, save this token to a file and run keyledger audit verify --checkpoint FILE: %s",
+		c.Seq, c.Time.UTC().Format(time.RFC3339), c.PublicKey, c.Token())
+	return w.post(ctx, slackEscape(text))
+}
+
+// post sends {"text": text}; text is already escaped for Slack.
+func (w *Webhook) post(ctx context.Context, text string) error {
+	body, err := json.Marshal(map[string]string{"text": text})
 	if err != nil {
 		return fmt.Errorf("webhook: encoding message: %w", err)
 	}

@@ -1,7 +1,6 @@
 package store
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -261,7 +260,33 @@ func (s *Store) ensureAuditEpoch(ctx context.Context) error {
 	return nil
 }
 
+// chainCutoff computes, in the same statement (so under the same
+// snapshot) as the events it bounds, the txid below which the chain order
+// is final: the oldest transaction still running that could have written
+// to this database, or the snapshot's xmax when none is. A transaction
+// known to belong to another database of the cluster (pg_stat_activity
+// names it, or it is prepared elsewhere) can never insert here, so it does
+// not hold the chain back, nor does one that holds only a snapshot (no
+// xid): it would get a txid above xmax when it first writes. One we cannot
+// place (its backend ended a moment ago, or the role may not see it) is
+// counted as ours. pg_stat_activity has 32-bit xids: compared modulo 2^32,
+// which is exact among transactions running at once.
+const chainCutoff = `WITH snap AS (SELECT pg_current_snapshot() AS s),
+	elsewhere AS (
+		SELECT backend_xid::text::bigint AS x FROM pg_stat_activity
+		WHERE backend_xid IS NOT NULL AND datname IS DISTINCT FROM current_database()
+		UNION ALL
+		SELECT transaction::text::bigint FROM pg_prepared_xacts WHERE database <> current_database()),
+	cut AS (SELECT least(pg_snapshot_xmax(s), (SELECT min(x) FROM pg_snapshot_xip(s) AS x
+		WHERE x::text::bigint % 4294967296 NOT IN (SELECT x FROM elsewhere))) AS c FROM snap)
+	`
+
 func (s *Store) chainBatch(ctx context.Context, limit int) (n int, again bool, err error) {
+	if s.chain.err != nil {
+		// The record of where the keyed chain begins is missing or
+		// altered: appending would build on a start nobody can trust.
+		return 0, false, fmt.Errorf("chain audit events: %w", s.chain.err)
+	}
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var locked bool
 		if err := tx.QueryRow(ctx, "SELECT pg_try_advisory_xact_lock($1)", chainLock).Scan(&locked); err != nil {
@@ -310,16 +335,17 @@ func (s *Store) chainBatch(ctx context.Context, limit int) (n int, again bool, e
 			if !current {
 				hi = epochs[i+1].after
 			}
-			// In the current epoch, the snapshot's xmin is the oldest
-			// transaction still running; all below it have committed or
-			// aborted. Older epochs were written on a server that is gone:
-			// all their transactions finished. ORDER BY names the table's
+			// In the current epoch, chainCutoff is the oldest transaction
+			// still running that could write here; all below it have
+			// committed or aborted, or run in another database. Older
+			// epochs were written on a server that is gone: all their
+			// transactions finished. ORDER BY names the table's
 			// columns: a bare "txid" would mean the text output column,
 			// and '1000' sorts before '999'.
 			// The epoch's bounds filter rows of the (txid, id) index walk:
 			// "id + 0" keeps the planner from walking the id index
 			// instead and sorting (11 ms a round under load when it did).
-			// In the current epoch the walk is bounded by xmin, so rows
+			// In the current epoch the walk is bounded by the cutoff, so rows
 			// of an older epoch whose txids overlap are each passed once.
 			q := `SELECT txid::text, ` + auditColumns + ` FROM audit_events
 				WHERE (txid, id) > ($1::xid8, $2::bigint)`
@@ -329,7 +355,7 @@ func (s *Store) chainBatch(ctx context.Context, limit int) (n int, again bool, e
 				q += fmt.Sprintf(" AND id + 0 > $%d", len(args))
 			}
 			if current {
-				q += ` AND txid < pg_snapshot_xmin(pg_current_snapshot())`
+				q = chainCutoff + q + ` AND txid < (SELECT c FROM cut)`
 			} else {
 				args = append(args, hi)
 				q += fmt.Sprintf(" AND id + 0 <= $%d", len(args))
@@ -354,14 +380,16 @@ func (s *Store) chainBatch(ctx context.Context, limit int) (n int, again bool, e
 		// One INSERT for the whole round.
 		seqs, ids := make([]int64, len(links)), make([]int64, len(links))
 		txids, hashes := make([]string, len(links)), make([][]byte, len(links))
+		formats := make([]int16, len(links))
+		keyed := keyledger.NewChainKeyed(s.chain.key)
 		for i, l := range links {
 			seq++
-			prev = keyledger.ChainHash(prev, &l.ev)
+			prev, formats[i] = s.chainLink(keyed, seq, prev, &l.ev)
 			seqs[i], ids[i], txids[i], hashes[i] = seq, l.ev.ID, l.txid, prev
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO audit_chain (seq, event_id, event_txid, hash)
-			SELECT s, e, t::xid8, h FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::bytea[]) AS r(s, e, t, h)`,
-			seqs, ids, txids, hashes); err != nil {
+		if _, err := tx.Exec(ctx, `INSERT INTO audit_chain (seq, event_id, event_txid, hash, format)
+			SELECT s, e, t::xid8, h, f FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::bytea[], $5::smallint[]) AS r(s, e, t, h, f)`,
+			seqs, ids, txids, hashes, formats); err != nil {
 			return err
 		}
 		n = len(links)
@@ -389,111 +417,6 @@ func scanChainLink(row pgx.CollectableRow) (chainLink, error) {
 func mustInt64(s string) int64 {
 	n, _ := strconv.ParseInt(s, 10, 64)
 	return n
-}
-
-// AuditReport is the result of verifying the hash chain.
-type AuditReport struct {
-	Checked int64
-	// Unchained counts events too recent to be chained yet.
-	Unchained int64
-	// Problem describes the first broken link; empty when the chain holds.
-	Problem string
-	// BadEventID is the event at the first broken link, if any.
-	BadEventID int64
-	BadSeq     int64
-}
-
-// OK reports whether the chain verified.
-func (r AuditReport) OK() bool { return r.Problem == "" }
-
-// VerifyAudit chains what can be chained, then walks the whole chain and
-// recomputes every link. An edited event changes its hash; a deleted event
-// leaves a link with no event; a deleted link leaves a gap in seq; an event
-// slipped in out of order or never chained shows up as unchained below the
-// chain's end.
-func (s *Store) VerifyAudit(ctx context.Context) (AuditReport, error) {
-	var r AuditReport
-	if _, err := s.ChainAudit(ctx); err != nil {
-		return r, err
-	}
-	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `SELECT c.seq, c.event_id, c.hash, e.id IS NOT NULL, `+prefixed("e", auditColumns)+`
-			FROM audit_chain c LEFT JOIN audit_events e ON e.id = c.event_id ORDER BY c.seq`)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		var prev []byte
-		var want int64 = 1
-		for rows.Next() {
-			var seq, eventID int64
-			var hash []byte
-			var found bool
-			var e keyledger.AuditEvent
-			var (
-				id, actorID, subjectID                                                                 *int64
-				at                                                                                     *time.Time
-				actorEmail, action, keyID, keyName, subjectEmail, environment, ip, ua, reason, details *string
-				keyVersion                                                                             *int
-			)
-			if err := rows.Scan(&seq, &eventID, &hash, &found, &id, &at, &actorID, &actorEmail, &action, &keyID, &keyName,
-				&keyVersion, &subjectID, &subjectEmail, &environment, &ip, &ua, &reason, &details); err != nil {
-				return err
-			}
-			if seq != want {
-				r.Problem = fmt.Sprintf("chain link %d is missing (next link is %d): a chain row was deleted", want, seq)
-				r.BadSeq = want
-				r.BadEventID = eventID
-				return nil
-			}
-			if !found {
-				r.Problem = fmt.Sprintf("event %d (chain link %d) is missing: it was deleted", eventID, seq)
-				r.BadSeq, r.BadEventID = seq, eventID
-				return nil
-			}
-			e = keyledger.AuditEvent{ID: *id, Time: at.UTC(), ActorID: *actorID, ActorEmail: *actorEmail, Action: *action,
-				KeyID: *keyID, KeyName: *keyName, KeyVersion: *keyVersion, SubjectID: *subjectID, SubjectEmail: *subjectEmail,
-				Environment: *environment, IP: *ip, UserAgent: *ua, Reason: *reason, Details: *details}
-			prev = keyledger.ChainHash(prev, &e)
-			if !bytes.Equal(prev, hash) {
-				r.Problem = fmt.Sprintf("event %d (chain link %d) does not match its hash: it was edited, or an earlier link was", eventID, seq)
-				r.BadSeq, r.BadEventID = seq, eventID
-				return nil
-			}
-			r.Checked++
-			want++
-		}
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		// Every finished event must be in the chain; one that is not was
-		// inserted behind the chainer's back (e.g. with a forged txid).
-		var stray *int64
-		// Compare with the chain's end, not the snapshot: the oldest running
-		// transaction moves on between chaining and this query.
-		// Within an epoch (one Postgres server, migration 006) compare
-		// (txid, id); an unchained event of an earlier epoch than the
-		// chain's end is out of order too.
-		err = tx.QueryRow(ctx, `WITH l AS (SELECT event_txid, event_id,
-				(SELECT max(epoch) FROM audit_epochs WHERE after_event_id < event_id) AS epoch
-				FROM audit_chain ORDER BY seq DESC LIMIT 1)
-			SELECT count(*), min(e.id) FILTER (WHERE ue.epoch < l.epoch OR (ue.epoch = l.epoch AND (e.txid, e.id) < (l.event_txid, l.event_id)))
-			FROM audit_events e LEFT JOIN l ON true
-			LEFT JOIN LATERAL (SELECT max(epoch) AS epoch FROM audit_epochs WHERE after_event_id < e.id) ue ON true
-			WHERE NOT EXISTS (SELECT 1 FROM audit_chain c WHERE c.event_id = e.id)`).Scan(&r.Unchained, &stray)
-		if err != nil {
-			return err
-		}
-		if stray != nil {
-			r.Problem = fmt.Sprintf("event %d is not in the chain although its transaction finished: it was inserted out of order", *stray)
-			r.BadEventID = *stray
-		}
-		return nil
-	})
-	if err != nil {
-		return r, fmt.Errorf("verify audit chain: %w", err)
-	}
-	return r, nil
 }
 
 // prefixed qualifies each column expression of cols with alias, splitting

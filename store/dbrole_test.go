@@ -25,7 +25,7 @@ GRANT CONNECT ON DATABASE %[1]s TO %[2]s;
 GRANT USAGE ON SCHEMA public TO %[2]s;
 GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO %[2]s;
 GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO %[2]s;
-REVOKE UPDATE, DELETE, TRUNCATE ON audit_events, audit_chain, audit_epochs FROM %[2]s;
+REVOKE UPDATE, DELETE, TRUNCATE ON audit_events, audit_chain, audit_epochs, audit_chain_keying FROM %[2]s;
 `
 
 // TestAppRoleGrantsDocumented holds docs/operations.md to the grants this
@@ -109,6 +109,8 @@ func TestAppRoleCannotRewriteAudit(t *testing.T) {
 		"DELETE FROM audit_events",
 		"TRUNCATE audit_events",
 		"DELETE FROM audit_chain",
+		"UPDATE audit_chain_keying SET keyed_from = 1000000",
+		"DELETE FROM audit_chain_keying",
 		"ALTER TABLE audit_events DISABLE TRIGGER USER",
 	} {
 		_, err := pool.Exec(ctx, q)

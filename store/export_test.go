@@ -1,5 +1,11 @@
 package store
 
+import (
+	"context"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
 // ChainLock is the advisory lock key the audit chainer takes, so tests can
 // play "another replica is chaining right now".
 const ChainLock = chainLock
@@ -48,3 +54,18 @@ func (s *Store) SessionReadStats() (batches, calls int64) { return s.sessions.st
 
 // HoldPasswordHashes takes every argon2id slot, so password checks wait.
 func (s *Store) HoldPasswordHashes() (release func()) { return hold(s.hashSlots) }
+
+// MigrateTo applies keyledger's migrations up to version only (no River),
+// so a test can build a database as an older keyledger left it.
+func MigrateTo(ctx context.Context, pool *pgxpool.Pool, version int32) error {
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Release()
+	m, err := newMigrator(ctx, conn.Conn())
+	if err != nil {
+		return err
+	}
+	return m.MigrateTo(ctx, version)
+}

@@ -31,6 +31,11 @@ type JobsConfig struct {
 	Logger            *slog.Logger
 	// ScanInterval is how often due work is looked for (tests shorten it).
 	ScanInterval time.Duration
+	// CheckpointInterval is how often the audit chain's head is signed
+	// and published (default an hour).
+	CheckpointInterval time.Duration
+	// Checkpoints may be nil: then checkpoints go to the log only.
+	Checkpoints keyledger.CheckpointPublisher
 }
 
 // QueueVerify is the queue of provider checks; its worker count bounds
@@ -80,12 +85,29 @@ type accountAlertWorker struct {
 	cfg JobsConfig
 }
 
+// AuditCheckpointArgs signs the audit chain's head and publishes it.
+type AuditCheckpointArgs struct{}
+
+// Kind names the job in River's tables.
+func (AuditCheckpointArgs) Kind() string { return "keyledger.audit_checkpoint" }
+
+type checkpointWorker struct {
+	river.WorkerDefaults[AuditCheckpointArgs]
+	s   *Store
+	cfg JobsConfig
+}
+
 func (w *accountAlertWorker) Work(ctx context.Context, job *river.Job[AccountAlertArgs]) error {
 	if w.cfg.Notifier == nil {
 		// No channel configured: the alert stays in the audit log.
 		return nil
 	}
 	_, err := w.s.SendAccountAlerts(ctx, w.cfg.Notifier, w.cfg.BaseURL)
+	return err
+}
+
+func (w *checkpointWorker) Work(ctx context.Context, job *river.Job[AuditCheckpointArgs]) error {
+	_, err := w.s.PublishCheckpoint(ctx, w.cfg.Checkpoints)
 	return err
 }
 
@@ -178,6 +200,9 @@ func (s *Store) NewJobs(cfg JobsConfig) (*river.Client[pgx.Tx], error) {
 	if cfg.ScanInterval <= 0 {
 		cfg.ScanInterval = 15 * time.Minute
 	}
+	if cfg.CheckpointInterval <= 0 {
+		cfg.CheckpointInterval = time.Hour
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = s.log
 	}
@@ -187,6 +212,7 @@ func (s *Store) NewJobs(cfg JobsConfig) (*river.Client[pgx.Tx], error) {
 	river.AddWorker(workers, &destroyWorker{s: s})
 	river.AddWorker(workers, &remindWorker{s: s, cfg: cfg})
 	river.AddWorker(workers, &accountAlertWorker{s: s, cfg: cfg})
+	river.AddWorker(workers, &checkpointWorker{s: s, cfg: cfg})
 	periodic := func(every time.Duration, args river.JobArgs) *river.PeriodicJob {
 		return river.NewPeriodicJob(river.PeriodicInterval(every),
 			func() (river.JobArgs, *river.InsertOpts) { return args, nil },
@@ -205,6 +231,7 @@ func (s *Store) NewJobs(cfg JobsConfig) (*river.Client[pgx.Tx], error) {
 			periodic(min(cfg.ScanInterval, time.Hour), RemindArgs{}),
 			// An attack is news for minutes, not hours.
 			periodic(min(cfg.ScanInterval, time.Minute), AccountAlertArgs{}),
+			periodic(cfg.CheckpointInterval, AuditCheckpointArgs{}),
 		},
 	})
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/keyledger/keyledger/crypto"
 )
 
@@ -89,9 +90,21 @@ func printableKEKID(id string) string {
 // instanceSecret returns a 32-byte secret of this installation, creating
 // and sealing it on first use.
 func (s *Store) instanceSecret(ctx context.Context, name string) ([]byte, error) {
+	return s.instanceSecretIn(ctx, s.pool, name)
+}
+
+// querier is a pool or a transaction.
+type querier interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// instanceSecretIn is instanceSecret on q, so that a caller can create
+// secrets together with what depends on them in one transaction.
+func (s *Store) instanceSecretIn(ctx context.Context, q querier, name string) ([]byte, error) {
 	subject := instanceSubject(name)
 	var env crypto.Envelope
-	err := s.pool.QueryRow(ctx, "SELECT kek_id, wrapped_dek, nonce, ciphertext FROM instance_secrets WHERE name = $1", name).
+	err := q.QueryRow(ctx, "SELECT kek_id, wrapped_dek, nonce, ciphertext FROM instance_secrets WHERE name = $1", name).
 		Scan(&env.KEKID, &env.WrappedDEK, &env.Nonce, &env.Ciphertext)
 	if errors.Is(err, pgx.ErrNoRows) {
 		secret, err := crypto.RandomBytes(32)
@@ -104,11 +117,11 @@ func (s *Store) instanceSecret(ctx context.Context, name string) ([]byte, error)
 		}
 		// ON CONFLICT: another replica may have created it at the same
 		// moment; read back whichever won.
-		if _, err := s.pool.Exec(ctx, `INSERT INTO instance_secrets (name, kek_id, wrapped_dek, nonce, ciphertext)
+		if _, err := q.Exec(ctx, `INSERT INTO instance_secrets (name, kek_id, wrapped_dek, nonce, ciphertext)
 			VALUES ($1, $2, $3, $4, $5) ON CONFLICT (name) DO NOTHING`, name, env.KEKID, env.WrappedDEK, env.Nonce, env.Ciphertext); err != nil {
 			return nil, fmt.Errorf("store instance secret %s: %w", name, err)
 		}
-		return s.instanceSecret(ctx, name)
+		return s.instanceSecretIn(ctx, q, name)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read instance secret %s: %w", name, err)

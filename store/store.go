@@ -111,6 +111,7 @@ type Store struct {
 
 	fingerprintKey []byte
 	cookieKey      []byte
+	chain          chainKeying
 	dummyHash      string
 
 	audit    *batcher[auditEntry, struct{}]
@@ -165,6 +166,9 @@ func New(ctx context.Context, pool *pgxpool.Pool, keyring *crypto.Keyring, opts 
 		return nil, err
 	}
 	if err := s.ensureAuditEpoch(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.loadChainKeying(ctx); err != nil {
 		return nil, err
 	}
 	// A hash of a random password, verified when the account does not

@@ -98,6 +98,7 @@ func newMetrics(cfg MetricsConfig, reg *prometheus.Registry, st *store.Store, lo
 		newPoolCollector(pool),
 		newJobsCollector(st),
 		newBatchCollector(st),
+		newAuditCollector(st),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	} {
@@ -362,7 +363,7 @@ func newJobsCollector(st *store.Store) *jobsCollector {
 	return &jobsCollector{
 		store: st,
 		kinds: []string{store.VerifyScanArgs{}.Kind(), store.VerifyKeyArgs{}.Kind(),
-			store.DestroyVersionsArgs{}.Kind(), store.RemindArgs{}.Kind()},
+			store.DestroyVersionsArgs{}.Kind(), store.RemindArgs{}.Kind(), store.AuditCheckpointArgs{}.Kind()},
 		jobs: prometheus.NewDesc("keyledger_river_jobs",
 			"Background jobs in River's table, by state (retryable: failed, will run again; discarded: failed for good).", []string{"state"}, nil),
 		depth: prometheus.NewDesc("keyledger_river_queue_depth",
@@ -419,4 +420,38 @@ func (j *jobsCollector) Collect(ch chan<- prometheus.Metric) {
 	for ks, n := range failed {
 		ch <- prometheus.MustNewConstMetric(j.failed, prometheus.GaugeValue, n, ks.kind, ks.state)
 	}
+}
+
+// auditCollector reports the audit chainer's lag at scrape time: one
+// index range scan over the events past the chain's end (store.AuditLag).
+// Every replica reports the same numbers; aggregate with max.
+type auditCollector struct {
+	store          *store.Store
+	unchained, age *prometheus.Desc
+}
+
+func newAuditCollector(st *store.Store) *auditCollector {
+	return &auditCollector{store: st,
+		unchained: prometheus.NewDesc("keyledger_audit_unchained_events",
+			"Audit events whose transaction committed but that the hash chain does not hold yet (not yet tamper-evident).", nil, nil),
+		age: prometheus.NewDesc("keyledger_audit_oldest_unchained_seconds",
+			"Age of the oldest committed audit event not yet chained; 0 when none waits. Above a few seconds, an old transaction holds the chainer back (the log names it).", nil, nil),
+	}
+}
+
+func (a *auditCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- a.unchained
+	ch <- a.age
+}
+
+func (a *auditCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	lag, err := a.store.AuditLag(ctx, false)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(a.unchained, err)
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(a.unchained, prometheus.GaugeValue, float64(lag.Unchained))
+	ch <- prometheus.MustNewConstMetric(a.age, prometheus.GaugeValue, lag.OldestAge.Seconds())
 }

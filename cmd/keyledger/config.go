@@ -42,6 +42,9 @@ type Config struct {
 
 	Verify         verify.Config
 	VerifyInterval time.Duration
+	// CheckpointInterval is how often the audit chain's head is signed
+	// and published.
+	CheckpointInterval time.Duration
 	// WebhookURL and SMTPURL hold credentials; never print them.
 	WebhookURL string
 	SMTPURL    string
@@ -209,6 +212,12 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	}
 	if c.VerifyInterval < time.Minute {
 		return c, cfgErr("KEYLEDGER_VERIFY_INTERVAL: want at least 1m so providers are not hammered, got %s", c.VerifyInterval)
+	}
+	if c.CheckpointInterval, err = duration(getenv, "KEYLEDGER_AUDIT_CHECKPOINT_INTERVAL", time.Hour); err != nil {
+		return c, err
+	}
+	if c.CheckpointInterval < time.Minute {
+		return c, cfgErr("KEYLEDGER_AUDIT_CHECKPOINT_INTERVAL: want at least 1m (each checkpoint verifies the whole chain), got %s", c.CheckpointInterval)
 	}
 	c.WebhookURL = getenv("KEYLEDGER_WEBHOOK_URL")
 	if c.WebhookURL != "" {
@@ -480,6 +489,20 @@ func (c *Config) Notifier() (keyledger.Notifier, error) {
 		return nil, nil
 	}
 	return m, nil
+}
+
+// CheckpointPublisher is where audit checkpoints are posted besides the
+// log: the chat webhook, when one is set (email is for people, not for
+// an hourly token), or nil.
+func (c *Config) CheckpointPublisher() (keyledger.CheckpointPublisher, error) {
+	if c.WebhookURL == "" {
+		return nil, nil
+	}
+	w, err := notify.NewWebhook(c.WebhookURL, nil)
+	if err != nil {
+		return nil, cfgErr("KEYLEDGER_WEBHOOK_URL: %v", err)
+	}
+	return w, nil
 }
 
 // apiRate reads KEYLEDGER_API_RATE: a token's requests per second on the

@@ -27,7 +27,10 @@ Usage:
   keyledger user deactivate --email E
   keyledger masterkey generate      print a new random master key (base64)
   keyledger masterkey rotate        re-wrap every data key under the first master key
-  keyledger audit verify            check the audit log's hash chain
+  keyledger audit verify [--checkpoint FILE] [--wait 10s]
+                                    check the audit log's chain (and that it still extends
+                                    a checkpoint); exit 0 ok, 1 broken, 2 could not check
+  keyledger audit checkpoint        sign the chain's head and print the checkpoint (JSON)
   keyledger jobs                    show background jobs (verification, reminders, clean-up) by state
   keyledger healthcheck             exit 0 when the local server is ready
   keyledger token create --email E --scopes read,reveal [--expires 30d] [--name N]
@@ -146,6 +149,10 @@ func (m *Main) run(ctx context.Context, args []string) error {
 	}
 	cfg, err := LoadConfig(m.Getenv)
 	if err != nil {
+		if cmd+" "+sub == "audit verify" {
+			// Nothing was checked: exit 2, never 1 (which says "broken").
+			return &exitError{code: 2, msg: "audit chain NOT CHECKED: " + err.Error()}
+		}
 		return err
 	}
 	switch cmd + " " + sub {
@@ -164,7 +171,9 @@ func (m *Main) run(ctx context.Context, args []string) error {
 	case "masterkey rotate":
 		return m.masterkeyRotate(ctx, cfg)
 	case "audit verify":
-		return m.auditVerify(ctx, cfg)
+		return m.auditVerify(ctx, cfg, args)
+	case "audit checkpoint":
+		return m.auditCheckpoint(ctx, cfg)
 	case "jobs ":
 		return m.jobs(ctx, cfg)
 	case "token create":

@@ -146,8 +146,12 @@ func (m *Main) serve(ctx context.Context, cfg Config) error {
 		return err
 	}
 	// srv.Verifier counts provider answers in /metrics when that is on.
+	checkpoints, err := cfg.CheckpointPublisher()
+	if err != nil {
+		return err
+	}
 	jobs, err := st.NewJobs(store.JobsConfig{Verifier: srv.Verifier(), Notifier: notifier, BaseURL: cfg.BaseURL,
-		VerifyInterval: cfg.VerifyInterval, Logger: log})
+		VerifyInterval: cfg.VerifyInterval, Logger: log, CheckpointInterval: cfg.CheckpointInterval, Checkpoints: checkpoints})
 	if err != nil {
 		return err
 	}
@@ -214,13 +218,17 @@ func (m *Main) serve(ctx context.Context, cfg Config) error {
 	return nil
 }
 
-// background chains audit events and purges expired sessions. Every
-// replica runs it; the chainer's advisory lock makes one do the work.
+// background chains audit events, watches the chainer's lag and purges
+// expired sessions. Every replica runs it; the chainer's advisory lock
+// makes one do the work.
 func (m *Main) background(ctx context.Context, log *slog.Logger, st *store.Store, cfg Config) {
 	chain := time.NewTicker(time.Second)
+	lag := time.NewTicker(5 * time.Second)
 	purge := time.NewTicker(10 * time.Minute)
 	defer chain.Stop()
+	defer lag.Stop()
 	defer purge.Stop()
+	var warned time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -228,6 +236,18 @@ func (m *Main) background(ctx context.Context, log *slog.Logger, st *store.Store
 		case <-chain.C:
 			if _, err := st.ChainAudit(ctx); err != nil && ctx.Err() == nil {
 				log.Warn("audit chaining failed; will retry", "err", err)
+			}
+		case <-lag.C:
+			// At most a warning a minute while the lag lasts.
+			if time.Since(warned) < time.Minute {
+				continue
+			}
+			l, err := st.WarnAuditLag(ctx, store.DefaultAuditLagWarn)
+			if err != nil && ctx.Err() == nil {
+				log.Warn("audit lag check failed", "err", err)
+			}
+			if l.OldestAge > store.DefaultAuditLagWarn {
+				warned = time.Now()
 			}
 		case <-purge.C:
 			if err := st.PurgeExpired(ctx, cfg.SessionIdle); err != nil && ctx.Err() == nil {
