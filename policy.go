@@ -113,6 +113,19 @@ func FreshProof(a Actor, now time.Time) bool {
 	return a.Token == nil && !a.StepUpAt.IsZero() && now.Sub(a.StepUpAt) <= StepUpWindow
 }
 
+// CheckCredentialGrant decides whether actor may hand out a way to sign
+// in as someone (a new account, a set-password link, a two-factor reset):
+// a person must have confirmed who they are within StepUpWindow, so that a
+// stolen admin session cannot mint itself a new admin or take over another
+// account. The command line (no person) needs no proof: it already holds
+// the master key.
+func CheckCredentialGrant(a Actor, now time.Time) error {
+	if a.User == nil || FreshProof(a, now) {
+		return nil
+	}
+	return &Error{Code: ESTEPUP, Message: "Confirm it is you first: creating accounts, set-password links and two-factor resets need your password or a code from the last 10 minutes."}
+}
+
 // CanResetTOTP decides whether actor may turn off target's two-factor
 // sign-in without target's proof (the person lost their device, or a
 // thief enrolled one). Admins only, and never their own: an admin's own

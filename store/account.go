@@ -175,6 +175,9 @@ func (s *Store) CreatePasswordLink(ctx context.Context, actor keyledger.Actor, u
 	if err := noToken(actor); err != nil {
 		return "", time.Time{}, err
 	}
+	if err := keyledger.CheckCredentialGrant(actor, s.now()); err != nil {
+		return "", time.Time{}, err
+	}
 	token, err := crypto.RandomToken(32)
 	if err != nil {
 		return "", time.Time{}, err

@@ -219,6 +219,9 @@ func (s *Store) ResetTOTP(ctx context.Context, actor keyledger.Actor, userID int
 	if err := noToken(actor); err != nil {
 		return nil, err
 	}
+	if err := keyledger.CheckCredentialGrant(actor, s.now()); err != nil {
+		return nil, err
+	}
 	defer s.tokens.clear()
 	var u *keyledger.User
 	err := s.tx(ctx, func(tx pgx.Tx) error {

@@ -28,6 +28,9 @@ func (s *Store) CreateUser(ctx context.Context, actor keyledger.Actor, in keyled
 	if actor.User != nil && (!actor.User.Active() || actor.User.Role != keyledger.RoleAdmin) {
 		return nil, keyledger.Errorf(keyledger.EFORBIDDEN, "Only admins may create users.")
 	}
+	if err := keyledger.CheckCredentialGrant(actor, s.now()); err != nil {
+		return nil, err
+	}
 	if err := in.Validate(); err != nil {
 		return nil, err
 	}

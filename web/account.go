@@ -451,6 +451,13 @@ func (s *Server) stepUpNeeded(c echo.Context, env keyledger.Environment) bool {
 	return keyledger.CheckStepUp(s.actor(c), env, time.Now()) != nil
 }
 
+// stepUpPage asks for the password or a code before an action that needs
+// a fresh proof (an admin's credential grants send people here).
+func (s *Server) stepUpPage(c echo.Context) error {
+	return render(c, http.StatusOK, templates.StepUpPage(s.page(c, "Confirm it is you", "profile"),
+		templates.StepUpView{Next: safeNext(c.QueryParam("next"))}))
+}
+
 func (s *Server) stepUp(c echo.Context) error {
 	next := safeNext(c.FormValue("next"))
 	secret := c.FormValue("secret")

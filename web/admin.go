@@ -2,6 +2,7 @@ package web
 
 import (
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 
@@ -68,6 +69,9 @@ func (s *Server) adminTarget(c echo.Context) (*keyledger.User, error) {
 // adminRowFailure re-renders the users page with the refusal next to the
 // user's row (conflicts, e.g. the last admin) or passes the error on.
 func (s *Server) adminRowFailure(c echo.Context, userID int64, err error) error {
+	if stepUpRequired(err) {
+		return confirmFirst(c)
+	}
 	code := keyledger.ErrorCode(err)
 	if code != keyledger.ECONFLICT && code != keyledger.EINVALID {
 		return err
@@ -76,6 +80,12 @@ func (s *Server) adminRowFailure(c echo.Context, userID int64, err error) error 
 	return s.renderAdminUsers(c, statusOf(code), templates.AdminUsersView{
 		Message: msg, RowErrors: map[int64]string{userID: msg},
 		Create: templates.NewUserForm{Role: string(keyledger.RoleMember), Mode: "link"}})
+}
+
+// confirmFirst sends an admin whose session is too old for the action to
+// confirm it is them, then back to the users page to do it again.
+func confirmFirst(c echo.Context) error {
+	return c.Redirect(http.StatusSeeOther, "/step-up?next="+url.QueryEscape("/admin/users"))
 }
 
 func (s *Server) adminCreateUser(c echo.Context) error {
@@ -102,6 +112,9 @@ func (s *Server) adminCreateUser(c echo.Context) error {
 		return s.renderAdminUsers(c, http.StatusUnprocessableEntity, templates.AdminUsersView{Create: f})
 	}
 	u, err := s.store.CreateUser(ctx, s.actor(c), in)
+	if stepUpRequired(err) {
+		return confirmFirst(c)
+	}
 	if err != nil {
 		status, fields, msg, ok := formFailure(err)
 		if !ok {

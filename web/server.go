@@ -191,6 +191,7 @@ func New(cfg Config, st *store.Store, log *slog.Logger) (*Server, error) {
 	auth.POST("/profile/2fa/disable", s.totpDisable)
 	auth.POST("/profile/tokens", s.profileCreateToken)
 	auth.POST("/profile/tokens/:tid/revoke", s.profileRevokeToken)
+	auth.GET("/step-up", s.stepUpPage)
 	auth.POST("/step-up", s.stepUp)
 
 	// Admin: users, roles, environments.

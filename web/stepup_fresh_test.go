@@ -381,3 +381,61 @@ func TestSSOOnlyAccountConfirmsBySigningInAgain(t *testing.T) {
 		t.Fatalf("fresh SSO enrollment = %d\n%s", resp.StatusCode, body)
 	}
 }
+
+// A stolen admin session must not hand out another person's sign-in: a
+// two-factor reset, a set-password link or a new account each need the
+// admin's own fresh proof. A stale session is sent to confirm it is you,
+// and nothing changes until it has.
+func TestStaleAdminSessionCannotHandOutCredentials(t *testing.T) {
+	t.Parallel()
+	env := newEnv(t)
+	member := env.Users["member"]
+	mc := env.client().login("member")
+	enrollTOTP(t, mc)
+	admin := env.Users["admin"]
+	ac := env.client().login("admin")
+	ac.get("/admin/users")
+	ageStepUp(t, env, admin)
+
+	uid := strconv.FormatInt(member.ID, 10)
+	links := func() int {
+		var n int
+		if err := env.Pool.QueryRow(context.Background(), "SELECT count(*) FROM password_links").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	before := links()
+	for _, action := range []string{"/admin/users/" + uid + "/2fa-reset", "/admin/users/" + uid + "/password-link"} {
+		resp, _ := ac.post(action, url.Values{})
+		if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(resp.Header.Get("Location"), "/step-up?next=") {
+			t.Errorf("stale %s = %d to %q, want 303 to /step-up", action, resp.StatusCode, resp.Header.Get("Location"))
+		}
+	}
+	resp, _ := ac.post("/admin/users", url.Values{"email": {"new-admin@example.com"}, "name": {"New"}, "role": {"admin"}, "mode": {"password"}, "password": {"a-long-password-123"}})
+	if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(resp.Header.Get("Location"), "/step-up?next=") {
+		t.Errorf("stale user creation = %d to %q, want 303 to /step-up", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if !totpOn(t, env, member) || links() != before {
+		t.Fatal("a stale admin session reset two-factor sign-in or made a set-password link")
+	}
+	if _, err := env.Store.UserByEmail(context.Background(), "new-admin@example.com"); err == nil {
+		t.Fatal("a stale admin session created an account")
+	}
+
+	// The page they are sent to asks for the proof and comes back.
+	resp, body := ac.get("/step-up?next=%2Fadmin%2Fusers")
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, `name="secret"`) || !strings.Contains(body, `value="/admin/users"`) {
+		t.Fatalf("GET /step-up = %d; want a form for the secret that returns to /admin/users", resp.StatusCode)
+	}
+	// Confirmed: the same actions go through.
+	if resp, _ := ac.post("/step-up", url.Values{"secret": {Password}, "next": {"/admin/users"}}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("step-up = %d", resp.StatusCode)
+	}
+	if resp, _ := ac.post("/admin/users/"+uid+"/2fa-reset", url.Values{}); resp.StatusCode != http.StatusSeeOther || totpOn(t, env, member) {
+		t.Errorf("confirmed reset = %d (still on: %v)", resp.StatusCode, totpOn(t, env, member))
+	}
+	if resp, _ := ac.post("/admin/users/"+uid+"/password-link", url.Values{}); resp.StatusCode != http.StatusOK || links() != before+1 {
+		t.Errorf("confirmed set-password link = %d (%d links)", resp.StatusCode, links())
+	}
+}
