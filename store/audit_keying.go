@@ -63,7 +63,7 @@ func (s *Store) chainLink(keyed *keyledger.ChainKeyed, seq int64, prev []byte, e
 	return keyledger.ChainHash(prev, e), formatSHA256
 }
 
-// loadChainKeying opens (or, on the first start after migration 007,
+// loadChainKeying opens (or, on the first start after migration 009,
 // creates) the chain key, the checkpoint key and the record of where the
 // keyed chain begins. The three are created together in one transaction
 // under the chainer's lock, so that no link is chained between: a record

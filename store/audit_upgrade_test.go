@@ -12,7 +12,7 @@ import (
 	"github.com/keyledger/keyledger/store/storetest"
 )
 
-// A database chained by a keyledger from before migration 007 (SHA-256
+// A database chained by a keyledger from before migration 009 (SHA-256
 // links only) upgrades in place: its links stay as they are and verify,
 // the keyed part begins right after them, and the start is logged once.
 func TestAuditUpgradeKeepsSHA256Links(t *testing.T) {
