@@ -803,6 +803,14 @@ func authzAccountCases() []authzCase {
 			want:  signedInOnly("POST", "", ok422),
 			check: checkTOTP(disableWrong, func(authzWant) bool { return true })},
 
+		// The page a stale admin is sent to before handing out a credential.
+		{route: "GET /step-up", method: "GET", path: fixedPath("/step-up"),
+			want: signedInOnly("GET", "/step-up", ok200),
+			check: func(t *testing.T, _ *testEnv, _ *keyledger.Key, _ url.Values, got authzWant) {
+				if shown := strings.Contains(got.body, `name="secret"`); shown != (got.status == http.StatusOK) {
+					t.Errorf("step-up form shown = %v after status %d", shown, got.status)
+				}
+			}},
 		// Step-up: a wrong secret is a refused credential (401).
 		{route: "POST /step-up", name: "password", method: "POST", prepare: stepRight.prepare(func(*acctCell) []string { return []string{Password} }),
 			form:  stepRight.form(func(*acctCell) url.Values { return url.Values{"secret": {Password}, "next": {"/profile"}} }),

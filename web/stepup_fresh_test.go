@@ -198,7 +198,7 @@ func TestPasswordLinkEndsTokens(t *testing.T) {
 	if r := a.do(tok, "GET", "/api/v1/whoami", nil); r.Status != http.StatusOK {
 		t.Fatalf("token before recovery = %d", r.Status)
 	}
-	link, _, err := env.Store.CreatePasswordLink(context.Background(), keyledger.Actor{User: env.Users["admin"]}, env.Users["member"].ID)
+	link, _, err := env.Store.CreatePasswordLink(context.Background(), actorOf(env, "admin"), env.Users["member"].ID)
 	if err != nil {
 		t.Fatal(err)
 	}
