@@ -179,3 +179,31 @@ func TestChainHashCoversEveryField(t *testing.T) {
 		t.Error("the previous link is not covered")
 	}
 }
+
+// Only admins may offboard admins: a lead who could freeze an admin could
+// lock every admin out, one after the other.
+func TestCanOffboard(t *testing.T) {
+	t.Parallel()
+	admin := &keyledger.User{ID: 1, Role: keyledger.RoleAdmin, Status: keyledger.UserActive}
+	lead := &keyledger.User{ID: 2, Role: keyledger.RoleLead, Status: keyledger.UserActive}
+	member := &keyledger.User{ID: 3, Role: keyledger.RoleMember, Status: keyledger.UserActive}
+	otherAdmin := &keyledger.User{ID: 4, Role: keyledger.RoleAdmin, Status: keyledger.UserActive}
+	otherLead := &keyledger.User{ID: 5, Role: keyledger.RoleLead, Status: keyledger.UserActive}
+	cases := []struct {
+		who, subject *keyledger.User
+		allow        bool
+	}{
+		{admin, otherAdmin, true}, {admin, lead, true}, {admin, member, true},
+		{lead, otherAdmin, false}, {lead, otherLead, true}, {lead, member, true},
+		{member, otherLead, false}, {member, otherAdmin, false}, {nil, member, false},
+	}
+	for _, c := range cases {
+		err := keyledger.CanOffboard(c.who, c.subject)
+		if (err == nil) != c.allow {
+			t.Errorf("%v offboarding %s: allowed=%v, want %v (err %v)", c.who, c.subject.Role, err == nil, c.allow, err)
+		}
+		if err != nil && keyledger.ErrorCode(err) != keyledger.EFORBIDDEN {
+			t.Errorf("code %s, want forbidden", keyledger.ErrorCode(err))
+		}
+	}
+}
