@@ -207,3 +207,20 @@ func TestCanOffboard(t *testing.T) {
 		}
 	}
 }
+
+func TestEmailDomainNeedsOneAddress(t *testing.T) {
+	t.Parallel()
+	for email, want := range map[string]string{
+		"a@corp.example": "corp.example", "A.B@Corp.Example": "corp.example",
+		"a@evil.example@corp.example": "", `"a@evil"@corp.example`: "", "Name <a@corp.example>": "",
+		"a@corp.example (c)": "", "@corp.example": "", "a@": "", "a": "", "a.@corp.example": "",
+	} {
+		got, ok := keyledger.EmailDomain(email)
+		if got != want || ok != (want != "") {
+			t.Errorf("EmailDomain(%q) = %q, %v; want %q", email, got, ok, want)
+		}
+		if (keyledger.CheckEmail(email) == "") != (want != "") && email == strings.ToLower(email) {
+			t.Errorf("CheckEmail(%q) = %q", email, keyledger.CheckEmail(email))
+		}
+	}
+}

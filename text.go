@@ -1,6 +1,7 @@
 package keyledger
 
 import (
+	"net/mail"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -67,9 +68,29 @@ func CheckEmail(email string) string {
 	if p := checkText(email, 254, false); p != "" {
 		return p
 	}
-	at := strings.LastIndexByte(email, '@')
-	if at <= 0 || at == len(email)-1 || strings.ContainsAny(email, " <>\"',;") {
+	if _, ok := EmailDomain(email); !ok || strings.ContainsAny(email, " <>\"',;") {
 		return "must be an email address like name@example.com"
 	}
 	return ""
+}
+
+// EmailDomain returns the domain of a bare address (lower case), and
+// false unless email is exactly one address with exactly one @. Single
+// sign-on lets people in by domain, so "a@evil.example@corp.example" must
+// not count as an address at corp.example: net/mail parses it (a quoted
+// local part can hold an @) and the address must come back unchanged, with
+// no display name, comment or quoting around it.
+func EmailDomain(email string) (string, bool) {
+	if strings.Count(email, "@") != 1 {
+		return "", false
+	}
+	a, err := mail.ParseAddress(email)
+	if err != nil || a.Name != "" || a.Address != email {
+		return "", false
+	}
+	at := strings.IndexByte(email, '@')
+	if at <= 0 || at == len(email)-1 {
+		return "", false
+	}
+	return strings.ToLower(email[at+1:]), true
 }

@@ -138,14 +138,15 @@ func (s *Store) StartOIDCSession(ctx context.Context, meta keyledger.Actor, u *k
 	return s.startSession(ctx, meta, u, t, authTime, map[string]any{"method": "oidc"})
 }
 
-// domainAllowed reports whether email's domain is one of allowed (exact,
-// case-insensitive).
+// domainAllowed reports whether email is one address with exactly one @
+// whose domain is one of allowed (exact, case-insensitive).
 func domainAllowed(email string, allowed []string) bool {
-	at := strings.LastIndexByte(email, '@')
-	if at < 0 {
+	// Parsed again here, not only by CheckEmail before: this check admits
+	// strangers, so it must not rest on its caller.
+	domain, ok := keyledger.EmailDomain(email)
+	if !ok {
 		return false
 	}
-	domain := strings.ToLower(email[at+1:])
 	for _, d := range allowed {
 		if domain != "" && strings.EqualFold(strings.TrimPrefix(strings.TrimSpace(d), "@"), domain) {
 			return true
