@@ -210,9 +210,14 @@ func CheckValue(raw string) (string, string) {
 // environment's policy asks for one.
 func CheckReason(reason string, required bool) (string, error) {
 	reason = strings.TrimSpace(reason)
+	if Blank(reason) {
+		// Zero-width spaces and the like are not a reason, and are not
+		// kept as one.
+		reason = ""
+	}
 	var v Validation
 	if reason == "" && required {
-		v.Add("reason", "This environment asks for a reason before revealing a key.")
+		v.Add("reason", "This environment asks for a reason before revealing a key: type one (invisible characters do not count).")
 	} else if p := checkText(reason, MaxReasonRunes, false); p != "" {
 		v.Add("reason", "Reason "+p+".")
 	}
@@ -224,7 +229,7 @@ func requiredText(v *Validation, field, label, s string, max int) {
 		v.Add(field, label+" is required.")
 		return
 	}
-	if p := checkText(s, max, false); p != "" {
+	if p := CheckName(s, max); p != "" {
 		v.Add(field, label+" "+p+".")
 	}
 }

@@ -32,6 +32,48 @@ func checkText(s string, maxRunes int, multiline bool) string {
 	return ""
 }
 
+// CheckName is checkText for names people tell apart by eye: key names,
+// projects, user and token names. Invisible characters (zero-width spaces
+// and joiners, the BOM, soft hyphens: Unicode category Cf) and bidi
+// embeddings, overrides and isolates (also Cf) are refused, because they
+// let two names look the same, or show a name backwards, on every page
+// and in every export; so are Hangul fillers, letters that draw nothing. A
+// name must show something. (Zero-width joiners are refused too, though
+// some scripts and emoji use them: a name can do without.)
+func CheckName(s string, maxRunes int) string {
+	if p := checkText(s, maxRunes, false); p != "" {
+		return p
+	}
+	for _, r := range s {
+		if unicode.Is(unicode.Cf, r) || filler(r) {
+			return "must not contain invisible or text-direction characters (zero-width spaces or joiners, bidi overrides); retype it"
+		}
+	}
+	if Blank(s) {
+		return "must contain visible characters"
+	}
+	return ""
+}
+
+// Blank reports whether s shows nothing: it holds only white space,
+// format characters (Unicode category Cf: zero-width and bidi
+// characters) and fillers. A required reason or name that is blank was
+// not given.
+func Blank(s string) bool {
+	for _, r := range s {
+		if !unicode.IsSpace(r) && !unicode.Is(unicode.Cf, r) && !filler(r) && !unicode.Is(unicode.Variation_Selector, r) && r != '\u034f' {
+			return false
+		}
+	}
+	return true
+}
+
+// filler reports the Hangul fillers: letters by category that draw
+// nothing, a common way to make a "blank" name.
+func filler(r rune) bool {
+	return r == '\u115f' || r == '\u1160' || r == '\u3164' || r == '\uffa0'
+}
+
 func itoa(n int) string {
 	if n == 0 {
 		return "0"

@@ -344,7 +344,7 @@ func (s *Store) withOpenOffboarding(ctx context.Context, actor keyledger.Actor, 
 // WaiveItem closes an item without doing it; a reason is required.
 func (s *Store) WaiveItem(ctx context.Context, actor keyledger.Actor, offboardingID, itemID int64, reason string) error {
 	reason = strings.TrimSpace(reason)
-	if reason == "" {
+	if keyledger.Blank(reason) {
 		return &keyledger.Error{Code: keyledger.EINVALID, Message: "Say why this item can be skipped.", Fields: map[string]string{"reason": "Say why this item can be skipped (e.g. \"key is revoked at the provider already\")."}}
 	}
 	if _, err := keyledger.CheckReason(reason, true); err != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"strings"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
@@ -162,13 +161,13 @@ func oidcName(n string) string {
 	if !utf8.ValidString(n) {
 		return ""
 	}
-	for _, r := range n {
-		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' {
-			return ""
-		}
-	}
 	if r := []rune(n); len(r) > 200 {
 		n = strings.TrimSpace(string(r[:200]))
+	}
+	// The same rule as a name typed into keyledger: no control, invisible
+	// or text-direction characters.
+	if keyledger.CheckName(n, 200) != "" {
+		return ""
 	}
 	return n
 }
