@@ -5,6 +5,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
 )
 
 // Limits on key fields. MaxValueBytes is generous for PEM-encoded private
@@ -120,7 +122,7 @@ func ValidateNewKey(in KeyInput) (NewKey, error) {
 	var v Validation
 	out := NewKey{
 		Name:        strings.TrimSpace(in.Name),
-		Project:     strings.TrimSpace(in.Project),
+		Project:     normalizeProject(in.Project),
 		Environment: NormalizeEnvironmentName(in.Environment),
 		OwnerEmail:  NormalizeEmail(in.OwnerEmail),
 		Scope:       strings.TrimSpace(in.Scope),
@@ -169,7 +171,7 @@ func ValidateNewKey(in KeyInput) (NewKey, error) {
 func ValidateKeyEdit(in KeyInput) (KeyEdit, error) {
 	var v Validation
 	out := KeyEdit{
-		Project:     strings.TrimSpace(in.Project),
+		Project:     normalizeProject(in.Project),
 		OwnerEmail:  NormalizeEmail(in.OwnerEmail),
 		Scope:       strings.TrimSpace(in.Scope),
 		Description: strings.TrimSpace(in.Description),
@@ -222,6 +224,15 @@ func CheckReason(reason string, required bool) (string, error) {
 		v.Add("reason", "Reason "+p+".")
 	}
 	return reason, v.Err()
+}
+
+// normalizeProject stores a project in NFKC form: a project is compared
+// exactly (it is part of a key's unique name), so "ｃｈｅｃｋｏｕｔ" typed with
+// full-width letters must become the project "checkout", not a look-alike
+// beside it. Key names are kept as typed and compared normalized (the
+// database's keyledger_name_key).
+func normalizeProject(s string) string {
+	return strings.TrimSpace(norm.NFKC.String(s))
 }
 
 func requiredText(v *Validation, field, label, s string, max int) {

@@ -68,3 +68,17 @@ func TestReasonOfInvisibleCharactersIsMissing(t *testing.T) {
 		t.Error("the field error does not ask for a reason")
 	}
 }
+
+// A project typed with full-width letters is the project, not a look-alike.
+func TestProjectIsNFKC(t *testing.T) {
+	t.Parallel()
+	in := keyledger.KeyInput{Name: "openai", Project: " ｃｈｅｃｋｏｕｔ ", Environment: "development", OwnerEmail: "a@example.com", Value: "sk-proj-abcdefghijklmnopqrstuvwxyz0123"}
+	nk, err := keyledger.ValidateNewKey(in)
+	if err != nil || nk.Project != "checkout" {
+		t.Errorf("project %q, %v; want checkout", nk.Project, err)
+	}
+	ed, err := keyledger.ValidateKeyEdit(keyledger.KeyInput{Project: "ｃｈｅｃｋｏｕｔ", OwnerEmail: "a@example.com"})
+	if err != nil || ed.Project != "checkout" {
+		t.Errorf("edited project %q, %v; want checkout", ed.Project, err)
+	}
+}

@@ -202,7 +202,8 @@ type KeyFilter struct {
 	Page        int
 	PerPage     int
 	// AfterName and AfterID continue a listing by keyset, for the API's
-	// cursor: only keys after (lower(AfterName), AfterID) in name order.
+	// cursor: only keys after (keyledger_name_key(AfterName), AfterID) in
+	// name order (migration 007).
 	// When AfterID is set the order is by name ascending whatever Sort
 	// says, Page is ignored, and Total counts the matching keys from the
 	// cursor on (so Total > len(Keys) means there is more).
@@ -355,7 +356,7 @@ func (s *Store) listKeys(ctx context.Context, f KeyFilter) (KeyPage, error) {
 				Fields: map[string]string{"cursor": "Use the next_cursor of a previous answer, unchanged."}}
 		}
 		args = append(args, f.AfterName, f.AfterID)
-		where = append(where, fmt.Sprintf("(k.name_key, k.id) > (lower($%d), $%d::uuid)", len(args)-1, len(args)))
+		where = append(where, fmt.Sprintf("(k.name_key, k.id) > (keyledger_name_key($%d), $%d::uuid)", len(args)-1, len(args)))
 		f.Sort, f.Desc = "name", false
 		page.Page = 1
 	}
