@@ -28,9 +28,14 @@ const (
 	ActionKeyExport       = "key.export"
 	ActionKeyRemind       = "key.reminder_sent"
 	ActionKeyReassign     = "key.reassign"
-	ActionTokenCreate     = "token.create"
-	ActionTokenRevoke     = "token.revoke"
-	ActionTokenUse        = "token.first_use"
+	// ActionKeyDuplicateValue is recorded on a live key when someone
+	// registers or rotates to the value it holds. Details say who tried,
+	// in which environment and whether they may reveal the key; never the
+	// value or its fingerprint.
+	ActionKeyDuplicateValue = "key.duplicate_value"
+	ActionTokenCreate       = "token.create"
+	ActionTokenRevoke       = "token.revoke"
+	ActionTokenUse          = "token.first_use"
 
 	ActionUserRole         = "user.role_change"
 	ActionUserReactivate   = "user.reactivate"
@@ -59,7 +64,7 @@ func AuditActions() []string {
 		ActionSignIn, ActionSignInFailed, ActionSignInThrottle, ActionSignOut,
 		ActionKeyCreate, ActionKeyUpdate, ActionKeyReveal, ActionKeyArchive,
 		ActionKeyRotate, ActionKeyRollback, ActionVersionDestroy, ActionKeyVerify, ActionKeyExport, ActionKeyRemind,
-		ActionKeyReassign, ActionTokenCreate, ActionTokenRevoke, ActionTokenUse, ActionUserCreate, ActionUserDeactivate, ActionUserReactivate, ActionUserFreeze, ActionUserRole,
+		ActionKeyReassign, ActionKeyDuplicateValue, ActionTokenCreate, ActionTokenRevoke, ActionTokenUse, ActionUserCreate, ActionUserDeactivate, ActionUserReactivate, ActionUserFreeze, ActionUserRole,
 		ActionPasswordRehash, ActionPasswordChange, ActionPasswordLink, ActionTOTPEnable, ActionTOTPDisable, ActionTOTPFailed,
 		ActionStepUp, ActionReauthFailed, ActionSessionRevoke, ActionEnvCreate, ActionEnvUpdate, ActionRolePolicy,
 		ActionOffboardStart, ActionOffboardResolve, ActionOffboardWaive, ActionOffboardAdd, ActionOffboardComplete,

@@ -1,6 +1,7 @@
 package keyledger
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -206,6 +207,23 @@ func CheckValue(raw string) (string, string) {
 		return "", "The value " + p + "."
 	}
 	return value, ""
+}
+
+// DuplicateValue is the answer to storing a value that a live key already
+// holds (a registration, or a rotation to it). Only someone who may reveal
+// that key (CanReveal) is told which key it is: naming it to anyone else
+// would tell them which production key a value they found belongs to.
+func DuplicateValue(mayReveal bool, name, project, env string, rotation bool) *Error {
+	var msg string
+	switch {
+	case mayReveal && rotation:
+		msg = fmt.Sprintf("This value is already stored as %q (%s, %s). A rotation needs a new key from the provider.", name, project, env)
+	case mayReveal:
+		msg = fmt.Sprintf("This value is already stored as %q (%s, %s). One key per purpose and environment: create a new key at the provider instead of reusing one.", name, project, env)
+	default:
+		msg = "This value is already stored in keyledger, under a key you may not see. Do not use it: ask a lead, who has been told, and create a new key at the provider."
+	}
+	return &Error{Code: ECONFLICT, Message: "This value is already stored.", Fields: map[string]string{"value": msg}}
 }
 
 // CheckReason validates a reveal reason; required says whether the

@@ -64,6 +64,12 @@ type Notification struct {
 	URL         string // the key's page
 	// Recipients are the email addresses to tell: the owner and the leads.
 	Recipients []string
+	// For AlertDuplicateValue: who registered or rotated to this key's
+	// value (an email), in which environment, and how many times since
+	// the last alert.
+	AttemptedBy        string
+	AttemptEnvironment string
+	Attempts           int
 }
 
 // Reminder kinds.
@@ -71,6 +77,9 @@ const (
 	RemindDueSoon = "due_soon"
 	RemindOverdue = "overdue"
 	RemindFailing = "failing"
+	// AlertDuplicateValue: someone who may not reveal the key tried to
+	// store its value, so the value is known outside the reveal policy.
+	AlertDuplicateValue = "duplicate_value"
 )
 
 // Notifier delivers reminders (chat webhook, email). Implementations must
