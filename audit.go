@@ -33,9 +33,13 @@ const (
 	// in which environment and whether they may reveal the key; never the
 	// value or its fingerprint.
 	ActionKeyDuplicateValue = "key.duplicate_value"
-	ActionTokenCreate       = "token.create"
-	ActionTokenRevoke       = "token.revoke"
-	ActionTokenUse          = "token.first_use"
+	// ActionKeyValueDamaged is recorded when a key's stored value no
+	// longer decrypts (its envelope fails the integrity check) and the key
+	// was left out of what was asked, e.g. an export.
+	ActionKeyValueDamaged = "key.value_damaged"
+	ActionTokenCreate     = "token.create"
+	ActionTokenRevoke     = "token.revoke"
+	ActionTokenUse        = "token.first_use"
 
 	ActionUserRole         = "user.role_change"
 	ActionUserReactivate   = "user.reactivate"
@@ -64,7 +68,7 @@ func AuditActions() []string {
 		ActionSignIn, ActionSignInFailed, ActionSignInThrottle, ActionSignOut,
 		ActionKeyCreate, ActionKeyUpdate, ActionKeyReveal, ActionKeyArchive,
 		ActionKeyRotate, ActionKeyRollback, ActionVersionDestroy, ActionKeyVerify, ActionKeyExport, ActionKeyRemind,
-		ActionKeyReassign, ActionKeyDuplicateValue, ActionTokenCreate, ActionTokenRevoke, ActionTokenUse, ActionUserCreate, ActionUserDeactivate, ActionUserReactivate, ActionUserFreeze, ActionUserRole,
+		ActionKeyReassign, ActionKeyDuplicateValue, ActionKeyValueDamaged, ActionTokenCreate, ActionTokenRevoke, ActionTokenUse, ActionUserCreate, ActionUserDeactivate, ActionUserReactivate, ActionUserFreeze, ActionUserRole,
 		ActionPasswordRehash, ActionPasswordChange, ActionPasswordLink, ActionTOTPEnable, ActionTOTPDisable, ActionTOTPFailed,
 		ActionStepUp, ActionReauthFailed, ActionSessionRevoke, ActionEnvCreate, ActionEnvUpdate, ActionRolePolicy,
 		ActionOffboardStart, ActionOffboardResolve, ActionOffboardWaive, ActionOffboardAdd, ActionOffboardComplete,
