@@ -181,3 +181,46 @@ func TestBadBytesInKeyValue(t *testing.T) {
 		t.Errorf("%d key versions, want %d", after, before)
 	}
 }
+
+// TestBadBytesInJSON: the API's JSON fields follow the forms' rule: a NUL
+// byte in a field is a 400 naming it, and a body that is not UTF-8 is
+// refused whole (decoding would otherwise replace the bytes, and store a
+// value other than the one sent). A NUL in a value is the value's own
+// rule: a field error. Nothing is stored.
+func TestBadBytesInJSON(t *testing.T) {
+	t.Parallel()
+	env := newEnv(t)
+	api := newAPI(t, env)
+	tok := api.token("member")
+	count := func() int {
+		var n int
+		if err := env.Pool.QueryRow(context.Background(), "SELECT count(*) FROM keys").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	before := count()
+	base := func() map[string]any {
+		return map[string]any{"name": "json bytes", "project": "checkout", "environment": "development", "owner": "member@example.com", "value": authzSecret()}
+	}
+	for _, f := range []string{"name", "project", "environment", "owner", "description", "scope"} {
+		b := base()
+		b[f] = "a\x00b"
+		r := api.do(tok, http.MethodPost, "/api/v1/keys", b)
+		if r.Status != http.StatusBadRequest || !strings.Contains(r.errMessage(), `"`+f+`"`) {
+			t.Errorf("NUL in %s: status %d %q, want 400 naming the field", f, r.Status, r.errMessage())
+		}
+	}
+	b := base()
+	b["value"] = "sk-proj-abc\x00def0123456789"
+	if r := api.do(tok, http.MethodPost, "/api/v1/keys", b); r.Status != http.StatusUnprocessableEntity || r.field("value") == "" {
+		t.Errorf("NUL in the value: status %d, want 422 with a field error on the value", r.Status)
+	}
+	raw := []byte(`{"name": "json bytes", "project": "checkout", "environment": "development", "owner": "member@example.com", "value": "sk-proj-abc` + "\xff" + `def0123456789"}`)
+	if r := api.do(tok, http.MethodPost, "/api/v1/keys", raw); r.Status != http.StatusBadRequest {
+		t.Errorf("invalid UTF-8 body: status %d, want 400", r.Status)
+	}
+	if after := count(); after != before {
+		t.Errorf("%d keys, want %d", after, before)
+	}
+}
