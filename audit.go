@@ -30,6 +30,15 @@ const (
 	ActionKeyExport       = "key.export"
 	ActionKeyRemind       = "key.reminder_sent"
 	ActionKeyReassign     = "key.reassign"
+	// ActionKeyDuplicateValue is recorded on a live key when someone
+	// registers or rotates to the value it holds. Details say who tried,
+	// in which environment and whether they may reveal the key; never the
+	// value or its fingerprint.
+	ActionKeyDuplicateValue = "key.duplicate_value"
+	// ActionKeyValueDamaged is recorded when a key's stored value no
+	// longer decrypts (its envelope fails the integrity check) and the key
+	// was left out of what was asked, e.g. an export.
+	ActionKeyValueDamaged = "key.value_damaged"
 	ActionTokenCreate     = "token.create"
 	ActionTokenRevoke     = "token.revoke"
 	ActionTokenUse        = "token.first_use"
@@ -65,7 +74,7 @@ func AuditActions() []string {
 		ActionSignIn, ActionSignInFailed, ActionSignInThrottle, ActionSignOut,
 		ActionKeyCreate, ActionKeyUpdate, ActionKeyReveal, ActionKeyArchive,
 		ActionKeyRotate, ActionKeyRollback, ActionVersionDestroy, ActionKeyVerify, ActionKeyExport, ActionKeyRemind,
-		ActionKeyReassign, ActionTokenCreate, ActionTokenRevoke, ActionTokenUse, ActionUserCreate, ActionUserDeactivate, ActionUserReactivate, ActionUserFreeze, ActionUserRole,
+		ActionKeyReassign, ActionKeyDuplicateValue, ActionKeyValueDamaged, ActionTokenCreate, ActionTokenRevoke, ActionTokenUse, ActionUserCreate, ActionUserDeactivate, ActionUserReactivate, ActionUserFreeze, ActionUserRole,
 		ActionPasswordRehash, ActionPasswordChange, ActionPasswordLink, ActionTOTPEnable, ActionTOTPDisable, ActionTOTPFailed,
 		ActionStepUp, ActionReauthFailed, ActionAccountAttack, ActionSessionRevoke, ActionEnvCreate, ActionEnvUpdate, ActionRolePolicy,
 		ActionOffboardStart, ActionOffboardResolve, ActionOffboardWaive, ActionOffboardAdd, ActionOffboardComplete,

@@ -107,10 +107,23 @@ func identifierPart(s string) string {
 	return out
 }
 
+// ReasonDamaged is why a key whose stored value no longer decrypts (its
+// envelope fails the integrity check) is left out of an export.
+const ReasonDamaged = "could not be decrypted: the stored value is damaged; ask an admin to check the audit log and restore it from a backup"
+
+// LeftOut is a key an export does not carry, and why.
+type LeftOut struct {
+	KeyName string
+	Project string
+	Reason  string
+}
+
 // RenderExport writes entries in format f. A value the format cannot carry
 // exactly fails the whole export with a message naming the key (never the
-// value), rather than writing a file that reads back wrong.
-func RenderExport(f ShellFormat, entries []ExportEntry) ([]byte, error) {
+// value), rather than writing a file that reads back wrong. Formats with
+// comments list leftOut at the top, so a file that lacks a key says so;
+// JSON is a flat object of variables and cannot.
+func RenderExport(f ShellFormat, entries []ExportEntry, leftOut ...LeftOut) ([]byte, error) {
 	var buf bytes.Buffer
 	if f == FormatJSON {
 		obj := make(map[string]string, len(entries))
@@ -137,6 +150,18 @@ func RenderExport(f ShellFormat, entries []ExportEntry) ([]byte, error) {
 		buf.WriteString("# keyledger export\n")
 	default:
 		return nil, Errorf(EINVALID, "Unknown export format %q.", f)
+	}
+	for _, l := range leftOut {
+		// Names hold no line breaks (checkText), but a comment must never
+		// end early whatever a name holds.
+		line := "# left out: " + l.KeyName + " (" + l.Project + "): " + l.Reason
+		buf.WriteString(strings.Map(func(r rune) rune {
+			if r == '\n' || r == '\r' || r == '\u2028' || r == '\u2029' || r == '\u0085' {
+				return ' '
+			}
+			return r
+		}, line))
+		buf.WriteByte('\n')
 	}
 	for _, e := range entries {
 		line, err := FormatAssignment(f, e.VarName, e.Value)

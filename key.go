@@ -1,10 +1,13 @@
 package keyledger
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
 )
 
 // Limits on key fields. MaxValueBytes is generous for PEM-encoded private
@@ -120,7 +123,7 @@ func ValidateNewKey(in KeyInput) (NewKey, error) {
 	var v Validation
 	out := NewKey{
 		Name:        strings.TrimSpace(in.Name),
-		Project:     strings.TrimSpace(in.Project),
+		Project:     normalizeProject(in.Project),
 		Environment: NormalizeEnvironmentName(in.Environment),
 		OwnerEmail:  NormalizeEmail(in.OwnerEmail),
 		Scope:       strings.TrimSpace(in.Scope),
@@ -169,7 +172,7 @@ func ValidateNewKey(in KeyInput) (NewKey, error) {
 func ValidateKeyEdit(in KeyInput) (KeyEdit, error) {
 	var v Validation
 	out := KeyEdit{
-		Project:     strings.TrimSpace(in.Project),
+		Project:     normalizeProject(in.Project),
 		OwnerEmail:  NormalizeEmail(in.OwnerEmail),
 		Scope:       strings.TrimSpace(in.Scope),
 		Description: strings.TrimSpace(in.Description),
@@ -206,17 +209,48 @@ func CheckValue(raw string) (string, string) {
 	return value, ""
 }
 
+// DuplicateValue is the answer to storing a value that a live key already
+// holds (a registration, or a rotation to it). Only someone who may reveal
+// that key (CanReveal) is told which key it is: naming it to anyone else
+// would tell them which production key a value they found belongs to.
+func DuplicateValue(mayReveal bool, name, project, env string, rotation bool) *Error {
+	var msg string
+	switch {
+	case mayReveal && rotation:
+		msg = fmt.Sprintf("This value is already stored as %q (%s, %s). A rotation needs a new key from the provider.", name, project, env)
+	case mayReveal:
+		msg = fmt.Sprintf("This value is already stored as %q (%s, %s). One key per purpose and environment: create a new key at the provider instead of reusing one.", name, project, env)
+	default:
+		msg = "This value is already stored in keyledger, under a key you may not see. Do not use it: ask a lead, who has been told, and create a new key at the provider."
+	}
+	return &Error{Code: ECONFLICT, Message: "This value is already stored.", Fields: map[string]string{"value": msg}}
+}
+
 // CheckReason validates a reveal reason; required says whether the
 // environment's policy asks for one.
 func CheckReason(reason string, required bool) (string, error) {
 	reason = strings.TrimSpace(reason)
+	if Blank(reason) {
+		// Zero-width spaces and the like are not a reason, and are not
+		// kept as one.
+		reason = ""
+	}
 	var v Validation
 	if reason == "" && required {
-		v.Add("reason", "This environment asks for a reason before revealing a key.")
+		v.Add("reason", "This environment asks for a reason before revealing a key: type one (invisible characters do not count).")
 	} else if p := checkText(reason, MaxReasonRunes, false); p != "" {
 		v.Add("reason", "Reason "+p+".")
 	}
 	return reason, v.Err()
+}
+
+// normalizeProject stores a project in NFKC form: a project is compared
+// exactly (it is part of a key's unique name), so "ｃｈｅｃｋｏｕｔ" typed with
+// full-width letters must become the project "checkout", not a look-alike
+// beside it. Key names are kept as typed and compared normalized (the
+// database's keyledger_name_key).
+func normalizeProject(s string) string {
+	return strings.TrimSpace(norm.NFKC.String(s))
 }
 
 func requiredText(v *Validation, field, label, s string, max int) {
@@ -224,7 +258,7 @@ func requiredText(v *Validation, field, label, s string, max int) {
 		v.Add(field, label+" is required.")
 		return
 	}
-	if p := checkText(s, max, false); p != "" {
+	if p := CheckName(s, max); p != "" {
 		v.Add(field, label+" "+p+".")
 	}
 }

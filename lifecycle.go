@@ -73,6 +73,12 @@ type Notification struct {
 	Failures  int
 	Addresses int
 	Window    time.Duration
+	// For AlertDuplicateValue: who registered or rotated to this key's
+	// value (an email), in which environment, and how many times since
+	// the last alert.
+	AttemptedBy        string
+	AttemptEnvironment string
+	Attempts           int
 }
 
 // Reminder kinds.
@@ -80,6 +86,9 @@ const (
 	RemindDueSoon = "due_soon"
 	RemindOverdue = "overdue"
 	RemindFailing = "failing"
+	// AlertDuplicateValue: someone who may not reveal the key tried to
+	// store its value, so the value is known outside the reveal policy.
+	AlertDuplicateValue = "duplicate_value"
 	// AlertAccountAttack warns the admins of many failed sign-ins for
 	// one account.
 	AlertAccountAttack = "account_under_attack"

@@ -59,6 +59,20 @@ func CanLead(u *User) error {
 	return Errorf(EFORBIDDEN, "Only leads and admins may do this.")
 }
 
+// CanOffboard decides whether u may offboard subject: start the checklist
+// (and freeze the account), revoke access, waive or complete items. Leads
+// may offboard members and leads; only admins may offboard an admin, or
+// a lead could lock every admin out, one after the other.
+func CanOffboard(u, subject *User) error {
+	if err := CanLead(u); err != nil {
+		return err
+	}
+	if subject != nil && subject.Role == RoleAdmin && u.Role != RoleAdmin {
+		return Errorf(EFORBIDDEN, "Only admins may offboard an admin.")
+	}
+	return nil
+}
+
 // CanAdminister decides whether u may manage users, roles and environments.
 func CanAdminister(u *User) error {
 	if u.Active() && u.Role == RoleAdmin {

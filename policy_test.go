@@ -214,6 +214,34 @@ func TestCanResetTOTPMatrix(t *testing.T) {
 	}
 }
 
+// Only admins may offboard admins: a lead who could freeze an admin could
+// lock every admin out, one after the other.
+func TestCanOffboard(t *testing.T) {
+	t.Parallel()
+	admin := &keyledger.User{ID: 1, Role: keyledger.RoleAdmin, Status: keyledger.UserActive}
+	lead := &keyledger.User{ID: 2, Role: keyledger.RoleLead, Status: keyledger.UserActive}
+	member := &keyledger.User{ID: 3, Role: keyledger.RoleMember, Status: keyledger.UserActive}
+	otherAdmin := &keyledger.User{ID: 4, Role: keyledger.RoleAdmin, Status: keyledger.UserActive}
+	otherLead := &keyledger.User{ID: 5, Role: keyledger.RoleLead, Status: keyledger.UserActive}
+	cases := []struct {
+		who, subject *keyledger.User
+		allow        bool
+	}{
+		{admin, otherAdmin, true}, {admin, lead, true}, {admin, member, true},
+		{lead, otherAdmin, false}, {lead, otherLead, true}, {lead, member, true},
+		{member, otherLead, false}, {member, otherAdmin, false}, {nil, member, false},
+	}
+	for _, c := range cases {
+		err := keyledger.CanOffboard(c.who, c.subject)
+		if (err == nil) != c.allow {
+			t.Errorf("%v offboarding %s: allowed=%v, want %v (err %v)", c.who, c.subject.Role, err == nil, c.allow, err)
+		}
+		if err != nil && keyledger.ErrorCode(err) != keyledger.EFORBIDDEN {
+			t.Errorf("code %s, want forbidden", keyledger.ErrorCode(err))
+		}
+	}
+}
+
 func TestFreshProof(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
@@ -232,6 +260,23 @@ func TestFreshProof(t *testing.T) {
 	for _, c := range cases {
 		if got := keyledger.FreshProof(c.a, now); got != c.want {
 			t.Errorf("%s: FreshProof = %v, want %v", c.name, got, c.want)
+		}
+	}
+}
+
+func TestEmailDomainNeedsOneAddress(t *testing.T) {
+	t.Parallel()
+	for email, want := range map[string]string{
+		"a@corp.example": "corp.example", "A.B@Corp.Example": "corp.example",
+		"a@evil.example@corp.example": "", `"a@evil"@corp.example`: "", "Name <a@corp.example>": "",
+		"a@corp.example (c)": "", "@corp.example": "", "a@": "", "a": "", "a.@corp.example": "",
+	} {
+		got, ok := keyledger.EmailDomain(email)
+		if got != want || ok != (want != "") {
+			t.Errorf("EmailDomain(%q) = %q, %v; want %q", email, got, ok, want)
+		}
+		if (keyledger.CheckEmail(email) == "") != (want != "") && email == strings.ToLower(email) {
+			t.Errorf("CheckEmail(%q) = %q", email, keyledger.CheckEmail(email))
 		}
 	}
 }

@@ -106,7 +106,7 @@ func ValidateToken(in TokenInput) (NewToken, error) {
 	out := NewToken{Name: strings.TrimSpace(in.Name)}
 	if out.Name == "" {
 		v.Add("name", "Name the token after where it is used, e.g. \"laptop CLI\".")
-	} else if p := checkText(out.Name, 100, false); p != "" {
+	} else if p := CheckName(out.Name, 100); p != "" {
 		v.Add("name", "Name "+p+".")
 	}
 	seen := map[string]bool{}

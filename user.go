@@ -87,7 +87,7 @@ func (n *NewUser) Validate() error {
 		v.Add("email", "Email "+p+".")
 	}
 	n.Name = strings.TrimSpace(n.Name)
-	if p := checkText(n.Name, 200, false); p != "" {
+	if p := CheckName(n.Name, 200); n.Name != "" && p != "" {
 		v.Add("name", "Name "+p+".")
 	}
 	if _, ok := ParseRole(string(n.Role)); !ok {

@@ -17,6 +17,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -76,6 +77,15 @@ func Text(n keyledger.Notification) string {
 		case msg != "":
 			b.WriteString(": " + msg)
 		}
+	case keyledger.AlertDuplicateValue:
+		b.WriteString(": its value was offered again by " + clean(n.AttemptedBy))
+		if env := clean(n.AttemptEnvironment); env != "" {
+			b.WriteString(" (in " + env + ")")
+		}
+		if n.Attempts > 1 {
+			b.WriteString(", " + strconv.Itoa(n.Attempts) + " times")
+		}
+		b.WriteString(", who may not reveal this key: the value is known outside its reveal policy. Find out how they have it, and rotate the key")
 	default:
 		b.WriteString(" needs attention")
 	}
@@ -113,6 +123,8 @@ func Subject(n keyledger.Notification) string {
 		if r := clean(n.Verify); r != "" {
 			s += ": " + r
 		}
+	case keyledger.AlertDuplicateValue:
+		s += ": value held outside its reveal policy"
 	default:
 		s += " needs attention"
 	}
@@ -180,6 +192,8 @@ func icon(kind string) string {
 		return "⏰"
 	case keyledger.RemindFailing:
 		return "⚠️"
+	case keyledger.AlertDuplicateValue:
+		return "🚨"
 	}
 	return "🔔"
 }

@@ -202,3 +202,17 @@ func TestTOTPResetNotice(t *testing.T) {
 		t.Errorf("Subject = %q", s)
 	}
 }
+
+func TestTextDuplicateValueAlert(t *testing.T) {
+	n := keyledger.Notification{Kind: keyledger.AlertDuplicateValue, KeyName: "admin-prod-openai", Project: "core", Environment: "production",
+		OwnerEmail: "admin@example.com", AttemptedBy: "member@example.com", AttemptEnvironment: "development", Attempts: 2, URL: "https://k.example/keys/1"}
+	got := Text(n)
+	for _, want := range []string{`Key "admin-prod-openai" (core, production)`, "offered again by member@example.com (in development), 2 times", "outside its reveal policy", "rotate the key"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("Text = %q, want it to contain %q", got, want)
+		}
+	}
+	if s := Subject(n); !strings.Contains(s, "value held outside its reveal policy") {
+		t.Errorf("Subject = %q", s)
+	}
+}

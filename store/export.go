@@ -118,8 +118,17 @@ func (s *Store) ExportKeys(ctx context.Context, actor keyledger.Actor, envName, 
 			}
 			v, err := s.keyring.Open(versionSubject(k.ID, k.CurrentVersion), e)
 			if err != nil {
-				s.log.ErrorContext(ctx, "key version does not decrypt", "key_id", k.ID, "version", k.CurrentVersion, "err", err)
-				return &keyledger.Error{Code: keyledger.EINTERNAL, Message: fmt.Sprintf("The stored value of %q failed its integrity check; nothing was exported. An admin should check the database and the master key.", k.Name)}
+				// One damaged envelope must not withhold the rest of the
+				// environment: the key is left out with its reason,
+				// audited, and logged for an admin (its id; the error
+				// names no value).
+				s.log.ErrorContext(ctx, "key version does not decrypt; left out of an export", "key_id", k.ID, "version", k.CurrentVersion, "err", err)
+				out.Refused = append(out.Refused, RefusedKey{Key: k, Reason: keyledger.ReasonDamaged})
+				if err := writeAudit(ctx, tx, auditEntry{Actor: actor, Action: keyledger.ActionKeyValueDamaged, KeyID: k.ID, KeyName: k.Name,
+					KeyVersion: k.CurrentVersion, Environment: env.Name, Details: map[string]any{"during": "export"}}); err != nil {
+					return err
+				}
+				continue
 			}
 			values = append(values, v)
 			out.Entries = append(out.Entries, keyledger.ExportEntry{KeyID: k.ID, KeyName: k.Name, Project: k.Project, Provider: k.Provider, Value: string(v)})
@@ -130,7 +139,13 @@ func (s *Store) ExportKeys(ctx context.Context, actor keyledger.Actor, envName, 
 			}
 		}
 		keyledger.AssignVarNames(out.Entries)
-		if out.File, err = keyledger.RenderExport(format, out.Entries); err != nil {
+		var damaged []keyledger.LeftOut
+		for _, r := range out.Refused {
+			if r.Reason == keyledger.ReasonDamaged {
+				damaged = append(damaged, keyledger.LeftOut{KeyName: r.Key.Name, Project: r.Key.Project, Reason: r.Reason})
+			}
+		}
+		if out.File, err = keyledger.RenderExport(format, out.Entries, damaged...); err != nil {
 			return err
 		}
 		return syncOffboardings(ctx, tx, actor, s.now(), actor.User.ID)
@@ -170,9 +185,67 @@ func (s *Store) ExportPreview(ctx context.Context, actor keyledger.Actor, envNam
 			}
 		}
 		if n >= page.Pages() {
-			return out, nil
+			break
 		}
 	}
+	// Keys whose stored value no longer decrypts will be left out: say so
+	// before the download, not only in it.
+	damaged, err := s.damagedKeys(ctx, out.Included)
+	if err != nil {
+		return out, err
+	}
+	if len(damaged) > 0 {
+		kept := out.Included[:0]
+		for _, k := range out.Included {
+			if damaged[k.ID] {
+				out.Refused = append(out.Refused, RefusedKey{Key: k, Reason: keyledger.ReasonDamaged})
+				continue
+			}
+			kept = append(kept, k)
+		}
+		out.Included = kept
+	}
+	return out, nil
+}
+
+// damagedKeys reports which of keys' current versions no longer decrypt.
+// The values are opened only to check them and cleared at once; nothing
+// is revealed, so nothing is audited here.
+func (s *Store) damagedKeys(ctx context.Context, keys []keyledger.Key) (map[string]bool, error) {
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	ids := make([]string, len(keys))
+	versions := make([]int32, len(keys))
+	for i, k := range keys {
+		ids[i], versions[i] = k.ID, int32(k.CurrentVersion)
+	}
+	rows, err := s.pool.Query(ctx, `SELECT v.key_id::text, v.version, coalesce(v.kek_id, ''), v.wrapped_dek, v.nonce, v.ciphertext
+		FROM key_versions v JOIN unnest($1::uuid[], $2::int[]) AS w(key_id, version) ON v.key_id = w.key_id AND v.version = w.version
+		WHERE v.destroyed_at IS NULL`, ids, versions)
+	if err != nil {
+		return nil, s.internal(ctx, "check export values", err)
+	}
+	defer rows.Close()
+	out := map[string]bool{}
+	for rows.Next() {
+		var id string
+		var version int
+		var e crypto.Envelope
+		if err := rows.Scan(&id, &version, &e.KEKID, &e.WrappedDEK, &e.Nonce, &e.Ciphertext); err != nil {
+			return nil, s.internal(ctx, "check export values", err)
+		}
+		v, err := s.keyring.Open(versionSubject(id, version), e)
+		if err != nil {
+			out[id] = true
+			continue
+		}
+		clear(v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, s.internal(ctx, "check export values", err)
+	}
+	return out, nil
 }
 
 // ExportPreview is what an export would hold.

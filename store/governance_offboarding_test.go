@@ -451,20 +451,27 @@ func TestOffboardingDeactivatedUser(t *testing.T) {
 
 // TestOffboardingFreezeKeepsAnAdmin: freezing cuts access like a
 // deactivation, so it must not leave the instance without an active admin
-// (the guard SetRole and DeactivateUser apply).
+// (the guard SetRole and DeactivateUser apply). Only admins may offboard
+// an admin at all, so a lead is refused before that guard.
 func TestOffboardingFreezeKeepsAnAdmin(t *testing.T) {
 	t.Parallel()
 	f := newGovFixture(t)
 	ctx := t.Context()
 	_, err := f.s.StartOffboarding(ctx, as(f.lead), f.admin.Email, true, "")
-	if got := f.fresh(t, f.admin); got.Status != keyledger.UserActive || err == nil {
-		t.Errorf("a lead froze the last active admin (err %v, status %q); want ECONFLICT and the admin left active", err, got.Status)
+	if got := f.fresh(t, f.admin); got.Status != keyledger.UserActive || keyledger.ErrorCode(err) != keyledger.EFORBIDDEN {
+		t.Errorf("a lead froze the last active admin (err %v, status %q); want EFORBIDDEN and the admin left active", err, got.Status)
 	}
-	// With a second admin, freezing one is fine.
+	// With a second admin, a lead still may not freeze one; an admin may.
 	f2 := newGovFixture(t)
 	second := f2.user(t, "second-admin@example.com", keyledger.RoleAdmin)
-	if _, err := f2.s.StartOffboarding(ctx, as(f2.lead), second.Email, true, ""); err != nil {
-		t.Errorf("freezing one of two admins: %v", err)
+	if _, err := f2.s.StartOffboarding(ctx, as(f2.lead), second.Email, true, ""); keyledger.ErrorCode(err) != keyledger.EFORBIDDEN {
+		t.Errorf("a lead freezing one of two admins: %v, want EFORBIDDEN", err)
+	}
+	if got := f2.fresh(t, second); got.Status != keyledger.UserActive {
+		t.Errorf("after a refused freeze the admin is %q", got.Status)
+	}
+	if _, err := f2.s.StartOffboarding(ctx, as(f2.admin), second.Email, true, ""); err != nil {
+		t.Errorf("an admin freezing one of two admins: %v", err)
 	}
 }
 

@@ -261,3 +261,21 @@ func verifyChained(t testing.TB, s *store.Store) store.AuditReport {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// unchangedButAudit fails unless after equals before except for exactly
+// audits more audit events: a refused duplicate value is itself audited
+// (key.duplicate_value) while nothing else may change.
+func unchangedButAudit(t testing.TB, before, after map[string]int, audits int) {
+	t.Helper()
+	if got := after["audit_events"] - before["audit_events"]; got != audits {
+		t.Errorf("%d audit events written, want %d", got, audits)
+	}
+	a := map[string]int{}
+	for k, v := range after {
+		a[k] = v
+	}
+	a["audit_events"] = before["audit_events"]
+	if fmt.Sprint(a) != fmt.Sprint(before) {
+		t.Errorf("tables changed: %v -> %v", before, after)
+	}
+}

@@ -174,6 +174,28 @@ func (w *destroyWorker) Work(ctx context.Context, job *river.Job[DestroyVersions
 	return err
 }
 
+// ValueAlertsArgs sends pending value alerts (see SendValueAlerts): a
+// key's value offered by someone outside its reveal policy. Every minute,
+// not with the daily reminders: it is news about a possible leak.
+type ValueAlertsArgs struct{}
+
+// Kind names the job.
+func (ValueAlertsArgs) Kind() string { return "keyledger.value_alerts" }
+
+type valueAlertsWorker struct {
+	river.WorkerDefaults[ValueAlertsArgs]
+	s   *Store
+	cfg JobsConfig
+}
+
+func (w *valueAlertsWorker) Work(ctx context.Context, job *river.Job[ValueAlertsArgs]) error {
+	if w.cfg.Notifier == nil {
+		return nil
+	}
+	_, err := w.s.SendValueAlerts(ctx, w.cfg.Notifier, w.cfg.BaseURL)
+	return err
+}
+
 type remindWorker struct {
 	river.WorkerDefaults[RemindArgs]
 	s   *Store
@@ -213,6 +235,7 @@ func (s *Store) NewJobs(cfg JobsConfig) (*river.Client[pgx.Tx], error) {
 	river.AddWorker(workers, &remindWorker{s: s, cfg: cfg})
 	river.AddWorker(workers, &accountAlertWorker{s: s, cfg: cfg})
 	river.AddWorker(workers, &checkpointWorker{s: s, cfg: cfg})
+	river.AddWorker(workers, &valueAlertsWorker{s: s, cfg: cfg})
 	periodic := func(every time.Duration, args river.JobArgs) *river.PeriodicJob {
 		return river.NewPeriodicJob(river.PeriodicInterval(every),
 			func() (river.JobArgs, *river.InsertOpts) { return args, nil },
@@ -232,6 +255,7 @@ func (s *Store) NewJobs(cfg JobsConfig) (*river.Client[pgx.Tx], error) {
 			// An attack is news for minutes, not hours.
 			periodic(min(cfg.ScanInterval, time.Minute), AccountAlertArgs{}),
 			periodic(cfg.CheckpointInterval, AuditCheckpointArgs{}),
+			periodic(min(cfg.ScanInterval, time.Minute), ValueAlertsArgs{}),
 		},
 	})
 	if err != nil {

@@ -237,3 +237,35 @@ func TestJobsDestroyExpiredVersions(t *testing.T) {
 		t.Error("version 1 not shredded")
 	}
 }
+
+// TestJobsSendValueAlerts: the job client tells the owner and the leads,
+// within its scan interval, that a production key's value was offered by
+// someone who may not reveal it.
+func TestJobsSendValueAlerts(t *testing.T) {
+	t.Parallel()
+	f := newJobsFixture(t)
+	prod, value := f.newKey(t, "Prod vendor", "production")
+	_, err := f.s.CreateKey(t.Context(), as(f.other), keyledger.KeyInput{Name: "Mine now", Project: "ops", Environment: "development",
+		OwnerEmail: f.other.Email, Value: value})
+	if keyledger.ErrorCode(err) != keyledger.ECONFLICT {
+		t.Fatalf("duplicate registration: %v", err)
+	}
+	f.start(t)
+	var alert keyledger.Notification
+	waitFor(t, 10*time.Second, "value alert sent", func() bool {
+		for _, n := range f.n.take() {
+			if n.Kind == keyledger.AlertDuplicateValue {
+				alert = n
+				return true
+			}
+		}
+		return false
+	})
+	if alert.KeyID != prod.ID || alert.AttemptedBy != f.other.Email || alert.URL != "https://keyledger.example.com/keys/"+prod.ID ||
+		!slices.Contains(alert.Recipients, f.owner.Email) || !slices.Contains(alert.Recipients, f.lead.Email) {
+		t.Errorf("alert %+v", alert)
+	}
+	if n := f.count(t, "SELECT count(*) FROM value_alerts WHERE sent_at IS NULL"); n != 0 {
+		t.Errorf("%d alerts still pending", n)
+	}
+}

@@ -49,7 +49,9 @@ func (s *Store) CreateKey(ctx context.Context, actor keyledger.Actor, in keyledg
 	fp := crypto.Fingerprint(s.fingerprintKey, []byte(nk.Value))
 	hint := keyledger.MaskedHint(nk.Value)
 	var id string
+	var conflict *keyledger.Error
 	err = s.tx(ctx, func(tx pgx.Tx) error {
+		conflict = nil // the transaction may be retried
 		actor, err := freshActorMay(ctx, tx, actor, keyledger.CanRegisterKey)
 		if err != nil {
 			return err
@@ -58,17 +60,10 @@ func (s *Store) CreateKey(ctx context.Context, actor keyledger.Actor, in keyledg
 		if err != nil {
 			return err
 		}
-		var dupName, dupEnv, dupProject string
-		// Any version still revealable counts: an old version in its grace
-		// period is a live secret too.
-		err = tx.QueryRow(ctx, `SELECT k.name, e.name, k.project FROM key_versions v JOIN keys k ON k.id = v.key_id
-			JOIN environments e ON e.id = k.environment_id
-			WHERE v.fingerprint = $1 AND v.destroyed_at IS NULL AND k.archived_at IS NULL LIMIT 1`, fp).Scan(&dupName, &dupEnv, &dupProject)
-		if err == nil {
-			return &keyledger.Error{Code: keyledger.ECONFLICT, Message: "This value is already stored.",
-				Fields: map[string]string{"value": fmt.Sprintf("This value is already stored as %q (%s, %s). One key per purpose and environment: create a new key at the provider instead of reusing one.", dupName, dupProject, dupEnv)}}
-		}
-		if !errors.Is(err, pgx.ErrNoRows) {
+		// The value is refused when a live key holds it; the hit is
+		// recorded, so this transaction commits and the conflict is
+		// answered after.
+		if conflict, err = duplicateValue(ctx, tx, actor, fp, env.Name, "register", s.now()); err != nil || conflict != nil {
 			return err
 		}
 		days := env.RotationDays
@@ -113,6 +108,9 @@ func (s *Store) CreateKey(ctx context.Context, actor keyledger.Actor, in keyledg
 	}
 	if err != nil {
 		return res, s.internal(ctx, "register key", err)
+	}
+	if conflict != nil {
+		return res, conflict
 	}
 	if res.Key, err = s.GetKey(ctx, actor, id); err != nil {
 		return res, err
@@ -202,7 +200,8 @@ type KeyFilter struct {
 	Page        int
 	PerPage     int
 	// AfterName and AfterID continue a listing by keyset, for the API's
-	// cursor: only keys after (lower(AfterName), AfterID) in name order.
+	// cursor: only keys after (keyledger_name_key(AfterName), AfterID) in
+	// name order (migration 010).
 	// When AfterID is set the order is by name ascending whatever Sort
 	// says, Page is ignored, and Total counts the matching keys from the
 	// cursor on (so Total > len(Keys) means there is more).
@@ -355,7 +354,7 @@ func (s *Store) listKeys(ctx context.Context, f KeyFilter) (KeyPage, error) {
 				Fields: map[string]string{"cursor": "Use the next_cursor of a previous answer, unchanged."}}
 		}
 		args = append(args, f.AfterName, f.AfterID)
-		where = append(where, fmt.Sprintf("(k.name_key, k.id) > (lower($%d), $%d::uuid)", len(args)-1, len(args)))
+		where = append(where, fmt.Sprintf("(k.name_key, k.id) > (keyledger_name_key($%d), $%d::uuid)", len(args)-1, len(args)))
 		f.Sort, f.Desc = "name", false
 		page.Page = 1
 	}

@@ -177,6 +177,11 @@ func (s *Store) StartOffboarding(ctx context.Context, actor keyledger.Actor, ema
 		if err != nil {
 			return err
 		}
+		// actor was re-read by freshActorMay above; CanLead there keeps
+		// members from learning who exists, this decides about whom.
+		if err := keyledger.CanOffboard(actor.User, u); err != nil {
+			return err
+		}
 		if u.ID == actor.User.ID {
 			return &keyledger.Error{Code: keyledger.EINVALID, Message: "You cannot offboard yourself.", Fields: map[string]string{"user": "You cannot offboard yourself; ask another lead."}}
 		}
@@ -313,13 +318,17 @@ func (s *Store) withOpenOffboarding(ctx context.Context, actor keyledger.Actor, 
 		}
 		var userID int64
 		var email string
+		var role keyledger.Role
 		var completed *time.Time
-		err = tx.QueryRow(ctx, `SELECT o.user_id, u.email, o.completed_at FROM offboardings o JOIN users u ON u.id = o.user_id
-			WHERE o.id = $1 FOR UPDATE OF o`, id).Scan(&userID, &email, &completed)
+		err = tx.QueryRow(ctx, `SELECT o.user_id, u.email, u.role, o.completed_at FROM offboardings o JOIN users u ON u.id = o.user_id
+			WHERE o.id = $1 FOR UPDATE OF o`, id).Scan(&userID, &email, &role, &completed)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return keyledger.ErrNotFound("Offboarding")
 		}
 		if err != nil {
+			return err
+		}
+		if err := keyledger.CanOffboard(actor.User, &keyledger.User{ID: userID, Role: role}); err != nil {
 			return err
 		}
 		if completed != nil {
@@ -335,7 +344,7 @@ func (s *Store) withOpenOffboarding(ctx context.Context, actor keyledger.Actor, 
 // WaiveItem closes an item without doing it; a reason is required.
 func (s *Store) WaiveItem(ctx context.Context, actor keyledger.Actor, offboardingID, itemID int64, reason string) error {
 	reason = strings.TrimSpace(reason)
-	if reason == "" {
+	if keyledger.Blank(reason) {
 		return &keyledger.Error{Code: keyledger.EINVALID, Message: "Say why this item can be skipped.", Fields: map[string]string{"reason": "Say why this item can be skipped (e.g. \"key is revoked at the provider already\")."}}
 	}
 	if _, err := keyledger.CheckReason(reason, true); err != nil {

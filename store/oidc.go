@@ -4,7 +4,6 @@ import (
 	"context"
 	"strings"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
@@ -138,14 +137,15 @@ func (s *Store) StartOIDCSession(ctx context.Context, meta keyledger.Actor, u *k
 	return s.startSession(ctx, meta, u, t, authTime, map[string]any{"method": "oidc"})
 }
 
-// domainAllowed reports whether email's domain is one of allowed (exact,
-// case-insensitive).
+// domainAllowed reports whether email is one address with exactly one @
+// whose domain is one of allowed (exact, case-insensitive).
 func domainAllowed(email string, allowed []string) bool {
-	at := strings.LastIndexByte(email, '@')
-	if at < 0 {
+	// Parsed again here, not only by CheckEmail before: this check admits
+	// strangers, so it must not rest on its caller.
+	domain, ok := keyledger.EmailDomain(email)
+	if !ok {
 		return false
 	}
-	domain := strings.ToLower(email[at+1:])
 	for _, d := range allowed {
 		if domain != "" && strings.EqualFold(strings.TrimPrefix(strings.TrimSpace(d), "@"), domain) {
 			return true
@@ -161,13 +161,13 @@ func oidcName(n string) string {
 	if !utf8.ValidString(n) {
 		return ""
 	}
-	for _, r := range n {
-		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' {
-			return ""
-		}
-	}
 	if r := []rune(n); len(r) > 200 {
 		n = strings.TrimSpace(string(r[:200]))
+	}
+	// The same rule as a name typed into keyledger: no control, invisible
+	// or text-direction characters.
+	if keyledger.CheckName(n, 200) != "" {
+		return ""
 	}
 	return n
 }

@@ -103,6 +103,12 @@ func TestOIDCUserRefusals(t *testing.T) {
 		{"x@corp.example.evil", store.ErrOIDCNoAccount},
 		{"x@evilcorp.example", store.ErrOIDCNoAccount},
 		{"not an email", store.ErrOIDCNoAccount},
+		// One address, one @: the part after the last @ is not the domain
+		// of an address with two (finding 9 of the security test).
+		{"a@evil.example@corp.example", store.ErrOIDCNoAccount},
+		{`"a@evil.example"@corp.example`, store.ErrOIDCNoAccount},
+		{"@corp.example", store.ErrOIDCNoAccount},
+		{"a.@corp.example", store.ErrOIDCNoAccount},
 	} {
 		u, err := f.s.OIDCUser(ctx, ssoMeta, store.OIDCIdentity{Email: tc.email}, allowed)
 		if !errors.Is(err, tc.want) {

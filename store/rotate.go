@@ -29,7 +29,9 @@ func (s *Store) RotateKey(ctx context.Context, actor keyledger.Actor, id string,
 	fp := crypto.Fingerprint(s.fingerprintKey, []byte(rot.Value))
 	hint := keyledger.MaskedHint(rot.Value)
 	var newVersion int
+	var conflict *keyledger.Error
 	err = s.tx(ctx, func(tx pgx.Tx) error {
+		conflict = nil // the transaction may be retried
 		actor, k, err := editableKey(ctx, tx, actor, id, false, "This key is archived and can no longer be rotated.")
 		if err != nil {
 			return err
@@ -41,14 +43,8 @@ func (s *Store) RotateKey(ctx context.Context, actor keyledger.Actor, id string,
 		if expected != k.CurrentVersion {
 			return rotationConflict(k.CurrentVersion)
 		}
-		var dupName string
-		err = tx.QueryRow(ctx, `SELECT k.name FROM key_versions v JOIN keys k ON k.id = v.key_id
-			WHERE v.fingerprint = $1 AND v.destroyed_at IS NULL AND k.archived_at IS NULL LIMIT 1`, fp).Scan(&dupName)
-		if err == nil {
-			msg := fmt.Sprintf("This value is already stored as %q. A rotation needs a new key from the provider.", dupName)
-			return &keyledger.Error{Code: keyledger.ECONFLICT, Message: msg, Fields: map[string]string{"value": msg}}
-		}
-		if !errors.Is(err, pgx.ErrNoRows) {
+		// As at registration: refused, recorded, answered after commit.
+		if conflict, err = duplicateValue(ctx, tx, actor, fp, k.Environment, "rotate", s.now()); err != nil || conflict != nil {
 			return err
 		}
 		if err := tx.QueryRow(ctx, "SELECT max(version) + 1 FROM key_versions WHERE key_id = $1", id).Scan(&newVersion); err != nil {
@@ -97,6 +93,9 @@ func (s *Store) RotateKey(ctx context.Context, actor keyledger.Actor, id string,
 	}
 	if err != nil {
 		return nil, s.internal(ctx, "rotate key "+id, err)
+	}
+	if conflict != nil {
+		return nil, conflict
 	}
 	return s.GetKey(ctx, actor, id)
 }

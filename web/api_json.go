@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/keyledger/keyledger"
 	"github.com/labstack/echo/v4"
@@ -70,6 +71,12 @@ func decodeJSON(c echo.Context, dst any) error {
 		return &apiRequestError{status: http.StatusUnsupportedMediaType,
 			message: fmt.Sprintf("Send the request body as JSON with Content-Type: application/json (got %q).", truncateForMessage(ct, 60))}
 	}
+	// encoding/json would turn invalid UTF-8 into U+FFFD without a word,
+	// which for a key's value means storing something else than was sent:
+	// refuse instead (the same rule as rejectBadBytes for forms).
+	if !utf8.Valid(body) {
+		return badRequest("The request body is not valid UTF-8 text.")
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {
@@ -78,7 +85,49 @@ func decodeJSON(c echo.Context, dst any) error {
 	if _, err := dec.Token(); err != io.EOF {
 		return badRequest("The request body must hold one JSON object and nothing after it.")
 	}
+	if name := nulField(dst); name != "" {
+		return badRequest("Field %q contains a NUL byte.", name)
+	}
 	return nil
+}
+
+// nulField names the first string field of the struct dst points to that
+// holds a NUL byte (written \u0000 in JSON), or "". A key's value is left
+// to its own rule (keyledger.CheckValue), as in rejectBadBytes.
+func nulField(dst any) string {
+	v := reflect.ValueOf(dst)
+	for v.Kind() == reflect.Pointer {
+		if v.IsNil() {
+			return ""
+		}
+		v = v.Elem()
+	}
+	if v.Kind() != reflect.Struct {
+		return ""
+	}
+	for i := range v.NumField() {
+		name, _, _ := strings.Cut(v.Type().Field(i).Tag.Get("json"), ",")
+		if secretFields[name] {
+			continue
+		}
+		f := v.Field(i)
+		for f.Kind() == reflect.Pointer && !f.IsNil() {
+			f = f.Elem()
+		}
+		switch f.Kind() {
+		case reflect.String:
+			if strings.ContainsRune(f.String(), 0) {
+				return name
+			}
+		case reflect.Slice:
+			for j := range f.Len() {
+				if e := f.Index(j); e.Kind() == reflect.String && strings.ContainsRune(e.String(), 0) {
+					return name
+				}
+			}
+		}
+	}
+	return ""
 }
 
 // jsonProblem explains a decoding error without echoing the body (which

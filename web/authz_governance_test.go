@@ -35,6 +35,9 @@ type govObState struct {
 	revoke int64
 	user   *keyledger.User
 	key    *keyledger.Key
+	// admin: the departing person is an admin, whom only admins may
+	// offboard (an admin starts the checklist).
+	admin bool
 }
 
 func (st *govObState) path(suffix string) func(*keyledger.Key) string {
@@ -53,8 +56,12 @@ func (st *govObState) prepare(freeze, withKey, deactivate bool) func(*testing.T,
 	return func(t *testing.T, env *testEnv, _ *keyledger.Key, uniq string) []string {
 		t.Helper()
 		ctx := context.Background()
+		role, starter := keyledger.RoleMember, "lead"
+		if st.admin {
+			role, starter = keyledger.RoleAdmin, "admin"
+		}
 		u, err := env.Store.CreateUser(ctx, keyledger.SystemActor("test"), keyledger.NewUser{
-			Email: "ob-" + uniq + "@example.com", Name: "Leaving " + uniq, Role: keyledger.RoleMember, Password: Password})
+			Email: "ob-" + uniq + "@example.com", Name: "Leaving " + uniq, Role: role, Password: Password})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -69,7 +76,7 @@ func (st *govObState) prepare(freeze, withKey, deactivate bool) func(*testing.T,
 			}
 			st.key, secrets = res.Key, []string{v}
 		}
-		if st.oid, err = env.Store.StartOffboarding(ctx, actorOf(env, "lead"), u.Email, freeze, "authz matrix"); err != nil {
+		if st.oid, err = env.Store.StartOffboarding(ctx, actorOf(env, starter), u.Email, freeze, "authz matrix"); err != nil {
 			t.Fatal(err)
 		}
 		if deactivate {
@@ -124,7 +131,17 @@ func authzGovernanceCases() []authzCase {
 		memberID = env.Users["member"].ID
 		return nil
 	}
-	start := &govObState{}
+	start, startAdmin := &govObState{}, &govObState{}
+	revokeAdmin, waiveAdmin, completeAdmin := &govObState{admin: true}, &govObState{admin: true}, &govObState{admin: true}
+	// adminsOnly: only admins get ok; leads are refused like members.
+	adminsOnly := func(ok func() authzWant) func(string, string, *keyledger.Key) authzWant {
+		return func(a, _ string, _ *keyledger.Key) authzWant {
+			if a == actorAdmin {
+				return ok()
+			}
+			return needUser(a, "POST", "", no403)
+		}
+	}
 	view, record, waive, reassign, revoke, deactivate, complete := &govObState{}, &govObState{}, &govObState{}, &govObState{}, &govObState{}, &govObState{}, &govObState{}
 	fixed := func(p string) func() string { return func() string { return p } }
 	return []authzCase{
@@ -210,6 +227,55 @@ func authzGovernanceCases() []authzCase {
 				}
 				if started && !strings.HasPrefix(got.location, "/offboarding/") {
 					t.Errorf("Location %q", got.location)
+				}
+			}},
+		// Only admins may offboard an admin (freeze, revoke, waive,
+		// complete): a lead must not be able to lock the admins out.
+		{route: "POST /offboarding", name: "of an admin", method: "POST", path: fixedPath("/offboarding"),
+			prepare: func(t *testing.T, env *testEnv, _ *keyledger.Key, uniq string) []string {
+				u, err := env.Store.CreateUser(context.Background(), keyledger.SystemActor("test"), keyledger.NewUser{
+					Email: "ob-" + uniq + "@example.com", Name: "Leaving admin", Role: keyledger.RoleAdmin, Password: Password})
+				if err != nil {
+					t.Fatal(err)
+				}
+				startAdmin.user = u
+				return nil
+			},
+			form: func(_, _, uniq string) url.Values {
+				return url.Values{"user": {"ob-" + uniq + "@example.com"}, "freeze": {"1"}, "note": {"authz matrix"}}
+			},
+			want: adminsOnly(func() authzWant { return authzWant{status: http.StatusSeeOther} }),
+			check: func(t *testing.T, env *testEnv, _ *keyledger.Key, _ url.Values, got authzWant) {
+				var n int
+				var status string
+				if err := env.Pool.QueryRow(context.Background(), `SELECT count(o.id), min(u.status) FROM users u LEFT JOIN offboardings o ON o.user_id = u.id
+					WHERE u.id = $1`, startAdmin.user.ID).Scan(&n, &status); err != nil {
+					t.Fatal(err)
+				}
+				started := got.status == http.StatusSeeOther
+				if (n == 1) != started || (status == "frozen") != started {
+					t.Errorf("%d offboardings, status %s after status %d", n, status, got.status)
+				}
+			}},
+		{route: "POST /offboarding/:oid/revoke", name: "of an admin", method: "POST", prepare: revokeAdmin.prepare(false, false, false), path: revokeAdmin.path("/revoke"),
+			want:  adminsOnly(revokeAdmin.loc("revoked")),
+			check: revokeAdmin.checkDone(keyledger.ItemRevoke, keyledger.ItemDone)},
+		{route: "POST /offboarding/:oid/items/:item/waive", name: "of an admin", method: "POST", prepare: waiveAdmin.prepare(false, false, false),
+			path: func(k *keyledger.Key) string {
+				return fmt.Sprintf("/offboarding/%d/items/%d/waive", waiveAdmin.oid, waiveAdmin.revoke)
+			},
+			form:  func(string, string, string) url.Values { return url.Values{"reason": {"authz matrix"}} },
+			want:  adminsOnly(waiveAdmin.loc("waived")),
+			check: waiveAdmin.checkDone(keyledger.ItemRevoke, keyledger.ItemWaived)},
+		{route: "POST /offboarding/:oid/complete", name: "of an admin", method: "POST", prepare: completeAdmin.prepare(true, false, true), path: completeAdmin.path("/complete"),
+			want: adminsOnly(completeAdmin.loc("completed")),
+			check: func(t *testing.T, env *testEnv, _ *keyledger.Key, _ url.Values, got authzWant) {
+				o, err := env.Store.Offboarding(context.Background(), actorOf(env, "admin"), completeAdmin.oid)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if o.Completed() != (got.status == http.StatusSeeOther) {
+					t.Errorf("completed = %v after status %d", o.Completed(), got.status)
 				}
 			}},
 		{route: "GET /offboarding/:oid", method: "GET", prepare: view.prepare(false, true, false), path: view.path(""),

@@ -91,6 +91,22 @@ type formsCase struct {
 	prepare func(t *testing.T, env *testEnv, form url.Values)
 	// archived: the edited key is archived first.
 	archived bool
+	// audits: audit events the refusal itself writes (a duplicate value
+	// is recorded on the key that holds it); nothing else may change.
+	audits int
+}
+
+// badBytes is the start of rejectBadBytes' answer: a NUL byte or invalid
+// UTF-8 in a field other than a key's value is refused with 400 before
+// any handler (web/input.go), not with the form's field error.
+const badBytes = "contains a NUL byte or is not valid UTF-8 text"
+
+// formsBadBytes checks a 400 from rejectBadBytes naming field.
+func formsBadBytes(t testing.TB, resp *http.Response, body, field string) {
+	t.Helper()
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(html.UnescapeString(body), `"`+field+`" `+badBytes) {
+		t.Errorf("status %d, want 400 naming %q\n%s", resp.StatusCode, field, authzMain(body, ""))
+	}
 }
 
 func TestFormsRegisterBadInput(t *testing.T) {
@@ -132,13 +148,13 @@ func TestFormsRegisterBadInput(t *testing.T) {
 		{name: "provider of 51 runes", set: map[string]string{"provider": long("x", 51)}, status: 422, field: "provider", msg: "too long"},
 		{name: "scope of 501 runes", set: map[string]string{"scope": long("s", 501)}, status: 422, field: "scope", msg: "too long"},
 		{name: "description of 2001 runes", set: map[string]string{"description": long("d", 2001)}, status: 422, field: "description", msg: "too long"},
-		{name: "invalid UTF-8 name", set: map[string]string{"name": "\xff\xfe"}, status: 422, field: "name", msg: "valid UTF-8"},
+		{name: "invalid UTF-8 name", set: map[string]string{"name": "\xff\xfe"}, status: 400, field: "name", msg: badBytes},
 		{name: "invalid UTF-8 value", set: map[string]string{"value": "sk-proj-\xff\xfeabcdef"}, status: 422, field: "value", msg: "valid UTF-8"},
-		{name: "invalid UTF-8 project", set: map[string]string{"project": "check\xffout"}, status: 422, field: "project", msg: "valid UTF-8"},
-		{name: "invalid UTF-8 description", set: map[string]string{"description": "\xff\xfe"}, status: 422, field: "description", msg: "valid UTF-8"},
-		{name: "NUL in name", set: map[string]string{"name": "open\x00ai"}, status: 422, field: "name", msg: "NUL"},
+		{name: "invalid UTF-8 project", set: map[string]string{"project": "check\xffout"}, status: 400, field: "project", msg: badBytes},
+		{name: "invalid UTF-8 description", set: map[string]string{"description": "\xff\xfe"}, status: 400, field: "description", msg: badBytes},
+		{name: "NUL in name", set: map[string]string{"name": "open\x00ai"}, status: 400, field: "name", msg: badBytes},
 		{name: "NUL in value", set: map[string]string{"value": "sk-proj-abc\x00def0123456789"}, status: 422, field: "value", msg: "NUL"},
-		{name: "NUL in description", set: map[string]string{"description": "a\x00b"}, status: 422, field: "description", msg: "NUL"},
+		{name: "NUL in description", set: map[string]string{"description": "a\x00b"}, status: 400, field: "description", msg: badBytes},
 		{name: "escape sequence in name", set: map[string]string{"name": "\x1b[31mred"}, status: 422, field: "name", msg: "control characters"},
 		{name: "newline in name", set: map[string]string{"name": "two\nlines"}, status: 422, field: "name", msg: "control characters"},
 		{name: "tab in name", set: map[string]string{"name": "tab\there"}, status: 422, field: "name", msg: "control characters"},
@@ -157,8 +173,8 @@ func TestFormsRegisterBadInput(t *testing.T) {
 		{name: "rotation_days -5", set: map[string]string{"rotation_days": "-5"}, status: 422, field: "rotation_days", msg: "whole number"},
 		{name: "rotation_days 1.5", set: map[string]string{"rotation_days": "1.5"}, status: 422, field: "rotation_days", msg: "whole number"},
 		{name: "several errors at once", set: map[string]string{"name": "", "environment": "qa", "rotation_days": "abc"}, status: 422, field: "name", msg: "Name is required"},
-		{name: "duplicate value", status: 409, field: "value", msg: "already stored as", prepare: dupValue("")},
-		{name: "duplicate value with a trailing newline", status: 409, field: "value", msg: "already stored as", prepare: dupValue("\r\n")},
+		{name: "duplicate value", status: 409, field: "value", msg: "already stored as", prepare: dupValue(""), audits: 1},
+		{name: "duplicate value with a trailing newline", status: 409, field: "value", msg: "already stored as", prepare: dupValue("\r\n"), audits: 1},
 		{name: "duplicate name in project and environment", status: 409, field: "name", msg: "already exists", prepare: dupName(same)},
 		{name: "duplicate name differing in case", status: 409, field: "name", msg: "already exists", prepare: dupName(swapCase)},
 	}
@@ -177,6 +193,13 @@ func TestFormsRegisterBadInput(t *testing.T) {
 			}
 			before := formsCount(env, t)
 			resp, body := c.post("/keys", form)
+			if tc.status == http.StatusBadRequest {
+				formsBadBytes(t, resp, body, tc.field)
+				if after := formsCount(env, t); after != before {
+					t.Errorf("rows changed: before %+v, after %+v", before, after)
+				}
+				return
+			}
 			if resp.StatusCode != tc.status {
 				t.Fatalf("status %d, want %d\n%s", resp.StatusCode, tc.status, authzMain(body, ""))
 			}
@@ -203,6 +226,7 @@ func TestFormsRegisterBadInput(t *testing.T) {
 			if p := form.Get("project"); tc.field != "project" && !strings.Contains(body, `name="project" value="`+html.EscapeString(p)+`"`) {
 				t.Errorf("the project %q was not kept in the form", p)
 			}
+			before.audit += tc.audits
 			if after := formsCount(env, t); after != before {
 				t.Errorf("rows changed: before %+v, after %+v", before, after)
 			}
@@ -379,9 +403,9 @@ func TestFormsEditBadInput(t *testing.T) {
 		{name: "empty project", set: map[string]string{"project": ""}, status: 422, field: "project", msg: "Project is required"},
 		{name: "project of 101 runes", set: map[string]string{"project": strings.Repeat("ü", 101)}, status: 422, field: "project", msg: "too long (101 characters, at most 100)"},
 		{name: "control char in project", set: map[string]string{"project": "a\x1bb"}, status: 422, field: "project", msg: "control characters"},
-		{name: "invalid UTF-8 scope", set: map[string]string{"scope": "\xff\xfe"}, status: 422, field: "scope", msg: "valid UTF-8"},
+		{name: "invalid UTF-8 scope", set: map[string]string{"scope": "\xff\xfe"}, status: 400, field: "scope", msg: badBytes},
 		{name: "scope of 501 runes", set: map[string]string{"scope": strings.Repeat("s", 501)}, status: 422, field: "scope", msg: "too long"},
-		{name: "NUL in description", set: map[string]string{"description": "a\x00b"}, status: 422, field: "description", msg: "NUL"},
+		{name: "NUL in description", set: map[string]string{"description": "a\x00b"}, status: 400, field: "description", msg: badBytes},
 		{name: "description of 2001 runes", set: map[string]string{"description": strings.Repeat("d", 2001)}, status: 422, field: "description", msg: "too long"},
 		{name: "empty owner", set: map[string]string{"owner": ""}, status: 422, field: "owner", msg: "Choose an owner"},
 		{name: "unknown owner", set: map[string]string{"owner": "nobody@example.com"}, status: 422, field: "owner", msg: "There is no user"},
@@ -411,6 +435,13 @@ func TestFormsEditBadInput(t *testing.T) {
 			old := authzGetKey(env, t, k.ID)
 			before := formsCount(env, t)
 			resp, body := c.post("/keys/"+k.ID+"/edit", form)
+			if tc.status == http.StatusBadRequest {
+				formsBadBytes(t, resp, body, tc.field)
+				if after := formsCount(env, t); after != before {
+					t.Errorf("rows changed: before %+v, after %+v", before, after)
+				}
+				return
+			}
 			if resp.StatusCode != tc.status {
 				t.Fatalf("status %d, want %d\n%s", resp.StatusCode, tc.status, authzMain(body, ""))
 			}
@@ -458,10 +489,12 @@ func TestFormsRevealBadReason(t *testing.T) {
 		{"production without reason", "production", "", "asks for a reason"},
 		{"reason of 501 runes", "staging", strings.Repeat("r", 501), "too long (501 characters, at most 500)"},
 		{"long optional reason in development", "development", strings.Repeat("ß", 501), "too long"},
-		{"NUL in reason", "staging", "debug\x00ging", "NUL"},
+		{"NUL in reason", "staging", "debug\x00ging", badBytes},
 		{"escape sequence in reason", "staging", "\x1b[2Jcleared", "control characters"},
 		{"newline in reason", "production", "two\nlines", "control characters"},
-		{"invalid UTF-8 reason", "staging", "\xff\xfe", "valid UTF-8"},
+		{"invalid UTF-8 reason", "staging", "\xff\xfe", badBytes},
+		{"zero-width reason", "staging", "\u200b\u200c \u2060", "asks for a reason"},
+		{"bidi-only reason", "production", "\u202e\u202c", "asks for a reason"},
 	}
 	env := newEnv(t)
 	member := authzLogin(env, t, "member")
@@ -471,6 +504,13 @@ func TestFormsRevealBadReason(t *testing.T) {
 			k, value := authzKey(env, t, "member", tc.env, "reveal me "+authzRand(3))
 			before := formsCount(env, t)
 			resp, body := c.post("/keys/"+k.ID+"/reveal", url.Values{"reason": {tc.reason}})
+			if tc.msg == badBytes {
+				formsBadBytes(t, resp, body, "reason")
+				if after := formsCount(env, t); after != before {
+					t.Errorf("rows changed: before %+v, after %+v", before, after)
+				}
+				return
+			}
 			if resp.StatusCode != http.StatusUnprocessableEntity {
 				t.Fatalf("status %d, want 422\n%s", resp.StatusCode, authzMain(body, ""))
 			}

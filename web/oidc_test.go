@@ -8,6 +8,7 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -717,6 +718,30 @@ func TestOIDCAccounts(t *testing.T) {
 		}
 		if u, _ := env.Store.UserByEmail(ctx, email); u.Active() {
 			t.Errorf("%s was reactivated by SSO", email)
+		}
+	}
+}
+
+// TestOIDCDomainNeedsOneAddress: an identity provider's email claim with
+// two @ is not an address of the allowed domain, however it ends; nobody
+// is created and the refusal is audited.
+func TestOIDCDomainNeedsOneAddress(t *testing.T) {
+	t.Parallel()
+	env, idp := newSSOEnv(t)
+	ctx := context.Background()
+	before, err := env.Store.CountUsers(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, email := range []string{"a@evil.example@corp.example", `"a@evil.example"@corp.example`, "a@corp.example (comment)"} {
+		idp.set(func(p *testIdP) { p.user = idpUser{Sub: fmt.Sprintf("two-at-%d", i), Email: email, Verified: true} })
+		c := env.client()
+		resp, body := ssoSignIn(t, c, "")
+		if resp.StatusCode != http.StatusForbidden {
+			t.Errorf("%s: callback = %d, want 403\n%s", email, resp.StatusCode, body)
+		}
+		if n, _ := env.Store.CountUsers(ctx); n != before {
+			t.Fatalf("%s: %d users, want %d (nobody created)", email, n, before)
 		}
 	}
 }

@@ -71,7 +71,12 @@ func (s *Server) handleError(err error, c echo.Context) {
 	message := keyledger.ErrorMessage(err)
 	code := keyledger.ErrorCode(err)
 	var he *echo.HTTPError
+	var re *apiRequestError
 	switch {
+	case errors.As(err, &re):
+		// A request that cannot be read at all (rejectBadBytes, the
+		// API's JSON reader): its message says what is wrong.
+		status, code, message = re.status, keyledger.EINVALID, re.message
 	case errors.As(err, &he):
 		status = he.Code
 		code = httpCode(status)

@@ -136,6 +136,7 @@ func New(cfg Config, st *store.Store, log *slog.Logger) (*Server, error) {
 	e.Use(s.logRequests)
 	e.Use(s.securityHeaders)
 	e.Use(middleware.BodyLimit(cfg.BodyLimit))
+	e.Use(rejectBadBytes)
 	e.Use(notForMetrics(s.loadSession))
 	e.Use(notForMetrics(s.csrf.middleware))
 

@@ -173,6 +173,22 @@ func TestClientEndToEnd(t *testing.T) {
 		t.Errorf("keys reveal: exit %d, stdout %q", code, stdout)
 	}
 
+	// One key whose stored value is damaged (a bit flipped in Postgres):
+	// env exports the rest and says on stderr what it left out, and why.
+	dmg, err := st.CreateKey(ctx, keyledger.Actor{User: u, StepUpAt: time.Now()}, keyledger.KeyInput{
+		Name: "Anthropic damaged", Project: "checkout", Environment: "development", OwnerEmail: u.Email, Value: "sk-ant-api03-" + hex.EncodeToString(b) + "AA"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	superExec(t, url, `UPDATE key_versions SET ciphertext = set_byte(ciphertext, 0, get_byte(ciphertext, 0) # 1) WHERE key_id = $1`, dmg.Key.ID)
+	code, stdout, stderr = runIO(t, cenv, "", bin, "env", "-e", "development")
+	if code != 0 || !strings.Contains(stdout, value) || strings.Contains(stdout, "sk-ant-") {
+		t.Errorf("env with a damaged key: exit %d, want the other key exported", code)
+	}
+	if !strings.Contains(stderr, "left out Anthropic damaged (project checkout, id "+dmg.Key.ID+"): could not be decrypted: the stored value is damaged") {
+		t.Errorf("env with a damaged key: stderr %q", stderr)
+	}
+
 	// A revoked-looking token: the server's 401 becomes the login hint.
 	code, _, stderr = runIO(t, map[string]string{"HOME": home, "XDG_CONFIG_HOME": cenv["XDG_CONFIG_HOME"], "KEYLEDGER_TOKEN": "klt_not-a-real-token"}, "", bin, "keys", "list")
 	if code != 1 || !strings.Contains(stderr, "rejected the token") {

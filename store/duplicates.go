@@ -1,0 +1,144 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/keyledger/keyledger"
+)
+
+// duplicateValue looks for a live key holding the value whose fingerprint
+// is fp (any version not destroyed: an old version in its grace period is
+// a live secret too), other than except. When there is one, it records the
+// hit inside tx (audit event on that key; an alert for its owner and the
+// leads when the actor may not reveal it) and returns the conflict to
+// answer once tx has committed. via is "register" or "rotate"; env is the
+// environment the actor was storing into.
+func duplicateValue(ctx context.Context, tx pgx.Tx, actor keyledger.Actor, fp []byte, env, via string, now time.Time) (*keyledger.Error, error) {
+	var keyID, name, project string
+	var ownerID, envID int64
+	err := tx.QueryRow(ctx, `SELECT k.id::text, k.name, k.project, k.owner_id, k.environment_id
+		FROM key_versions v JOIN keys k ON k.id = v.key_id
+		WHERE v.fingerprint = $1 AND v.destroyed_at IS NULL AND k.archived_at IS NULL
+		ORDER BY k.created_at LIMIT 1`, fp).Scan(&keyID, &name, &project, &ownerID, &envID)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("look for a stored value: %w", err)
+	}
+	keyEnv, err := scanEnv(tx.QueryRow(ctx, "SELECT "+envColumns+" FROM environments WHERE id = $1", envID))
+	if err != nil {
+		return nil, fmt.Errorf("look for a stored value: %w", err)
+	}
+	mayReveal := keyledger.CanReveal(actor.User, keyEnv, ownerID) == nil
+	who := actorEmail(actor)
+	if err := writeAudit(ctx, tx, auditEntry{Actor: actor, Action: keyledger.ActionKeyDuplicateValue, KeyID: keyID, KeyName: name,
+		Environment: keyEnv.Name, Details: map[string]any{"attempted_by": who, "environment": env, "via": via, "may_reveal": mayReveal}}); err != nil {
+		return nil, err
+	}
+	if !mayReveal {
+		if _, err := tx.Exec(ctx, `INSERT INTO value_alerts (key_id, attempted_by_email, environment, created_at, last_at)
+			VALUES ($1, $2, $3, $4, $4)
+			ON CONFLICT (key_id, attempted_by_email) WHERE sent_at IS NULL
+			DO UPDATE SET attempts = value_alerts.attempts + 1, last_at = EXCLUDED.last_at, environment = EXCLUDED.environment`,
+			keyID, who, env, now); err != nil {
+			return nil, fmt.Errorf("record value alert: %w", err)
+		}
+	}
+	return keyledger.DuplicateValue(mayReveal, name, project, keyEnv.Name, via == "rotate"), nil
+}
+
+// actorEmail names who acts, for audit details and alerts.
+func actorEmail(a keyledger.Actor) string {
+	if a.User != nil {
+		return a.User.Email
+	}
+	return a.Name
+}
+
+// SendValueAlerts tells each pending alert's key owner (when active) and
+// the leads (the admins when there are no leads) that the key's value was
+// offered by someone outside its reveal policy. Each alert is claimed
+// before sending; a failed send releases it for the next run.
+func (s *Store) SendValueAlerts(ctx context.Context, n keyledger.Notifier, baseURL string) (int, error) {
+	rows, err := s.pool.Query(ctx, `SELECT a.id, k.id::text, k.name, k.project, e.name, o.email, o.name, o.status, a.attempted_by_email, a.environment, a.attempts
+		FROM value_alerts a JOIN keys k ON k.id = a.key_id JOIN environments e ON e.id = k.environment_id JOIN users o ON o.id = k.owner_id
+		WHERE a.sent_at IS NULL ORDER BY a.id LIMIT 500`)
+	if err != nil {
+		return 0, s.internal(ctx, "find value alerts", err)
+	}
+	type pending struct {
+		id          int64
+		n           keyledger.Notification
+		ownerStatus string
+	}
+	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (pending, error) {
+		var p pending
+		err := r.Scan(&p.id, &p.n.KeyID, &p.n.KeyName, &p.n.Project, &p.n.Environment, &p.n.OwnerEmail, &p.n.OwnerName, &p.ownerStatus,
+			&p.n.AttemptedBy, &p.n.AttemptEnvironment, &p.n.Attempts)
+		return p, err
+	})
+	if err != nil || len(list) == 0 {
+		return 0, s.internal(ctx, "find value alerts", err)
+	}
+	leads, err := s.leadEmails(ctx)
+	if err != nil {
+		return 0, err
+	}
+	sent := 0
+	var errs []error
+	for _, p := range list {
+		note := p.n
+		note.Kind = keyledger.AlertDuplicateValue
+		note.URL = baseURL + "/keys/" + note.KeyID
+		if p.ownerStatus == string(keyledger.UserActive) {
+			note.Recipients = append(note.Recipients, note.OwnerEmail)
+		}
+		for _, l := range leads {
+			if l != note.OwnerEmail {
+				note.Recipients = append(note.Recipients, l)
+			}
+		}
+		tag, err := s.pool.Exec(ctx, "UPDATE value_alerts SET sent_at = $2 WHERE id = $1 AND sent_at IS NULL", p.id, s.now())
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if tag.RowsAffected() == 0 {
+			continue // another replica claimed it
+		}
+		if err := n.Notify(ctx, note); err != nil {
+			// Released for the next run, unless a new try opened a fresh
+			// pending alert meanwhile (then that one carries the news).
+			_, _ = s.pool.Exec(context.WithoutCancel(ctx), `UPDATE value_alerts SET sent_at = NULL WHERE id = $1
+				AND NOT EXISTS (SELECT 1 FROM value_alerts b WHERE b.key_id = $2 AND b.attempted_by_email = $3 AND b.sent_at IS NULL)`,
+				p.id, note.KeyID, note.AttemptedBy)
+			errs = append(errs, fmt.Errorf("value alert %d: %w", p.id, err))
+			continue
+		}
+		sent++
+	}
+	if len(errs) > 0 {
+		return sent, s.internal(ctx, "send value alerts", errors.Join(errs...))
+	}
+	return sent, nil
+}
+
+// leadEmails lists who hears about keys beyond their owner: the active
+// leads, or the active admins when a team has no leads.
+func (s *Store) leadEmails(ctx context.Context) ([]string, error) {
+	leads, err := s.pool.Query(ctx, `SELECT email FROM users WHERE status = 'active' AND (role = 'lead'
+		OR (role = 'admin' AND NOT EXISTS (SELECT 1 FROM users WHERE status = 'active' AND role = 'lead'))) ORDER BY email`)
+	if err != nil {
+		return nil, s.internal(ctx, "find leads", err)
+	}
+	out, err := pgx.CollectRows(leads, pgx.RowTo[string])
+	if err != nil {
+		return nil, s.internal(ctx, "find leads", err)
+	}
+	return out, nil
+}
