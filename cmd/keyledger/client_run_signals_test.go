@@ -88,11 +88,11 @@ func startRun(t *testing.T, wrap func(args []string) []string) *runUnderTest {
 	}
 }
 
-// waitLog waits until the child has logged want lines (or 5 s), lets any
+// waitLog waits until the child has logged want lines (or 15 s), lets any
 // duplicate arrive, and returns what it logged.
 func (r *runUnderTest) waitLog(t *testing.T, want int) []string {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(15 * time.Second)
 	var lines []string
 	for time.Now().Before(deadline) {
 		b, _ := os.ReadFile(r.log)
@@ -198,13 +198,15 @@ func TestRunTerminalStopAndContinue(t *testing.T) {
 	}
 	r := startRun(t, underScript)
 	kl := parentOf(t, r.child)
-	// ^Z, typed again if the first was lost (script(1) may still be
-	// setting up its terminal on a busy machine).
-	for i := 0; i < 5 && procState(t, r.child) != 'T'; i++ {
-		if _, err := r.in.Write([]byte{0x1a}); err != nil {
-			t.Fatal(err)
-		}
-		waitStateFor(t, r.child, 'T', time.Second)
+	// ^Z: the terminal sends SIGTSTP to its foreground process group,
+	// which is the command's. Sent directly, so that the test does not
+	// depend on when script(1) gets round to reading its input.
+	pgrp, tpgid := procStat(t, r.child)
+	if pgrp != tpgid {
+		t.Fatalf("the command (group %d) is not in the terminal's foreground (%d)", pgrp, tpgid)
+	}
+	if err := syscall.Kill(-pgrp, syscall.SIGTSTP); err != nil {
+		t.Fatal(err)
 	}
 	if !waitState(t, r.child, 'T') || !waitState(t, kl, 'T') {
 		t.Fatalf("after ^Z: command %c, keyledger %c; want both stopped", procState(t, r.child), procState(t, kl))
