@@ -7,10 +7,12 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
 
+	"github.com/keyledger/keyledger"
 	"github.com/keyledger/keyledger/crypto"
 	"github.com/labstack/echo/v4"
 )
@@ -26,6 +28,8 @@ type csrfGuard struct {
 	cookieName string
 	secure     bool
 	origin     *http.CrossOriginProtection
+	// base is the configured public origin (scheme://host), if any.
+	base string
 }
 
 const ctxCSRF = "keyledger.csrf"
@@ -42,7 +46,8 @@ func newCSRFGuard(key []byte, secure bool, baseURL string) (*csrfGuard, error) {
 			return nil, fmt.Errorf("base URL %q is not an absolute URL", baseURL)
 		}
 		// Behind a proxy the Host header may differ from the public name.
-		if err := g.origin.AddTrustedOrigin(u.Scheme + "://" + u.Host); err != nil {
+		g.base = u.Scheme + "://" + u.Host
+		if err := g.origin.AddTrustedOrigin(g.base); err != nil {
 			return nil, err
 		}
 	}
@@ -73,7 +78,7 @@ func (g *csrfGuard) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 		safe := req.Method == http.MethodGet || req.Method == http.MethodHead || req.Method == http.MethodOptions
 		if !safe {
 			if err := g.origin.Check(req); err != nil {
-				return errCSRF
+				return g.refusal(req)
 			}
 			if err := req.ParseForm(); err != nil {
 				// An over-long body surfaces here first; say so rather
@@ -91,7 +96,7 @@ func (g *csrfGuard) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 					// out, revoked) is no threat: just show the sign-in.
 					return c.Redirect(http.StatusSeeOther, "/login")
 				}
-				return errCSRF
+				return g.refusal(req)
 			}
 		}
 		if seed == "" {
@@ -104,6 +109,58 @@ func (g *csrfGuard) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 		c.Set(ctxCSRF, g.tokenFor(seed, sessionOf(c)))
 		return next(c)
 	}
+}
+
+// refusal explains a refused form where the cause is the setup rather
+// than an old page: the form came from an origin other than the configured
+// one, or over plain http while cookies are Secure (the browser then never
+// kept the form's cookie). It names what arrived, what was expected and the
+// variable to set; otherwise it is the plain "form has expired".
+func (g *csrfGuard) refusal(req *http.Request) error {
+	scheme := "http"
+	if req.TLS != nil {
+		scheme = "https"
+	}
+	arrived := req.Header.Get("Origin")
+	if arrived == "" || arrived == "null" {
+		arrived = scheme + "://" + req.Host
+	}
+	switch {
+	case g.base != "" && !strings.EqualFold(arrived, g.base):
+		return &keyledger.Error{Code: keyledger.EFORBIDDEN, Message: fmt.Sprintf(
+			"This form came from %s, but keyledger is set up for %s (KEYLEDGER_BASE_URL). Open keyledger at %s, or, if %s is the address people use, set KEYLEDGER_BASE_URL=%s and restart.",
+			arrived, g.base, g.base, arrived, arrived)}
+	case g.secure && strings.HasPrefix(arrived, "http://"):
+		return &keyledger.Error{Code: keyledger.EFORBIDDEN, Message: fmt.Sprintf(
+			"This form came over plain %s, but keyledger marks its cookies Secure (KEYLEDGER_SECURE_COOKIES), which browsers keep only over https. Open keyledger over https, or set KEYLEDGER_SECURE_COOKIES=false on a trusted network.",
+			arrived)}
+	}
+	return errCSRF
+}
+
+// BaseURLWarning says why forms will fail when keyledger listens where
+// other machines can reach it but KEYLEDGER_BASE_URL names only this
+// machine: a browser on the network sends another origin. Empty when the
+// two agree, or when no base URL was set (the request's own host is then
+// trusted).
+func BaseURLWarning(listen, baseURL string) string {
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil || isLoopbackHost(host) || baseURL == "" {
+		return ""
+	}
+	u, err := url.Parse(baseURL)
+	if err != nil || !isLoopbackHost(u.Hostname()) {
+		return ""
+	}
+	return fmt.Sprintf("keyledger listens on %s but KEYLEDGER_BASE_URL is %s, which only this machine can reach: set KEYLEDGER_BASE_URL to the address people type, or forms sent from other machines are refused", listen, baseURL)
+}
+
+func isLoopbackHost(h string) bool {
+	if h == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
 }
 
 func csrfToken(c echo.Context) string {

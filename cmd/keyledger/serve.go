@@ -179,6 +179,9 @@ func (m *Main) serve(ctx context.Context, cfg Config) error {
 	}
 	errc := front.ready(srv)
 	log.Info("keyledger listening", "addr", front.addr(), "url", cfg.BaseURL)
+	if w := web.BaseURLWarning(cfg.Listen, m.Getenv("KEYLEDGER_BASE_URL")); w != "" {
+		log.Warn(w)
+	}
 	select {
 	case err := <-errc:
 		return err
