@@ -437,8 +437,9 @@ func (s *Server) oidcCallback(c echo.Context) error {
 func (s *Server) oidcUserInfo(ctx context.Context, c echo.Context, p *oidc.Provider, tok *oauth2.Token, subject string) (oidcClaims, string, error) {
 	var cl oidcClaims
 	if p.UserInfoEndpoint() == "" {
-		// The ID token was all there was, and it named no email.
-		return cl, "email_not_verified", nil
+		// The ID token was all there was, and it vouched for no email:
+		// refused below as an unverified email.
+		return cl, "", nil
 	}
 	ui, err := p.UserInfo(ctx, oauth2.StaticTokenSource(tok))
 	if err != nil {
