@@ -32,8 +32,10 @@ import (
 //	GET /auth/oidc/callback?code&state  checks the state against the
 //	    cookie (constant time), redeems the code with the verifier, verifies
 //	    the ID token (signature, issuer, audience, expiry, nonce), requires
-//	    a verified email, finds or creates the user (store.OIDCUser) and
-//	    starts the session as the password sign-in does.
+//	    a verified email (from the ID token, or from UserInfo when the ID
+//	    token lacks the email claims, as many providers' do), finds or
+//	    creates the user (store.OIDCUser) and starts the session as the
+//	    password sign-in does.
 //
 // Both routes are GETs outside sign-in. The CSRF guard only checks unsafe
 // methods, so the callback needs no exemption: its state parameter, bound
@@ -449,9 +451,13 @@ func (s *Server) oidcUserInfo(ctx context.Context, c echo.Context, p *oidc.Provi
 		}
 		// A refusal (401: the token is not good for UserInfo) or an
 		// answer that is not JSON, or whose email_verified is not a
-		// boolean. The error quotes the provider's answer, never the
-		// token.
-		s.log.Warn("single sign-on: UserInfo refused", "request_id", requestID(c), "err", err)
+		// boolean. The error quotes the provider's answer: cut it, and
+		// blank the token should the provider have echoed it.
+		msg := err.Error()
+		if tok.AccessToken != "" {
+			msg = strings.ReplaceAll(msg, tok.AccessToken, "[access token]")
+		}
+		s.log.Warn("single sign-on: UserInfo refused", "request_id", requestID(c), "err", printable(msg, 300))
 		return cl, "userinfo_failed", nil
 	}
 	if ui.Subject == "" || ui.Subject != subject {

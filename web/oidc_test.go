@@ -267,10 +267,13 @@ func (idp *testIdP) userinfoAnswer(w http.ResponseWriter, r *http.Request) {
 	idp.mu.Lock()
 	defer idp.mu.Unlock()
 	idp.userinfoCalls++
-	user, ok := idp.accessTokens[strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")]
+	bearer := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+	user, ok := idp.accessTokens[bearer]
 	if !ok || idp.userinfoStatus != 0 {
 		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
-		writeJSON(w, cmp.Or(idp.userinfoStatus, http.StatusUnauthorized), map[string]string{"error": "invalid_token"})
+		// Echoes the token, as a careless provider might: keyledger
+		// must not log it.
+		writeJSON(w, cmp.Or(idp.userinfoStatus, http.StatusUnauthorized), map[string]string{"error": "invalid_token", "error_description": "not valid: " + bearer})
 		return
 	}
 	claims := map[string]any{"sub": user.Sub, "email": user.Email, "name": user.Name}
