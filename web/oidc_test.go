@@ -134,7 +134,7 @@ func (idp *testIdP) discovery(w http.ResponseWriter, _ *http.Request) {
 	idp.mu.Unlock()
 	doc := map[string]any{
 		"issuer": u, "authorization_endpoint": u + "/authorize", "token_endpoint": u + "/token", "jwks_uri": u + "/jwks",
-		"userinfo_endpoint": userinfo,
+		"userinfo_endpoint":        userinfo,
 		"response_types_supported": []string{"code"}, "subject_types_supported": []string{"public"},
 		"id_token_signing_alg_values_supported": []string{"RS256"}, "code_challenge_methods_supported": []string{"S256"},
 		"token_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post"},
