@@ -42,6 +42,8 @@ type nodeIdP struct {
 
 	mu           sync.Mutex
 	accessTokens []string
+	// userinfo are the UserInfo answers, "STATUS SUB".
+	userinfo []string
 }
 
 // issuedAccessTokens are the access tokens the provider handed out.
@@ -127,6 +129,10 @@ func newNodeSSOEnv(t *testing.T, idTokenClaims bool) (*testEnv, *nodeIdP) {
 			case strings.HasPrefix(line, "access_token "):
 				idp.mu.Lock()
 				idp.accessTokens = append(idp.accessTokens, strings.TrimPrefix(line, "access_token "))
+				idp.mu.Unlock()
+			case strings.HasPrefix(line, "userinfo "):
+				idp.mu.Lock()
+				idp.userinfo = append(idp.userinfo, strings.TrimPrefix(line, "userinfo "))
 				idp.mu.Unlock()
 			}
 		}
@@ -381,6 +387,21 @@ func TestOIDCRealProvider(t *testing.T) {
 				var n int
 				if err := env.Pool.QueryRow(ctx, `SELECT count(*) FROM audit_events WHERE action = $1 AND details->>'reason' = 'userinfo_subject_mismatch'`, keyledger.ActionSignInFailed).Scan(&n); err != nil || n != 1 {
 					t.Errorf("%d refusals audited as userinfo_subject_mismatch (%v), want 1", n, err)
+				}
+			}
+
+			// keyledger asked UserInfo exactly when the ID token had no
+			// email: once for each of the six sign-ins that reached the
+			// token endpoint (the replays did not), else never.
+			idp.mu.Lock()
+			userinfo := idp.userinfo
+			idp.mu.Unlock()
+			if mode.idTokenClaims && len(userinfo) != 0 || !mode.idTokenClaims && len(userinfo) != 6 {
+				t.Errorf("UserInfo answers %q", userinfo)
+			}
+			for _, a := range userinfo {
+				if !strings.HasPrefix(a, "200 ") {
+					t.Errorf("UserInfo answered %q", a)
 				}
 			}
 

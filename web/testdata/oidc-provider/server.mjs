@@ -18,7 +18,8 @@
 // nonce and the like, and email/email_verified come from UserInfo.
 //
 // Besides, it prints "access_token VALUE" on stdout for each access token
-// it issues, so that the test can check keyledger never logs one.
+// it issues, so that the test can check keyledger never logs one, and
+// "userinfo STATUS SUB" for each UserInfo answer.
 import http from 'node:http';
 import { parseArgs } from 'node:util';
 
@@ -108,8 +109,11 @@ provider.on('server_error', (ctx, err) => {
 
 provider.use(async (ctx, next) => {
   await next();
-  if (ctx.path === '/me' && ctx.body && typeof ctx.body === 'object' && ctx.body.sub === 'impostor') {
-    ctx.body = { ...ctx.body, sub: 'member' };
+  if (ctx.path === '/me' && ctx.body && typeof ctx.body === 'object') {
+    process.stdout.write(`userinfo ${ctx.status} ${ctx.body.sub}\n`);
+    if (ctx.body.sub === 'impostor') {
+      ctx.body = { ...ctx.body, sub: 'member' };
+    }
   }
 });
 
