@@ -324,6 +324,19 @@ func TestOIDCRealProvider(t *testing.T) {
 				t.Errorf("silent sign-in: step-up time %v (created %v), want the provider's auth_time (whole seconds, before the session)", at[0], created)
 			}
 
+			// An existing lead too (the provider spells the email in
+			// another case): still a lead, keyledger's name kept.
+			c = env.client()
+			if resp, body := c.fetch(nodeSSOStart(t, c, idp, "lead")); resp.StatusCode != http.StatusSeeOther {
+				t.Fatalf("existing lead: callback = %d\n%s", resp.StatusCode, body)
+			}
+			if u := userByEmail(t, env, "lead@example.com"); u.Role != keyledger.RoleLead || u.Name != "Lead" {
+				t.Errorf("lead after SSO: role %s, name %q; want lead, Lead", u.Role, u.Name)
+			}
+			if _, body := c.get("/keys"); !strings.Contains(body, `data-testid="whoami"`) || !strings.Contains(body, "Lead") {
+				t.Errorf("not signed in as the lead:\n%s", body)
+			}
+
 			// A new person of an allowed domain becomes a member, named as
 			// the provider says.
 			c = env.client()
@@ -391,12 +404,12 @@ func TestOIDCRealProvider(t *testing.T) {
 			}
 
 			// keyledger asked UserInfo exactly when the ID token had no
-			// email: once for each of the six sign-ins that reached the
+			// email: once for each of the seven sign-ins that reached the
 			// token endpoint (the replays did not), else never.
 			idp.mu.Lock()
 			userinfo := idp.userinfo
 			idp.mu.Unlock()
-			if mode.idTokenClaims && len(userinfo) != 0 || !mode.idTokenClaims && len(userinfo) != 6 {
+			if mode.idTokenClaims && len(userinfo) != 0 || !mode.idTokenClaims && len(userinfo) != 7 {
 				t.Errorf("UserInfo answers %q", userinfo)
 			}
 			for _, a := range userinfo {

@@ -45,6 +45,7 @@ if (!opts['redirect-uri'] || (opts.port === undefined) === (opts['listen-fd'] ==
 // answer names another subject than its ID token.
 const accounts = {
   member: { email: 'member@example.com', email_verified: true, name: 'Member From SSO' },
+  lead: { email: 'Lead@Example.com', email_verified: true, name: 'Lead From SSO' },
   'new.hire': { email: 'new.hire@corp.example', email_verified: true, name: 'New Hire' },
   unverified: { email: 'unverified@corp.example', email_verified: false, name: 'Not Verified' },
   impostor: { email: 'admin@example.com', email_verified: true, name: 'Impostor' },
