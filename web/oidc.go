@@ -1,11 +1,13 @@
 package web
 
 import (
+	"cmp"
 	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -30,8 +32,10 @@ import (
 //	GET /auth/oidc/callback?code&state  checks the state against the
 //	    cookie (constant time), redeems the code with the verifier, verifies
 //	    the ID token (signature, issuer, audience, expiry, nonce), requires
-//	    a verified email, finds or creates the user (store.OIDCUser) and
-//	    starts the session as the password sign-in does.
+//	    a verified email (from the ID token, or from UserInfo when the ID
+//	    token lacks the email claims, as many providers' do), finds or
+//	    creates the user (store.OIDCUser) and starts the session as the
+//	    password sign-in does.
 //
 // Both routes are GETs outside sign-in. The CSRF guard only checks unsafe
 // methods, so the callback needs no exemption: its state parameter, bound
@@ -287,6 +291,16 @@ type oidcClaims struct {
 	AZP           string      `json:"azp"`
 }
 
+// hasEmail reports whether the claims say both what the email is and
+// whether it is verified. keyledger takes the two from one source: the ID
+// token when it has both, else UserInfo.
+func (cl oidcClaims) hasEmail() bool {
+	return cl.Email != "" && cl.EmailVerified != nil
+}
+
+// verified accepts email_verified as JSON true or as the string "true"
+// (any case; Cognito and a few others send strings). Anything else,
+// "1", "yes" or an absent claim, is not verified: fail closed.
 func (cl oidcClaims) verified() bool {
 	switch v := cl.EmailVerified.(type) {
 	case bool:
@@ -385,10 +399,25 @@ func (s *Server) oidcCallback(c echo.Context) error {
 		// Several audiences: the token must say it was issued to us.
 		return s.oidcFailed(c, "azp_mismatch", errOIDCFail, "", next)
 	}
-	if cl.Email == "" || !cl.verified() {
-		return s.oidcFailed(c, "email_not_verified", errOIDCEmail, cl.Email, next)
+	email, name := cl.Email, cl.Name
+	if !cl.hasEmail() {
+		// A minimal ID token (sub, auth_time, nonce): the provider serves
+		// the email claims from UserInfo only, as the specification lets
+		// it. auth_time stays the ID token's, for the step-up clock.
+		ui, reason, err := s.oidcUserInfo(xctx, c, p, tok, idt.Subject)
+		if err != nil {
+			return err
+		}
+		if reason != "" {
+			return s.oidcFailed(c, reason, errOIDCFail, "", next)
+		}
+		email, name = ui.Email, cmp.Or(name, ui.Name)
+		cl.EmailVerified = ui.EmailVerified
 	}
-	u, err := s.store.OIDCUser(ctx, meta, store.OIDCIdentity{Email: cl.Email, Name: cl.Name, Issuer: idt.Issuer, Subject: idt.Subject}, s.oidc.cfg.AllowedDomains)
+	if email == "" || !cl.verified() {
+		return s.oidcFailed(c, "email_not_verified", errOIDCEmail, email, next)
+	}
+	u, err := s.store.OIDCUser(ctx, meta, store.OIDCIdentity{Email: email, Name: name, Issuer: idt.Issuer, Subject: idt.Subject}, s.oidc.cfg.AllowedDomains)
 	if err != nil {
 		code := keyledger.ErrorCode(err)
 		if code != keyledger.EUNAUTHORIZED && code != keyledger.EFORBIDDEN {
@@ -397,6 +426,48 @@ func (s *Server) oidcCallback(c echo.Context) error {
 		return s.oidcRefuse(c, statusOf(code), err, next)
 	}
 	return s.oidcStartSession(c, meta, u, cl.authTime(), next)
+}
+
+// oidcUserInfo asks the provider's UserInfo endpoint, with the access
+// token just redeemed, for the email claims the ID token lacked. It
+// returns them, or an audit reason when the answer cannot be used, or an
+// error to return as it is (the provider could not be reached). The answer
+// must be about the ID token's subject (OpenID Connect Core 5.3.2): an
+// answer about someone else, a provider bug or a token mix-up, would
+// otherwise sign in whoever it names. The access token is never logged;
+// go-oidc sends it in the Authorization header only.
+func (s *Server) oidcUserInfo(ctx context.Context, c echo.Context, p *oidc.Provider, tok *oauth2.Token, subject string) (oidcClaims, string, error) {
+	var cl oidcClaims
+	if p.UserInfoEndpoint() == "" {
+		// The ID token was all there was, and it vouched for no email:
+		// refused below as an unverified email.
+		return cl, "", nil
+	}
+	ui, err := p.UserInfo(ctx, oauth2.StaticTokenSource(tok))
+	if err != nil {
+		if _, ok := errors.AsType[*url.Error](err); ok {
+			s.log.Warn("single sign-on: UserInfo endpoint not reachable", "request_id", requestID(c), "err", err)
+			return cl, "", s.oidcUnavailable()
+		}
+		// A refusal (401: the token is not good for UserInfo) or an
+		// answer that is not JSON, or whose email_verified is not a
+		// boolean. The error quotes the provider's answer: cut it, and
+		// blank the token should the provider have echoed it.
+		msg := err.Error()
+		if tok.AccessToken != "" {
+			msg = strings.ReplaceAll(msg, tok.AccessToken, "[access token]")
+		}
+		s.log.Warn("single sign-on: UserInfo refused", "request_id", requestID(c), "err", printable(msg, 300))
+		return cl, "userinfo_failed", nil
+	}
+	if ui.Subject == "" || ui.Subject != subject {
+		s.log.Warn("single sign-on: UserInfo names another subject than the ID token", "request_id", requestID(c))
+		return cl, "userinfo_subject_mismatch", nil
+	}
+	if err := ui.Claims(&cl); err != nil {
+		return cl, "userinfo_unreadable", nil
+	}
+	return cl, "", nil
 }
 
 // oidcStartSession signs u in exactly as the password sign-in does; the

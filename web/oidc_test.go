@@ -1,6 +1,7 @@
 package web_test
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
@@ -75,6 +76,17 @@ type testIdP struct {
 	issued []string
 	// tokenErrors counts refused token requests.
 	tokenErrors int
+	// accessTokens are the access tokens handed out, and whom each is for.
+	accessTokens map[string]idpUser
+	// userinfo edits the UserInfo answer's claims (nil: no edit);
+	// userinfoStatus, when not 0, is its status instead of 200;
+	// userinfoURL, when set, is advertised instead of /userinfo ("none":
+	// no UserInfo endpoint).
+	userinfo       func(map[string]any)
+	userinfoStatus int
+	userinfoURL    string
+	// userinfoCalls counts UserInfo requests.
+	userinfoCalls int
 }
 
 func newTestIdP(t testing.TB) *testIdP {
@@ -83,12 +95,13 @@ func newTestIdP(t testing.TB) *testIdP {
 	if err != nil {
 		t.Fatal(err)
 	}
-	idp := &testIdP{t: t, key: key, kid: "test-key-1", codes: map[string]idpGrant{}}
+	idp := &testIdP{t: t, key: key, kid: "test-key-1", codes: map[string]idpGrant{}, accessTokens: map[string]idpUser{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /.well-known/openid-configuration", idp.discovery)
 	mux.HandleFunc("GET /jwks", idp.jwks)
 	mux.HandleFunc("GET /authorize", idp.authorize)
 	mux.HandleFunc("POST /token", idp.token)
+	mux.HandleFunc("GET /userinfo", idp.userinfoAnswer)
 	idp.srv = httptest.NewServer(mux)
 	t.Cleanup(idp.srv.Close)
 	return idp
@@ -116,12 +129,20 @@ func (idp *testIdP) discovery(w http.ResponseWriter, _ *http.Request) {
 		return
 	}
 	u := idp.srv.URL
-	writeJSON(w, http.StatusOK, map[string]any{
+	idp.mu.Lock()
+	userinfo := cmp.Or(idp.userinfoURL, u+"/userinfo")
+	idp.mu.Unlock()
+	doc := map[string]any{
 		"issuer": u, "authorization_endpoint": u + "/authorize", "token_endpoint": u + "/token", "jwks_uri": u + "/jwks",
+		"userinfo_endpoint":        userinfo,
 		"response_types_supported": []string{"code"}, "subject_types_supported": []string{"public"},
 		"id_token_signing_alg_values_supported": []string{"RS256"}, "code_challenge_methods_supported": []string{"S256"},
 		"token_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post"},
-	})
+	}
+	if userinfo == "none" {
+		delete(doc, "userinfo_endpoint")
+	}
+	writeJSON(w, http.StatusOK, doc)
 }
 
 func (idp *testIdP) jwks(w http.ResponseWriter, _ *http.Request) {
@@ -235,7 +256,34 @@ func (idp *testIdP) token(w http.ResponseWriter, r *http.Request) {
 		raw = idp.replay
 	}
 	idp.issued = append(idp.issued, raw)
-	writeJSON(w, http.StatusOK, map[string]any{"access_token": authzRand(16), "token_type": "Bearer", "expires_in": 300, "id_token": raw})
+	at := authzRand(16)
+	idp.accessTokens[at] = g.user
+	writeJSON(w, http.StatusOK, map[string]any{"access_token": at, "token_type": "Bearer", "expires_in": 300, "id_token": raw})
+}
+
+// userinfoAnswer is the UserInfo endpoint: the claims of the person the
+// bearer token was issued for.
+func (idp *testIdP) userinfoAnswer(w http.ResponseWriter, r *http.Request) {
+	idp.mu.Lock()
+	defer idp.mu.Unlock()
+	idp.userinfoCalls++
+	bearer := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+	user, ok := idp.accessTokens[bearer]
+	if !ok || idp.userinfoStatus != 0 {
+		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+		// Echoes the token, as a careless provider might: keyledger
+		// must not log it.
+		writeJSON(w, cmp.Or(idp.userinfoStatus, http.StatusUnauthorized), map[string]string{"error": "invalid_token", "error_description": "not valid: " + bearer})
+		return
+	}
+	claims := map[string]any{"sub": user.Sub, "email": user.Email, "name": user.Name}
+	if user.Verified != nil {
+		claims["email_verified"] = user.Verified
+	}
+	if idp.userinfo != nil {
+		idp.userinfo(claims)
+	}
+	writeJSON(w, http.StatusOK, claims)
 }
 
 func (idp *testIdP) sign(claims map[string]any) string {
@@ -972,3 +1020,154 @@ func TestOIDCRoutesByActor(t *testing.T) {
 }
 
 var regexpLoginError = regexp.MustCompile(`data-testid="login-error">([^<]+)<`)
+
+// TestOIDCUserInfo: an ID token without the email claims sends keyledger
+// to UserInfo, whose answer must be about the ID token's subject and must
+// vouch for the email; auth_time stays the ID token's.
+func TestOIDCUserInfo(t *testing.T) {
+	t.Parallel()
+	env, idp := newSSOEnv(t)
+	minimal := func(claims map[string]any) {
+		delete(claims, "email")
+		delete(claims, "email_verified")
+		delete(claims, "name")
+		claims["auth_time"] = time.Now().Add(-time.Hour).Unix()
+	}
+	reset := func(user idpUser, userinfo func(map[string]any)) {
+		idp.set(func(i *testIdP) {
+			i.user, i.claims, i.userinfo, i.userinfoStatus, i.userinfoURL, i.userinfoCalls = user, minimal, userinfo, 0, "", 0
+		})
+	}
+	calls := func() int {
+		idp.mu.Lock()
+		defer idp.mu.Unlock()
+		return idp.userinfoCalls
+	}
+	refusals := func(reason string) int {
+		var n int
+		if err := env.Pool.QueryRow(context.Background(), `SELECT count(*) FROM audit_events WHERE action = $1 AND details->>'reason' = $2`,
+			keyledger.ActionSignInFailed, reason).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+
+	// The email from UserInfo signs in an existing user; email_verified
+	// may be the string "true". The step-up clock is the ID token's
+	// auth_time, an hour ago, not the sign-in.
+	reset(idpUser{Sub: "u-1", Email: "member@example.com", Verified: "true"}, nil)
+	c := env.client()
+	resp, body := ssoSignIn(t, c, "")
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("minimal ID token, email in UserInfo: callback = %d\n%s", resp.StatusCode, body)
+	}
+	if calls() != 1 {
+		t.Errorf("%d UserInfo requests, want 1", calls())
+	}
+	at := stepUpTimes(t, env, "member@example.com")
+	if len(at) != 1 || time.Since(at[0]) < 59*time.Minute {
+		t.Errorf("step-up times %v, want the ID token's auth_time an hour ago", at)
+	}
+
+	// A new member gets the name UserInfo gives.
+	reset(idpUser{Sub: "n-1", Email: "ui.hire@corp.example", Name: "Ui Hire", Verified: true}, nil)
+	if resp, body := ssoSignIn(t, env.client(), ""); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("new member from UserInfo: callback = %d\n%s", resp.StatusCode, body)
+	}
+	if u := userByEmail(t, env, "ui.hire@corp.example"); u.Name != "Ui Hire" {
+		t.Errorf("new member's name %q, want Ui Hire", u.Name)
+	}
+
+	// UserInfo about another subject, or about no subject: refused and
+	// audited, whoever it names.
+	for _, sub := range []string{"someone-else", ""} {
+		reset(idpUser{Sub: "u-1", Email: "member2@example.com", Verified: true}, func(cl map[string]any) {
+			cl["sub"] = sub
+			cl["email"] = "admin@example.com"
+		})
+		c := env.client()
+		resp, body := ssoSignIn(t, c, "")
+		expectRefused(t, c, resp, body, http.StatusUnauthorized, "could not be verified")
+	}
+	if n := refusals("userinfo_subject_mismatch"); n != 2 {
+		t.Errorf("%d refusals audited as userinfo_subject_mismatch, want 2", n)
+	}
+	if sessionCount(t, env, "admin@example.com")+sessionCount(t, env, "member2@example.com") != 0 {
+		t.Error("a UserInfo answer about another subject signed someone in")
+	}
+
+	// UserInfo that does not vouch for the email.
+	for _, v := range []any{false, nil, "yes", 1} {
+		reset(idpUser{Sub: "u-2", Email: "member2@example.com", Verified: v}, nil)
+		c := env.client()
+		resp, body := ssoSignIn(t, c, "")
+		status, msg := http.StatusForbidden, "did not confirm an email address"
+		if v == "yes" || v == 1 {
+			// go-oidc refuses to read an email_verified that is neither
+			// a boolean nor "true"/"false".
+			status, msg = http.StatusUnauthorized, "could not be verified"
+		}
+		expectRefused(t, c, resp, body, status, msg)
+	}
+	if sessionCount(t, env, "member2@example.com") != 0 {
+		t.Error("an unverified email from UserInfo signed in")
+	}
+
+	// UserInfo refuses the access token.
+	reset(idpUser{Sub: "u-2", Email: "member2@example.com", Verified: true}, nil)
+	idp.set(func(i *testIdP) { i.userinfoStatus = http.StatusUnauthorized })
+	c = env.client()
+	resp, body = ssoSignIn(t, c, "")
+	expectRefused(t, c, resp, body, http.StatusUnauthorized, "could not be verified")
+	if n := refusals("userinfo_failed"); n < 1 {
+		t.Errorf("%d refusals audited as userinfo_failed, want at least 1", n)
+	}
+
+	// The UserInfo endpoint is read at discovery: a server of its own
+	// for each of the next two.
+	rediscovered := func(userinfoURL string) *testEnv {
+		reset(idpUser{Sub: "u-2", Email: "member2@example.com", Verified: true}, nil)
+		idp.set(func(i *testIdP) { i.userinfoURL = userinfoURL })
+		e := newEnv(t, withOIDC(idp, "corp.example"))
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := e.Server.RunOIDCDiscovery(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	// No UserInfo endpoint: the ID token named no email.
+	env2 := rediscovered("none")
+	c = env2.client()
+	resp, body = ssoSignIn(t, c, "")
+	expectRefused(t, c, resp, body, http.StatusForbidden, "did not confirm an email address")
+
+	// UserInfo unreachable: temporarily unavailable, nobody signed in.
+	dead := httptest.NewServer(http.NotFoundHandler())
+	dead.Close()
+	env3 := rediscovered(dead.URL + "/userinfo")
+	c = env3.client()
+	resp, body = ssoSignIn(t, c, "")
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(body, "temporarily unavailable") {
+		t.Errorf("UserInfo unreachable: callback = %d, want 503\n%s", resp.StatusCode, body)
+	}
+	expectSignedOut(t, c)
+
+	// ID tokens with the email claims: no UserInfo request.
+	reset(idpUser{Sub: "u-1", Email: "member@example.com", Verified: true}, nil)
+	idp.set(func(i *testIdP) { i.claims = nil })
+	if resp, _ := ssoSignIn(t, env.client(), ""); resp.StatusCode != http.StatusSeeOther || calls() != 0 {
+		t.Errorf("full ID token: callback = %d, %d UserInfo requests, want 303 and none", resp.StatusCode, calls())
+	}
+
+	// No access token in the logs.
+	idp.mu.Lock()
+	defer idp.mu.Unlock()
+	for _, logs := range []string{env.Logs.String(), env2.Logs.String(), env3.Logs.String()} {
+		for at := range idp.accessTokens {
+			if strings.Contains(logs, at) {
+				t.Fatal("keyledger logged an access token")
+			}
+		}
+	}
+}
