@@ -9,7 +9,7 @@ DEV_MASTER_KEY_FILE ?= $(CURDIR)/.keyledger/master.key
 
 GO_BUILD := go build -trimpath -ldflags "-s -w"
 
-.PHONY: help run build test test-short generate check-generated lint fmt bench fuzz loadtest screenshot clean
+.PHONY: help run build test test-deps test-short generate check-generated lint fmt bench fuzz loadtest screenshot clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -29,7 +29,16 @@ check-generated: ## fail when committed *_templ.go files are stale
 	@if [ -n "$$(git status --porcelain -- '*_templ.go')" ]; then \
 		echo "generated templ code is stale; run 'make generate' and commit:"; git status --porcelain -- '*_templ.go'; exit 1; fi
 
-test: check-generated ## run every test against the Postgres at KEYLEDGER_TEST_DATABASE_URL
+# npm packages some tests run for real (an OpenID Connect provider, an
+# OpenAPI validator, axe-core): each under web/testdata/*/ with a lock file,
+# installed exactly as locked when missing.
+test-deps: ## install the npm packages the tests use (npm ci, as locked)
+	@for lock in $$(ls web/testdata/*/package-lock.json 2>/dev/null); do \
+		dir=$$(dirname $$lock); \
+		if [ ! -d $$dir/node_modules ]; then echo "npm ci in $$dir"; npm ci --prefix $$dir --no-audit --no-fund >/dev/null || exit 1; fi; \
+	done
+
+test: check-generated test-deps ## run every test against the Postgres at KEYLEDGER_TEST_DATABASE_URL
 	go test -count=1 -timeout 20m ./...
 
 test-short: ## unit tests only (no browser)
