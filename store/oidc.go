@@ -127,15 +127,23 @@ func (s *Store) OIDCSignInFailed(ctx context.Context, meta keyledger.Actor, emai
 // StartOIDCSession signs u in after single sign-on. It is StartSession
 // with the audit event saying method=oidc, and with the session's step-up
 // time set to when the identity provider last authenticated the person
-// (authTime, the ID token's auth_time; zero when the token has none, then
-// the sign-in itself counts, as a password sign-in does). A provider that
-// signs people in silently from an old session of its own therefore does
-// not vouch for a fresh step-up. Users with two-factor sign-in get a
+// (authTime, the ID token's auth_time). A provider that signs people in
+// silently from an old session of its own therefore does not vouch for a
+// fresh step-up. A token without auth_time proves nothing about when the
+// person last authenticated, so the session starts with no step-up at all
+// (fail closed): they confirm it is them before anything that needs it. Users with two-factor sign-in get a
 // pending session: single sign-on replaces the password, not keyledger's
 // second factor.
 func (s *Store) StartOIDCSession(ctx context.Context, meta keyledger.Actor, u *keyledger.User, t SessionTimeouts, authTime time.Time) (string, error) {
+	if authTime.IsZero() {
+		authTime = neverFresh
+	}
 	return s.startSession(ctx, meta, u, t, authTime, map[string]any{"method": "oidc"})
 }
+
+// neverFresh is a step-up time long past any window (zero would mean "now"
+// to startSession).
+var neverFresh = time.Unix(1, 0).UTC()
 
 // domainAllowed reports whether email is one address with exactly one @
 // whose domain is one of allowed (exact, case-insensitive).

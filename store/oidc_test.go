@@ -184,19 +184,28 @@ func TestStartOIDCSession(t *testing.T) {
 	if n := auditRows(t, f, keyledger.ActionSignIn, u.Email, map[string]string{"method": "oidc"}); n != 1 {
 		t.Errorf("%d sign-in events with method=oidc, want 1", n)
 	}
-	// No auth_time (or one in the future): the sign-in itself counts.
-	for _, at := range []time.Time{{}, clk.Now().Add(time.Hour)} {
-		id, err := f.s.StartOIDCSession(ctx, ssoMeta, u, timeouts, at)
-		if err != nil {
-			t.Fatal(err)
-		}
-		st, err := f.s.Session(ctx, id, timeouts)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !st.StepUpAt.Equal(clk.Now()) {
-			t.Errorf("auth_time %v: step-up at %s, want now %s", at, st.StepUpAt, clk.Now())
-		}
+	// One in the future (a skewed clock): the sign-in itself counts.
+	id, err = f.s.StartOIDCSession(ctx, ssoMeta, u, timeouts, clk.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err = f.s.Session(ctx, id, timeouts); err != nil {
+		t.Fatal(err)
+	}
+	if !st.StepUpAt.Equal(clk.Now()) {
+		t.Errorf("auth_time in the future: step-up at %s, want now %s", st.StepUpAt, clk.Now())
+	}
+	// None at all: nothing says when the person last proved themselves,
+	// so the session has no fresh step-up (fail closed).
+	id, err = f.s.StartOIDCSession(ctx, ssoMeta, u, timeouts, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err = f.s.Session(ctx, id, timeouts); err != nil {
+		t.Fatal(err)
+	}
+	if keyledger.FreshProof(keyledger.Actor{User: u, StepUpAt: st.StepUpAt}, clk.Now()) {
+		t.Errorf("no auth_time: step-up at %s counts as fresh", st.StepUpAt)
 	}
 	// A user with two-factor sign-in gets a pending session.
 	u.TOTPEnabled = true

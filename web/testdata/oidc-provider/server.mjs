@@ -70,11 +70,8 @@ const provider = new Provider(issuer, {
     grant_types: ['authorization_code'],
     response_types: ['code'],
     token_endpoint_auth_method: 'client_secret_basic',
-    // As keyledger's docs ask operators to register it: ID tokens always
-    // carry auth_time, which keyledger's step-up clock starts from.
-    // (oidc-provider leaves auth_time out otherwise, unless the request
-    // has max_age or prompt=login.)
-    require_auth_time: true,
+    // No require_auth_time: keyledger sends max_age, which makes
+    // auth_time a required claim (OpenID Connect Core 3.1.2.1).
   }],
   claims: {
     openid: ['sub'],
