@@ -9,7 +9,7 @@ DEV_MASTER_KEY_FILE ?= $(CURDIR)/.keyledger/master.key
 
 GO_BUILD := go build -trimpath -ldflags "-s -w"
 
-.PHONY: help run build test test-short generate check-generated lint fmt bench fuzz loadtest screenshot clean
+.PHONY: help run build test test-short generate config-docs check-generated lint fmt bench fuzz loadtest screenshot clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -23,6 +23,9 @@ run: build ## create the database, a dev master key and an admin if missing, the
 
 generate: ## regenerate templ code
 	go tool templ generate
+
+config-docs: ## regenerate the variables table in docs/configuration.md from cmd/keyledger/config_vars.go
+	go test -count=1 -run '^TestConfigDocsTable$$' ./cmd/keyledger/ -update-docs
 
 check-generated: ## fail when committed *_templ.go files are stale
 	@go tool templ generate >/dev/null 2>&1

@@ -1,3 +1,5 @@
+//go:generate go test -count=1 -run ^TestConfigDocsTable$ . -update-docs
+
 // Command keyledger runs the keyledger server and its administration
 // commands. Configuration comes from KEYLEDGER_* environment variables,
 // read once here and passed down.
@@ -15,7 +17,7 @@ import (
 	"syscall"
 )
 
-const usage = `keyledger: a team's API keys, encrypted, audited, rotated.
+const usageCommands = `keyledger: a team's API keys, encrypted, audited, rotated.
 
 Usage:
   keyledger [serve]                 run the web server (applies migrations first)
@@ -49,18 +51,10 @@ Client (talks to a keyledger server's API with a personal access token):
   keyledger keys reveal ID [--reason R] [--version N]
                                     print one value (and a newline), for scripts
 
-Client configuration: the config.json written by login (in the user
-configuration directory, e.g. ~/.config/keyledger), overridden by
-KEYLEDGER_SERVER and KEYLEDGER_TOKEN.
-
-Server configuration (environment): KEYLEDGER_DATABASE_URL, KEYLEDGER_MASTER_KEY or
-KEYLEDGER_MASTER_KEY_FILE, KEYLEDGER_LISTEN, KEYLEDGER_BASE_URL,
-KEYLEDGER_SECURE_COOKIES, KEYLEDGER_TRUSTED_PROXIES, KEYLEDGER_SESSION_IDLE,
-KEYLEDGER_SESSION_MAX, KEYLEDGER_LOG_LEVEL, KEYLEDGER_LOG_FORMAT,
-KEYLEDGER_OPENAI_BASE_URL (and _ANTHROPIC_, _GITHUB_, _STRIPE_), KEYLEDGER_VERIFY_INTERVAL,
-KEYLEDGER_WEBHOOK_URL, KEYLEDGER_SMTP_URL, KEYLEDGER_WRITE_TIMEOUT (60s),
-KEYLEDGER_SHUTDOWN_GRACE (25s). See docs/configuration.md.
 `
+
+// usage is the help text: the commands, then every variable in configVars.
+func usage() string { return usageCommands + helpVariables() }
 
 // Main is the program with its inputs and outputs, so tests can run it.
 type Main struct {
@@ -125,7 +119,7 @@ func (m *Main) run(ctx context.Context, args []string) error {
 	}
 	switch cmd + " " + sub {
 	case "help ", "-h ", "--help ":
-		fmt.Fprint(m.Stdout, usage)
+		fmt.Fprint(m.Stdout, usage())
 		return nil
 	case "masterkey generate":
 		return m.masterkeyGenerate()
@@ -179,7 +173,7 @@ func (m *Main) run(ctx context.Context, args []string) error {
 	case "token create":
 		return m.tokenCreate(ctx, cfg, args)
 	}
-	fmt.Fprint(m.Stderr, usage)
+	fmt.Fprint(m.Stderr, usage())
 	return &exitError{code: 2, msg: fmt.Sprintf("unknown command %q", (cmd + " " + sub))}
 }
 
