@@ -11,6 +11,10 @@ import (
 	"github.com/keyledger/keyledger/crypto"
 )
 
+// ErrWrongMasterKey is returned by New when values in the database are
+// sealed under a master key that is not loaded.
+var ErrWrongMasterKey = errors.New("wrong master key")
+
 // checkKeyring refuses to run with master keys that do not match the
 // database: each loaded key must open its canary (a new key gets one), and
 // every sealed value (every entry of sealedColumns) must be under a loaded
@@ -47,8 +51,8 @@ func (s *Store) checkKeyring(ctx context.Context) error {
 		for _, k := range s.keyring.KEKs() {
 			loaded = append(loaded, k.ID())
 		}
-		return fmt.Errorf("wrong master key: %s; the loaded master key id(s) are %s. Set KEYLEDGER_MASTER_KEY or KEYLEDGER_MASTER_KEY_FILE to include the key these were sealed under; after a master-key rotation, put the old key back as the second key and run `keyledger masterkey rotate` again",
-			strings.Join(missing, "; "), strings.Join(loaded, ", "))
+		return fmt.Errorf("%w: %s; the loaded master key id(s) are %s. Set KEYLEDGER_MASTER_KEY or KEYLEDGER_MASTER_KEY_FILE to include the key these were sealed under; after a master-key rotation, put the old key back as the second key and run `keyledger masterkey rotate` again",
+			ErrWrongMasterKey, strings.Join(missing, "; "), strings.Join(loaded, ", "))
 	}
 	for _, k := range s.keyring.KEKs() {
 		var canary []byte

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"net"
 	"net/url"
@@ -444,7 +445,7 @@ func (c *Config) Keyring() (*crypto.Keyring, error) {
 	if raw == "" && c.MasterKeyFile != "" {
 		b, err := os.ReadFile(c.MasterKeyFile)
 		if errors.Is(err, os.ErrNotExist) {
-			return nil, cfgErr("KEYLEDGER_MASTER_KEY_FILE: %s does not exist; create one with 'keyledger masterkey generate > %s' (and back it up apart from the database)", c.MasterKeyFile, c.MasterKeyFile)
+			return nil, cfgErr("KEYLEDGER_MASTER_KEY_FILE: %s does not exist; if the database already holds keys, name the key file they were stored with (a new key cannot open them); only for a new installation create one with 'keyledger masterkey generate > %s' (and back it up apart from the database)", c.MasterKeyFile, c.MasterKeyFile)
 		}
 		if err != nil {
 			return nil, cfgErr("KEYLEDGER_MASTER_KEY_FILE: cannot read %s: %v", c.MasterKeyFile, err)
@@ -452,10 +453,10 @@ func (c *Config) Keyring() (*crypto.Keyring, error) {
 		raw, src = string(b), "KEYLEDGER_MASTER_KEY_FILE ("+c.MasterKeyFile+")"
 	}
 	if strings.TrimSpace(raw) == "" && c.MasterKeys == "" && c.MasterKeyFile != "" {
-		return nil, cfgErr("KEYLEDGER_MASTER_KEY_FILE: %s is empty; put a key in it with 'keyledger masterkey generate > %s'", c.MasterKeyFile, c.MasterKeyFile)
+		return nil, cfgErr("KEYLEDGER_MASTER_KEY_FILE: %s is empty; put the master key the database was set up with in it (only for a new installation a new one: 'keyledger masterkey generate > %s')", c.MasterKeyFile, c.MasterKeyFile)
 	}
 	if strings.TrimSpace(raw) == "" {
-		return nil, cfgErr("KEYLEDGER_MASTER_KEY: not set; create a key with 'keyledger masterkey generate' and pass it in KEYLEDGER_MASTER_KEY or a file named by KEYLEDGER_MASTER_KEY_FILE")
+		return nil, cfgErr("KEYLEDGER_MASTER_KEY: not set; 'make run' keeps the development key in %s of the repository: run from there or export KEYLEDGER_MASTER_KEY_FILE=<repository>/%s. Only for a new installation (an empty database) create a key with 'keyledger masterkey generate': a new key cannot open the values already stored", devKeyFile, devKeyFile)
 	}
 	// Lines first, so that a comment line may itself contain commas.
 	var keks []crypto.KEK
@@ -567,4 +568,29 @@ func pprofListen(e env) (string, error) {
 		return "", cfgErr("KEYLEDGER_PPROF_LISTEN: want a loopback host:port such as 127.0.0.1:6060 (profiles expose memory, so no other address is allowed), got %q", v)
 	}
 	return v, nil
+}
+
+// devKeyFile is where `make run` keeps the development master key, relative
+// to the repository (the Makefile's DEV_MASTER_KEY_FILE).
+const devKeyFile = ".keyledger/master.key"
+
+// useDevKey points a server command run without a master key at the
+// development key `make run` made in the working directory, and says so.
+// It only reads a file in the directory the user runs keyledger from, and
+// refuses one that group or others may read: that is not the 0600 file
+// make run writes, and a key others can read is no secret.
+func useDevKey(c *Config, stderr io.Writer) error {
+	if c.MasterKeys != "" || c.MasterKeyFile != "" {
+		return nil
+	}
+	fi, err := os.Lstat(devKeyFile)
+	if err != nil || !fi.Mode().IsRegular() {
+		return nil // Keyring says "not set" and where to look
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		return cfgErr("KEYLEDGER_MASTER_KEY: not set, and ./%s is not used because group or others may read it (mode %04o); chmod 600 %s, or set KEYLEDGER_MASTER_KEY_FILE", devKeyFile, perm, devKeyFile)
+	}
+	c.MasterKeyFile = devKeyFile
+	fmt.Fprintf(stderr, "keyledger: using the development master key ./%s (made by make run); set KEYLEDGER_MASTER_KEY_FILE to use another\n", devKeyFile)
+	return nil
 }

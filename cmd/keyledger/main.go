@@ -149,6 +149,14 @@ func (m *Main) run(ctx context.Context, args []string) error {
 		}
 		return err
 	}
+	if cmd != "migrate" { // the only server command that needs no master key
+		if err := useDevKey(&cfg, m.Stderr); err != nil {
+			if cmd+" "+sub == "audit verify" {
+				return &exitError{code: 2, msg: "audit chain NOT CHECKED: " + err.Error()}
+			}
+			return err
+		}
+	}
 	switch cmd + " " + sub {
 	case "serve ":
 		return m.serve(ctx, cfg)
