@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/keyledger/keyledger/crypto"
 )
 
@@ -135,4 +136,24 @@ func (s *Store) instanceSecretIn(ctx context.Context, q querier, name string) ([
 		return nil, fmt.Errorf("master key check: open instance secret %s: %w", name, err)
 	}
 	return secret, nil
+}
+
+// KnownMasterKeys lists the ids of the master keys this database has
+// seen (each left a canary in keyring_check), or none for a database not
+// yet migrated. bootstrap asks before it generates a key: a database that
+// knows keys needs one of them, not a new one.
+func KnownMasterKeys(ctx context.Context, pool *pgxpool.Pool) ([]string, error) {
+	var ids []string
+	err := pool.QueryRow(ctx, `SELECT coalesce(array_agg(kek_id ORDER BY kek_id), '{}') FROM keyring_check`).Scan(&ids)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "42P01" { // undefined_table: not migrated yet
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read known master keys: %w", err)
+	}
+	for i, id := range ids {
+		ids[i] = printableKEKID(id)
+	}
+	return ids, nil
 }

@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -67,6 +68,9 @@ func (m *Main) bootstrap(ctx context.Context, cfg Config) error {
 	}
 	if cfg.MasterKeys == "" && cfg.MasterKeyFile != "" {
 		if _, err := os.Stat(cfg.MasterKeyFile); errors.Is(err, os.ErrNotExist) {
+			if err := refuseNewKey(ctx, cfg, log); err != nil {
+				return err
+			}
 			k, err := crypto.GenerateKEK()
 			if err != nil {
 				return err
@@ -112,6 +116,23 @@ func (m *Main) bootstrap(ctx context.Context, cfg Config) error {
 	}
 	fmt.Fprintf(m.Stdout, "\nCreated the first admin. This password is shown once:\n\n  URL:      %s/login\n  Email:    %s\n  Password: %s\n\n", cfg.BaseURL, u.Email, pw)
 	return nil
+}
+
+// refuseNewKey stops bootstrap from generating a master key for a database
+// that already knows others: the new key could not open its values (a
+// fresh clone's `make run` against a database left from an earlier try).
+func refuseNewKey(ctx context.Context, cfg Config, log *slog.Logger) error {
+	pool, err := connect(ctx, log, cfg.DatabaseURL, 0)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	ids, err := store.KnownMasterKeys(ctx, pool)
+	if err != nil || len(ids) == 0 {
+		return err
+	}
+	return cfgErr("KEYLEDGER_MASTER_KEY_FILE: %s does not exist, and the database already holds values under master key id(s) %s, so a new key would be the wrong master key; none was generated. %s",
+		cfg.MasterKeyFile, strings.Join(ids, ", "), leftoverDatabaseHint(pool.Config().ConnConfig))
 }
 
 // probeDatabase makes one connection to url, so that bootstrap reports a

@@ -168,6 +168,16 @@ func TestLeftoverDatabaseOtherKey(t *testing.T) {
 		t.Fatalf("bootstrap with another key: exit 0\n%s", out)
 	}
 	checkOneLine(t, lastLine(out), []string{"wrong master key", "KEYLEDGER_DATABASE_URL", "new database", "drop", "holds nothing of value"}, []string{"postgres:postgres"})
+	// No stray key left behind to be mistaken for the right one.
+	if _, err := os.Stat(fresh); !os.IsNotExist(err) {
+		t.Errorf("bootstrap generated %s for a database that holds values under another key (stat: %v)", fresh, err)
+	}
+	// With a key that exists but is not the one: the same ways out.
+	code, out, _ = runIn(t, t.TempDir(), map[string]string{"KEYLEDGER_DATABASE_URL": url, "KEYLEDGER_MASTER_KEY": newKEK(t)}, "user", "list")
+	if code == 0 {
+		t.Fatalf("user list with another key: exit 0\n%s", out)
+	}
+	checkOneLine(t, lastLine(out), []string{"wrong master key", "KEYLEDGER_DATABASE_URL", "new database", "drop", "holds nothing of value"}, nil)
 }
 
 // TestServeEmptyDatabaseSaysBootstrap: serve on a database with no users
