@@ -7,7 +7,9 @@ export KEYLEDGER_TEST_DATABASE_URL ?= postgres://postgres:postgres@127.0.0.1:543
 # make run keeps a development master key here (created on first run, mode 0600).
 DEV_MASTER_KEY_FILE ?= $(CURDIR)/.keyledger/master.key
 
-GO_BUILD := go build -trimpath -ldflags "-s -w"
+# The version `keyledger version` prints; the image gets it as the VERSION build arg.
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+GO_BUILD := go build -trimpath -ldflags "-s -w -X main.version=$(VERSION)"
 
 .PHONY: help run build test test-short generate config-docs check-generated lint fmt bench fuzz loadtest screenshot clean
 

@@ -35,6 +35,7 @@ Usage:
   keyledger audit checkpoint        sign the chain's head and print the checkpoint (JSON)
   keyledger jobs                    show background jobs (verification, reminders, clean-up) by state
   keyledger healthcheck             exit 0 when the local server is ready
+  keyledger version                 print the version this binary was built from
   keyledger token create --email E --scopes read,reveal [--expires 30d] [--name N]
                                     mint a personal access token (printed once)
 
@@ -55,6 +56,10 @@ Client (talks to a keyledger server's API with a personal access token):
 
 // usage is the help text: the commands, then every variable in configVars.
 func usage() string { return usageCommands + helpVariables() }
+
+// version is set at build time: -ldflags "-X main.version=..." from `git
+// describe --always --dirty` (Makefile) or the image's VERSION build arg.
+var version = "dev"
 
 // Main is the program with its inputs and outputs, so tests can run it.
 type Main struct {
@@ -120,6 +125,9 @@ func (m *Main) run(ctx context.Context, args []string) error {
 	switch cmd + " " + sub {
 	case "help ", "-h ", "--help ":
 		fmt.Fprint(m.Stdout, usage())
+		return nil
+	case "version ", "--version ":
+		fmt.Fprintln(m.Stdout, "keyledger", version)
 		return nil
 	case "masterkey generate":
 		return m.masterkeyGenerate()

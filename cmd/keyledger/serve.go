@@ -195,7 +195,7 @@ func (m *Main) serve(ctx context.Context, cfg Config) error {
 		defer stopPprof()
 	}
 	errc := front.ready(srv)
-	log.Info("keyledger listening", "addr", front.addr(), "url", cfg.BaseURL)
+	log.Info("keyledger listening", "addr", front.addr(), "url", cfg.BaseURL, "version", version)
 	select {
 	case err := <-errc:
 		return err
