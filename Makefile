@@ -23,8 +23,9 @@ run: build ## create the database, a dev master key and an admin if missing, the
 	@if [ -z "$$KEYLEDGER_MASTER_KEY" ] && [ -z "$$KEYLEDGER_MASTER_KEY_FILE" ]; then export KEYLEDGER_MASTER_KEY_FILE=$(DEV_MASTER_KEY_FILE); fi; \
 	./bin/keyledger bootstrap && exec ./bin/keyledger serve
 
-generate: ## regenerate templ code
+generate: ## regenerate templ code and docs/configuration.md's variables table
 	go tool templ generate
+	$(MAKE) --no-print-directory config-docs
 
 config-docs: ## regenerate the variables table in docs/configuration.md from cmd/keyledger/config_vars.go
 	go test -count=1 -run '^TestConfigDocsTable$$' ./cmd/keyledger/ -update-docs
