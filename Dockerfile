@@ -1,6 +1,6 @@
 # keyledger container image: a static Go binary on distroless, running as uid 65532.
 #
-#   docker build -t keyledger:local .
+#   docker build -t keyledger:local --build-arg VERSION="$(git describe --always --dirty)" .
 #   docker compose up          # Postgres + first-run bootstrap + app (see docker-compose.yml)
 #
 # The image needs KEYLEDGER_DATABASE_URL and a master key (KEYLEDGER_MASTER_KEY_FILE,
@@ -9,6 +9,13 @@
 # ---- build ------------------------------------------------------------------
 # The official golang image sets GOTOOLCHAIN=local, so this tag must be at least
 # the `go` version in go.mod; pin a patch release with --build-arg GO_VERSION=1.26.8.
+#
+# Base images are named by tag here. To pin them by digest (reproducible builds; a
+# moved tag cannot change the image), look the digest up and append it, e.g.:
+#   docker buildx imagetools inspect golang:1.26-bookworm --format '{{json .Manifest.Digest}}'
+#   docker buildx imagetools inspect gcr.io/distroless/static-debian12:nonroot --format '{{json .Manifest.Digest}}'
+#   FROM gcr.io/distroless/static-debian12:nonroot@sha256:<digest>
+# and let Dependabot or Renovate bump the digests.
 ARG GO_VERSION=1.26
 FROM golang:${GO_VERSION}-bookworm AS builder
 
@@ -28,7 +35,10 @@ RUN go mod download
 # The *_templ.go files are committed, so no `templ generate` here. This is the same
 # command as the Makefile's build target and CI (deploy/container_test.go checks they agree).
 COPY . .
-RUN go build -trimpath -ldflags "-s -w" -o /out/keyledger ./cmd/keyledger
+# VERSION is what `keyledger version` prints (.git is not in the build context, so
+# it is passed in: docker build --build-arg VERSION="$(git describe --always --dirty)").
+ARG VERSION=dev
+RUN go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/keyledger ./cmd/keyledger
 
 # ---- run --------------------------------------------------------------------
 FROM gcr.io/distroless/static-debian12:nonroot

@@ -7,9 +7,11 @@ export KEYLEDGER_TEST_DATABASE_URL ?= postgres://postgres:postgres@127.0.0.1:543
 # make run keeps a development master key here (created on first run, mode 0600).
 DEV_MASTER_KEY_FILE ?= $(CURDIR)/.keyledger/master.key
 
-GO_BUILD := go build -trimpath -ldflags "-s -w"
+# The version `keyledger version` prints; the image gets it as the VERSION build arg.
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+GO_BUILD := go build -trimpath -ldflags "-s -w -X main.version=$(VERSION)"
 
-.PHONY: help run build test test-deps test-short generate check-generated lint fmt bench fuzz loadtest screenshot clean
+.PHONY: help run build test test-deps test-short generate config-docs check-generated lint fmt bench fuzz loadtest screenshot clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -21,8 +23,12 @@ run: build ## create the database, a dev master key and an admin if missing, the
 	@if [ -z "$$KEYLEDGER_MASTER_KEY" ] && [ -z "$$KEYLEDGER_MASTER_KEY_FILE" ]; then export KEYLEDGER_MASTER_KEY_FILE=$(DEV_MASTER_KEY_FILE); fi; \
 	./bin/keyledger bootstrap && exec ./bin/keyledger serve
 
-generate: ## regenerate templ code
+generate: ## regenerate templ code and docs/configuration.md's variables table
 	go tool templ generate
+	$(MAKE) --no-print-directory config-docs
+
+config-docs: ## regenerate the variables table in docs/configuration.md from cmd/keyledger/config_vars.go
+	go test -count=1 -run '^TestConfigDocsTable$$' ./cmd/keyledger/ -update-docs
 
 check-generated: ## fail when committed *_templ.go files are stale
 	@go tool templ generate >/dev/null 2>&1

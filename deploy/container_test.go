@@ -632,6 +632,11 @@ func normalizeGoBuild(cmd string) []string {
 	if inWord {
 		words = append(words, cur.String())
 	}
+	// The version stamp comes from git in the Makefile and from a build
+	// arg in the image: the same flag, a different source.
+	for i, w := range words {
+		words[i] = versionStamp.ReplaceAllString(w, "-X main.version=VERSION")
+	}
 	var out []string
 	for i := 0; i < len(words); i++ {
 		w := words[i]
@@ -655,6 +660,8 @@ func normalizeGoBuild(cmd string) []string {
 	}
 	return out
 }
+
+var versionStamp = regexp.MustCompile(`-X main\.version=(\$\(shell [^)]*\)|\S+)`)
 
 // makeVariables collects simple top-level Makefile assignments (NAME = / := / ?= value).
 func makeVariables(makefile string) map[string]string {

@@ -21,15 +21,11 @@ func EnsureDatabase(ctx context.Context, url string, out io.Writer) error {
 		return nil
 	}
 	cfg.Database = "postgres"
-	var conn *pgx.Conn
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		conn, err = pgx.ConnectConfig(ctx, cfg)
-		if err == nil || time.Now().After(deadline) || ctx.Err() != nil {
-			break
-		}
-		time.Sleep(time.Second)
-	}
+	// One attempt: the caller has just reached the server (bootstrap
+	// checks the URL first), so a failure here is about the maintenance
+	// database, and waiting would not fix it.
+	cfg.ConnectTimeout = 5 * time.Second
+	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		// Without access to the maintenance database (a managed service,
 		// a restricted role) assume the database was made for us.

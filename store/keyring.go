@@ -8,8 +8,13 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/keyledger/keyledger/crypto"
 )
+
+// ErrWrongMasterKey is returned by New when values in the database are
+// sealed under a master key that is not loaded.
+var ErrWrongMasterKey = errors.New("wrong master key")
 
 // checkKeyring refuses to run with master keys that do not match the
 // database: each loaded key must open its canary (a new key gets one), and
@@ -47,8 +52,8 @@ func (s *Store) checkKeyring(ctx context.Context) error {
 		for _, k := range s.keyring.KEKs() {
 			loaded = append(loaded, k.ID())
 		}
-		return fmt.Errorf("wrong master key: %s; the loaded master key id(s) are %s. Set KEYLEDGER_MASTER_KEY or KEYLEDGER_MASTER_KEY_FILE to include the key these were sealed under; after a master-key rotation, put the old key back as the second key and run `keyledger masterkey rotate` again",
-			strings.Join(missing, "; "), strings.Join(loaded, ", "))
+		return fmt.Errorf("%w: %s; the loaded master key id(s) are %s. Set KEYLEDGER_MASTER_KEY or KEYLEDGER_MASTER_KEY_FILE to include the key these were sealed under; after a master-key rotation, put the old key back as the second key and run `keyledger masterkey rotate` again",
+			ErrWrongMasterKey, strings.Join(missing, "; "), strings.Join(loaded, ", "))
 	}
 	for _, k := range s.keyring.KEKs() {
 		var canary []byte
@@ -131,4 +136,27 @@ func (s *Store) instanceSecretIn(ctx context.Context, q querier, name string) ([
 		return nil, fmt.Errorf("master key check: open instance secret %s: %w", name, err)
 	}
 	return secret, nil
+}
+
+// KnownMasterKeys lists the ids of the master keys this database has
+// seen (each left a canary in keyring_check), or none for a database not
+// yet migrated. bootstrap asks before it generates a key: a database that
+// knows keys needs one of them, not a new one.
+func KnownMasterKeys(ctx context.Context, pool *pgxpool.Pool) ([]string, error) {
+	var ids []string
+	err := pool.QueryRow(ctx, `SELECT coalesce(array_agg(kek_id ORDER BY kek_id), '{}') FROM keyring_check`).Scan(&ids)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && (pgErr.Code == "42P01" || pgErr.Code == "42501") {
+		// undefined_table: not migrated yet; insufficient_privilege: a
+		// restricted role cannot tell, and opening the store still
+		// checks the key against every sealed value.
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read known master keys: %w", err)
+	}
+	for i, id := range ids {
+		ids[i] = printableKEKID(id)
+	}
+	return ids, nil
 }

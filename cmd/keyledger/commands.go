@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -17,6 +18,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/keyledger/keyledger"
 	"github.com/keyledger/keyledger/crypto"
 	"github.com/keyledger/keyledger/store"
@@ -36,7 +38,7 @@ func (m *Main) masterkeyGenerate() error {
 
 func (m *Main) migrate(ctx context.Context, cfg Config) error {
 	log := m.logger(cfg)
-	pool, err := connect(ctx, log, cfg.DatabaseURL, 30*time.Second)
+	pool, err := connect(ctx, log, cfg.DatabaseURL, 0)
 	if err != nil {
 		return err
 	}
@@ -53,11 +55,22 @@ func (m *Main) migrate(ctx context.Context, cfg Config) error {
 // creates what is missing and never touches what exists.
 func (m *Main) bootstrap(ctx context.Context, cfg Config) error {
 	log := m.logger(cfg)
-	if err := store.EnsureDatabase(ctx, cfg.DatabaseURL, m.Stdout); err != nil {
-		return err
+	if err := probeDatabase(ctx, cfg.DatabaseURL); err != nil {
+		var f *dbFailure
+		var pgErr *pgconn.PgError
+		if !errors.As(err, &f) || !errors.As(err, &pgErr) || pgErr.Code != "3D000" {
+			return err
+		}
+		// The server answered and the database is missing: create it.
+		if err := store.EnsureDatabase(ctx, cfg.DatabaseURL, m.Stdout); err != nil {
+			return err
+		}
 	}
 	if cfg.MasterKeys == "" && cfg.MasterKeyFile != "" {
 		if _, err := os.Stat(cfg.MasterKeyFile); errors.Is(err, os.ErrNotExist) {
+			if err := refuseNewKey(ctx, cfg, log); err != nil {
+				return err
+			}
 			k, err := crypto.GenerateKEK()
 			if err != nil {
 				return err
@@ -80,7 +93,7 @@ func (m *Main) bootstrap(ctx context.Context, cfg Config) error {
 			fmt.Fprintf(m.Stdout, "Generated a master key in %s. Back it up apart from the database: without it no key can be revealed.\n", cfg.MasterKeyFile)
 		}
 	}
-	st, pool, err := m.openStore(ctx, cfg, log, 2*time.Minute, true)
+	st, pool, err := m.openStore(ctx, cfg, log, 0, true)
 	if err != nil {
 		return err
 	}
@@ -105,14 +118,44 @@ func (m *Main) bootstrap(ctx context.Context, cfg Config) error {
 	return nil
 }
 
-func (m *Main) withStore(ctx context.Context, cfg Config, fn func(*store.Store) error) error {
-	return m.withStoreWait(ctx, cfg, 30*time.Second, fn)
+// refuseNewKey stops bootstrap from generating a master key for a database
+// that already knows others: the new key could not open its values (a
+// fresh clone's `make run` against a database left from an earlier try).
+func refuseNewKey(ctx context.Context, cfg Config, log *slog.Logger) error {
+	pool, err := connect(ctx, log, cfg.DatabaseURL, 0)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	ids, err := store.KnownMasterKeys(ctx, pool)
+	if err != nil || len(ids) == 0 {
+		return err
+	}
+	return cfgErr("KEYLEDGER_MASTER_KEY_FILE: %s does not exist, and the database already holds values under master key id(s) %s, so a new key would be the wrong master key; none was generated. %s",
+		cfg.MasterKeyFile, strings.Join(ids, ", "), leftoverDatabaseHint(pool.Config().ConnConfig))
 }
 
-// withStoreWait is withStore waiting at most wait for the database.
-func (m *Main) withStoreWait(ctx context.Context, cfg Config, wait time.Duration, fn func(*store.Store) error) error {
+// probeDatabase makes one connection to url, so that bootstrap reports a
+// wrong host, port, role or password at once (as connect does) before it
+// tries to create the database.
+func probeDatabase(ctx context.Context, url string) error {
+	cc, err := pgconn.ParseConfig(url)
+	if err != nil {
+		return cfgErr("KEYLEDGER_DATABASE_URL: %v", redact(err))
+	}
+	cc.ConnectTimeout = connectTimeout
+	conn, err := pgconn.ConnectConfig(ctx, cc)
+	if err != nil {
+		return describeDBError(cc, err)
+	}
+	return conn.Close(ctx)
+}
+
+// withStore runs fn on the store. A one-shot command does not wait for
+// the database: a wrong URL fails at once with the reason (connect).
+func (m *Main) withStore(ctx context.Context, cfg Config, fn func(*store.Store) error) error {
 	log := m.logger(cfg)
-	st, pool, err := m.openStore(ctx, cfg, log, wait, false)
+	st, pool, err := m.openStore(ctx, cfg, log, 0, false)
 	if err != nil {
 		return err
 	}
@@ -279,7 +322,7 @@ func (m *Main) auditVerify(ctx context.Context, cfg Config, args []string) error
 	}
 	// A check run from cron or CI answers soon, with 2, rather than
 	// hanging while the database is away.
-	err := m.withStoreWait(ctx, cfg, 5*time.Second, func(st *store.Store) error {
+	err := m.withStore(ctx, cfg, func(st *store.Store) error {
 		r, err := st.VerifyAuditWith(ctx, opts)
 		if err != nil {
 			return notChecked(err)

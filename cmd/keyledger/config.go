@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"net"
 	"net/url"
@@ -99,28 +100,34 @@ func (e *configError) Error() string { return e.msg }
 
 func cfgErr(format string, args ...any) error { return &configError{fmt.Sprintf(format, args...)} }
 
-// LoadConfig reads the environment through getenv.
+// LoadConfig reads the environment through getenv. Each group of
+// variables has its loader; the variables themselves (names, defaults,
+// meanings) are listed once, in configVars.
 func LoadConfig(getenv func(string) string) (Config, error) {
-	c := Config{
-		DatabaseURL:   getenv("KEYLEDGER_DATABASE_URL"),
-		MasterKeyFile: getenv("KEYLEDGER_MASTER_KEY_FILE"),
-		Listen:        getenv("KEYLEDGER_LISTEN"),
-		BaseURL:       strings.TrimRight(getenv("KEYLEDGER_BASE_URL"), "/"),
-		LogLevel:      strings.ToLower(getenv("KEYLEDGER_LOG_LEVEL")),
-		LogFormat:     strings.ToLower(getenv("KEYLEDGER_LOG_FORMAT")),
+	e := env{getenv}
+	var c Config
+	for _, load := range []func(env, *Config) error{
+		loadHTTP, loadMetrics, loadTimes, loadLogging, loadProviders, loadNotify, loadOIDC, loadTuning, loadMasterKey,
+	} {
+		if err := load(e, &c); err != nil {
+			return c, err
+		}
 	}
-	if c.DatabaseURL == "" {
-		c.DatabaseURL = DefaultDatabaseURL
-	}
+	return c, nil
+}
+
+// loadHTTP reads the database URL and what the web server needs to know
+// about where it is reached: listen address, public URL, cookies, proxies.
+func loadHTTP(e env, c *Config) error {
+	c.DatabaseURL = e.get("KEYLEDGER_DATABASE_URL")
 	if u, err := url.Parse(c.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
-		return c, cfgErr("KEYLEDGER_DATABASE_URL: want a URL like postgres://user:password@host:5432/keyledger, got something else (not shown: it may hold a password)")
+		return cfgErr("KEYLEDGER_DATABASE_URL: want a URL like postgres://user:password@host:5432/keyledger, got something else (not shown: it may hold a password)")
 	}
-	if c.Listen == "" {
-		c.Listen = "127.0.0.1:8080"
-	}
+	c.Listen = e.get("KEYLEDGER_LISTEN")
 	if _, port, err := net.SplitHostPort(c.Listen); err != nil || !validPort(port) {
-		return c, cfgErr("KEYLEDGER_LISTEN: want host:port such as 127.0.0.1:8080 or 0.0.0.0:8080, got %q", c.Listen)
+		return cfgErr("KEYLEDGER_LISTEN: want host:port such as 127.0.0.1:8080 or 0.0.0.0:8080, got %q", c.Listen)
 	}
+	c.BaseURL = strings.TrimRight(e.get("KEYLEDGER_BASE_URL"), "/")
 	if c.BaseURL == "" {
 		host, port, _ := net.SplitHostPort(c.Listen)
 		if host == "" || host == "0.0.0.0" || host == "::" {
@@ -129,141 +136,177 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		c.BaseURL = "http://" + net.JoinHostPort(host, port)
 	}
 	if u, err := url.Parse(c.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return c, cfgErr("KEYLEDGER_BASE_URL: want the public URL such as https://keys.example.com, got %q", c.BaseURL)
+		return cfgErr("KEYLEDGER_BASE_URL: want the public URL such as https://keys.example.com, got %q", c.BaseURL)
 	}
-	secure := strings.HasPrefix(c.BaseURL, "https://")
-	if v := getenv("KEYLEDGER_SECURE_COOKIES"); v != "" {
-		b, err := strconv.ParseBool(v)
+	c.SecureCookies = strings.HasPrefix(c.BaseURL, "https://")
+	if e.set("KEYLEDGER_SECURE_COOKIES") {
+		b, err := boolVar(e, "KEYLEDGER_SECURE_COOKIES")
 		if err != nil {
-			return c, cfgErr("KEYLEDGER_SECURE_COOKIES: want true or false, got %q", v)
+			return err
 		}
-		secure = b
+		c.SecureCookies = b
 	}
-	c.SecureCookies = secure
-	if v := getenv("KEYLEDGER_TRUSTED_PROXIES"); v != "" {
+	if v := e.get("KEYLEDGER_TRUSTED_PROXIES"); v != "" {
 		nets, err := web.ParseTrustedProxies(v)
 		if err != nil {
-			return c, cfgErr("KEYLEDGER_TRUSTED_PROXIES: %v; want a comma-separated list like 10.0.0.0/8,192.168.1.5", err)
+			return cfgErr("KEYLEDGER_TRUSTED_PROXIES: %v; want a comma-separated list like 10.0.0.0/8,192.168.1.5", err)
 		}
 		c.TrustedProxies = nets
 	}
-	if err := loadMetrics(getenv, &c); err != nil {
-		return c, err
-	}
-	c.AutoMigrate = true
-	if v := getenv("KEYLEDGER_AUTO_MIGRATE"); v != "" {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			return c, cfgErr("KEYLEDGER_AUTO_MIGRATE: want true or false, got %q", v)
-		}
-		c.AutoMigrate = b
-	}
+	return nil
+}
+
+// loadTimes reads the session lengths, the HTTP timeouts and the
+// background intervals.
+func loadTimes(e env, c *Config) error {
 	var err error
-	if c.SessionIdle, err = duration(getenv, "KEYLEDGER_SESSION_IDLE", time.Hour); err != nil {
-		return c, err
-	}
-	if c.SessionMax, err = duration(getenv, "KEYLEDGER_SESSION_MAX", 12*time.Hour); err != nil {
-		return c, err
-	}
-	if c.SessionIdle > c.SessionMax {
-		return c, cfgErr("KEYLEDGER_SESSION_IDLE (%s) is longer than KEYLEDGER_SESSION_MAX (%s); make the idle timeout the shorter one", c.SessionIdle, c.SessionMax)
-	}
-	if c.WriteTimeout, err = duration(getenv, "KEYLEDGER_WRITE_TIMEOUT", 60*time.Second); err != nil {
-		return c, err
-	}
-	if c.WriteTimeout < time.Second {
-		return c, cfgErr("KEYLEDGER_WRITE_TIMEOUT: want at least 1s, got %s", c.WriteTimeout)
-	}
-	if c.ShutdownGrace, err = duration(getenv, "KEYLEDGER_SHUTDOWN_GRACE", 25*time.Second); err != nil {
-		return c, err
-	}
-	switch c.LogLevel {
-	case "", "debug", "info", "warn", "error":
-	default:
-		return c, cfgErr("KEYLEDGER_LOG_LEVEL: want debug, info, warn or error, got %q", c.LogLevel)
-	}
-	switch c.LogFormat {
-	case "", "text", "json":
-	default:
-		return c, cfgErr("KEYLEDGER_LOG_FORMAT: want text or json, got %q", c.LogFormat)
-	}
-	c.Verify = verify.Config{
-		OpenAIBaseURL:    getenv("KEYLEDGER_OPENAI_BASE_URL"),
-		AnthropicBaseURL: getenv("KEYLEDGER_ANTHROPIC_BASE_URL"),
-		GitHubBaseURL:    getenv("KEYLEDGER_GITHUB_BASE_URL"),
-		StripeBaseURL:    getenv("KEYLEDGER_STRIPE_BASE_URL"),
-	}
-	for name, v := range map[string]string{
-		"KEYLEDGER_OPENAI_BASE_URL": c.Verify.OpenAIBaseURL, "KEYLEDGER_ANTHROPIC_BASE_URL": c.Verify.AnthropicBaseURL,
-		"KEYLEDGER_GITHUB_BASE_URL": c.Verify.GitHubBaseURL, "KEYLEDGER_STRIPE_BASE_URL": c.Verify.StripeBaseURL,
+	for _, d := range []struct {
+		name string
+		dst  *time.Duration
+		min  time.Duration
+		why  string
+	}{
+		{"KEYLEDGER_SESSION_IDLE", &c.SessionIdle, 0, ""},
+		{"KEYLEDGER_SESSION_MAX", &c.SessionMax, 0, ""},
+		{"KEYLEDGER_WRITE_TIMEOUT", &c.WriteTimeout, time.Second, ""},
+		{"KEYLEDGER_SHUTDOWN_GRACE", &c.ShutdownGrace, 0, ""},
+		{"KEYLEDGER_VERIFY_INTERVAL", &c.VerifyInterval, time.Minute, " so providers are not hammered"},
+		{"KEYLEDGER_AUDIT_CHECKPOINT_INTERVAL", &c.CheckpointInterval, time.Minute, " (each checkpoint verifies the whole chain)"},
 	} {
-		if v == "" {
+		if *d.dst, err = duration(e, d.name); err != nil {
+			return err
+		}
+		if *d.dst < d.min {
+			return cfgErr("%s: want at least %s%s, got %s", d.name, shortDuration(d.min), d.why, *d.dst)
+		}
+		if d.name == "KEYLEDGER_SESSION_MAX" && c.SessionIdle > c.SessionMax {
+			return cfgErr("KEYLEDGER_SESSION_IDLE (%s) is longer than KEYLEDGER_SESSION_MAX (%s); make the idle timeout the shorter one", c.SessionIdle, c.SessionMax)
+		}
+	}
+	return nil
+}
+
+// shortDuration writes 1m rather than 1m0s.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	s = strings.TrimSuffix(s, "0s")
+	if strings.HasSuffix(s, "m") || strings.HasSuffix(s, "h") {
+		return strings.TrimSuffix(s, "0m")
+	}
+	return d.String()
+}
+
+// loadLogging reads the log level and format.
+func loadLogging(e env, c *Config) error {
+	c.LogLevel = strings.ToLower(e.get("KEYLEDGER_LOG_LEVEL"))
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return cfgErr("KEYLEDGER_LOG_LEVEL: want debug, info, warn or error, got %q", c.LogLevel)
+	}
+	c.LogFormat = strings.ToLower(e.get("KEYLEDGER_LOG_FORMAT"))
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		return cfgErr("KEYLEDGER_LOG_FORMAT: want text or json, got %q", c.LogFormat)
+	}
+	return nil
+}
+
+// loadProviders reads where provider keys are checked.
+func loadProviders(e env, c *Config) error {
+	c.Verify = verify.Config{}
+	for _, p := range []struct {
+		name string
+		dst  *string
+	}{
+		{"KEYLEDGER_OPENAI_BASE_URL", &c.Verify.OpenAIBaseURL}, {"KEYLEDGER_ANTHROPIC_BASE_URL", &c.Verify.AnthropicBaseURL},
+		{"KEYLEDGER_GITHUB_BASE_URL", &c.Verify.GitHubBaseURL}, {"KEYLEDGER_STRIPE_BASE_URL", &c.Verify.StripeBaseURL},
+	} {
+		// Unset stays empty: the verifier owns the defaults (the table
+		// documents them, config_vars_test.go checks they agree).
+		if !e.set(p.name) {
 			continue
 		}
+		v := e.get(p.name)
 		if u, err := url.Parse(v); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" {
-			return c, cfgErr("%s: want a base URL like https://api.example.com or http://127.0.0.1:9000/openai (no credentials, no query), got something else", name)
+			return cfgErr("%s: want a base URL like https://api.example.com or http://127.0.0.1:9000/openai (no credentials, no query), got something else", p.name)
 		}
+		*p.dst = v
 	}
 	if _, err := verify.New(c.Verify); err != nil {
-		return c, cfgErr("provider base URLs: %v", err)
+		return cfgErr("provider base URLs: %v", err)
 	}
-	if c.VerifyInterval, err = duration(getenv, "KEYLEDGER_VERIFY_INTERVAL", 24*time.Hour); err != nil {
-		return c, err
-	}
-	if c.VerifyInterval < time.Minute {
-		return c, cfgErr("KEYLEDGER_VERIFY_INTERVAL: want at least 1m so providers are not hammered, got %s", c.VerifyInterval)
-	}
-	if c.CheckpointInterval, err = duration(getenv, "KEYLEDGER_AUDIT_CHECKPOINT_INTERVAL", time.Hour); err != nil {
-		return c, err
-	}
-	if c.CheckpointInterval < time.Minute {
-		return c, cfgErr("KEYLEDGER_AUDIT_CHECKPOINT_INTERVAL: want at least 1m (each checkpoint verifies the whole chain), got %s", c.CheckpointInterval)
-	}
-	c.WebhookURL = getenv("KEYLEDGER_WEBHOOK_URL")
+	return nil
+}
+
+// loadNotify reads the reminder channels; both URLs hold credentials.
+func loadNotify(e env, c *Config) error {
+	c.WebhookURL = e.get("KEYLEDGER_WEBHOOK_URL")
 	if c.WebhookURL != "" {
 		if _, err := notify.NewWebhook(c.WebhookURL, nil); err != nil {
-			return c, cfgErr("KEYLEDGER_WEBHOOK_URL: %v; want the incoming-webhook URL your chat tool gave you (https://…)", err)
+			return cfgErr("KEYLEDGER_WEBHOOK_URL: %v; want the incoming-webhook URL your chat tool gave you (https://…)", err)
 		}
 	}
-	c.SMTPURL = getenv("KEYLEDGER_SMTP_URL")
+	c.SMTPURL = e.get("KEYLEDGER_SMTP_URL")
 	if c.SMTPURL != "" {
 		if _, err := notify.NewSMTP(c.SMTPURL); err != nil {
-			return c, cfgErr("KEYLEDGER_SMTP_URL: %v; want smtp://user:password@host:587?from=keyledger@example.com", err)
+			return cfgErr("KEYLEDGER_SMTP_URL: %v; want smtp://user:password@host:587?from=keyledger@example.com", err)
 		}
 	}
-	if err := loadOIDC(getenv, &c); err != nil {
-		return c, err
+	return nil
+}
+
+// loadTuning reads migrations at start, the API rate, profiling and
+// whether Go's memory limit is the operator's.
+func loadTuning(e env, c *Config) error {
+	var err error
+	if c.AutoMigrate, err = boolVar(e, "KEYLEDGER_AUTO_MIGRATE"); err != nil {
+		return err
 	}
-	if c.APIRate, err = apiRate(getenv); err != nil {
-		return c, err
+	if c.APIRate, err = apiRate(e); err != nil {
+		return err
 	}
-	if c.PprofListen, err = pprofListen(getenv); err != nil {
-		return c, err
+	if c.PprofListen, err = pprofListen(e); err != nil {
+		return err
 	}
-	c.GoMemLimit = getenv("GOMEMLIMIT") != ""
-	if k := getenv("KEYLEDGER_MASTER_KEY"); k != "" {
+	c.GoMemLimit = e.set("GOMEMLIMIT")
+	return nil
+}
+
+// loadMasterKey notes where the master keys come from; Keyring reads and
+// parses them, so that commands that need none (migrate) run without.
+func loadMasterKey(e env, c *Config) error {
+	c.MasterKeyFile = e.get("KEYLEDGER_MASTER_KEY_FILE")
+	if k := e.get("KEYLEDGER_MASTER_KEY"); k != "" {
 		if c.MasterKeyFile != "" {
-			return c, cfgErr("KEYLEDGER_MASTER_KEY and KEYLEDGER_MASTER_KEY_FILE are both set; set only one")
+			return cfgErr("KEYLEDGER_MASTER_KEY and KEYLEDGER_MASTER_KEY_FILE are both set; set only one")
 		}
 		c.MasterKeys, c.MasterKeySrc = k, "KEYLEDGER_MASTER_KEY"
 	}
-	return c, nil
+	return nil
+}
+
+// boolVar parses a true/false variable, its default when unset.
+func boolVar(e env, name string) (bool, error) {
+	v := strings.TrimSpace(e.get(name))
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, cfgErr("%s: want true or false, got %q", name, v)
+	}
+	return b, nil
 }
 
 // loadOIDC reads the single sign-on settings and KEYLEDGER_PASSWORD_LOGIN.
-func loadOIDC(getenv func(string) string, c *Config) error {
-	c.PasswordLogin = true
-	if v := getenv("KEYLEDGER_PASSWORD_LOGIN"); v != "" {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			return cfgErr("KEYLEDGER_PASSWORD_LOGIN: want true or false, got %q", v)
-		}
-		c.PasswordLogin = b
+func loadOIDC(e env, c *Config) error {
+	var err error
+	if c.PasswordLogin, err = boolVar(e, "KEYLEDGER_PASSWORD_LOGIN"); err != nil {
+		return err
 	}
-	c.OIDCIssuer = strings.TrimSpace(getenv("KEYLEDGER_OIDC_ISSUER"))
-	c.OIDCClientID = strings.TrimSpace(getenv("KEYLEDGER_OIDC_CLIENT_ID"))
-	secret, secretFile := getenv("KEYLEDGER_OIDC_CLIENT_SECRET"), getenv("KEYLEDGER_OIDC_CLIENT_SECRET_FILE")
-	domains := getenv("KEYLEDGER_OIDC_ALLOWED_DOMAINS")
+	c.OIDCIssuer = strings.TrimSpace(e.get("KEYLEDGER_OIDC_ISSUER"))
+	c.OIDCClientID = strings.TrimSpace(e.get("KEYLEDGER_OIDC_CLIENT_ID"))
+	secret, secretFile := e.get("KEYLEDGER_OIDC_CLIENT_SECRET"), e.get("KEYLEDGER_OIDC_CLIENT_SECRET_FILE")
+	domains := e.get("KEYLEDGER_OIDC_ALLOWED_DOMAINS")
 	if c.OIDCIssuer == "" {
 		for _, v := range []struct{ name, value string }{{"KEYLEDGER_OIDC_CLIENT_ID", c.OIDCClientID}, {"KEYLEDGER_OIDC_CLIENT_SECRET", secret},
 			{"KEYLEDGER_OIDC_CLIENT_SECRET_FILE", secretFile}, {"KEYLEDGER_OIDC_ALLOWED_DOMAINS", domains}} {
@@ -322,18 +365,15 @@ func loadOIDC(getenv func(string) string, c *Config) error {
 // loadMetrics reads KEYLEDGER_METRICS (off by default) and, when it is on,
 // who may scrape: KEYLEDGER_METRICS_TOKEN and KEYLEDGER_METRICS_ALLOW.
 // Off, the other two are ignored.
-func loadMetrics(getenv func(string) string, c *Config) error {
-	if v := strings.TrimSpace(getenv("KEYLEDGER_METRICS")); v != "" {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			return cfgErr("KEYLEDGER_METRICS: want true or false, got %q", v)
-		}
-		c.Metrics = b
+func loadMetrics(e env, c *Config) error {
+	var err error
+	if c.Metrics, err = boolVar(e, "KEYLEDGER_METRICS"); err != nil {
+		return err
 	}
 	if !c.Metrics {
 		return nil
 	}
-	token := strings.TrimSpace(getenv("KEYLEDGER_METRICS_TOKEN"))
+	token := strings.TrimSpace(e.get("KEYLEDGER_METRICS_TOKEN"))
 	if strings.IndexFunc(token, func(r rune) bool { return r <= ' ' || r == 0x7f }) >= 0 {
 		return cfgErr("KEYLEDGER_METRICS_TOKEN: contains spaces or control characters (not shown); want one random string such as the output of 'openssl rand -hex 32'")
 	}
@@ -341,7 +381,7 @@ func loadMetrics(getenv func(string) string, c *Config) error {
 		return cfgErr("KEYLEDGER_METRICS_TOKEN: too short (not shown); want at least 16 random characters, such as the output of 'openssl rand -hex 32'")
 	}
 	c.MetricsToken = token
-	if v := getenv("KEYLEDGER_METRICS_ALLOW"); v != "" {
+	if v := e.get("KEYLEDGER_METRICS_ALLOW"); v != "" {
 		nets, err := web.ParseTrustedProxies(v)
 		if err != nil {
 			return cfgErr("KEYLEDGER_METRICS_ALLOW: %v; want a comma-separated list of networks allowed to scrape, like 10.0.0.0/8,192.168.1.5", err)
@@ -385,11 +425,9 @@ func validPort(p string) bool {
 	return err == nil && n >= 0 && n <= 65535 && p == strconv.Itoa(n)
 }
 
-func duration(getenv func(string) string, name string, def time.Duration) (time.Duration, error) {
-	v := getenv(name)
-	if v == "" {
-		return def, nil
-	}
+// duration parses a duration variable, its default when unset.
+func duration(e env, name string) (time.Duration, error) {
+	v := e.get(name)
 	d, err := time.ParseDuration(v)
 	if err != nil || d <= 0 {
 		return 0, cfgErr("%s: want a positive duration such as 30m or 8h, got %q", name, v)
@@ -407,7 +445,7 @@ func (c *Config) Keyring() (*crypto.Keyring, error) {
 	if raw == "" && c.MasterKeyFile != "" {
 		b, err := os.ReadFile(c.MasterKeyFile)
 		if errors.Is(err, os.ErrNotExist) {
-			return nil, cfgErr("KEYLEDGER_MASTER_KEY_FILE: %s does not exist; create one with 'keyledger masterkey generate > %s' (and back it up apart from the database)", c.MasterKeyFile, c.MasterKeyFile)
+			return nil, cfgErr("KEYLEDGER_MASTER_KEY_FILE: %s does not exist; if the database already holds keys, name the key file they were stored with (a new key cannot open them); only for a new installation create one with 'keyledger masterkey generate > %s' (and back it up apart from the database)", c.MasterKeyFile, c.MasterKeyFile)
 		}
 		if err != nil {
 			return nil, cfgErr("KEYLEDGER_MASTER_KEY_FILE: cannot read %s: %v", c.MasterKeyFile, err)
@@ -415,10 +453,10 @@ func (c *Config) Keyring() (*crypto.Keyring, error) {
 		raw, src = string(b), "KEYLEDGER_MASTER_KEY_FILE ("+c.MasterKeyFile+")"
 	}
 	if strings.TrimSpace(raw) == "" && c.MasterKeys == "" && c.MasterKeyFile != "" {
-		return nil, cfgErr("KEYLEDGER_MASTER_KEY_FILE: %s is empty; put a key in it with 'keyledger masterkey generate > %s'", c.MasterKeyFile, c.MasterKeyFile)
+		return nil, cfgErr("KEYLEDGER_MASTER_KEY_FILE: %s is empty; put the master key the database was set up with in it (only for a new installation a new one: 'keyledger masterkey generate > %s')", c.MasterKeyFile, c.MasterKeyFile)
 	}
 	if strings.TrimSpace(raw) == "" {
-		return nil, cfgErr("KEYLEDGER_MASTER_KEY: not set; create a key with 'keyledger masterkey generate' and pass it in KEYLEDGER_MASTER_KEY or a file named by KEYLEDGER_MASTER_KEY_FILE")
+		return nil, cfgErr("KEYLEDGER_MASTER_KEY: not set; 'make run' keeps the development key in %s of the repository: run from there or export KEYLEDGER_MASTER_KEY_FILE=<repository>/%s. Only for a new installation (an empty database) create a key with 'keyledger masterkey generate': a new key cannot open the values already stored", devKeyFile, devKeyFile)
 	}
 	// Lines first, so that a comment line may itself contain commas.
 	var keks []crypto.KEK
@@ -506,12 +544,9 @@ func (c *Config) CheckpointPublisher() (keyledger.CheckpointPublisher, error) {
 }
 
 // apiRate reads KEYLEDGER_API_RATE: a token's requests per second on the
-// JSON API. Unset means the web layer's default (20).
-func apiRate(getenv func(string) string) (float64, error) {
-	v := strings.TrimSpace(getenv("KEYLEDGER_API_RATE"))
-	if v == "" {
-		return 0, nil
-	}
+// JSON API; its default is in configVars.
+func apiRate(e env) (float64, error) {
+	v := strings.TrimSpace(e.get("KEYLEDGER_API_RATE"))
 	r, err := strconv.ParseFloat(v, 64)
 	if err != nil || r < 1 || r > 1e6 || math.IsNaN(r) {
 		return 0, cfgErr("KEYLEDGER_API_RATE: want requests per second per token, a number from 1 to 1000000 (default 20), got %q", v)
@@ -522,8 +557,8 @@ func apiRate(getenv func(string) string) (float64, error) {
 // pprofListen reads KEYLEDGER_PPROF_LISTEN. Profiles show heap contents
 // and goroutine stacks, so only a loopback address is accepted: reaching it
 // takes a shell on the host.
-func pprofListen(getenv func(string) string) (string, error) {
-	v := strings.TrimSpace(getenv("KEYLEDGER_PPROF_LISTEN"))
+func pprofListen(e env) (string, error) {
+	v := strings.TrimSpace(e.get("KEYLEDGER_PPROF_LISTEN"))
 	if v == "" {
 		return "", nil
 	}
@@ -533,4 +568,29 @@ func pprofListen(getenv func(string) string) (string, error) {
 		return "", cfgErr("KEYLEDGER_PPROF_LISTEN: want a loopback host:port such as 127.0.0.1:6060 (profiles expose memory, so no other address is allowed), got %q", v)
 	}
 	return v, nil
+}
+
+// devKeyFile is where `make run` keeps the development master key, relative
+// to the repository (the Makefile's DEV_MASTER_KEY_FILE).
+const devKeyFile = ".keyledger/master.key"
+
+// useDevKey points a server command run without a master key at the
+// development key `make run` made in the working directory, and says so.
+// It only reads a file in the directory the user runs keyledger from, and
+// refuses one that group or others may read: that is not the 0600 file
+// make run writes, and a key others can read is no secret.
+func useDevKey(c *Config, stderr io.Writer) error {
+	if c.MasterKeys != "" || c.MasterKeyFile != "" {
+		return nil
+	}
+	fi, err := os.Lstat(devKeyFile)
+	if err != nil || !fi.Mode().IsRegular() {
+		return nil // Keyring says "not set" and where to look
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		return cfgErr("KEYLEDGER_MASTER_KEY: not set, and ./%s is not used because group or others may read it (mode %04o); chmod 600 %s, or set KEYLEDGER_MASTER_KEY_FILE", devKeyFile, perm, devKeyFile)
+	}
+	c.MasterKeyFile = devKeyFile
+	fmt.Fprintf(stderr, "keyledger: using the development master key ./%s (made by make run); set KEYLEDGER_MASTER_KEY_FILE to use another\n", devKeyFile)
+	return nil
 }

@@ -5,8 +5,8 @@ import "testing"
 func TestConfigAPIRate(t *testing.T) {
 	base := map[string]string{"KEYLEDGER_MASTER_KEY": newKEK(t)}
 	c, err := LoadConfig(envFunc(base))
-	if err != nil || c.APIRate != 0 || c.WebConfig().APIRate != 0 {
-		t.Fatalf("unset: rate %v, web %v, err %v; want 0 (the web default)", c.APIRate, c.WebConfig().APIRate, err)
+	if err != nil || c.APIRate != 20 || c.WebConfig().APIRate != 20 {
+		t.Fatalf("unset: rate %v, web %v, err %v; want 20 (the default in configVars)", c.APIRate, c.WebConfig().APIRate, err)
 	}
 	base["KEYLEDGER_API_RATE"] = "5000"
 	c, err = LoadConfig(envFunc(base))

@@ -1,3 +1,5 @@
+//go:generate go test -count=1 -run ^TestConfigDocsTable$ . -update-docs
+
 // Command keyledger runs the keyledger server and its administration
 // commands. Configuration comes from KEYLEDGER_* environment variables,
 // read once here and passed down.
@@ -15,7 +17,7 @@ import (
 	"syscall"
 )
 
-const usage = `keyledger: a team's API keys, encrypted, audited, rotated.
+const usageCommands = `keyledger: a team's API keys, encrypted, audited, rotated.
 
 Usage:
   keyledger [serve]                 run the web server (applies migrations first)
@@ -33,6 +35,7 @@ Usage:
   keyledger audit checkpoint        sign the chain's head and print the checkpoint (JSON)
   keyledger jobs                    show background jobs (verification, reminders, clean-up) by state
   keyledger healthcheck             exit 0 when the local server is ready
+  keyledger version                 print the version this binary was built from
   keyledger token create --email E --scopes read,reveal [--expires 30d] [--name N]
                                     mint a personal access token (printed once)
 
@@ -49,18 +52,14 @@ Client (talks to a keyledger server's API with a personal access token):
   keyledger keys reveal ID [--reason R] [--version N]
                                     print one value (and a newline), for scripts
 
-Client configuration: the config.json written by login (in the user
-configuration directory, e.g. ~/.config/keyledger), overridden by
-KEYLEDGER_SERVER and KEYLEDGER_TOKEN.
-
-Server configuration (environment): KEYLEDGER_DATABASE_URL, KEYLEDGER_MASTER_KEY or
-KEYLEDGER_MASTER_KEY_FILE, KEYLEDGER_LISTEN, KEYLEDGER_BASE_URL,
-KEYLEDGER_SECURE_COOKIES, KEYLEDGER_TRUSTED_PROXIES, KEYLEDGER_SESSION_IDLE,
-KEYLEDGER_SESSION_MAX, KEYLEDGER_LOG_LEVEL, KEYLEDGER_LOG_FORMAT,
-KEYLEDGER_OPENAI_BASE_URL (and _ANTHROPIC_, _GITHUB_, _STRIPE_), KEYLEDGER_VERIFY_INTERVAL,
-KEYLEDGER_WEBHOOK_URL, KEYLEDGER_SMTP_URL, KEYLEDGER_WRITE_TIMEOUT (60s),
-KEYLEDGER_SHUTDOWN_GRACE (25s). See docs/configuration.md.
 `
+
+// usage is the help text: the commands, then every variable in configVars.
+func usage() string { return usageCommands + helpVariables() }
+
+// version is set at build time: -ldflags "-X main.version=..." from `git
+// describe --always --dirty` (Makefile) or the image's VERSION build arg.
+var version = "dev"
 
 // Main is the program with its inputs and outputs, so tests can run it.
 type Main struct {
@@ -125,7 +124,10 @@ func (m *Main) run(ctx context.Context, args []string) error {
 	}
 	switch cmd + " " + sub {
 	case "help ", "-h ", "--help ":
-		fmt.Fprint(m.Stdout, usage)
+		fmt.Fprint(m.Stdout, usage())
+		return nil
+	case "version ", "--version ":
+		fmt.Fprintln(m.Stdout, "keyledger", version)
 		return nil
 	case "masterkey generate":
 		return m.masterkeyGenerate()
@@ -155,6 +157,14 @@ func (m *Main) run(ctx context.Context, args []string) error {
 		}
 		return err
 	}
+	if cmd != "migrate" { // the only server command that needs no master key
+		if err := useDevKey(&cfg, m.Stderr); err != nil {
+			if cmd+" "+sub == "audit verify" {
+				return &exitError{code: 2, msg: "audit chain NOT CHECKED: " + err.Error()}
+			}
+			return err
+		}
+	}
 	switch cmd + " " + sub {
 	case "serve ":
 		return m.serve(ctx, cfg)
@@ -179,7 +189,7 @@ func (m *Main) run(ctx context.Context, args []string) error {
 	case "token create":
 		return m.tokenCreate(ctx, cfg, args)
 	}
-	fmt.Fprint(m.Stderr, usage)
+	fmt.Fprint(m.Stderr, usage())
 	return &exitError{code: 2, msg: fmt.Sprintf("unknown command %q", (cmd + " " + sub))}
 }
 

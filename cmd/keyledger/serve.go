@@ -11,21 +11,29 @@ import (
 	"runtime/debug"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/keyledger/keyledger/store"
 	"github.com/keyledger/keyledger/verify"
 	"github.com/keyledger/keyledger/web"
 )
 
-// connect opens a pool and waits for Postgres with backoff, so that a
-// server started before its database (compose, a reboot) comes up once the
-// database does instead of crash-looping.
+// connect opens a pool and checks that Postgres answers. With wait 0 (the
+// one-shot commands) it makes one attempt and fails with one line naming
+// the host and the cause. Otherwise (serve) it waits for Postgres with
+// backoff, so that a server started before its database (compose, a
+// reboot) comes up once the database does instead of crash-looping; each
+// failed attempt is logged at ERROR with the reason, because a wrong URL
+// looks the same as a database still starting and must not wait in silence.
 func connect(ctx context.Context, log *slog.Logger, url string, wait time.Duration) (*pgxpool.Pool, error) {
 	pcfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, cfgErr("KEYLEDGER_DATABASE_URL: %v", redact(err))
 	}
 	pcfg.MaxConns = max(pcfg.MaxConns, 16)
+	if pcfg.ConnConfig.ConnectTimeout == 0 || pcfg.ConnConfig.ConnectTimeout > connectTimeout {
+		pcfg.ConnConfig.ConnectTimeout = connectTimeout
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
 		return nil, fmt.Errorf("database: %w", err)
@@ -33,17 +41,18 @@ func connect(ctx context.Context, log *slog.Logger, url string, wait time.Durati
 	deadline := time.Now().Add(wait)
 	backoff := 250 * time.Millisecond
 	for {
-		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		pctx, cancel := context.WithTimeout(ctx, connectTimeout)
 		err = pool.Ping(pctx)
 		cancel()
 		if err == nil {
 			return pool, nil
 		}
-		if ctx.Err() != nil || time.Now().After(deadline) {
+		why := describeDBError(&pcfg.ConnConfig.Config, err)
+		if ctx.Err() != nil || wait == 0 || time.Now().After(deadline) {
 			pool.Close()
-			return nil, fmt.Errorf("database at %s not reachable: %w", pcfg.ConnConfig.Host, err)
+			return nil, why
 		}
-		log.Warn("database not reachable yet; retrying", "host", pcfg.ConnConfig.Host, "retry_in", backoff.String(), "err", err)
+		log.Error("cannot use the database yet; retrying", "host", why.addr, "retry_in", backoff.String(), "err", why.Error())
 		select {
 		case <-ctx.Done():
 			pool.Close()
@@ -88,6 +97,9 @@ func (m *Main) openStore(ctx context.Context, cfg Config, log *slog.Logger, wait
 		}
 	}
 	s, err := store.New(ctx, pool, keyring, store.Options{Logger: log})
+	if errors.Is(err, store.ErrWrongMasterKey) {
+		err = fmt.Errorf("%w. %s", err, leftoverDatabaseHint(pool.Config().ConnConfig))
+	}
 	if err != nil {
 		pool.Close()
 		return nil, nil, err
@@ -109,6 +121,11 @@ func (m *Main) serve(ctx context.Context, cfg Config) error {
 		return front.abort(ctx, err)
 	}
 	defer pool.Close()
+	if n, err := st.CountUsers(ctx); err == nil && n == 0 {
+		// Nobody could sign in: say how to get the first admin.
+		log.Warn("no users yet: run 'keyledger bootstrap' (creates admin@localhost and prints its password once), " +
+			"or 'keyledger user create --email you@example.com --name You --role admin' with the same environment")
+	}
 	if !cfg.GoMemLimit {
 		// What the password hashes can hold at once, plus room for
 		// everything else (a live heap of a few MiB at ten thousand
@@ -178,7 +195,7 @@ func (m *Main) serve(ctx context.Context, cfg Config) error {
 		defer stopPprof()
 	}
 	errc := front.ready(srv)
-	log.Info("keyledger listening", "addr", front.addr(), "url", cfg.BaseURL)
+	log.Info("keyledger listening", "addr", front.addr(), "url", cfg.BaseURL, "version", version)
 	if w := web.BaseURLWarning(cfg.Listen, m.Getenv("KEYLEDGER_BASE_URL")); w != "" {
 		log.Warn(w)
 	}
@@ -277,4 +294,14 @@ func startPprof(addr string, log *slog.Logger) (func(), error) {
 	go func() { _ = hs.Serve(ln) }()
 	log.Warn("profiling endpoints on", "addr", ln.Addr().String())
 	return func() { _ = hs.Close() }, nil
+}
+
+// leftoverDatabaseHint is the way out when the values are not yours to
+// open: a fresh clone's `make run` generates a new development key, and a
+// keyledger database left from an earlier try refuses it. Suggesting a new
+// key would not help; a new or an emptied database does.
+func leftoverDatabaseHint(cc *pgx.ConnConfig) string {
+	return fmt.Sprintf("If the database %q at %s is left over from an earlier try, either point KEYLEDGER_DATABASE_URL at a new database "+
+		"(bootstrap creates it), or drop the old one if it holds nothing of value (dropdb -h %s -p %d -U %s %s); otherwise find the master key it was set up with",
+		cc.Database, dbAddr(&cc.Config), cc.Host, cc.Port, cc.User, cc.Database)
 }
