@@ -29,7 +29,8 @@ func (s *Server) keyRotatePage(c echo.Context) error {
 
 func (s *Server) keyRotate(c echo.Context) error {
 	id := c.Param("id")
-	in := keyledger.RotateInput{Value: c.FormValue("value"), GraceDays: c.FormValue("grace_days"), ExpectedVersion: c.FormValue("version")}
+	in := keyledger.RotateInput{Value: c.FormValue("value"), GraceDays: c.FormValue("grace_days"), ExpectedVersion: c.FormValue("version"),
+		KeepWhitespace: c.FormValue("keep_whitespace") != ""}
 	k, err := s.store.RotateKey(c.Request().Context(), s.actor(c), id, in)
 	if err != nil {
 		status, fields, msg, ok := formFailure(err)
@@ -183,6 +184,9 @@ func (s *Server) export(c echo.Context) error {
 		for _, r := range res.Refused {
 			if strings.HasPrefix(r.Reason, "cannot be written") {
 				v.Message = "No key of " + res.Environment.Name + matchProject(v.Project) + " can be written as " + format.Label() + ", so there is nothing to download: see below why, or choose another format."
+				// The preview lists each key with the formats that
+				// cannot carry it.
+				v.Refused = nil
 				break
 			}
 		}
