@@ -3,18 +3,25 @@ package keyledger
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 )
 
 // ExportFormats lists the formats of POST /export in menu order.
 func ExportFormats() []ShellFormat {
-	return []ShellFormat{FormatDotenv, FormatBash, FormatFish, FormatPowerShell, FormatJSON}
+	return []ShellFormat{FormatDotenv, FormatEnvFile, FormatBash, FormatFish, FormatPowerShell, FormatJSON}
 }
 
-// FormatJSON exports a flat JSON object of variable names to values.
-const FormatJSON ShellFormat = "json"
+const (
+	// FormatJSON exports a flat JSON object of variable names to values.
+	FormatJSON ShellFormat = "json"
+	// FormatEnvFile is docker's env-file (docker run --env-file): KEY=value
+	// lines taken literally, with no quoting at all.
+	FormatEnvFile ShellFormat = "env-file"
+)
 
 // ParseExportFormat accepts a format name of POST /export.
 func ParseExportFormat(s string) (ShellFormat, bool) {
@@ -113,17 +120,30 @@ const ReasonDamaged = "could not be decrypted: the stored value is damaged; ask 
 
 // LeftOut is a key an export does not carry, and why.
 type LeftOut struct {
+	KeyID   string
 	KeyName string
 	Project string
 	Reason  string
 }
 
-// RenderExport writes entries in format f. A value the format cannot carry
-// exactly fails the whole export with a message naming the key (never the
-// value), rather than writing a file that reads back wrong. Formats with
-// comments list leftOut at the top, so a file that lacks a key says so;
-// JSON is a flat object of variables and cannot.
-func RenderExport(f ShellFormat, entries []ExportEntry, leftOut ...LeftOut) ([]byte, error) {
+// RenderedExport is a file and what went into it.
+type RenderedExport struct {
+	File []byte
+	// Carried are the entries written to File.
+	Carried []ExportEntry
+	// Unwritable are the entries format cannot carry exactly, with the
+	// reason (a character class, never the value).
+	Unwritable []LeftOut
+}
+
+// RenderExport writes entries in format f. An entry whose value the format
+// cannot carry exactly is left out and listed in Unwritable, rather than
+// written so that it reads back wrong or failing every other key with it.
+// Formats with comments list leftOut and Unwritable at the top, so a file
+// that lacks a key says so; JSON is a flat object of variables and cannot
+// (it carries any value, though).
+func RenderExport(f ShellFormat, entries []ExportEntry, leftOut ...LeftOut) (RenderedExport, error) {
+	var out RenderedExport
 	var buf bytes.Buffer
 	if f == FormatJSON {
 		obj := make(map[string]string, len(entries))
@@ -134,11 +154,11 @@ func RenderExport(f ShellFormat, entries []ExportEntry, leftOut ...LeftOut) ([]b
 		enc.SetEscapeHTML(false)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(obj); err != nil {
-			return nil, err
+			return out, err
 		}
-		return buf.Bytes(), nil
+		out.File, out.Carried = buf.Bytes(), entries
+		return out, nil
 	}
-	var problems []string
 	switch f {
 	case FormatBash:
 		buf.WriteString("# keyledger export: source this file (. ./file) in bash or zsh\n")
@@ -148,10 +168,23 @@ func RenderExport(f ShellFormat, entries []ExportEntry, leftOut ...LeftOut) ([]b
 		buf.WriteString("# keyledger export: dot-source this file in PowerShell\n")
 	case FormatDotenv:
 		buf.WriteString("# keyledger export\n")
+	case FormatEnvFile:
+		buf.WriteString("# keyledger export: docker run --env-file FILE (values are taken literally)\n")
 	default:
-		return nil, Errorf(EINVALID, "Unknown export format %q.", f)
+		return out, Errorf(EINVALID, "Unknown export format %q.", f)
 	}
-	for _, l := range leftOut {
+	var lines []string
+	for _, e := range entries {
+		line, err := FormatAssignment(f, e.VarName, e.Value)
+		if err != nil {
+			out.Unwritable = append(out.Unwritable, LeftOut{KeyID: e.KeyID, KeyName: e.KeyName, Project: e.Project,
+				Reason: err.Error() + "; json carries any value"})
+			continue
+		}
+		out.Carried = append(out.Carried, e)
+		lines = append(lines, line)
+	}
+	for _, l := range append(slices.Clone(leftOut), out.Unwritable...) {
 		// Names hold no line breaks (checkText), but a comment must never
 		// end early whatever a name holds.
 		line := "# left out: " + l.KeyName + " (" + l.Project + "): " + l.Reason
@@ -163,18 +196,40 @@ func RenderExport(f ShellFormat, entries []ExportEntry, leftOut ...LeftOut) ([]b
 		}, line))
 		buf.WriteByte('\n')
 	}
-	for _, e := range entries {
-		line, err := FormatAssignment(f, e.VarName, e.Value)
-		if err != nil {
-			problems = append(problems, fmt.Sprintf("%s (%s): %v", e.KeyName, e.Project, err))
-			continue
-		}
+	for _, line := range lines {
 		buf.WriteString(line)
 		buf.WriteByte('\n')
 	}
-	if len(problems) > 0 {
-		return nil, &Error{Code: EINVALID, Message: "Some values cannot be written exactly as " + f.Label() + ": " + strings.Join(problems, "; ") + ". Choose another format (json carries any value).",
-			Fields: map[string]string{"format": "Some values cannot be written exactly in this format; choose another (json carries any value)."}}
+	out.File = buf.Bytes()
+	return out, nil
+}
+
+// FormatProblem is why one export format cannot carry a value.
+type FormatProblem struct {
+	Format ShellFormat
+	Reason string
+}
+
+// ExportProblems lists the export formats that cannot carry value exactly,
+// so the export page can say so before the download. Reasons name a
+// character class, never the value.
+func ExportProblems(value string) []FormatProblem {
+	var out []FormatProblem
+	for _, f := range ExportFormats() {
+		if f == FormatJSON {
+			continue
+		}
+		// The variable name only matters for env-file's line length,
+		// where a placeholder of typical length is close enough for a
+		// notice; the export itself checks the real name.
+		if _, err := FormatAssignment(f, "PROVIDER_API_KEY", value); err != nil {
+			reason := err.Error()
+			var ue *UnrepresentableError
+			if errors.As(err, &ue) {
+				reason = ue.Reason
+			}
+			out = append(out, FormatProblem{Format: f, Reason: reason})
+		}
 	}
-	return buf.Bytes(), nil
+	return out
 }

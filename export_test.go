@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	dockeropts "github.com/docker/cli/opts"
 	"github.com/joho/godotenv"
 	"github.com/keyledger/keyledger"
 )
@@ -138,12 +139,12 @@ func TestAssignVarNamesNumberingCollides(t *testing.T) {
 	keyledger.AssignVarNames(es)
 	checkExportNames(t, es)
 	// A duplicate name loses a value in every format.
-	file, err := keyledger.RenderExport(keyledger.FormatJSON, es)
+	res, err := keyledger.RenderExport(keyledger.FormatJSON, es)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var obj map[string]string
-	if err := json.Unmarshal(file, &obj); err != nil {
+	if err := json.Unmarshal(res.File, &obj); err != nil {
 		t.Fatal(err)
 	}
 	if len(obj) != len(es) {
@@ -210,6 +211,12 @@ func exportValues() []string {
 		"  padded  ",
 		`{"type":"service_account","private_key":"a\nb"}`,
 		"tab\tinside",
+		"\tleading tab",
+		"trailing newline\n",
+		"ends with CR\r",
+		"inner\rCR",
+		"=starts with equals",
+		"",
 	}
 }
 
@@ -220,6 +227,12 @@ func exportRefusable(f keyledger.ShellFormat, v string) bool {
 	case keyledger.FormatDotenv:
 		needsDouble := strings.ContainsAny(v, "'\n\r")
 		return strings.HasSuffix(v, `\`) || needsDouble && strings.ContainsAny(v, "\"\\$")
+	case keyledger.FormatEnvFile:
+		// docker's parser reads one line per variable (bufio.ScanLines,
+		// which also drops a CR before the line end).
+		return strings.Contains(v, "\n") || strings.HasSuffix(v, "\r")
+	case keyledger.FormatPowerShell:
+		return v == ""
 	}
 	return false
 }
@@ -274,6 +287,7 @@ func TestRenderExportRoundTrip(t *testing.T) {
 			}
 			return env
 		},
+		keyledger.FormatEnvFile: decodeDockerEnvFile,
 		keyledger.FormatBash: func(t *testing.T, file string) map[string]string {
 			path := filepath.Join(t.TempDir(), "export.sh")
 			if err := os.WriteFile(path, []byte(file), 0o600); err != nil {
@@ -310,11 +324,11 @@ func TestRenderExportRoundTrip(t *testing.T) {
 				t.Fatalf("no round trip for export format %s", f)
 			}
 			es, refused := exportEntries(f)
-			file, err := keyledger.RenderExport(f, es)
+			res, err := keyledger.RenderExport(f, append(slices.Clone(es), refused...))
 			if err != nil {
 				t.Fatalf("RenderExport: %v", err)
 			}
-			got := decode(t, string(file))
+			got := decode(t, string(res.File))
 			for _, e := range es {
 				v, ok := got[e.VarName]
 				if !ok {
@@ -326,43 +340,59 @@ func TestRenderExportRoundTrip(t *testing.T) {
 			if f == keyledger.FormatJSON && len(got) != len(es) {
 				t.Errorf("json holds %d variables for %d keys", len(got), len(es))
 			}
-			// Each refusable value, alone, fails the export naming the key
-			// and not the value.
+			// The file says which keys it lacks; nothing else is missing.
 			for _, e := range refused {
-				one := []keyledger.ExportEntry{e}
-				file, err := keyledger.RenderExport(f, one)
-				if err == nil {
-					t.Errorf("%q (%q) was written although %s cannot carry it:\n%s", e.KeyName, e.Value, f, file)
-					continue
+				if !strings.Contains(string(res.File), "# left out: "+e.KeyName+" (proj): cannot be written") {
+					t.Errorf("%s: the file does not say it was left out", e.KeyName)
 				}
-				checkExportRefusal(t, err, e)
+			}
+			// Shells add their own variables (PATH, PWD…); files hold ours only.
+			if (f == keyledger.FormatDotenv || f == keyledger.FormatEnvFile) && len(got) != len(es) {
+				t.Errorf("%s holds %d variables for %d carried keys", f, len(got), len(es))
+			}
+			// Each refusable value is left out, with a reason naming the
+			// key and never the value; the others are written.
+			checkExportLeftOut(t, res, refused)
+			for _, e := range refused {
+				if _, ok := got[e.VarName]; ok {
+					t.Errorf("%q (%q) was written although %s cannot carry it:\n%s", e.KeyName, e.Value, f, res.File)
+				}
 			}
 		})
 	}
 }
 
-func checkExportRefusal(t *testing.T, err error, e keyledger.ExportEntry) {
+// checkExportLeftOut fails unless res lists exactly want as left out,
+// each with a reason that names the format and holds no value.
+func checkExportLeftOut(t *testing.T, res keyledger.RenderedExport, want []keyledger.ExportEntry) {
 	t.Helper()
-	if keyledger.ErrorCode(err) != keyledger.EINVALID {
-		t.Errorf("refusal code %s: %v", keyledger.ErrorCode(err), err)
+	byID := map[string]keyledger.LeftOut{}
+	for _, l := range res.Unwritable {
+		byID[l.KeyID] = l
 	}
-	msg := keyledger.ErrorMessage(err)
-	if !strings.Contains(msg, e.KeyName) || !strings.Contains(msg, e.Project) {
-		t.Errorf("refusal %q does not name the key %q (%s)", msg, e.KeyName, e.Project)
+	if len(byID) != len(want) {
+		t.Errorf("%d keys left out, want %d: %+v", len(byID), len(want), res.Unwritable)
 	}
-	for _, s := range []string{err.Error(), msg, fmt.Sprint(keyledger.FieldErrors(err))} {
-		if strings.Contains(s, e.Value) {
-			t.Errorf("refusal holds the value: %q", s)
+	for _, e := range want {
+		l, ok := byID[e.KeyID]
+		if !ok {
+			t.Errorf("%s is not listed as left out", e.KeyName)
+			continue
 		}
-	}
-	if _, ok := keyledger.FieldErrors(err)["format"]; !ok {
-		t.Errorf("refusal has no message for the format field: %v", keyledger.FieldErrors(err))
+		if l.KeyName != e.KeyName || l.Project != e.Project || !strings.HasPrefix(l.Reason, "cannot be written as") {
+			t.Errorf("left out %+v, want %s (%s) with a reason", l, e.KeyName, e.Project)
+		}
+		if e.Value != "" && strings.Contains(l.Reason, e.Value) {
+			t.Errorf("the reason for %s holds the value: %q", e.KeyName, l.Reason)
+		}
 	}
 }
 
-// TestRenderExportRefusesWhole: one value the format cannot carry fails
-// the whole file, and the message names every such key but no value.
-func TestRenderExportRefusesWhole(t *testing.T) {
+// TestRenderExportLeavesOut: a value the format cannot carry no longer
+// fails the whole file (issue 12, item 4): the rest is written, and the
+// key is listed with its reason, in the file and in the result, never
+// with its value.
+func TestRenderExportLeavesOut(t *testing.T) {
 	secretA := "TOKEN-A-it's-\"quoted\""
 	secretB := "TOKEN-B-line\nwith $VAR"
 	es := []keyledger.ExportEntry{
@@ -371,21 +401,31 @@ func TestRenderExportRefusesWhole(t *testing.T) {
 		exportEntry("3", "Multiline", "billing", "acme2", secretB),
 	}
 	keyledger.AssignVarNames(es)
-	file, err := keyledger.RenderExport(keyledger.FormatDotenv, es)
-	if err == nil {
-		t.Fatalf("dotenv export written:\n%s", file)
+	damaged := keyledger.LeftOut{KeyID: "4", KeyName: "Broken", Project: "shop", Reason: keyledger.ReasonDamaged}
+	res, err := keyledger.RenderExport(keyledger.FormatDotenv, es, damaged)
+	if err != nil {
+		t.Fatalf("dotenv export refused: %v", err)
 	}
-	if file != nil {
-		t.Error("a refused export returned a partial file")
+	checkExportLeftOut(t, res, es[1:])
+	if len(res.Carried) != 1 || res.Carried[0].KeyID != "1" {
+		t.Errorf("carried %+v, want Fine only", res.Carried)
 	}
-	checkExportRefusal(t, err, es[1])
-	checkExportRefusal(t, err, es[2])
-	if strings.Contains(keyledger.ErrorMessage(err), "Fine") {
-		t.Error("refusal names a key that was fine")
+	got, err := godotenv.Unmarshal(string(res.File))
+	if err != nil || len(got) != 1 || got[es[0].VarName] != es[0].Value {
+		t.Errorf("the file reads back as %v (%v)", got, err)
 	}
-	for _, part := range []string{"TOKEN-A", "TOKEN-B", "sk-proj-fine"} {
-		if strings.Contains(err.Error(), part) {
-			t.Errorf("refusal holds %q", part)
+	for _, want := range []string{
+		"# left out: Broken (shop): " + keyledger.ReasonDamaged,
+		"# left out: Quoted (shop): cannot be written as a .env line: contains ' together with",
+		"# left out: Multiline (billing): cannot be written as a .env line: contains a line break together with",
+	} {
+		if !strings.Contains(string(res.File), want) {
+			t.Errorf("the file lacks %q:\n%s", want, res.File)
+		}
+	}
+	for _, part := range []string{"TOKEN-A", "TOKEN-B"} {
+		if strings.Contains(string(res.File), part) || strings.Contains(fmt.Sprint(res.Unwritable), part) {
+			t.Errorf("the export shows %q", part)
 		}
 	}
 	// cmd is not an export format; unknown formats are refused.
@@ -396,13 +436,63 @@ func TestRenderExportRefusesWhole(t *testing.T) {
 		t.Errorf("RenderExport(yaml): %v", err)
 	}
 	// json carries everything.
-	file, err = keyledger.RenderExport(keyledger.FormatJSON, es)
+	res, err = keyledger.RenderExport(keyledger.FormatJSON, es)
+	if err != nil || len(res.Unwritable) != 0 || len(res.Carried) != 3 {
+		t.Fatalf("json: %v, left out %+v", err, res.Unwritable)
+	}
+	var obj map[string]string
+	if err := json.Unmarshal(res.File, &obj); err != nil || obj[es[1].VarName] != secretA || obj[es[2].VarName] != secretB {
+		t.Errorf("json export %s (%v)", res.File, err)
+	}
+}
+
+// decodeDockerEnvFile reads file the way `docker run --env-file` does, with
+// docker's own code: opts.ReadKVEnvStrings (docker/cli
+// v29.10.0+incompatible, cli/command/container/opts.go calls it for
+// --env-file) over pkg/kvfile's parser. It runs with an empty process
+// environment of the file's names, so a line without "=" could not pick a
+// value up from the test's environment.
+func decodeDockerEnvFile(t *testing.T, file string) map[string]string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "export.env")
+	if err := os.WriteFile(path, []byte(file), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	kvs, err := dockeropts.ReadKVEnvStrings([]string{path}, nil)
+	if err != nil {
+		t.Fatalf("docker does not read the env-file: %v", err)
+	}
+	out := map[string]string{}
+	for _, kv := range kvs {
+		name, value, ok := strings.Cut(kv, "=")
+		if !ok {
+			t.Fatalf("docker read a line without a value: %q", kv)
+		}
+		if _, dup := out[name]; dup {
+			t.Errorf("docker read %s twice", name)
+		}
+		out[name] = value
+	}
+	return out
+}
+
+// TestEnvFileLongLine: docker's scanner fails the whole file on a line of
+// 64 KiB or more, so such a value is left out rather than breaking every
+// other variable; the longest line that fits is written.
+func TestEnvFileLongLine(t *testing.T) {
+	name := "LONG_API_KEY"
+	fits := strings.Repeat("a", 65535-len(name)-1)
+	es := []keyledger.ExportEntry{
+		{KeyID: "1", KeyName: "fits", Project: "p", Value: fits, VarName: name},
+		{KeyID: "2", KeyName: "too long", Project: "p", Value: fits + "a", VarName: name + "_2"},
+	}
+	res, err := keyledger.RenderExport(keyledger.FormatEnvFile, es)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var obj map[string]string
-	if err := json.Unmarshal(file, &obj); err != nil || obj[es[1].VarName] != secretA || obj[es[2].VarName] != secretB {
-		t.Errorf("json export %s (%v)", file, err)
+	checkExportLeftOut(t, res, es[1:])
+	if got := decodeDockerEnvFile(t, string(res.File)); got[name] != fits || len(got) != 1 {
+		t.Errorf("docker read %d variables; the long one is %d bytes, want %d", len(got), len(got[name]), len(fits))
 	}
 }
 

@@ -93,6 +93,9 @@ type KeyInput struct {
 	Scope        string
 	RotationDays string
 	Description  string
+	// KeepWhitespace: the person confirmed that the value's leading or
+	// trailing whitespace belongs to it (the JSON API always does).
+	KeepWhitespace bool
 }
 
 // NewKey is a validated registration.
@@ -118,7 +121,8 @@ type KeyEdit struct {
 }
 
 // ValidateNewKey checks a registration and returns it normalized: provider
-// detected from the value when left empty, surrounding whitespace trimmed.
+// detected from the value when left empty, surrounding whitespace trimmed
+// from the metadata; the value itself is never changed (see CheckValue).
 func ValidateNewKey(in KeyInput) (NewKey, error) {
 	var v Validation
 	out := NewKey{
@@ -145,9 +149,12 @@ func ValidateNewKey(in KeyInput) (NewKey, error) {
 	optionalText(&v, "description", "Description", out.Description, MaxDescriptionRunes, true)
 	out.RotationDays = parseRotationDays(&v, in.RotationDays)
 
-	value, problem := CheckValue(in.Value)
+	value, problem := CheckValue(in.Value, in.KeepWhitespace)
 	if problem != "" {
 		v.Add("value", problem)
+		if problem == ValueWhitespaceProblem {
+			v.Add("keep_whitespace", KeepWhitespaceHint)
+		}
 	}
 	out.Value = value
 
@@ -160,7 +167,8 @@ func ValidateNewKey(in KeyInput) (NewKey, error) {
 			out.Provider = Provider(prov)
 		}
 	case problem == "":
-		out.Provider = DetectProvider(value)
+		// Detection looks past surrounding whitespace; the value keeps it.
+		out.Provider = DetectProvider(strings.TrimSpace(value))
 		if out.Provider == "" {
 			out.Provider = ProviderOther
 		}
@@ -189,25 +197,46 @@ func ValidateKeyEdit(in KeyInput) (KeyEdit, error) {
 	return out, v.Err()
 }
 
-// CheckValue trims surrounding whitespace (a pasted key often drags a
-// newline along) and returns the value with a problem, or "" when fine.
-// Inner newlines are kept: PEM keys and JSON credentials span lines.
-func CheckValue(raw string) (string, string) {
+// ValueWhitespaceProblem is CheckValue's answer to a value with leading or
+// trailing whitespace that the person has not confirmed.
+const ValueWhitespaceProblem = "The value starts or ends with whitespace (a space, tab or line break). Nothing was stored: paste it again without the whitespace, or tick the box below if the whitespace is part of the key."
+
+// KeepWhitespaceHint labels the confirmation a form asks for then.
+const KeepWhitespaceHint = "Keep the whitespace: store the value exactly as pasted."
+
+// CheckValue returns the value exactly as given, with a problem, or ""
+// when fine. A secret is never altered: a value stored differently from
+// what was pasted fails far from here, at the provider. Surrounding
+// whitespace is usually dragged along by a paste, so unless keepWhitespace
+// says the person confirmed it, such a value is refused with
+// ValueWhitespaceProblem rather than trimmed. Inner newlines are kept: PEM
+// keys and JSON credentials span lines.
+func CheckValue(raw string, keepWhitespace bool) (string, string) {
 	if !utf8.ValidString(raw) {
 		return "", "The value must be valid UTF-8 text."
 	}
-	value := strings.TrimSpace(raw)
 	switch {
-	case value == "":
+	case strings.TrimSpace(raw) == "":
 		return "", "Paste the key's value."
-	case len(value) > MaxValueBytes:
-		return "", "The value is too long (" + strconv.Itoa(len(value)) + " bytes, at most " + strconv.Itoa(MaxValueBytes) + ")."
+	case len(raw) > MaxValueBytes:
+		return "", "The value is too long (" + strconv.Itoa(len(raw)) + " bytes, at most " + strconv.Itoa(MaxValueBytes) + ")."
 	}
-	if p := checkText(value, MaxValueBytes, true); p != "" {
+	if p := checkText(raw, MaxValueBytes, true); p != "" {
 		return "", "The value " + p + "."
 	}
-	return value, ""
+	if !keepWhitespace && strings.TrimSpace(raw) != raw {
+		return "", ValueWhitespaceProblem
+	}
+	return raw, ""
 }
+
+// ValueIdentity is the part of a value that tells one key from another:
+// the value without surrounding whitespace. The value is stored exactly,
+// but duplicate detection (the fingerprint) and the masked hint look at
+// this, so "sk-1" and a confirmed "sk-1\n" are the same key, as they were
+// when values were trimmed (every fingerprint stored then is of a trimmed
+// value, so old and new fingerprints still match).
+func ValueIdentity(value string) string { return strings.TrimSpace(value) }
 
 // DuplicateValue is the answer to storing a value that a live key already
 // holds (a registration, or a rotation to it). Only someone who may reveal
@@ -324,6 +353,8 @@ type RotateInput struct {
 	// rotate; if another rotation got there first, theirs is refused
 	// rather than silently stacked on top. Empty: the current version.
 	ExpectedVersion string
+	// KeepWhitespace is as in KeyInput.
+	KeepWhitespace bool
 }
 
 // Rotation is a validated rotation.
@@ -337,9 +368,12 @@ type Rotation struct {
 func ValidateRotation(in RotateInput) (Rotation, error) {
 	var v Validation
 	out := Rotation{GraceDays: DefaultGraceDays}
-	value, problem := CheckValue(in.Value)
+	value, problem := CheckValue(in.Value, in.KeepWhitespace)
 	if problem != "" {
 		v.Add("value", problem)
+		if problem == ValueWhitespaceProblem {
+			v.Add("keep_whitespace", KeepWhitespaceHint)
+		}
 	}
 	out.Value = value
 	if g := strings.TrimSpace(in.GraceDays); g != "" {

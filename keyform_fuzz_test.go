@@ -12,7 +12,9 @@ import (
 
 // FuzzKeyForm feeds arbitrary strings into every field of the key form.
 // ValidateNewKey must never panic; it refuses only with a validation error
-// that names fields; and what it accepts is the input itself, trimmed
+// that names fields; and what it accepts is the input itself, trimmed (the
+// value never: it is stored exactly, and surrounding whitespace is refused
+// unless confirmed with KeepWhitespace)
 // (environment and owner also lower-cased), free of NUL and control
 // characters (value and description may span lines), within the limits,
 // and accepted unchanged when validated again (so a stored key re-validates
@@ -36,6 +38,15 @@ func FuzzKeyForm(f *testing.F) {
 	f.Fuzz(func(t *testing.T, name, provider, project, env, owner, value, scope, days, desc string) {
 		in := keyledger.KeyInput{Name: name, Provider: provider, Project: project, Environment: env, OwnerEmail: owner,
 			Value: value, Scope: scope, RotationDays: days, Description: desc}
+		if strings.TrimSpace(value) != value {
+			// Unconfirmed surrounding whitespace is refused on the value
+			// field, with the box to confirm it; confirmed, it is kept.
+			_, err := keyledger.ValidateNewKey(in)
+			if fields := keyledger.FieldErrors(err); strings.TrimSpace(value) != "" && utf8.ValidString(value) && fields["value"] == "" {
+				t.Fatalf("value %q with surrounding whitespace accepted unconfirmed", value)
+			}
+			in.KeepWhitespace = true
+		}
 		out, err := keyledger.ValidateNewKey(in)
 		if err != nil {
 			if code := keyledger.ErrorCode(err); code != keyledger.EINVALID {
@@ -59,7 +70,7 @@ func FuzzKeyForm(f *testing.F) {
 			{"project", out.Project, strings.TrimSpace(project)},
 			{"environment", out.Environment, strings.ToLower(strings.TrimSpace(env))},
 			{"owner", out.OwnerEmail, strings.ToLower(strings.TrimSpace(owner))},
-			{"value", out.Value, strings.TrimSpace(value)},
+			{"value", out.Value, value},
 			{"scope", out.Scope, strings.TrimSpace(scope)},
 			{"description", out.Description, strings.TrimSpace(desc)},
 		} {
@@ -125,7 +136,7 @@ func FuzzKeyForm(f *testing.F) {
 
 		// Validating the accepted form again changes nothing.
 		again := keyledger.KeyInput{Name: out.Name, Provider: string(out.Provider), Project: out.Project, Environment: out.Environment,
-			OwnerEmail: out.OwnerEmail, Value: out.Value, Scope: out.Scope, Description: out.Description}
+			OwnerEmail: out.OwnerEmail, Value: out.Value, Scope: out.Scope, Description: out.Description, KeepWhitespace: in.KeepWhitespace}
 		if out.RotationDays != 0 {
 			again.RotationDays = strconv.Itoa(out.RotationDays)
 		}

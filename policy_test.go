@@ -63,7 +63,7 @@ func TestCanEditAndAudit(t *testing.T) {
 
 func TestValidateNewKey(t *testing.T) {
 	t.Parallel()
-	ok := keyledger.KeyInput{Name: " OpenAI dev ", Project: "checkout", Environment: "Development", OwnerEmail: " Maria@Example.com", Value: "sk-proj-abc123456789\n"}
+	ok := keyledger.KeyInput{Name: " OpenAI dev ", Project: "checkout", Environment: "Development", OwnerEmail: " Maria@Example.com", Value: "sk-proj-abc123456789"}
 	cases := []struct {
 		name  string
 		edit  func(*keyledger.KeyInput)
@@ -79,6 +79,8 @@ func TestValidateNewKey(t *testing.T) {
 		{"no environment", func(k *keyledger.KeyInput) { k.Environment = "" }, "environment"},
 		{"bad owner", func(k *keyledger.KeyInput) { k.OwnerEmail = "maria" }, "owner"},
 		{"no value", func(k *keyledger.KeyInput) { k.Value = " \n" }, "value"},
+		// Never trimmed: refused until confirmed (then kept, see below).
+		{"padded value", func(k *keyledger.KeyInput) { k.Value = "sk-proj-abc123456789\n" }, "value"},
 		{"huge value", func(k *keyledger.KeyInput) { k.Value = strings.Repeat("a", keyledger.MaxValueBytes+1) }, "value"},
 		{"invalid utf8 value", func(k *keyledger.KeyInput) { k.Value = "sk-\xff\xfe" }, "value"},
 		{"nul in value", func(k *keyledger.KeyInput) { k.Value = "sk-a\x00b" }, "value"},
@@ -278,5 +280,21 @@ func TestEmailDomainNeedsOneAddress(t *testing.T) {
 		if (keyledger.CheckEmail(email) == "") != (want != "") && email == strings.ToLower(email) {
 			t.Errorf("CheckEmail(%q) = %q", email, keyledger.CheckEmail(email))
 		}
+	}
+}
+
+// TestCheckValueKeepsWhitespace (issue 12, item 5): a confirmed value is
+// stored byte for byte, surrounding whitespace included.
+func TestCheckValueKeepsWhitespace(t *testing.T) {
+	for _, v := range []string{" sk-1", "sk-1\n", "\tsk-1 \r\n", "sk-1\u00a0"} {
+		if got, p := keyledger.CheckValue(v, false); p != keyledger.ValueWhitespaceProblem || got != "" {
+			t.Errorf("CheckValue(%q, false) = %q, %q", v, got, p)
+		}
+		if got, p := keyledger.CheckValue(v, true); p != "" || got != v {
+			t.Errorf("CheckValue(%q, true) = %q, %q; want it unchanged", v, got, p)
+		}
+	}
+	if got, p := keyledger.CheckValue("a \n b", false); p != "" || got != "a \n b" {
+		t.Errorf("inner whitespace: %q, %q", got, p)
 	}
 }

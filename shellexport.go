@@ -35,6 +35,8 @@ func (f ShellFormat) Label() string {
 		return "cmd.exe"
 	case FormatDotenv:
 		return ".env"
+	case FormatEnvFile:
+		return "docker --env-file"
 	}
 	return string(f)
 }
@@ -64,7 +66,7 @@ func FormatAssignment(f ShellFormat, name, value string) (string, error) {
 		return "", &UnrepresentableError{Format: f, Reason: reason}
 	}
 	switch f {
-	case FormatBash, FormatFish, FormatPowerShell, FormatCmd, FormatDotenv:
+	case FormatBash, FormatFish, FormatPowerShell, FormatCmd, FormatDotenv, FormatEnvFile:
 	default:
 		return fail("unknown format")
 	}
@@ -91,6 +93,11 @@ func FormatAssignment(f ShellFormat, name, value string) (string, error) {
 			return fail("is empty")
 		}
 		return "$env:" + name + " = '" + powerShellQuote(value) + "'", nil
+	case FormatEnvFile:
+		if reason := envFileProblem(name, value); reason != "" {
+			return fail(reason)
+		}
+		return name + "=" + value, nil
 	case FormatCmd:
 		if reason := cmdProblem(name, value); reason != "" {
 			return fail(reason)
@@ -209,4 +216,25 @@ func dotenvLine(name, value string) (string, string) {
 	value = strings.ReplaceAll(value, "\n", `\n`)
 	value = strings.ReplaceAll(value, "\r", `\r`)
 	return name + `="` + value + `"`, ""
+}
+
+// envFileProblem names what a docker env-file line cannot carry. docker/cli
+// (pkg/kvfile/kvfile.go, parseKeyValueFile, read at v29.10.0+incompatible)
+// reads the file with a bufio.Scanner line by line and keeps everything
+// after the first "=" as it is: no quotes, escapes or expansion, leading
+// and trailing spaces kept (only the line's own leading space, before the
+// name, is trimmed). So a value cannot hold a line break; ScanLines also
+// drops a CR that ends a line; and the scanner fails the whole file on a
+// line of bufio.MaxScanTokenSize (64 KiB) or more. Invalid UTF-8 (refused
+// by the parser) and NUL are refused for every format already.
+func envFileProblem(name, value string) string {
+	switch {
+	case strings.Contains(value, "\n"):
+		return "contains a line break"
+	case strings.HasSuffix(value, "\r"):
+		return "ends with a carriage return"
+	case len(name)+1+len(value) >= 64<<10:
+		return "is too long for one line"
+	}
+	return ""
 }

@@ -32,8 +32,8 @@ type RefusedKey struct {
 // audited as an export (it counts as a reveal in the offboarding record),
 // in the same transaction: if the audit cannot be written, nothing is
 // exported.
-// The file is rendered before the commit, so a value the format cannot
-// carry fails the export without recording one.
+// A value the format cannot carry is left out with its reason (in Refused
+// and at the top of the file) and not audited: it was not handed out.
 func (s *Store) ExportKeys(ctx context.Context, actor keyledger.Actor, envName, project, reason string, format keyledger.ShellFormat) (ExportResult, error) {
 	var out ExportResult
 	if actor.User == nil {
@@ -109,7 +109,9 @@ func (s *Store) ExportKeys(ctx context.Context, actor keyledger.Actor, envName, 
 			}
 			allowed = append(allowed, k)
 		}
+		keyVersions := map[string]int{}
 		for _, k := range allowed {
+			keyVersions[k.ID] = k.CurrentVersion
 			var e crypto.Envelope
 			if err := tx.QueryRow(ctx, `SELECT coalesce(kek_id, ''), wrapped_dek, nonce, ciphertext FROM key_versions
 				WHERE key_id = $1 AND version = $2 AND destroyed_at IS NULL`, k.ID, k.CurrentVersion).
@@ -132,21 +134,39 @@ func (s *Store) ExportKeys(ctx context.Context, actor keyledger.Actor, envName, 
 			}
 			values = append(values, v)
 			out.Entries = append(out.Entries, keyledger.ExportEntry{KeyID: k.ID, KeyName: k.Name, Project: k.Project, Provider: k.Provider, Value: string(v)})
-			if err := writeAudit(ctx, tx, auditEntry{Actor: actor, Action: keyledger.ActionKeyExport, KeyID: k.ID, KeyName: k.Name,
-				KeyVersion: k.CurrentVersion, Environment: env.Name, Reason: reason,
-				Details: map[string]any{"project_filter": project}}); err != nil {
-				return err
-			}
 		}
+		// Names are assigned over every revealed key, so a variable is
+		// called the same whichever format leaves a neighbour out.
 		keyledger.AssignVarNames(out.Entries)
 		var damaged []keyledger.LeftOut
 		for _, r := range out.Refused {
 			if r.Reason == keyledger.ReasonDamaged {
-				damaged = append(damaged, keyledger.LeftOut{KeyName: r.Key.Name, Project: r.Key.Project, Reason: r.Reason})
+				damaged = append(damaged, keyledger.LeftOut{KeyID: r.Key.ID, KeyName: r.Key.Name, Project: r.Key.Project, Reason: r.Reason})
 			}
 		}
-		if out.File, err = keyledger.RenderExport(format, out.Entries, damaged...); err != nil {
+		rendered, err := keyledger.RenderExport(format, out.Entries, damaged...)
+		if err != nil {
 			return err
+		}
+		out.File = rendered.File
+		// A key the format cannot carry is left out like a refused one:
+		// it was not handed out, so it is not audited as an export.
+		unwritable := map[string]string{}
+		for _, l := range rendered.Unwritable {
+			unwritable[l.KeyID] = l.Reason
+		}
+		for _, k := range allowed {
+			if reason, ok := unwritable[k.ID]; ok {
+				out.Refused = append(out.Refused, RefusedKey{Key: k, Reason: reason})
+			}
+		}
+		out.Entries = rendered.Carried
+		for _, e := range out.Entries {
+			if err := writeAudit(ctx, tx, auditEntry{Actor: actor, Action: keyledger.ActionKeyExport, KeyID: e.KeyID, KeyName: e.KeyName,
+				KeyVersion: keyVersions[e.KeyID], Environment: env.Name, Reason: reason,
+				Details: map[string]any{"project_filter": project}}); err != nil {
+				return err
+			}
 		}
 		return syncOffboardings(ctx, tx, actor, s.now(), actor.User.ID)
 	})
@@ -188,12 +208,14 @@ func (s *Store) ExportPreview(ctx context.Context, actor keyledger.Actor, envNam
 			break
 		}
 	}
-	// Keys whose stored value no longer decrypts will be left out: say so
-	// before the download, not only in it.
-	damaged, err := s.damagedKeys(ctx, out.Included)
+	// Keys whose stored value no longer decrypts will be left out, and
+	// some values some formats cannot carry: say so before the download,
+	// not only in it.
+	damaged, problems, err := s.checkExportValues(ctx, out.Included)
 	if err != nil {
 		return out, err
 	}
+	out.FormatProblems = problems
 	if len(damaged) > 0 {
 		kept := out.Included[:0]
 		for _, k := range out.Included {
@@ -208,12 +230,14 @@ func (s *Store) ExportPreview(ctx context.Context, actor keyledger.Actor, envNam
 	return out, nil
 }
 
-// damagedKeys reports which of keys' current versions no longer decrypt.
+// checkExportValues reports which of keys' current versions no longer
+// decrypt, and which export formats cannot carry the others (by key id).
 // The values are opened only to check them and cleared at once; nothing
-// is revealed, so nothing is audited here.
-func (s *Store) damagedKeys(ctx context.Context, keys []keyledger.Key) (map[string]bool, error) {
+// is revealed (a problem names a character class, and only to someone who
+// may reveal the key), so nothing is audited here.
+func (s *Store) checkExportValues(ctx context.Context, keys []keyledger.Key) (map[string]bool, map[string][]keyledger.FormatProblem, error) {
 	if len(keys) == 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
 	ids := make([]string, len(keys))
 	versions := make([]int32, len(keys))
@@ -224,28 +248,32 @@ func (s *Store) damagedKeys(ctx context.Context, keys []keyledger.Key) (map[stri
 		FROM key_versions v JOIN unnest($1::uuid[], $2::int[]) AS w(key_id, version) ON v.key_id = w.key_id AND v.version = w.version
 		WHERE v.destroyed_at IS NULL`, ids, versions)
 	if err != nil {
-		return nil, s.internal(ctx, "check export values", err)
+		return nil, nil, s.internal(ctx, "check export values", err)
 	}
 	defer rows.Close()
 	out := map[string]bool{}
+	problems := map[string][]keyledger.FormatProblem{}
 	for rows.Next() {
 		var id string
 		var version int
 		var e crypto.Envelope
 		if err := rows.Scan(&id, &version, &e.KEKID, &e.WrappedDEK, &e.Nonce, &e.Ciphertext); err != nil {
-			return nil, s.internal(ctx, "check export values", err)
+			return nil, nil, s.internal(ctx, "check export values", err)
 		}
 		v, err := s.keyring.Open(versionSubject(id, version), e)
 		if err != nil {
 			out[id] = true
 			continue
 		}
+		if p := keyledger.ExportProblems(string(v)); len(p) > 0 {
+			problems[id] = p
+		}
 		clear(v)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, s.internal(ctx, "check export values", err)
+		return nil, nil, s.internal(ctx, "check export values", err)
 	}
-	return out, nil
+	return out, problems, nil
 }
 
 // ExportPreview is what an export would hold.
@@ -253,4 +281,7 @@ type ExportPreview struct {
 	Environment keyledger.Environment
 	Included    []keyledger.Key
 	Refused     []RefusedKey
+	// FormatProblems are, by key id, the formats that will leave an
+	// included key out, and why.
+	FormatProblems map[string][]keyledger.FormatProblem
 }

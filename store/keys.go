@@ -46,8 +46,8 @@ func (s *Store) CreateKey(ctx context.Context, actor keyledger.Actor, in keyledg
 	if err != nil {
 		return res, err
 	}
-	fp := crypto.Fingerprint(s.fingerprintKey, []byte(nk.Value))
-	hint := keyledger.MaskedHint(nk.Value)
+	fp := crypto.Fingerprint(s.fingerprintKey, []byte(keyledger.ValueIdentity(nk.Value)))
+	hint := keyledger.MaskedHint(keyledger.ValueIdentity(nk.Value))
 	var id string
 	var conflict *keyledger.Error
 	err = s.tx(ctx, func(tx pgx.Tx) error {

@@ -40,7 +40,10 @@ func TestRotateKey(t *testing.T) {
 			f.clock.Advance(40*24*time.Hour + 3*time.Hour)
 			now := f.clock.Now()
 			value := secretValue(t, "sk-proj-")
-			got, err := f.s.RotateKey(ctx, as(f.owner), k.ID, keyledger.RotateInput{Value: "\n" + value + "  \n", GraceDays: tt.grace})
+			// Confirmed surrounding whitespace is kept (issue 12, item 5);
+			// the hint looks past it.
+			padded := "\n" + value + "  \n"
+			got, err := f.s.RotateKey(ctx, as(f.owner), k.ID, keyledger.RotateInput{Value: padded, GraceDays: tt.grace, KeepWhitespace: true})
 			if err != nil {
 				t.Fatalf("RotateKey: %v", err)
 			}
@@ -60,8 +63,8 @@ func TestRotateKey(t *testing.T) {
 				t.Errorf("rotation status after rotating: %s", status)
 			}
 			r := f.revealValue(t, f.owner, k.ID)
-			if r.Value != value || r.Version != 2 {
-				t.Errorf("reveal after rotation: version %d, value changed=%v", r.Version, r.Value != value)
+			if r.Value != padded || r.Version != 2 {
+				t.Errorf("reveal after rotation: version %d, value changed=%v", r.Version, r.Value != padded)
 			}
 			vs := f.versions(t, f.owner, k.ID)
 			if len(vs) != 2 {
@@ -225,7 +228,8 @@ func TestRotateKeyConflicts(t *testing.T) {
 	conflict := func(t *testing.T, id, value, wantName string) {
 		t.Helper()
 		before := f.tableCounts(t)
-		_, err := f.s.RotateKey(ctx, as(f.owner), id, keyledger.RotateInput{Value: value})
+		// Confirmed whitespace does not make a value another key's.
+		_, err := f.s.RotateKey(ctx, as(f.owner), id, keyledger.RotateInput{Value: value, KeepWhitespace: true})
 		wantField(t, err, keyledger.ECONFLICT, "value")
 		if wantName != "" && !strings.Contains(keyledger.FieldErrors(err)["value"], wantName) {
 			t.Errorf("conflict does not name %q: %v", wantName, keyledger.FieldErrors(err))

@@ -26,8 +26,8 @@ func (s *Store) RotateKey(ctx context.Context, actor keyledger.Actor, id string,
 	if err != nil {
 		return nil, err
 	}
-	fp := crypto.Fingerprint(s.fingerprintKey, []byte(rot.Value))
-	hint := keyledger.MaskedHint(rot.Value)
+	fp := crypto.Fingerprint(s.fingerprintKey, []byte(keyledger.ValueIdentity(rot.Value)))
+	hint := keyledger.MaskedHint(keyledger.ValueIdentity(rot.Value))
 	var newVersion int
 	var conflict *keyledger.Error
 	err = s.tx(ctx, func(tx pgx.Tx) error {

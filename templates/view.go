@@ -321,6 +321,9 @@ type RefusedRow struct {
 	Project string
 	Owner   string
 	Reason  string
+	// Notes are, for a key in the file, the formats that cannot carry
+	// its value ("not in .env: contains a line break").
+	Notes []string
 }
 
 func graceLabel(now time.Time, v keyledger.KeyVersion) string {

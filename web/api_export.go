@@ -43,7 +43,8 @@ type apiExportResponse struct {
 // apiExport is POST /api/v1/export: every live key of an environment
 // (optionally one project) the token's user may reveal, rendered as a file
 // in content, each audited as an export by the store; the keys policy
-// leaves out are listed with the reason. A sensitive environment exports
+// leaves out, whose value is damaged, or whose value the format cannot
+// carry are listed in left_out with the reason. A sensitive environment exports
 // with a token only where an admin allowed token reveals.
 func (s *Server) apiExport(c echo.Context) error {
 	var req apiExportRequest
@@ -59,7 +60,7 @@ func (s *Server) apiExport(c echo.Context) error {
 	}
 	format, ok := keyledger.ParseExportFormat(req.Format)
 	if !ok {
-		v.Add("format", "format is dotenv, bash, fish, powershell or json.")
+		v.Add("format", "format is "+exportFormatList()+".")
 	}
 	if err := v.Err(); err != nil {
 		return err

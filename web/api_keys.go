@@ -184,7 +184,9 @@ func (s *Server) apiKeyCreate(c echo.Context) error {
 		return err
 	}
 	in := keyledger.KeyInput{Name: req.Name, Provider: req.Provider, Project: req.Project, Environment: req.Environment,
-		OwnerEmail: req.Owner, Value: req.Value, Scope: req.Scope, Description: req.Description}
+		OwnerEmail: req.Owner, Value: req.Value, Scope: req.Scope, Description: req.Description,
+		// A program sends the value it means: stored as given.
+		KeepWhitespace: true}
 	if req.RotationDays != nil {
 		in.RotationDays = strconv.Itoa(*req.RotationDays)
 	}
@@ -250,7 +252,7 @@ func (s *Server) apiKeyRotate(c echo.Context) error {
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
-	in := keyledger.RotateInput{Value: req.Value}
+	in := keyledger.RotateInput{Value: req.Value, KeepWhitespace: true}
 	if req.GraceDays != nil {
 		in.GraceDays = strconv.Itoa(*req.GraceDays)
 	}

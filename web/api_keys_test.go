@@ -330,9 +330,10 @@ func TestAPIKeyCreate(t *testing.T) {
 	if until := time.Until(k.RotateBy); until < 29*24*time.Hour || until > 31*24*time.Hour {
 		t.Errorf("rotate_by %v", k.RotateBy)
 	}
-	// Stored exactly (trimmed), readable by reveal.
+	// Stored exactly as sent, surrounding whitespace included (issue 12,
+	// item 5), readable by reveal.
 	rev, err := env.Store.Reveal(context.Background(), keyledger.Actor{User: env.Users["member2"]}, k.ID, "")
-	if err != nil || rev.Value != value {
+	if err != nil || rev.Value != "  "+value+"\n" {
 		t.Errorf("stored value differs (%v)", err)
 	}
 	ev := a.events(k.ID, keyledger.ActionKeyCreate)

@@ -116,6 +116,10 @@ func TestFormsRegisterBadInput(t *testing.T) {
 		return func(t *testing.T, env *testEnv, form url.Values) {
 			_, v := authzKey(env, t, "member2", "staging", "first "+authzRand(3))
 			form.Set("value", v+suffix)
+			if suffix != "" {
+				// Confirmed: stored exactly, and still the same key.
+				form.Set("keep_whitespace", "1")
+			}
 		}
 	}
 	dupName := func(change func(string) string) func(*testing.T, *testEnv, url.Values) {
@@ -175,6 +179,7 @@ func TestFormsRegisterBadInput(t *testing.T) {
 		{name: "several errors at once", set: map[string]string{"name": "", "environment": "qa", "rotation_days": "abc"}, status: 422, field: "name", msg: "Name is required"},
 		{name: "duplicate value", status: 409, field: "value", msg: "already stored as", prepare: dupValue(""), audits: 1},
 		{name: "duplicate value with a trailing newline", status: 409, field: "value", msg: "already stored as", prepare: dupValue("\r\n"), audits: 1},
+		{name: "value with a trailing newline, unconfirmed", status: 422, field: "value", msg: "starts or ends with whitespace", set: map[string]string{"value": "sk-proj-" + authzRand(20) + "\r\n"}},
 		{name: "duplicate name in project and environment", status: 409, field: "name", msg: "already exists", prepare: dupName(same)},
 		{name: "duplicate name differing in case", status: 409, field: "name", msg: "already exists", prepare: dupName(swapCase)},
 	}
@@ -258,7 +263,7 @@ func TestFormsRegisterLimits(t *testing.T) {
 	name := strings.Repeat("é", 200)
 	value := "sk-proj-" + strings.Repeat("A", 8192-8)
 	form.Set("name", name)
-	form.Set("value", "\n"+value+"\n") // surrounding whitespace does not count
+	form.Set("value", value)
 	form.Set("rotation_days", "3650")
 	id, _, body := c.register(form)
 	formsNoValue(t, env, body, value)

@@ -11,9 +11,9 @@ import (
 
 // secretFields are form fields that carry a key's value. A value is
 // stored exactly as given, so this layer does not judge it: the root
-// package's CheckValue applies the value's own documented rules (surrounding
-// whitespace trimmed; NUL, other control characters than newline and tab,
-// and invalid UTF-8 refused) and answers with a field error on the form,
+// package's CheckValue applies the value's own documented rules (never
+// trimmed; surrounding whitespace only when confirmed; NUL, other control
+// characters than newline, CR and tab, and invalid UTF-8 refused) and answers with a field error on the form,
 // which keeps everything else the person typed.
 var secretFields = map[string]bool{"value": true}
 

@@ -63,6 +63,8 @@ func keyInput(c echo.Context) keyledger.KeyInput {
 		Scope:        c.FormValue("scope"),
 		RotationDays: c.FormValue("rotation_days"),
 		Description:  c.FormValue("description"),
+		// The box the form shows after warning about whitespace.
+		KeepWhitespace: c.FormValue("keep_whitespace") != "",
 	}
 }
 

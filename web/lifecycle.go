@@ -29,7 +29,8 @@ func (s *Server) keyRotatePage(c echo.Context) error {
 
 func (s *Server) keyRotate(c echo.Context) error {
 	id := c.Param("id")
-	in := keyledger.RotateInput{Value: c.FormValue("value"), GraceDays: c.FormValue("grace_days"), ExpectedVersion: c.FormValue("version")}
+	in := keyledger.RotateInput{Value: c.FormValue("value"), GraceDays: c.FormValue("grace_days"), ExpectedVersion: c.FormValue("version"),
+		KeepWhitespace: c.FormValue("keep_whitespace") != ""}
 	k, err := s.store.RotateKey(c.Request().Context(), s.actor(c), id, in)
 	if err != nil {
 		status, fields, msg, ok := formFailure(err)
@@ -114,7 +115,11 @@ func (s *Server) renderExport(c echo.Context, status int, v templates.ExportView
 			return err
 		}
 		for _, k := range prev.Included {
-			v.Included = append(v.Included, templates.RefusedRow{Name: k.Name, Project: k.Project, Owner: k.OwnerEmail})
+			row := templates.RefusedRow{Name: k.Name, Project: k.Project, Owner: k.OwnerEmail}
+			for _, p := range prev.FormatProblems[k.ID] {
+				row.Notes = append(row.Notes, "not in "+p.Format.Label()+": "+p.Reason)
+			}
+			v.Included = append(v.Included, row)
 		}
 		for _, r := range prev.Refused {
 			v.Refused = append(v.Refused, templates.RefusedRow{Name: r.Key.Name, Project: r.Key.Project, Owner: r.Key.OwnerEmail, Reason: r.Reason})
@@ -139,7 +144,7 @@ func (s *Server) export(c echo.Context) error {
 	v := templates.ExportView{Environment: c.FormValue("environment"), Project: c.FormValue("project"), Format: c.FormValue("format"), Reason: c.FormValue("reason")}
 	format, ok := keyledger.ParseExportFormat(v.Format)
 	if !ok {
-		v.Errors = map[string]string{"format": "Choose dotenv, bash, fish, powershell or json."}
+		v.Errors = map[string]string{"format": "Choose " + exportFormatList() + "."}
 		return s.renderExport(c, http.StatusUnprocessableEntity, v)
 	}
 	if secret := c.FormValue("step_up"); secret != "" {
@@ -176,6 +181,15 @@ func (s *Server) export(c echo.Context) error {
 	}
 	if len(res.Entries) == 0 {
 		v.Message = "You may not reveal any key in " + res.Environment.Name + matchProject(v.Project) + ", so there is nothing to download."
+		for _, r := range res.Refused {
+			if strings.HasPrefix(r.Reason, "cannot be written") {
+				v.Message = "No key of " + res.Environment.Name + matchProject(v.Project) + " can be written as " + format.Label() + ", so there is nothing to download: see below why, or choose another format."
+				// The preview lists each key with the formats that
+				// cannot carry it.
+				v.Refused = nil
+				break
+			}
+		}
 		return s.renderExport(c, http.StatusOK, v)
 	}
 	name := fmt.Sprintf("keyledger-%s%s-%s%s", res.Environment.Name, projectSlug(v.Project), time.Now().UTC().Format("20060102"), exportExt(format))
@@ -224,6 +238,19 @@ func exportExt(f keyledger.ShellFormat) string {
 		return ".ps1"
 	case keyledger.FormatJSON:
 		return ".json"
+	case keyledger.FormatEnvFile:
+		// Not .env: docker's format is not dotenv, and a tool that finds
+		// a .env file would read it with dotenv rules.
+		return ".envfile"
 	}
 	return ".txt"
+}
+
+// exportFormatList names the export formats for a field error.
+func exportFormatList() string {
+	var names []string
+	for _, f := range keyledger.ExportFormats() {
+		names = append(names, string(f))
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
 }

@@ -382,7 +382,7 @@ func TestLifecycleRotateRefused(t *testing.T) {
 		// other is a production key of member2: the member may not reveal
 		// it, so it is not named (the try is audited on it).
 		{"value stored as another key", otherValue, "7", "1", http.StatusConflict, "value", "already stored in keyledger, under a key you may not see"},
-		{"value with surrounding whitespace stored as another key", "\n " + otherValue + "\r\n", "7", "1", http.StatusConflict, "value", "already stored in keyledger"},
+		{"value with surrounding whitespace, unconfirmed", "\n " + otherValue + "\r\n", "7", "1", http.StatusUnprocessableEntity, "value", "starts or ends with whitespace"},
 		{"the current value", v1, "7", "1", http.StatusConflict, "value", "already stored as"},
 		{"empty value", "", "7", "1", http.StatusUnprocessableEntity, "value", "Paste the key's value"},
 		{"grace abc", authzSecret(), "abc", "1", http.StatusUnprocessableEntity, "grace_days", "whole number of days from 0 to 90"},
@@ -1003,10 +1003,9 @@ func TestLifecycleExportRefused(t *testing.T) {
 		envName, project, format, reason string
 		field, msg                       string
 	}{
-		{"dotenv cannot carry ' with \"", "development", "", "dotenv", "", "format", "cannot be written exactly in this format"},
 		{"staging without reason", "staging", "", "json", "", "reason", "asks for a reason"},
 		{"staging with a blank reason", "staging", "", "json", "  ", "reason", "asks for a reason"},
-		{"unknown format", "development", "", "xml", "", "format", "Choose dotenv, bash, fish, powershell or json"},
+		{"unknown format", "development", "", "xml", "", "format", "Choose dotenv, env-file, bash, fish, powershell or json"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -1032,12 +1031,18 @@ func TestLifecycleExportRefused(t *testing.T) {
 			}
 		})
 	}
-	// The dotenv refusal names the key, not the value; json carries it.
-	_, body := lcExport(c, "development", "", "dotenv", "")
-	if !strings.Contains(html.UnescapeString(body), "awkward (checkout)") {
-		t.Errorf("the dotenv refusal does not name the key:\n%s", authzMain(body, ""))
+	// .env cannot carry it (' with "): it is left out, and as it is the
+	// only key there is nothing to download; the page names the key and
+	// why, not the value, and nothing is audited. json carries it.
+	resp, body := lcExport(c, "development", "", "dotenv", "")
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Disposition") != "" || !strings.Contains(body, "nothing to download") {
+		t.Errorf("dotenv export of an awkward value only: status %d, %q", resp.StatusCode, resp.Header.Get("Content-Disposition"))
 	}
-	resp, body := lcExport(c, "development", "", "json", "")
+	if page := html.UnescapeString(body); !strings.Contains(page, "awkward") || !strings.Contains(page, "not in .env: contains ' together with") {
+		t.Errorf("the page does not say why the key is left out:\n%s", authzMain(body, ""))
+	}
+	formsNoValue(t, env, body, awkward)
+	resp, body = lcExport(c, "development", "", "json", "")
 	lcCheckDownload(t, resp, ".json", "application/json")
 	var got map[string]string
 	if err := json.Unmarshal([]byte(body), &got); err != nil || got["OPENAI_API_KEY"] != awkward {

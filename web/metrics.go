@@ -74,11 +74,11 @@ func newMetrics(cfg MetricsConfig, reg *prometheus.Registry, st *store.Store, lo
 			Buckets: prometheus.DefBuckets,
 		}, []string{"method", "route", "status_class"}),
 		reveals: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "keyledger_key_reveals_total",
+			Name: "keyledger_reveals_total",
 			Help: "Key values revealed (page or API), counted after the audited reveal committed, by environment.",
 		}, []string{"environment"}),
 		exports: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "keyledger_key_exports_total",
+			Name: "keyledger_exports_total",
 			Help: "Exports that handed out at least one value (page or API), counted after the audited export committed, by environment.",
 		}, []string{"environment"}),
 		exportedKeys: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -86,7 +86,7 @@ func newMetrics(cfg MetricsConfig, reg *prometheus.Registry, st *store.Store, lo
 			Help: "Key values handed out by exports, by environment.",
 		}, []string{"environment"}),
 		verifications: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "keyledger_key_verifications_total",
+			Name: "keyledger_verifications_total",
 			Help: "Checks of keys against their provider (from a page, the API or the scheduler), by provider and result.",
 		}, []string{"provider", "result"}),
 	}

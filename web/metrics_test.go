@@ -243,14 +243,16 @@ func TestMetricsToken(t *testing.T) {
 		}
 	}
 
+	checkMetricsNaming(t, body)
+
 	// Reveals, exports and checks.
-	wantMetric(t, body, "keyledger_key_reveals_total", `environment="development"`, 1)
-	if _, ok := metricValue(t, body, "keyledger_key_reveals_total", `environment="production"`); ok {
+	wantMetric(t, body, "keyledger_reveals_total", `environment="development"`, 1)
+	if _, ok := metricValue(t, body, "keyledger_reveals_total", `environment="production"`); ok {
 		t.Error("a refused reveal was counted")
 	}
-	wantMetric(t, body, "keyledger_key_exports_total", `environment="development"`, 1)
+	wantMetric(t, body, "keyledger_exports_total", `environment="development"`, 1)
 	wantMetric(t, body, "keyledger_exported_keys_total", `environment="development"`, 1)
-	wantMetric(t, body, "keyledger_key_verifications_total", `provider="openai",result="ok"`, 2)
+	wantMetric(t, body, "keyledger_verifications_total", `provider="openai",result="ok"`, 2)
 
 	// Connection pool, read at scrape time.
 	// The reveals above went through the batched statements.

@@ -468,7 +468,7 @@ func (w *whoamiResponse) summary() string {
 // checkFormat checks --format before anything is asked of the server.
 func checkFormat(f string) error {
 	if _, ok := keyledger.ParseExportFormat(f); !ok {
-		return usageErr("--format: want bash, fish, powershell, dotenv or json, got %q", f)
+		return usageErr("--format: want bash, fish, powershell, dotenv, env-file or json, got %q", f)
 	}
 	return nil
 }

@@ -193,10 +193,10 @@ func (m *Main) export(ctx context.Context, f exportFlags, format string) (*apiCl
 
 // env prints an environment's keys in a shell's syntax.
 func (m *Main) env(ctx context.Context, args []string) error {
-	fs := m.newFlags("env", "env -e ENVIRONMENT [-p PROJECT] [--format bash|fish|powershell|dotenv|json] [--reason R]")
+	fs := m.newFlags("env", "env -e ENVIRONMENT [-p PROJECT] [--format bash|fish|powershell|dotenv|env-file|json] [--reason R]")
 	var f exportFlags
 	f.register(fs)
-	format := fs.String("format", "bash", "bash, fish, powershell, dotenv or json")
+	format := fs.String("format", "bash", "bash, fish, powershell, dotenv, env-file (docker run --env-file) or json")
 	if help, err := parseFlags(fs, args); help || err != nil {
 		return err
 	}

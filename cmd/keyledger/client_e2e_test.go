@@ -189,6 +189,22 @@ func TestClientEndToEnd(t *testing.T) {
 		t.Errorf("env with a damaged key: stderr %q", stderr)
 	}
 
+	// A value the format cannot carry (issue 12, item 4): env exports the
+	// rest and names the key and the reason on stderr, never the value.
+	pem := "-----BEGIN KEY-----\n$PEMBODY" + hex.EncodeToString(b) + "\n-----END KEY-----"
+	multi, err := st.CreateKey(ctx, keyledger.Actor{User: u, StepUpAt: time.Now()}, keyledger.KeyInput{
+		Name: "PEM key", Project: "checkout", Environment: "development", OwnerEmail: u.Email, Value: pem})
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr = runIO(t, cenv, "", bin, "env", "-e", "development", "--format", "dotenv")
+	if code != 0 || !strings.Contains(stdout, value) || strings.Contains(stdout+stderr, "PEMBODY") {
+		t.Errorf("env --format dotenv with a multi-line value: exit %d, want the other key exported", code)
+	}
+	if !strings.Contains(stderr, "left out PEM key (project checkout, id "+multi.Key.ID+"): cannot be written as a .env line: contains a line break") {
+		t.Errorf("env --format dotenv with a multi-line value: stderr %q", stderr)
+	}
+
 	// A revoked-looking token: the server's 401 becomes the login hint.
 	code, _, stderr = runIO(t, map[string]string{"HOME": home, "XDG_CONFIG_HOME": cenv["XDG_CONFIG_HOME"], "KEYLEDGER_TOKEN": "klt_not-a-real-token"}, "", bin, "keys", "list")
 	if code != 1 || !strings.Contains(stderr, "rejected the token") {

@@ -42,7 +42,7 @@ Usage:
 Client (talks to a keyledger server's API with a personal access token):
   keyledger login --server URL      save the server and a token (from stdin, or prompted)
   keyledger whoami                  show who the saved token belongs to
-  keyledger env -e ENV [-p PROJECT] [--format bash|fish|powershell|dotenv|json] [--reason R]
+  keyledger env -e ENV [-p PROJECT] [--format bash|fish|powershell|dotenv|env-file|json] [--reason R]
                                     print an environment's keys as shell code:
                                     eval "$(keyledger env -e development)"
   keyledger run -e ENV [-p PROJECT] [--override] [--reason R] -- COMMAND [ARGS...]
