@@ -356,7 +356,9 @@ func (m *Main) keysList(ctx context.Context, args []string) error {
 		return nil
 	}
 	tw := tabwriter.NewWriter(m.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tPROJECT\tENV\tOWNER\tPROVIDER\tHINT\tROTATE-BY")
+	// The id comes last: keys show and keys reveal need it, and as the
+	// last field it is easy to cut out (names and statuses hold spaces).
+	fmt.Fprintln(tw, "NAME\tPROJECT\tENV\tOWNER\tPROVIDER\tHINT\tROTATE-BY\tID")
 	for _, k := range keys {
 		owner := k.Owner.Email
 		if !k.Owner.Active && owner != "" {
@@ -369,7 +371,7 @@ func (m *Main) keysList(ctx context.Context, args []string) error {
 		case k.RotationStatus != "" && k.RotationStatus != string(keyledger.RotationOK):
 			rotate += " " + strings.ReplaceAll(k.RotationStatus, "_", " ")
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", cell(k.Name), cell(k.Project), cell(k.Environment), cell(owner), cell(k.Provider), cell(k.MaskedHint), rotate)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", cell(k.Name), cell(k.Project), cell(k.Environment), cell(owner), cell(k.Provider), cell(k.MaskedHint), rotate, cell(k.ID))
 	}
 	return tw.Flush()
 }
@@ -396,7 +398,7 @@ func (m *Main) keysShow(ctx context.Context, args []string) error {
 		return err
 	}
 	if len(pos) != 1 {
-		return usageErr("keys show: give one key ID (see keyledger keys list --json)")
+		return usageErr("keys show: give one key ID (see keyledger keys list)")
 	}
 	c, err := m.client()
 	if err != nil {
@@ -492,7 +494,7 @@ func (m *Main) keysReveal(ctx context.Context, args []string) error {
 		return err
 	}
 	if len(pos) != 1 {
-		return usageErr("keys reveal: give one key ID (see keyledger keys list --json)")
+		return usageErr("keys reveal: give one key ID (see keyledger keys list)")
 	}
 	if *version < 0 {
 		return usageErr("--version: want a positive version number, got %d", *version)

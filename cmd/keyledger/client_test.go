@@ -520,12 +520,17 @@ func TestKeysListFollowsCursor(t *testing.T) {
 	if len(lines) != 6 {
 		t.Fatalf("want a header and 5 rows:\n%s", r.stdout)
 	}
-	if f := strings.Fields(lines[0]); !slices.Equal(f, []string{"NAME", "PROJECT", "ENV", "OWNER", "PROVIDER", "HINT", "ROTATE-BY"}) {
+	if f := strings.Fields(lines[0]); !slices.Equal(f, []string{"NAME", "PROJECT", "ENV", "OWNER", "PROVIDER", "HINT", "ROTATE-BY", "ID"}) {
 		t.Errorf("header %q", lines[0])
 	}
 	for i, name := range []string{"Anthropic", "GitHub deploy", "OpenAI", "Stripe", "Twilio"} {
 		if !strings.HasPrefix(lines[i+1], name+" ") || !strings.Contains(lines[i+1], "dev@example.com") || !strings.Contains(lines[i+1], "2031-01-0") {
 			t.Errorf("row %d: %q", i+1, lines[i+1])
+		}
+		// The id is the last column, so keys reveal can be given one
+		// straight from the table (awk '{print $NF}').
+		if f := strings.Fields(lines[i+1]); f[len(f)-1] != fmt.Sprintf("00000000-0000-0000-0000-00000000000%d", i+1) {
+			t.Errorf("row %d does not end with the key's id: %q", i+1, lines[i+1])
 		}
 	}
 
