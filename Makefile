@@ -9,7 +9,7 @@ DEV_MASTER_KEY_FILE ?= $(CURDIR)/.keyledger/master.key
 
 GO_BUILD := go build -trimpath -ldflags "-s -w"
 
-.PHONY: help run build test test-short generate check-generated lint fmt bench fuzz loadtest screenshot clean
+.PHONY: help run build test openapi-validator test-short generate check-generated lint fmt bench fuzz loadtest screenshot clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -29,8 +29,15 @@ check-generated: ## fail when committed *_templ.go files are stale
 	@if [ -n "$$(git status --porcelain -- '*_templ.go')" ]; then \
 		echo "generated templ code is stale; run 'make generate' and commit:"; git status --porcelain -- '*_templ.go'; exit 1; fi
 
-test: check-generated ## run every test against the Postgres at KEYLEDGER_TEST_DATABASE_URL
+test: check-generated openapi-validator ## run every test against the Postgres at KEYLEDGER_TEST_DATABASE_URL
 	go test -count=1 -timeout 20m ./...
+
+# The npm validator TestOpenAPIValidSwaggerParser runs (pinned by its
+# package-lock.json); installed once, skipped with KEYLEDGER_SKIP_NODE=1.
+OPENAPI_VALIDATOR := web/testdata/openapi-validate
+openapi-validator: ## install the OpenAPI validator the web tests run (npm ci) if it is missing
+	@if [ "$$KEYLEDGER_SKIP_NODE" != 1 ] && [ ! -d $(OPENAPI_VALIDATOR)/node_modules ]; then \
+		cd $(OPENAPI_VALIDATOR) && npm ci --no-audit --no-fund; fi
 
 test-short: ## unit tests only (no browser)
 	go test -count=1 -short ./...
