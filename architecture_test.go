@@ -21,8 +21,9 @@ var allowedImports = map[string][]string{
 	"store":              {"", "crypto", "migrations"},
 	"store/pgcluster":    nil,
 	"store/storetest":    {"crypto", "migrations", "store"},
-	"web":                {"", "crypto", "static", "store", "templates"},
-	"cmd/keyledger":      {"", "crypto", "notify", "store", "verify", "web"},
+	"web":                {"", "crypto", "static", "store", "templates", "web/wire"},
+	"web/wire":           {""},
+	"cmd/keyledger":      {"", "crypto", "notify", "store", "verify", "web", "web/wire"},
 	"cmd/keyledger-load": {"", "crypto", "store"},
 	"deploy":             nil, // tests of the container files only
 	"deploy/helm":        nil, // tests of the Helm chart only

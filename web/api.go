@@ -4,6 +4,7 @@ import (
 	"net/http"
 
 	"github.com/keyledger/keyledger"
+	"github.com/keyledger/keyledger/web/wire"
 	"github.com/labstack/echo/v4"
 )
 
@@ -66,20 +67,6 @@ func (s *Server) apiScope(scope string) echo.MiddlewareFunc {
 	}
 }
 
-type apiWhoamiToken struct {
-	ID        int64    `json:"id"`
-	Name      string   `json:"name"`
-	Scopes    []string `json:"scopes"`
-	ExpiresAt string   `json:"expires_at"`
-}
-
-type apiWhoamiResponse struct {
-	Email string         `json:"email"`
-	Name  string         `json:"name"`
-	Role  string         `json:"role"`
-	Token apiWhoamiToken `json:"token"`
-}
-
 func (s *Server) apiWhoami(c echo.Context) error {
 	u := currentUser(c)
 	t := currentToken(c)
@@ -87,6 +74,6 @@ func (s *Server) apiWhoami(c echo.Context) error {
 	if scopes == nil {
 		scopes = []string{}
 	}
-	return c.JSON(http.StatusOK, apiWhoamiResponse{Email: u.Email, Name: u.Name, Role: string(u.Role),
-		Token: apiWhoamiToken{ID: t.ID, Name: t.Name, Scopes: scopes, ExpiresAt: apiTime(t.ExpiresAt)}})
+	return c.JSON(http.StatusOK, wire.Whoami{Email: u.Email, Name: u.Name, Role: string(u.Role),
+		Token: wire.WhoamiToken{ID: t.ID, Name: t.Name, Scopes: scopes, ExpiresAt: apiTime(t.ExpiresAt)}})
 }

@@ -8,53 +8,21 @@ import (
 
 	"github.com/keyledger/keyledger"
 	"github.com/keyledger/keyledger/store"
+	"github.com/keyledger/keyledger/web/wire"
 	"github.com/labstack/echo/v4"
 )
-
-type apiEnvironment struct {
-	Name             string `json:"name"`
-	RevealPolicy     string `json:"reveal_policy"`
-	ReasonRequired   bool   `json:"reason_required"`
-	Sensitive        bool   `json:"sensitive"`
-	RotationDays     int    `json:"rotation_days"`
-	AllowTokenReveal bool   `json:"allow_token_reveal"`
-}
-
-type apiEnvironmentsResponse struct {
-	Environments []apiEnvironment `json:"environments"`
-}
 
 func (s *Server) apiEnvironments(c echo.Context) error {
 	envs, err := s.store.Environments(c.Request().Context())
 	if err != nil {
 		return err
 	}
-	out := apiEnvironmentsResponse{Environments: make([]apiEnvironment, 0, len(envs))}
+	out := wire.EnvironmentList{Environments: make([]wire.Environment, 0, len(envs))}
 	for _, e := range envs {
-		out.Environments = append(out.Environments, apiEnvironment{Name: e.Name, RevealPolicy: string(e.RevealPolicy),
+		out.Environments = append(out.Environments, wire.Environment{Name: e.Name, RevealPolicy: string(e.RevealPolicy),
 			ReasonRequired: e.ReasonRequired, Sensitive: e.Sensitive, RotationDays: e.RotationDays, AllowTokenReveal: e.AllowTokenReveal})
 	}
 	return c.JSON(http.StatusOK, out)
-}
-
-type apiAuditEvent struct {
-	ID          int64           `json:"id"`
-	Time        string          `json:"time"`
-	Actor       string          `json:"actor"`
-	Action      string          `json:"action"`
-	KeyID       *string         `json:"key_id"`
-	KeyName     *string         `json:"key_name"`
-	KeyVersion  *int            `json:"key_version"`
-	Subject     *string         `json:"subject"`
-	Environment *string         `json:"environment"`
-	IP          string          `json:"ip"`
-	Reason      string          `json:"reason"`
-	Details     json.RawMessage `json:"details"`
-}
-
-type apiAuditResponse struct {
-	Events     []apiAuditEvent `json:"events"`
-	NextCursor *string         `json:"next_cursor"`
 }
 
 // apiAuditTime reads since/until: RFC 3339, or a date (until a date means
@@ -106,9 +74,9 @@ func (s *Server) apiAudit(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	out := apiAuditResponse{Events: make([]apiAuditEvent, 0, len(page.Events))}
+	out := wire.AuditList{Events: make([]wire.AuditEvent, 0, len(page.Events))}
 	for _, e := range page.Events {
-		ev := apiAuditEvent{ID: e.ID, Time: apiTime(e.Time), Actor: e.ActorEmail, Action: e.Action, KeyID: strPtr(e.KeyID),
+		ev := wire.AuditEvent{ID: e.ID, Time: apiTime(e.Time), Actor: e.ActorEmail, Action: e.Action, KeyID: strPtr(e.KeyID),
 			KeyName: strPtr(e.KeyName), Subject: strPtr(e.SubjectEmail), Environment: strPtr(e.Environment), IP: e.IP, Reason: e.Reason,
 			Details: json.RawMessage(e.Details)}
 		if e.KeyVersion != 0 {

@@ -1,30 +1,15 @@
 package web_test
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
-)
 
-type apiAuditJSON struct {
-	Events []struct {
-		ID          int64          `json:"id"`
-		Time        time.Time      `json:"time"`
-		Actor       string         `json:"actor"`
-		Action      string         `json:"action"`
-		KeyID       *string        `json:"key_id"`
-		KeyName     *string        `json:"key_name"`
-		KeyVersion  *int           `json:"key_version"`
-		Subject     *string        `json:"subject"`
-		Environment *string        `json:"environment"`
-		IP          string         `json:"ip"`
-		Reason      string         `json:"reason"`
-		Details     map[string]any `json:"details"`
-	} `json:"events"`
-	NextCursor *string `json:"next_cursor"`
-}
+	"github.com/keyledger/keyledger/web/wire"
+)
 
 // TestAPIAudit: leads and admins read the log through the API with the
 // page's filters, in pages joined by a cursor; API actions carry
@@ -44,11 +29,11 @@ func TestAPIAudit(t *testing.T) {
 	a.want(a.get(member, "/api/v1/audit"), http.StatusForbidden, "forbidden")
 	a.want(a.get(member, "/api/v1/audit?key="+k.ID), http.StatusForbidden, "forbidden")
 
-	list := func(query string) apiAuditJSON {
+	list := func(query string) wire.AuditList {
 		t.Helper()
 		r := a.get(lead, "/api/v1/audit?"+query)
 		a.want(r, http.StatusOK, "")
-		var got apiAuditJSON
+		var got wire.AuditList
 		r.decode(t, &got)
 		return got
 	}
@@ -61,8 +46,11 @@ func TestAPIAudit(t *testing.T) {
 		e.KeyVersion == nil || *e.KeyVersion != 1 || e.Environment == nil || *e.Environment != "staging" || e.Reason != "reason c" || e.Subject != nil {
 		t.Errorf("newest reveal event %+v", e)
 	}
-	if id, _ := e.Details["via_token"].(float64); int64(id) != memberTokID {
-		t.Errorf("details %v, want via_token %d", e.Details, memberTokID)
+	var details struct {
+		ViaToken int64 `json:"via_token"`
+	}
+	if err := json.Unmarshal(e.Details, &details); err != nil || details.ViaToken != memberTokID {
+		t.Errorf("details %s (%v), want via_token %d", e.Details, err, memberTokID)
 	}
 	if !(got.Events[0].ID > got.Events[1].ID && got.Events[1].ID > got.Events[2].ID) {
 		t.Error("events not newest first")

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/keyledger/keyledger"
+	"github.com/keyledger/keyledger/web/wire"
 )
 
 // The JSON API's authorization matrix. The browser matrix of
@@ -174,7 +175,7 @@ func apiAuthzCases() []apiAuthzCase {
 				var n int
 				name := ""
 				if r.Status == http.StatusCreated {
-					var got struct{ Key apiKeyJSON }
+					var got wire.KeyCreated
 					r.decode(t, &got)
 					name = got.Key.Name
 				}
@@ -246,7 +247,7 @@ func apiAuthzCases() []apiAuthzCase {
 				if r.Status != http.StatusOK {
 					return
 				}
-				var got apiExportJSON
+				var got wire.Export
 				r.decode(t, &got)
 				if strings.Contains(got.Content, value) != exported || (len(got.Variables) == 1) != exported || (len(got.LeftOut) == 1) == exported {
 					t.Errorf("export as %s in %s: %+v", actor, envName, got)

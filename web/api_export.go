@@ -5,40 +5,9 @@ import (
 	"strings"
 
 	"github.com/keyledger/keyledger"
+	"github.com/keyledger/keyledger/web/wire"
 	"github.com/labstack/echo/v4"
 )
-
-// apiExportRequest is POST /api/v1/export, named like the export form.
-type apiExportRequest struct {
-	Environment string `json:"environment"`
-	Project     string `json:"project"`
-	Format      string `json:"format"`
-	Reason      string `json:"reason"`
-}
-
-type apiExportVariable struct {
-	Name    string `json:"name"`
-	KeyID   string `json:"key_id"`
-	KeyName string `json:"key_name"`
-	Project string `json:"project"`
-}
-
-type apiExportLeftOut struct {
-	KeyID   string `json:"key_id"`
-	Name    string `json:"name"`
-	Project string `json:"project"`
-	Reason  string `json:"reason"`
-}
-
-// apiExportResponse is what `keyledger env` and `keyledger run` read:
-// keep its shape.
-type apiExportResponse struct {
-	Environment string              `json:"environment"`
-	Format      string              `json:"format"`
-	Content     string              `json:"content"`
-	Variables   []apiExportVariable `json:"variables"`
-	LeftOut     []apiExportLeftOut  `json:"left_out"`
-}
 
 // apiExport is POST /api/v1/export: every live key of an environment
 // (optionally one project) the token's user may reveal, rendered as a file
@@ -47,7 +16,7 @@ type apiExportResponse struct {
 // carry are listed in left_out with the reason. A sensitive environment exports
 // with a token only where an admin allowed token reveals.
 func (s *Server) apiExport(c echo.Context) error {
-	var req apiExportRequest
+	var req wire.ExportRequest
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
@@ -70,13 +39,13 @@ func (s *Server) apiExport(c echo.Context) error {
 		return err
 	}
 	s.metrics.exported(res.Environment.Name, len(res.Entries))
-	out := apiExportResponse{Environment: res.Environment.Name, Format: string(format), Content: string(res.File),
-		Variables: make([]apiExportVariable, 0, len(res.Entries)), LeftOut: make([]apiExportLeftOut, 0, len(res.Refused))}
+	out := wire.Export{Environment: res.Environment.Name, Format: string(format), Content: string(res.File),
+		Variables: make([]wire.ExportVariable, 0, len(res.Entries)), LeftOut: make([]wire.ExportLeftOut, 0, len(res.Refused))}
 	for _, e := range res.Entries {
-		out.Variables = append(out.Variables, apiExportVariable{Name: e.VarName, KeyID: e.KeyID, KeyName: e.KeyName, Project: e.Project})
+		out.Variables = append(out.Variables, wire.ExportVariable{Name: e.VarName, KeyID: e.KeyID, KeyName: e.KeyName, Project: e.Project})
 	}
 	for _, r := range res.Refused {
-		out.LeftOut = append(out.LeftOut, apiExportLeftOut{KeyID: r.Key.ID, Name: r.Key.Name, Project: r.Key.Project, Reason: r.Reason})
+		out.LeftOut = append(out.LeftOut, wire.ExportLeftOut{KeyID: r.Key.ID, Name: r.Key.Name, Project: r.Key.Project, Reason: r.Reason})
 	}
 	c.Response().Header().Set("Cache-Control", "no-store")
 	return c.JSON(http.StatusOK, out)

@@ -17,6 +17,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/keyledger/keyledger"
+	"github.com/keyledger/keyledger/web/wire"
 	"github.com/labstack/echo/v4"
 )
 
@@ -39,8 +40,7 @@ func apiRequestErrors(next echo.HandlerFunc) echo.HandlerFunc {
 		if err == nil || !errors.As(err, &re) || c.Response().Committed {
 			return err
 		}
-		return c.JSON(re.status, map[string]any{"error": map[string]any{
-			"code": keyledger.EINVALID, "message": re.message, "request_id": requestID(c)}})
+		return c.JSON(re.status, wire.Error{Error: wire.ErrorBody{Code: keyledger.EINVALID, Message: re.message, RequestID: requestID(c)}})
 	}
 }
 
@@ -200,15 +200,16 @@ func truncateForMessage(s string, n int) string {
 
 func utf8Start(b byte) bool { return b&0xC0 != 0x80 }
 
-// apiTime formats a time for the API: RFC 3339 in UTC.
-func apiTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+// apiTime is a time as the API sends it: in UTC (encoding/json writes
+// RFC 3339), so every answer reads the same wherever the server runs.
+func apiTime(t time.Time) time.Time { return t.UTC() }
 
-func apiTimePtr(t *time.Time) *string {
+func apiTimePtr(t *time.Time) *time.Time {
 	if t == nil {
 		return nil
 	}
-	s := apiTime(*t)
-	return &s
+	u := apiTime(*t)
+	return &u
 }
 
 func strPtr(s string) *string {

@@ -8,45 +8,14 @@ import (
 	"time"
 
 	"github.com/keyledger/keyledger"
+	"github.com/keyledger/keyledger/web/wire"
 	"github.com/labstack/echo/v4"
 )
 
-// apiKey is a key's metadata as the API shows it. It has no field for a
-// value: only reveal and export answers carry one.
-type apiKey struct {
-	ID                    string   `json:"id"`
-	Name                  string   `json:"name"`
-	Provider              string   `json:"provider"`
-	Project               string   `json:"project"`
-	Environment           string   `json:"environment"`
-	Owner                 apiOwner `json:"owner"`
-	Description           string   `json:"description"`
-	Scope                 string   `json:"scope"`
-	MaskedHint            string   `json:"masked_hint"`
-	CurrentVersion        int      `json:"current_version"`
-	RotationDays          *int     `json:"rotation_days"`
-	EffectiveRotationDays int      `json:"effective_rotation_days"`
-	RotateBy              string   `json:"rotate_by"`
-	RotationStatus        string   `json:"rotation_status"`
-	LastRotatedAt         string   `json:"last_rotated_at"`
-	LastVerifiedAt        *string  `json:"last_verified_at"`
-	VerifyResult          *string  `json:"verify_result"`
-	VerifyMessage         *string  `json:"verify_message"`
-	CreatedAt             string   `json:"created_at"`
-	UpdatedAt             string   `json:"updated_at"`
-	ArchivedAt            *string  `json:"archived_at"`
-}
-
-type apiOwner struct {
-	Email  string `json:"email"`
-	Name   string `json:"name"`
-	Active bool   `json:"active"`
-}
-
-func toAPIKey(k *keyledger.Key, now time.Time) apiKey {
-	out := apiKey{
+func toAPIKey(k *keyledger.Key, now time.Time) wire.Key {
+	out := wire.Key{
 		ID: k.ID, Name: k.Name, Provider: string(k.Provider), Project: k.Project, Environment: k.Environment,
-		Owner:       apiOwner{Email: k.OwnerEmail, Name: k.OwnerName, Active: k.OwnerActive},
+		Owner:       wire.Owner{Email: k.OwnerEmail, Name: k.OwnerName, Active: k.OwnerActive},
 		Description: k.Description, Scope: k.Scope, MaskedHint: k.MaskedHint, CurrentVersion: k.CurrentVersion,
 		EffectiveRotationDays: k.EffectiveDays,
 		RotateBy:              apiTime(k.RotateBy),
@@ -67,27 +36,6 @@ func toAPIKey(k *keyledger.Key, now time.Time) apiKey {
 		out.VerifyMessage = &msg
 	}
 	return out
-}
-
-type apiKeyVersion struct {
-	Version      int     `json:"version"`
-	CreatedAt    string  `json:"created_at"`
-	CreatedBy    *string `json:"created_by"`
-	SupersededAt *string `json:"superseded_at"`
-	DestroyAfter *string `json:"destroy_after"`
-	DestroyedAt  *string `json:"destroyed_at"`
-	MaskedHint   string  `json:"masked_hint"`
-	Current      bool    `json:"current"`
-}
-
-type apiKeyDetail struct {
-	apiKey
-	Versions []apiKeyVersion `json:"versions"`
-}
-
-type apiKeyListResponse struct {
-	Keys       []apiKey `json:"keys"`
-	NextCursor *string  `json:"next_cursor"`
 }
 
 // apiKeyStatuses are the status filters of GET /keys, as on the page.
@@ -127,7 +75,7 @@ func (s *Server) apiKeyList(c echo.Context) error {
 		return err
 	}
 	now := time.Now()
-	out := apiKeyListResponse{Keys: make([]apiKey, 0, len(page.Keys))}
+	out := wire.KeyList{Keys: make([]wire.Key, 0, len(page.Keys))}
 	for i := range page.Keys {
 		out.Keys = append(out.Keys, toAPIKey(&page.Keys[i], now))
 	}
@@ -150,36 +98,18 @@ func (s *Server) apiKeyGet(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	out := apiKeyDetail{apiKey: toAPIKey(k, time.Now()), Versions: make([]apiKeyVersion, 0, len(versions))}
+	out := wire.KeyDetail{Key: toAPIKey(k, time.Now()), Versions: make([]wire.KeyVersion, 0, len(versions))}
 	for i := range versions {
 		v := &versions[i]
-		out.Versions = append(out.Versions, apiKeyVersion{Version: v.Version, CreatedAt: apiTime(v.CreatedAt), CreatedBy: strPtr(v.CreatedBy),
+		out.Versions = append(out.Versions, wire.KeyVersion{Version: v.Version, CreatedAt: apiTime(v.CreatedAt), CreatedBy: strPtr(v.CreatedBy),
 			SupersededAt: apiTimePtr(v.SupersededAt), DestroyAfter: apiTimePtr(v.DestroyAfter), DestroyedAt: apiTimePtr(v.DestroyedAt),
 			MaskedHint: v.MaskedHint, Current: v.Current()})
 	}
 	return c.JSON(http.StatusOK, out)
 }
 
-// apiKeyCreateRequest is POST /api/v1/keys, named like the register form.
-type apiKeyCreateRequest struct {
-	Name         string `json:"name"`
-	Provider     string `json:"provider"`
-	Project      string `json:"project"`
-	Environment  string `json:"environment"`
-	Owner        string `json:"owner"`
-	Value        string `json:"value"`
-	Scope        string `json:"scope"`
-	RotationDays *int   `json:"rotation_days"`
-	Description  string `json:"description"`
-}
-
-type apiKeyCreateResponse struct {
-	Key      apiKey   `json:"key"`
-	Warnings []string `json:"warnings"`
-}
-
 func (s *Server) apiKeyCreate(c echo.Context) error {
-	var req apiKeyCreateRequest
+	var req wire.KeyCreateRequest
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
@@ -198,28 +128,14 @@ func (s *Server) apiKeyCreate(c echo.Context) error {
 	if warnings == nil {
 		warnings = []string{}
 	}
-	return c.JSON(http.StatusCreated, apiKeyCreateResponse{Key: toAPIKey(res.Key, time.Now()), Warnings: warnings})
-}
-
-type apiRevealRequest struct {
-	Reason  string `json:"reason"`
-	Version *int   `json:"version"`
-}
-
-type apiRevealResponse struct {
-	KeyID       string `json:"key_id"`
-	Name        string `json:"name"`
-	Environment string `json:"environment"`
-	Version     int    `json:"version"`
-	Value       string `json:"value"`
-	EnvVar      string `json:"env_var"`
+	return c.JSON(http.StatusCreated, wire.KeyCreated{Key: toAPIKey(res.Key, time.Now()), Warnings: warnings})
 }
 
 // apiKeyReveal is POST /api/v1/keys/{id}/reveal. The store checks the
 // token's reveal scope, the environment's policy and reason, and whether
 // the environment lets tokens reveal at all (a token cannot step up).
 func (s *Server) apiKeyReveal(c echo.Context) error {
-	var req apiRevealRequest
+	var req wire.RevealRequest
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
@@ -237,18 +153,12 @@ func (s *Server) apiKeyReveal(c echo.Context) error {
 	}
 	s.metrics.revealed(rev.Key.Environment)
 	c.Response().Header().Set("Cache-Control", "no-store")
-	return c.JSON(http.StatusOK, apiRevealResponse{KeyID: rev.Key.ID, Name: rev.Key.Name, Environment: rev.Key.Environment,
+	return c.JSON(http.StatusOK, wire.Revealed{KeyID: rev.Key.ID, Name: rev.Key.Name, Environment: rev.Key.Environment,
 		Version: rev.Version, Value: rev.Value, EnvVar: keyledger.EnvVarName(rev.Key.Provider, rev.Key.Name, rev.Value)})
 }
 
-type apiRotateRequest struct {
-	Value           string `json:"value"`
-	GraceDays       *int   `json:"grace_days"`
-	ExpectedVersion *int   `json:"expected_version"`
-}
-
 func (s *Server) apiKeyRotate(c echo.Context) error {
-	var req apiRotateRequest
+	var req wire.RotateRequest
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
@@ -288,12 +198,6 @@ func renameField(err error, from, to string) error {
 	return &keyledger.Error{Code: keyledger.ErrorCode(err), Message: keyledger.ErrorMessage(err), Fields: renamed}
 }
 
-type apiVerifyResponse struct {
-	Result  string `json:"result"`
-	Message string `json:"message"`
-	Key     apiKey `json:"key"`
-}
-
 // apiKeyVerify is POST /api/v1/keys/{id}/verify: the server uses the key
 // against its provider and shows the result, never the value.
 func (s *Server) apiKeyVerify(c echo.Context) error {
@@ -310,5 +214,5 @@ func (s *Server) apiKeyVerify(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, apiVerifyResponse{Result: res.Result, Message: res.Message, Key: toAPIKey(k, time.Now())})
+	return c.JSON(http.StatusOK, wire.VerifyResult{Result: res.Result, Message: res.Message, Key: toAPIKey(k, time.Now())})
 }

@@ -11,51 +11,14 @@ import (
 	"time"
 
 	"github.com/keyledger/keyledger"
+	"github.com/keyledger/keyledger/web/wire"
 )
-
-// apiKeyJSON is the Key schema as a test reads it.
-type apiKeyJSON struct {
-	ID          string `json:"id"`
-	Name        string `json:"name"`
-	Provider    string `json:"provider"`
-	Project     string `json:"project"`
-	Environment string `json:"environment"`
-	Owner       struct {
-		Email  string `json:"email"`
-		Name   string `json:"name"`
-		Active bool   `json:"active"`
-	} `json:"owner"`
-	Description           string     `json:"description"`
-	Scope                 string     `json:"scope"`
-	MaskedHint            string     `json:"masked_hint"`
-	CurrentVersion        int        `json:"current_version"`
-	RotationDays          *int       `json:"rotation_days"`
-	EffectiveRotationDays int        `json:"effective_rotation_days"`
-	RotateBy              time.Time  `json:"rotate_by"`
-	RotationStatus        string     `json:"rotation_status"`
-	LastVerifiedAt        *time.Time `json:"last_verified_at"`
-	VerifyResult          *string    `json:"verify_result"`
-	ArchivedAt            *time.Time `json:"archived_at"`
-	Versions              []struct {
-		Version      int        `json:"version"`
-		CreatedBy    *string    `json:"created_by"`
-		SupersededAt *time.Time `json:"superseded_at"`
-		DestroyAfter *time.Time `json:"destroy_after"`
-		MaskedHint   string     `json:"masked_hint"`
-		Current      bool       `json:"current"`
-	} `json:"versions"`
-}
-
-type apiKeyListJSON struct {
-	Keys       []apiKeyJSON `json:"keys"`
-	NextCursor *string      `json:"next_cursor"`
-}
 
 // listAll follows next_cursor from the first page of query and returns
 // every key, failing on a page larger than limit.
-func (a *apiT) listAll(tok, query string, limit int) ([]apiKeyJSON, int) {
+func (a *apiT) listAll(tok, query string, limit int) ([]wire.Key, int) {
 	a.t.Helper()
-	var all []apiKeyJSON
+	var all []wire.Key
 	pages := 0
 	cursor := ""
 	for {
@@ -68,7 +31,7 @@ func (a *apiT) listAll(tok, query string, limit int) ([]apiKeyJSON, int) {
 		if r.Status != http.StatusOK {
 			a.t.Fatalf("page %d: %d %s", pages+1, r.Status, r.Body)
 		}
-		var page apiKeyListJSON
+		var page wire.KeyList
 		r.decode(a.t, &page)
 		pages++
 		if len(page.Keys) > limit {
@@ -144,7 +107,7 @@ func TestAPIKeyListPagination(t *testing.T) {
 	// Default page size 50; a key registered before the cursor after the
 	// first page is not listed later and does not repeat a key.
 	r := a.get(tok, "/api/v1/keys")
-	var first apiKeyListJSON
+	var first wire.KeyList
 	r.decode(t, &first)
 	if len(first.Keys) != 50 || first.NextCursor == nil {
 		t.Fatalf("first page: %d keys, cursor %v", len(first.Keys), first.NextCursor)
@@ -157,7 +120,7 @@ func TestAPIKeyListPagination(t *testing.T) {
 	cursor := *first.NextCursor
 	for cursor != "" {
 		r := a.get(tok, "/api/v1/keys?cursor="+url.QueryEscape(cursor))
-		var p apiKeyListJSON
+		var p wire.KeyList
 		r.decode(t, &p)
 		for _, k := range p.Keys {
 			if seen[k.ID] || k.ID == early.ID {
@@ -239,7 +202,7 @@ func TestAPIKeyListFilters(t *testing.T) {
 	}
 	// The key JSON.
 	r := a.get(tok, "/api/v1/keys?q=Search")
-	var page apiKeyListJSON
+	var page wire.KeyList
 	r.decode(t, &page)
 	if len(page.Keys) != 1 {
 		t.Fatalf("%d keys", len(page.Keys))
@@ -283,7 +246,7 @@ func TestAPIKeyGet(t *testing.T) {
 	tok := a.token("member2", "read") // not the owner: metadata is for everyone
 	r := a.get(tok, "/api/v1/keys/"+k.ID)
 	a.want(r, http.StatusOK, "")
-	var got apiKeyJSON
+	var got wire.KeyDetail
 	r.decode(t, &got)
 	if got.ID != k.ID || got.CurrentVersion != 2 || len(got.Versions) != 2 {
 		t.Fatalf("detail %+v", got)
@@ -317,10 +280,7 @@ func TestAPIKeyCreate(t *testing.T) {
 		"name": "Checkout OpenAI", "project": "checkout", "environment": "Development", "owner": "Member2@Example.com",
 		"value": "  " + value + "\n", "scope": "models:read", "rotation_days": 30, "description": "Line one\nline two"})
 	a.want(r, http.StatusCreated, "")
-	var created struct {
-		Key      apiKeyJSON `json:"key"`
-		Warnings []string   `json:"warnings"`
-	}
+	var created wire.KeyCreated
 	r.decode(t, &created)
 	k := created.Key
 	if k.Name != "Checkout OpenAI" || k.Provider != "openai" || k.Environment != "development" || k.Owner.Email != "member2@example.com" ||
@@ -416,7 +376,7 @@ func TestAPIKeyRotate(t *testing.T) {
 	v2 := a.secret()
 	r := a.do(tok, http.MethodPost, path, map[string]any{"value": v2, "grace_days": 2, "expected_version": 1})
 	a.want(r, http.StatusOK, "")
-	var got apiKeyJSON
+	var got wire.KeyDetail
 	r.decode(t, &got)
 	if got.ID != k.ID || got.CurrentVersion != 2 || len(got.Versions) != 0 {
 		t.Errorf("rotated %+v", got)
@@ -474,18 +434,13 @@ func TestAPIKeyVerify(t *testing.T) {
 	kGood := res.Key
 	kBad, _ := a.key("member", "development", "revoked")
 	tok, tokID := a.tokenWithID("member")
-	type verified struct {
-		Result  string     `json:"result"`
-		Message string     `json:"message"`
-		Key     apiKeyJSON `json:"key"`
-	}
 	for _, tc := range []struct {
 		k      *keyledger.Key
 		result string
 	}{{kGood, "ok"}, {kBad, "invalid"}} {
 		r := a.do(tok, http.MethodPost, "/api/v1/keys/"+tc.k.ID+"/verify", nil)
 		a.want(r, http.StatusOK, "")
-		var v verified
+		var v wire.VerifyResult
 		r.decode(t, &v)
 		if v.Result != tc.result || v.Message == "" || v.Key.ID != tc.k.ID || v.Key.VerifyResult == nil || *v.Key.VerifyResult != tc.result || v.Key.LastVerifiedAt == nil {
 			t.Errorf("verify %s: %+v", tc.k.Name, v)

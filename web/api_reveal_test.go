@@ -8,16 +8,8 @@ import (
 	"testing"
 
 	"github.com/keyledger/keyledger"
+	"github.com/keyledger/keyledger/web/wire"
 )
-
-type apiRevealJSON struct {
-	KeyID       string `json:"key_id"`
-	Name        string `json:"name"`
-	Environment string `json:"environment"`
-	Version     int    `json:"version"`
-	Value       string `json:"value"`
-	EnvVar      string `json:"env_var"`
-}
 
 // TestAPIReveal: the environment's policy and reason rule, the
 // token-reveal switch of sensitive environments, versions, and the audit.
@@ -40,7 +32,7 @@ func TestAPIReveal(t *testing.T) {
 	check := func(r apiResp, k *keyledger.Key, value string, version int) {
 		t.Helper()
 		a.want(r, http.StatusOK, "")
-		var got apiRevealJSON
+		var got wire.Revealed
 		r.decode(t, &got)
 		if got.KeyID != k.ID || got.Name != k.Name || got.Environment != k.Environment || got.Value != value || got.Version != version || got.EnvVar != "OPENAI_API_KEY" {
 			t.Errorf("reveal %+v, want %s v%d", got, k.Name, version)
@@ -130,24 +122,6 @@ func TestAPIReveal(t *testing.T) {
 	}
 }
 
-type apiExportJSON struct {
-	Environment string `json:"environment"`
-	Format      string `json:"format"`
-	Content     string `json:"content"`
-	Variables   []struct {
-		Name    string `json:"name"`
-		KeyID   string `json:"key_id"`
-		KeyName string `json:"key_name"`
-		Project string `json:"project"`
-	} `json:"variables"`
-	LeftOut []struct {
-		KeyID   string `json:"key_id"`
-		Name    string `json:"name"`
-		Project string `json:"project"`
-		Reason  string `json:"reason"`
-	} `json:"left_out"`
-}
-
 // TestAPIExport: what `keyledger env` and `keyledger run` read: the file
 // in content, the variables, what policy left out; audited per key.
 func TestAPIExport(t *testing.T) {
@@ -178,7 +152,7 @@ func TestAPIExport(t *testing.T) {
 	if cc := r.Header.Get("Cache-Control"); cc != "no-store" {
 		t.Errorf("Cache-Control %q", cc)
 	}
-	var got apiExportJSON
+	var got wire.Export
 	r.decode(t, &got)
 	var content map[string]string
 	if err := json.Unmarshal([]byte(got.Content), &content); err != nil {
@@ -211,7 +185,7 @@ func TestAPIExport(t *testing.T) {
 	} {
 		r := export(tok, map[string]any{"environment": "development", "project": "checkout", "format": format})
 		a.want(r, http.StatusOK, "")
-		var got apiExportJSON
+		var got wire.Export
 		r.decode(t, &got)
 		if got.Format != format || !strings.Contains(got.Content, line) || !strings.Contains(got.Content, v1) || strings.Contains(got.Content, v2) || len(got.Variables) != 1 {
 			t.Errorf("format %s: %+v", format, got)
@@ -251,7 +225,7 @@ func TestAPIExport(t *testing.T) {
 	}
 	r = export(a.token("member2"), map[string]any{"environment": "production", "reason": "deploy"})
 	a.want(r, http.StatusOK, "")
-	var refused apiExportJSON
+	var refused wire.Export
 	r.decode(t, &refused)
 	if refused.Content != "{}\n" || len(refused.Variables) != 0 || len(refused.LeftOut) != 1 || refused.LeftOut[0].KeyID != prod.ID ||
 		refused.LeftOut[0].Name != prod.Name || !strings.Contains(refused.LeftOut[0].Reason, "only the key's owner") {

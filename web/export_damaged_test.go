@@ -9,6 +9,7 @@ import (
 
 	"github.com/keyledger/keyledger"
 	"github.com/keyledger/keyledger/store"
+	"github.com/keyledger/keyledger/web/wire"
 )
 
 const damagedReason = "could not be decrypted: the stored value is damaged"
@@ -54,17 +55,7 @@ func TestExportWithADamagedEnvelope(t *testing.T) {
 	}
 	// The API, which `keyledger env` and `keyledger run` read.
 	r := api.do(api.token("member"), http.MethodPost, "/api/v1/export", map[string]any{"environment": "development", "format": "json"})
-	var out struct {
-		Content   string `json:"content"`
-		Variables []struct {
-			KeyID string `json:"key_id"`
-		} `json:"variables"`
-		LeftOut []struct {
-			KeyID  string `json:"key_id"`
-			Name   string `json:"name"`
-			Reason string `json:"reason"`
-		} `json:"left_out"`
-	}
+	var out wire.Export
 	r.decode(t, &out)
 	if r.Status != http.StatusOK || len(out.Variables) != 1 || out.Variables[0].KeyID != good.ID || !strings.Contains(out.Content, goodValue) {
 		t.Fatalf("API export: status %d, variables %+v", r.Status, out.Variables)

@@ -12,6 +12,7 @@ import (
 	"github.com/a-h/templ"
 	"github.com/keyledger/keyledger"
 	"github.com/keyledger/keyledger/templates"
+	"github.com/keyledger/keyledger/web/wire"
 	"github.com/labstack/echo/v4"
 )
 
@@ -92,12 +93,10 @@ func (s *Server) handleError(err error, c echo.Context) {
 	}
 	setRetryAfter(c, err)
 	if isAPI(c) {
-		body := map[string]any{"code": code, "message": message, "request_id": requestID(c)}
-		if fields := keyledger.FieldErrors(err); len(fields) > 0 {
-			// Per-field messages, keyed like the form (and API body) fields.
-			body["fields"] = fields
-		}
-		_ = c.JSON(status, map[string]any{"error": body})
+		// Fields: per-field messages, keyed like the form (and API body)
+		// fields; left out when there are none.
+		_ = c.JSON(status, wire.Error{Error: wire.ErrorBody{Code: code, Message: message, RequestID: requestID(c),
+			Fields: keyledger.FieldErrors(err)}})
 		return
 	}
 	if c.Request().Method == http.MethodHead {

@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/keyledger/keyledger"
+	"github.com/keyledger/keyledger/web/wire"
 )
 
 // clientConfig is the client's config.json. It holds a token, so the file
@@ -341,23 +342,21 @@ func (c *apiClient) do(ctx context.Context, method, path string, query url.Value
 			return nil
 		}
 		if err := json.Unmarshal(data, out); err != nil {
-			return fmt.Errorf("the server at %s gave an answer that is not the keyledger API's (%s %s); check the URL", c.base, method, path)
+			return c.notAPI(method, path)
 		}
 		return nil
 	}
 	e := &apiError{server: c.base, tokenFrom: c.tokenFrom, path: "/api/v1" + path, status: resp.StatusCode, retryAfter: resp.Header.Get("Retry-After")}
-	var env struct {
-		Error *struct {
-			Code      string            `json:"code"`
-			Message   string            `json:"message"`
-			Fields    map[string]string `json:"fields"`
-			RequestID string            `json:"request_id"`
-		} `json:"error"`
-	}
-	if json.Unmarshal(data, &env) == nil && env.Error != nil && env.Error.Code != "" {
+	var env wire.Error
+	if json.Unmarshal(data, &env) == nil && env.Error.Code != "" {
 		e.code, e.message, e.fields, e.requestID = env.Error.Code, env.Error.Message, env.Error.Fields, env.Error.RequestID
 	}
 	return e
+}
+
+// notAPI is the error for a successful answer the client cannot read.
+func (c *apiClient) notAPI(method, path string) error {
+	return fmt.Errorf("the server at %s gave an answer that is not the keyledger API's (%s %s); check the URL", c.base, method, path)
 }
 
 // networkError says in one line why the server could not be reached.
@@ -440,20 +439,8 @@ func usageErr(format string, args ...any) error {
 	return &exitError{code: 2, msg: fmt.Sprintf(format, args...)}
 }
 
-// whoamiResponse is GET /whoami.
-type whoamiResponse struct {
-	Email string `json:"email"`
-	Name  string `json:"name"`
-	Role  string `json:"role"`
-	Token struct {
-		ID        any       `json:"id"`
-		Name      string    `json:"name"`
-		Scopes    []string  `json:"scopes"`
-		ExpiresAt time.Time `json:"expires_at"`
-	} `json:"token"`
-}
-
-func (w *whoamiResponse) summary() string {
+// whoSummary is the one line login and whoami print about a token.
+func whoSummary(w *wire.Whoami) string {
 	scopes := strings.Join(w.Token.Scopes, ", ")
 	if scopes == "" {
 		scopes = "none"

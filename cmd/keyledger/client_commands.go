@@ -17,6 +17,7 @@ import (
 	"unicode"
 
 	"github.com/keyledger/keyledger"
+	"github.com/keyledger/keyledger/web/wire"
 	"golang.org/x/term"
 )
 
@@ -59,7 +60,7 @@ func (m *Main) login(ctx context.Context, args []string) error {
 		return fmt.Errorf("that is not a keyledger access token: they start with %q; create one on your profile page (%s/profile)", keyledger.TokenPrefix, base)
 	}
 	c := &apiClient{base: base, token: token, tokenFrom: "login", http: m.httpClient()}
-	var who whoamiResponse
+	var who wire.Whoami
 	if err := c.do(ctx, http.MethodGet, "/whoami", nil, nil, &who); err != nil {
 		var ae *apiError
 		if errors.As(err, &ae) && ae.status == http.StatusUnauthorized {
@@ -71,7 +72,7 @@ func (m *Main) login(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(m.Stdout, "Signed in to %s as %s\n", base, who.summary())
+	fmt.Fprintf(m.Stdout, "Signed in to %s as %s\n", base, whoSummary(&who))
 	fmt.Fprintf(m.Stderr, "keyledger: saved to %s\n", path)
 	if env := m.Getenv("KEYLEDGER_TOKEN"); env != "" {
 		fmt.Fprintln(m.Stderr, "keyledger: note: KEYLEDGER_TOKEN is set and is used instead of the saved token")
@@ -118,38 +119,12 @@ func (m *Main) whoami(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	var who whoamiResponse
+	var who wire.Whoami
 	if err := c.do(ctx, http.MethodGet, "/whoami", nil, nil, &who); err != nil {
 		return err
 	}
-	fmt.Fprintf(m.Stdout, "Signed in to %s as %s\n", c.base, who.summary())
+	fmt.Fprintf(m.Stdout, "Signed in to %s as %s\n", c.base, whoSummary(&who))
 	return nil
-}
-
-// exportRequest and exportResponse are POST /export.
-type exportRequest struct {
-	Environment string `json:"environment"`
-	Project     string `json:"project,omitempty"`
-	Format      string `json:"format"`
-	Reason      string `json:"reason,omitempty"`
-}
-
-type exportResponse struct {
-	Environment string `json:"environment"`
-	Format      string `json:"format"`
-	Content     string `json:"content"`
-	Variables   []struct {
-		Name    string `json:"name"`
-		KeyID   string `json:"key_id"`
-		KeyName string `json:"key_name"`
-		Project string `json:"project"`
-	} `json:"variables"`
-	LeftOut []struct {
-		KeyID   string `json:"key_id"`
-		Name    string `json:"name"`
-		Project string `json:"project"`
-		Reason  string `json:"reason"`
-	} `json:"left_out"`
 }
 
 // exportFlags are the flags env and run share.
@@ -168,13 +143,13 @@ func (f *exportFlags) register(fs interface {
 }
 
 // export calls POST /export and reports left-out keys on stderr.
-func (m *Main) export(ctx context.Context, f exportFlags, format string) (*apiClient, exportResponse, error) {
-	var out exportResponse
+func (m *Main) export(ctx context.Context, f exportFlags, format string) (*apiClient, wire.Export, error) {
+	var out wire.Export
 	c, err := m.client()
 	if err != nil {
 		return nil, out, err
 	}
-	req := exportRequest{Environment: f.environment, Project: f.project, Format: format, Reason: f.reason}
+	req := wire.ExportRequest{Environment: f.environment, Project: f.project, Format: format, Reason: f.reason}
 	if err := c.do(ctx, http.MethodPost, "/export", nil, req, &out); err != nil {
 		return c, out, err
 	}
@@ -221,50 +196,16 @@ func (m *Main) env(ctx context.Context, args []string) error {
 	return err
 }
 
-// apiKey is the part of a key the client shows; Raw is the whole object
-// for --json.
-type apiKey struct {
-	ID          string `json:"id"`
-	Name        string `json:"name"`
-	Provider    string `json:"provider"`
-	Project     string `json:"project"`
-	Environment string `json:"environment"`
-	Owner       struct {
-		Email  string `json:"email"`
-		Name   string `json:"name"`
-		Active bool   `json:"active"`
-	} `json:"owner"`
-	Description           string     `json:"description"`
-	Scope                 string     `json:"scope"`
-	MaskedHint            string     `json:"masked_hint"`
-	CurrentVersion        int        `json:"current_version"`
-	RotationDays          int        `json:"rotation_days"`
-	EffectiveRotationDays int        `json:"effective_rotation_days"`
-	RotateBy              *time.Time `json:"rotate_by"`
-	RotationStatus        string     `json:"rotation_status"`
-	LastRotatedAt         *time.Time `json:"last_rotated_at"`
-	LastVerifiedAt        *time.Time `json:"last_verified_at"`
-	VerifyResult          string     `json:"verify_result"`
-	VerifyMessage         string     `json:"verify_message"`
-	CreatedAt             *time.Time `json:"created_at"`
-	UpdatedAt             *time.Time `json:"updated_at"`
-	ArchivedAt            *time.Time `json:"archived_at"`
-	Versions              []struct {
-		Version      int        `json:"version"`
-		CreatedAt    *time.Time `json:"created_at"`
-		CreatedBy    string     `json:"created_by"`
-		SupersededAt *time.Time `json:"superseded_at"`
-		DestroyAfter *time.Time `json:"destroy_after"`
-		DestroyedAt  *time.Time `json:"destroyed_at"`
-		MaskedHint   string     `json:"masked_hint"`
-		Current      bool       `json:"current"`
-	} `json:"versions"`
-	Raw json.RawMessage `json:"-"`
+// shownKey is a key as GET /keys/{id} gives it, and the whole object as
+// received (Raw), which --json prints unchanged: a newer server's fields
+// are not lost.
+type shownKey struct {
+	wire.KeyDetail
+	Raw json.RawMessage
 }
 
-func (k *apiKey) UnmarshalJSON(b []byte) error {
-	type plain apiKey
-	if err := json.Unmarshal(b, (*plain)(k)); err != nil {
+func (k *shownKey) UnmarshalJSON(b []byte) error {
+	if err := json.Unmarshal(b, &k.KeyDetail); err != nil {
 		return err
 	}
 	k.Raw = append(json.RawMessage(nil), b...)
@@ -292,6 +233,13 @@ func stamp(t *time.Time) string {
 		return "never"
 	}
 	return t.Local().Format("2006-01-02 15:04 MST")
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
 }
 
 // maxPages stops a server that hands out cursors forever.
@@ -324,17 +272,25 @@ func (m *Main) keysList(ctx context.Context, args []string) error {
 			query.Set(k, v)
 		}
 	}
-	var keys []apiKey
+	var keys []wire.Key
+	var raw []json.RawMessage // each key as received, for --json
 	seen := map[string]bool{}
 	for page := 0; ; page++ {
-		var resp struct {
-			Keys       []apiKey `json:"keys"`
-			NextCursor *string  `json:"next_cursor"`
-		}
-		if err := c.do(ctx, http.MethodGet, "/keys", query, nil, &resp); err != nil {
+		var body json.RawMessage
+		if err := c.do(ctx, http.MethodGet, "/keys", query, nil, &body); err != nil {
 			return err
 		}
+		var resp wire.KeyList
+		var asReceived map[string]json.RawMessage
+		if json.Unmarshal(body, &resp) != nil || json.Unmarshal(body, &asReceived) != nil {
+			return c.notAPI(http.MethodGet, "/keys")
+		}
+		var rawKeys []json.RawMessage
+		if json.Unmarshal(asReceived["keys"], &rawKeys) != nil || len(rawKeys) != len(resp.Keys) {
+			return c.notAPI(http.MethodGet, "/keys")
+		}
 		keys = append(keys, resp.Keys...)
+		raw = append(raw, rawKeys...)
 		if resp.NextCursor == nil || *resp.NextCursor == "" {
 			break
 		}
@@ -345,9 +301,8 @@ func (m *Main) keysList(ctx context.Context, args []string) error {
 		query.Set("cursor", *resp.NextCursor)
 	}
 	if *asJSON {
-		raw := make([]json.RawMessage, len(keys))
-		for i, k := range keys {
-			raw[i] = k.Raw
+		if raw == nil {
+			raw = []json.RawMessage{}
 		}
 		return m.printJSON(raw)
 	}
@@ -356,20 +311,22 @@ func (m *Main) keysList(ctx context.Context, args []string) error {
 		return nil
 	}
 	tw := tabwriter.NewWriter(m.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tPROJECT\tENV\tOWNER\tPROVIDER\tHINT\tROTATE-BY")
+	// The id comes last: keys show and keys reveal need it, and as the
+	// last field it is easy to cut out (names and statuses hold spaces).
+	fmt.Fprintln(tw, "NAME\tPROJECT\tENV\tOWNER\tPROVIDER\tHINT\tROTATE-BY\tID")
 	for _, k := range keys {
 		owner := k.Owner.Email
 		if !k.Owner.Active && owner != "" {
 			owner += " (inactive)"
 		}
-		rotate := day(k.RotateBy)
+		rotate := day(&k.RotateBy)
 		switch {
 		case k.ArchivedAt != nil:
 			rotate = "archived"
 		case k.RotationStatus != "" && k.RotationStatus != string(keyledger.RotationOK):
 			rotate += " " + strings.ReplaceAll(k.RotationStatus, "_", " ")
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", cell(k.Name), cell(k.Project), cell(k.Environment), cell(owner), cell(k.Provider), cell(k.MaskedHint), rotate)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", cell(k.Name), cell(k.Project), cell(k.Environment), cell(owner), cell(k.Provider), cell(k.MaskedHint), rotate, cell(k.ID))
 	}
 	return tw.Flush()
 }
@@ -396,13 +353,13 @@ func (m *Main) keysShow(ctx context.Context, args []string) error {
 		return err
 	}
 	if len(pos) != 1 {
-		return usageErr("keys show: give one key ID (see keyledger keys list --json)")
+		return usageErr("keys show: give one key ID (see keyledger keys list)")
 	}
 	c, err := m.client()
 	if err != nil {
 		return err
 	}
-	var k apiKey
+	var k shownKey
 	if err := c.do(ctx, http.MethodGet, keyPath(pos[0]), nil, nil, &k); err != nil {
 		return err
 	}
@@ -433,26 +390,26 @@ func (m *Main) keysShow(ctx context.Context, args []string) error {
 	row("Hint", k.MaskedHint)
 	row("Version", strconv.Itoa(k.CurrentVersion))
 	every := fmt.Sprintf("every %d days", k.EffectiveRotationDays)
-	if k.RotationDays == 0 {
+	if k.RotationDays == nil {
 		every += " (the environment's default)"
 	}
-	rotate := day(k.RotateBy)
+	rotate := day(&k.RotateBy)
 	if k.RotationStatus != "" {
 		rotate += " (" + strings.ReplaceAll(k.RotationStatus, "_", " ") + ")"
 	}
 	row("Rotation", every)
 	row("Rotate by", rotate)
-	row("Last rotated", stamp(k.LastRotatedAt))
+	row("Last rotated", stamp(&k.LastRotatedAt))
 	verified := stamp(k.LastVerifiedAt)
-	if k.VerifyResult != "" {
-		verified += ": " + k.VerifyResult
-		if k.VerifyMessage != "" {
-			verified += " (" + k.VerifyMessage + ")"
+	if k.VerifyResult != nil {
+		verified += ": " + *k.VerifyResult
+		if k.VerifyMessage != nil && *k.VerifyMessage != "" {
+			verified += " (" + *k.VerifyMessage + ")"
 		}
 	}
 	row("Last verified", verified)
-	row("Created", stamp(k.CreatedAt))
-	row("Updated", stamp(k.UpdatedAt))
+	row("Created", stamp(&k.CreatedAt))
+	row("Updated", stamp(&k.UpdatedAt))
 	if k.ArchivedAt != nil {
 		row("Archived", stamp(k.ArchivedAt))
 	}
@@ -476,7 +433,7 @@ func (m *Main) keysShow(ctx context.Context, args []string) error {
 			default:
 				state = "current"
 			}
-			fmt.Fprintf(tw, "  v%d\t%s\t%s\t%s\t%s\n", v.Version, cell(v.MaskedHint), state, stamp(v.CreatedAt), cell(v.CreatedBy))
+			fmt.Fprintf(tw, "  v%d\t%s\t%s\t%s\t%s\n", v.Version, cell(v.MaskedHint), state, stamp(&v.CreatedAt), cell(deref(v.CreatedBy)))
 		}
 		return tw.Flush()
 	}
@@ -492,7 +449,7 @@ func (m *Main) keysReveal(ctx context.Context, args []string) error {
 		return err
 	}
 	if len(pos) != 1 {
-		return usageErr("keys reveal: give one key ID (see keyledger keys list --json)")
+		return usageErr("keys reveal: give one key ID (see keyledger keys list)")
 	}
 	if *version < 0 {
 		return usageErr("--version: want a positive version number, got %d", *version)
@@ -501,13 +458,11 @@ func (m *Main) keysReveal(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	body := struct {
-		Reason  string `json:"reason"`
-		Version int    `json:"version,omitempty"`
-	}{*reason, *version}
-	var out struct {
-		Value string `json:"value"`
+	body := wire.RevealRequest{Reason: *reason}
+	if *version > 0 {
+		body.Version = version
 	}
+	var out wire.Revealed
 	if err := c.do(ctx, http.MethodPost, keyPath(pos[0])+"/reveal", nil, body, &out); err != nil {
 		return err
 	}

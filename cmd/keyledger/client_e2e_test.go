@@ -153,7 +153,7 @@ func TestClientEndToEnd(t *testing.T) {
 
 	// keys list, show, reveal.
 	code, stdout, _ = runIO(t, cenv, "", bin, "keys", "list")
-	if code != 0 || !regexp.MustCompile(`(?m)^OpenAI checkout\s+checkout\s+development\s+dev@example.com\s+openai\s+`).MatchString(stdout) {
+	if code != 0 || !regexp.MustCompile(`(?m)^OpenAI checkout\s+checkout\s+development\s+dev@example.com\s+openai\s+.*\s`+keyID+`$`).MatchString(stdout) {
 		t.Errorf("keys list: exit %d\n%s", code, stdout)
 	}
 	if strings.Contains(stdout, value) {

@@ -21,23 +21,26 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/keyledger/keyledger/web/wire"
 )
 
 const testToken = "klt_test0123456789abcdefghijklmnopqrstuvwxyz"
 
 // fakeAPI mimics the server's /api/v1 contract, so the client can be
-// tested without a database.
+// tested without a database. It answers with the server's own bodies
+// (web/wire), so it speaks the contract the server does.
 type fakeAPI struct {
 	t   testing.TB
 	srv *httptest.Server
 
 	mu       sync.Mutex
 	token    string
-	keys     []map[string]any
+	keys     []wire.Key
 	pageSize int
 	// exportVars is what POST /export hands out, NAME → value.
 	exportVars map[string]string
-	leftOut    []map[string]any
+	leftOut    []wire.ExportLeftOut
 	// fail forces an answer for "METHOD /path".
 	fail     map[string]fakeAnswer
 	requests []fakeRequest
@@ -58,7 +61,7 @@ type fakeRequest struct {
 func newFakeAPI(t testing.TB) *fakeAPI {
 	a := &fakeAPI{t: t, token: testToken, pageSize: 2, fail: map[string]fakeAnswer{},
 		exportVars: map[string]string{"OPENAI_API_KEY": "sk-proj-fromserver111", "STRIPE_SECRET_KEY": "sk_live_fromserver222"},
-		leftOut:    []map[string]any{{"key_id": "k-prod", "name": "Prod OpenAI", "project": "checkout", "reason": "Only the key's owner may reveal it."}},
+		leftOut:    []wire.ExportLeftOut{{KeyID: "k-prod", Name: "Prod OpenAI", Project: "checkout", Reason: "Only the key's owner may reveal it."}},
 	}
 	for i, name := range []string{"Anthropic", "GitHub deploy", "OpenAI", "Stripe", "Twilio"} {
 		a.keys = append(a.keys, fakeKey(fmt.Sprintf("00000000-0000-0000-0000-00000000000%d", i+1), name))
@@ -68,16 +71,18 @@ func newFakeAPI(t testing.TB) *fakeAPI {
 	return a
 }
 
-func fakeKey(id, name string) map[string]any {
-	return map[string]any{
-		"id": id, "name": name, "provider": "openai", "project": "checkout", "environment": "development",
-		"owner":       map[string]any{"email": "dev@example.com", "name": "Dev", "active": true},
-		"description": "", "scope": "", "masked_hint": "sk-…" + id[len(id)-4:], "current_version": 2,
-		"rotation_days": nil, "effective_rotation_days": 180, "rotate_by": "2031-01-02T00:00:00Z", "rotation_status": "ok",
-		"last_rotated_at": "2030-07-06T00:00:00Z", "last_verified_at": nil, "verify_result": nil, "verify_message": nil,
-		"created_at": "2030-01-01T00:00:00Z", "updated_at": "2030-07-06T00:00:00Z", "archived_at": nil,
+func fakeKey(id, name string) wire.Key {
+	return wire.Key{
+		ID: id, Name: name, Provider: "openai", Project: "checkout", Environment: "development",
+		Owner:      wire.Owner{Email: "dev@example.com", Name: "Dev", Active: true},
+		MaskedHint: "sk-…" + id[len(id)-4:], CurrentVersion: 2,
+		EffectiveRotationDays: 180, RotateBy: day0(2031, 1, 2), RotationStatus: "ok",
+		LastRotatedAt: day0(2030, 7, 6), CreatedAt: day0(2030, 1, 1), UpdatedAt: day0(2030, 7, 6),
 	}
 }
+
+// day0 is midnight UTC of a date.
+func day0(y int, m time.Month, d int) time.Time { return time.Date(y, m, d, 0, 0, 0, 0, time.UTC) }
 
 func (a *fakeAPI) URL() string { return a.srv.URL }
 
@@ -88,11 +93,7 @@ func (a *fakeAPI) writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 func (a *fakeAPI) apiError(w http.ResponseWriter, status int, code, msg string, fields map[string]string) {
-	e := map[string]any{"code": code, "message": msg}
-	if fields != nil {
-		e["fields"] = fields
-	}
-	a.writeJSON(w, status, map[string]any{"error": e})
+	a.writeJSON(w, status, wire.Error{Error: wire.ErrorBody{Code: code, Message: msg, RequestID: "fake-request", Fields: fields}})
 }
 
 func (a *fakeAPI) serve(w http.ResponseWriter, r *http.Request) {
@@ -124,22 +125,28 @@ func (a *fakeAPI) serve(w http.ResponseWriter, r *http.Request) {
 		a.apiError(w, http.StatusUnauthorized, "unauthorized", "This access token is not valid: it is unknown, expired or revoked, or its user was deactivated. Create a new one on your profile page.", nil)
 		return
 	}
-	// The real server refuses unknown fields; so does the fake.
-	allowed := map[string][]string{"/api/v1/export": {"environment", "project", "format", "reason"}}
+	// The real server refuses unknown fields; so does the fake, with the
+	// server's request bodies.
 	path := strings.TrimPrefix(r.URL.Path, "/api/v1")
-	if strings.HasSuffix(path, "/reveal") {
-		allowed[r.URL.Path] = []string{"reason", "version"}
+	var reqBody any
+	switch {
+	case path == "/export":
+		reqBody = &wire.ExportRequest{}
+	case strings.HasSuffix(path, "/reveal"):
+		reqBody = &wire.RevealRequest{}
 	}
-	for k := range req.body {
-		if !slices.Contains(allowed[r.URL.Path], k) {
-			a.apiError(w, http.StatusBadRequest, "invalid", "Unknown field "+k, nil)
+	if len(raw) > 0 {
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.DisallowUnknownFields()
+		if reqBody == nil || dec.Decode(reqBody) != nil {
+			a.apiError(w, http.StatusBadRequest, "invalid", "The request body does not fit this endpoint.", nil)
 			return
 		}
 	}
 	switch {
 	case r.Method == http.MethodGet && path == "/whoami":
-		a.writeJSON(w, 200, map[string]any{"email": "dev@example.com", "name": "Dev", "role": "member",
-			"token": map[string]any{"id": 7, "name": "laptop", "scopes": []string{"read", "reveal"}, "expires_at": "2031-03-04T05:06:07Z"}})
+		a.writeJSON(w, 200, wire.Whoami{Email: "dev@example.com", Name: "Dev", Role: "member",
+			Token: wire.WhoamiToken{ID: 7, Name: "laptop", Scopes: []string{"read", "reveal"}, ExpiresAt: time.Date(2031, 3, 4, 5, 6, 7, 0, time.UTC)}})
 	case r.Method == http.MethodGet && path == "/keys":
 		start := 0
 		if c := r.URL.Query().Get("cursor"); c != "" {
@@ -151,21 +158,20 @@ func (a *fakeAPI) serve(w http.ResponseWriter, r *http.Request) {
 			start = n
 		}
 		end := min(start+a.pageSize, len(a.keys))
-		var next any
+		page := wire.KeyList{Keys: a.keys[start:end]}
 		if end < len(a.keys) {
-			next = fmt.Sprintf("after-%d", end)
+			page.NextCursor = ptr(fmt.Sprintf("after-%d", end))
 		}
-		a.writeJSON(w, 200, map[string]any{"keys": a.keys[start:end], "next_cursor": next})
+		a.writeJSON(w, 200, page)
 	case r.Method == http.MethodGet && strings.HasPrefix(path, "/keys/"):
 		id := strings.TrimPrefix(path, "/keys/")
 		for _, k := range a.keys {
-			if k["id"] == id {
-				d := maps(k)
-				d["versions"] = []map[string]any{
-					{"version": 2, "created_at": "2030-07-06T00:00:00Z", "created_by": "dev@example.com", "superseded_at": nil, "destroy_after": nil, "destroyed_at": nil, "masked_hint": "sk-…0002", "current": true},
-					{"version": 1, "created_at": "2030-01-01T00:00:00Z", "created_by": "dev@example.com", "superseded_at": "2030-07-06T00:00:00Z", "destroy_after": "2030-07-13T00:00:00Z", "destroyed_at": "2030-07-13T00:00:00Z", "masked_hint": "sk-…0001", "current": false},
-				}
-				a.writeJSON(w, 200, d)
+			if k.ID == id {
+				a.writeJSON(w, 200, wire.KeyDetail{Key: k, Versions: []wire.KeyVersion{
+					{Version: 2, CreatedAt: day0(2030, 7, 6), CreatedBy: ptr("dev@example.com"), MaskedHint: "sk-…0002", Current: true},
+					{Version: 1, CreatedAt: day0(2030, 1, 1), CreatedBy: ptr("dev@example.com"), SupersededAt: ptr(day0(2030, 7, 6)),
+						DestroyAfter: ptr(day0(2030, 7, 13)), DestroyedAt: ptr(day0(2030, 7, 13)), MaskedHint: "sk-…0001"},
+				}})
 				return
 			}
 		}
@@ -176,8 +182,8 @@ func (a *fakeAPI) serve(w http.ResponseWriter, r *http.Request) {
 		if v, ok := req.body["version"].(float64); ok {
 			version = int(v)
 		}
-		a.writeJSON(w, 200, map[string]any{"key_id": id, "name": "OpenAI", "environment": "development", "version": version,
-			"value": fmt.Sprintf("sk-value-%s-v%d", id[len(id)-1:], version), "env_var": "OPENAI_API_KEY"})
+		a.writeJSON(w, 200, wire.Revealed{KeyID: id, Name: "OpenAI", Environment: "development", Version: version,
+			Value: fmt.Sprintf("sk-value-%s-v%d", id[len(id)-1:], version), EnvVar: "OPENAI_API_KEY"})
 	case r.Method == http.MethodPost && path == "/export":
 		env, _ := req.body["environment"].(string)
 		if env == "" {
@@ -191,7 +197,7 @@ func (a *fakeAPI) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		slices.Sort(names)
 		var content strings.Builder
-		vars := []map[string]any{}
+		vars := []wire.ExportVariable{}
 		switch format {
 		case "json":
 			b, _ := json.MarshalIndent(a.exportVars, "", "  ")
@@ -208,20 +214,16 @@ func (a *fakeAPI) serve(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		for _, n := range names {
-			vars = append(vars, map[string]any{"name": n, "key_id": "id-" + n, "key_name": n, "project": "checkout"})
+			vars = append(vars, wire.ExportVariable{Name: n, KeyID: "id-" + n, KeyName: n, Project: "checkout"})
 		}
-		a.writeJSON(w, 200, map[string]any{"environment": env, "format": format, "content": content.String(), "variables": vars, "left_out": a.leftOut})
+		leftOut := a.leftOut
+		if leftOut == nil {
+			leftOut = []wire.ExportLeftOut{}
+		}
+		a.writeJSON(w, 200, wire.Export{Environment: env, Format: format, Content: content.String(), Variables: vars, LeftOut: leftOut})
 	default:
 		a.apiError(w, 404, "not_found", "There is no API endpoint at this address.", nil)
 	}
-}
-
-func maps(m map[string]any) map[string]any {
-	out := make(map[string]any, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
 }
 
 // requestsTo lists the requests made to path.
@@ -520,12 +522,17 @@ func TestKeysListFollowsCursor(t *testing.T) {
 	if len(lines) != 6 {
 		t.Fatalf("want a header and 5 rows:\n%s", r.stdout)
 	}
-	if f := strings.Fields(lines[0]); !slices.Equal(f, []string{"NAME", "PROJECT", "ENV", "OWNER", "PROVIDER", "HINT", "ROTATE-BY"}) {
+	if f := strings.Fields(lines[0]); !slices.Equal(f, []string{"NAME", "PROJECT", "ENV", "OWNER", "PROVIDER", "HINT", "ROTATE-BY", "ID"}) {
 		t.Errorf("header %q", lines[0])
 	}
 	for i, name := range []string{"Anthropic", "GitHub deploy", "OpenAI", "Stripe", "Twilio"} {
 		if !strings.HasPrefix(lines[i+1], name+" ") || !strings.Contains(lines[i+1], "dev@example.com") || !strings.Contains(lines[i+1], "2031-01-0") {
 			t.Errorf("row %d: %q", i+1, lines[i+1])
+		}
+		// The id is the last column, so keys reveal can be given one
+		// straight from the table (awk '{print $NF}').
+		if f := strings.Fields(lines[i+1]); f[len(f)-1] != fmt.Sprintf("00000000-0000-0000-0000-00000000000%d", i+1) {
+			t.Errorf("row %d does not end with the key's id: %q", i+1, lines[i+1])
 		}
 	}
 

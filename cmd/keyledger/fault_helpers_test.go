@@ -28,6 +28,7 @@ import (
 	"github.com/keyledger/keyledger"
 	"github.com/keyledger/keyledger/store"
 	"github.com/keyledger/keyledger/store/storetest"
+	"github.com/keyledger/keyledger/web/wire"
 )
 
 // serveAt starts `keyledger serve` with env plus a free listen address
@@ -128,13 +129,11 @@ func apiCall(c *http.Client, method, base, token, path string, body any) (int, [
 // apiReveal reveals key id through the API and returns the status, the
 // value (on 200) and the body.
 func apiReveal(c *http.Client, base, token, id string) (int, string, []byte, error) {
-	status, body, err := apiCall(c, http.MethodPost, base, token, "/api/v1/keys/"+id+"/reveal", map[string]any{"reason": "fault test"})
+	status, body, err := apiCall(c, http.MethodPost, base, token, "/api/v1/keys/"+id+"/reveal", wire.RevealRequest{Reason: "fault test"})
 	if err != nil || status != http.StatusOK {
 		return status, "", body, err
 	}
-	var r struct {
-		Value string `json:"value"`
-	}
+	var r wire.Revealed
 	if err := json.Unmarshal(body, &r); err != nil {
 		return status, "", body, fmt.Errorf("reveal answer is not JSON: %v", err)
 	}
@@ -143,12 +142,7 @@ func apiReveal(c *http.Client, base, token, id string) (int, string, []byte, err
 
 // apiErrorOf decodes {"error":{"code","message"}}.
 func apiErrorOf(body []byte) (code, message string) {
-	var e struct {
-		Error struct {
-			Code    string `json:"code"`
-			Message string `json:"message"`
-		} `json:"error"`
-	}
+	var e wire.Error
 	_ = json.Unmarshal(body, &e)
 	return e.Error.Code, e.Error.Message
 }
