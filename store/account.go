@@ -92,7 +92,7 @@ func (s *Store) ReactivateUser(ctx context.Context, actor keyledger.Actor, userI
 		return nil, err
 	}
 	var u *keyledger.User
-	err := s.tx(ctx, func(tx pgx.Tx) error {
+	err := s.write(ctx, func(tx pgx.Tx, t *touched) error {
 		actor, err := freshActorMay(ctx, tx, actor, keyledger.CanAdminister)
 		if err != nil {
 			return err
@@ -111,7 +111,8 @@ func (s *Store) ReactivateUser(ctx context.Context, actor keyledger.Actor, userI
 		if err := writeAudit(ctx, tx, auditEntry{Actor: actor, Action: keyledger.ActionUserReactivate, SubjectID: u.ID, SubjectEmail: u.Email}); err != nil {
 			return err
 		}
-		return syncOffboardings(ctx, tx, actor, s.now(), u.ID)
+		*t = touchedUser(actor, s.now(), u.ID)
+		return nil
 	})
 	if err != nil {
 		return nil, s.internal(ctx, "reactivate user", err)

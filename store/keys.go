@@ -50,7 +50,7 @@ func (s *Store) CreateKey(ctx context.Context, actor keyledger.Actor, in keyledg
 	hint := keyledger.MaskedHint(nk.Value)
 	var id string
 	var conflict *keyledger.Error
-	err = s.tx(ctx, func(tx pgx.Tx) error {
+	err = s.write(ctx, func(tx pgx.Tx, t *touched) error {
 		conflict = nil // the transaction may be retried
 		actor, err := freshActorMay(ctx, tx, actor, keyledger.CanRegisterKey)
 		if err != nil {
@@ -100,7 +100,8 @@ func (s *Store) CreateKey(ctx context.Context, actor keyledger.Actor, in keyledg
 			return err
 		}
 		// A key handed to someone under offboarding joins their checklist.
-		return syncOffboardings(ctx, tx, actor, now, ownerID)
+		*t = touchedUser(actor, now, ownerID)
+		return nil
 	})
 	if isUniqueViolation(err, "keys_live_name_key") {
 		msg := fmt.Sprintf("A live key named %q already exists in project %q and environment %s.", nk.Name, nk.Project, nk.Environment)
@@ -520,7 +521,7 @@ func (s *Store) UpdateKey(ctx context.Context, actor keyledger.Actor, id string,
 	if !isUUID(id) {
 		return nil, keyledger.ErrNotFound("Key")
 	}
-	err = s.tx(ctx, func(tx pgx.Tx) error {
+	err = s.write(ctx, func(tx pgx.Tx, t *touched) error {
 		actor, k, err := editableKey(ctx, tx, actor, id, true, "This key is archived and can no longer be changed.")
 		if err != nil {
 			return err
@@ -560,7 +561,8 @@ func (s *Store) UpdateKey(ctx context.Context, actor keyledger.Actor, id string,
 			Environment: k.Environment, Details: changed}); err != nil {
 			return err
 		}
-		return syncOffboardings(ctx, tx, actor, s.now(), 0)
+		*t = touchedKeys(actor, s.now())
+		return nil
 	})
 	if err != nil {
 		return nil, s.internal(ctx, "update key "+id, err)
@@ -578,7 +580,7 @@ func (s *Store) ArchiveKey(ctx context.Context, actor keyledger.Actor, id string
 	if !isUUID(id) {
 		return keyledger.ErrNotFound("Key")
 	}
-	err := s.tx(ctx, func(tx pgx.Tx) error {
+	err := s.write(ctx, func(tx pgx.Tx, t *touched) error {
 		actor, k, err := editableKey(ctx, tx, actor, id, true, "This key is already archived.")
 		if err != nil {
 			return err
@@ -596,7 +598,8 @@ func (s *Store) ArchiveKey(ctx context.Context, actor keyledger.Actor, id string
 			Environment: k.Environment, Details: map[string]any{"versions_destroyed": tag.RowsAffected()}}); err != nil {
 			return err
 		}
-		return syncOffboardings(ctx, tx, actor, now, 0)
+		*t = touchedKeys(actor, now)
+		return nil
 	})
 	if err != nil {
 		return s.internal(ctx, "archive key "+id, err)

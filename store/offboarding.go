@@ -165,7 +165,7 @@ func (s *Store) StartOffboarding(ctx context.Context, actor keyledger.Actor, ema
 			Fields: map[string]string{"note": "The note must be plain text of at most 500 characters."}}
 	}
 	var id int64
-	err := s.tx(ctx, func(tx pgx.Tx) error {
+	err := s.write(ctx, func(tx pgx.Tx, t *touched) error {
 		actor, err := freshActorMay(ctx, tx, actor, keyledger.CanLead)
 		if err != nil {
 			return err
@@ -224,7 +224,8 @@ func (s *Store) StartOffboarding(ctx context.Context, actor keyledger.Actor, ema
 			Reason: note, Details: map[string]any{"offboarding": id, "frozen": freeze}}); err != nil {
 			return err
 		}
-		return syncOffboardings(ctx, tx, actor, now, u.ID)
+		*t = touchedUser(actor, now, u.ID)
+		return nil
 	})
 	if err != nil {
 		return 0, s.internal(ctx, "start offboarding", err)

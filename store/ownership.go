@@ -186,7 +186,7 @@ func (s *Store) ReassignKeys(ctx context.Context, actor keyledger.Actor, fromUse
 		}
 	}
 	n := 0
-	err := s.tx(ctx, func(tx pgx.Tx) error {
+	err := s.write(ctx, func(tx pgx.Tx, t *touched) error {
 		actor, err := freshActorMay(ctx, tx, actor, keyledger.CanLead)
 		if err != nil {
 			return err
@@ -246,7 +246,8 @@ func (s *Store) ReassignKeys(ctx context.Context, actor keyledger.Actor, fromUse
 			}
 		}
 		n = len(list)
-		return syncOffboardings(ctx, tx, actor, s.now(), 0)
+		*t = touchedKeys(actor, s.now())
+		return nil
 	})
 	if err != nil {
 		return 0, s.internal(ctx, "reassign keys", err)

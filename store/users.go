@@ -127,7 +127,7 @@ func (s *Store) DeactivateUser(ctx context.Context, actor keyledger.Actor, email
 	}
 	email = keyledger.NormalizeEmail(email)
 	var u *keyledger.User
-	err := s.tx(ctx, func(tx pgx.Tx) error {
+	err := s.write(ctx, func(tx pgx.Tx, t *touched) error {
 		actor, err := freshActor(ctx, tx, actor)
 		if err != nil {
 			return err
@@ -165,7 +165,8 @@ func (s *Store) DeactivateUser(ctx context.Context, actor keyledger.Actor, email
 			Details: map[string]any{"sessions_revoked": sessions}}); err != nil {
 			return err
 		}
-		return syncOffboardings(ctx, tx, actor, s.now(), u.ID)
+		*t = touchedUser(actor, s.now(), u.ID)
+		return nil
 	})
 	if err != nil {
 		return nil, s.internal(ctx, "deactivate user "+email, err)
