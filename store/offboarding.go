@@ -317,29 +317,123 @@ func (s *Store) withOpenOffboarding(ctx context.Context, actor keyledger.Actor, 
 		if err != nil {
 			return err
 		}
-		var userID int64
-		var email string
-		var role keyledger.Role
-		var completed *time.Time
-		err = tx.QueryRow(ctx, `SELECT o.user_id, u.email, u.role, o.completed_at FROM offboardings o JOIN users u ON u.id = o.user_id
-			WHERE o.id = $1 FOR UPDATE OF o`, id).Scan(&userID, &email, &role, &completed)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return keyledger.ErrNotFound("Offboarding")
-		}
+		o, err := lockOffboarding(ctx, tx, id)
 		if err != nil {
 			return err
 		}
-		if err := keyledger.CanOffboard(actor.User, &keyledger.User{ID: userID, Role: role}); err != nil {
+		userID, email := o.userID, o.email
+		if err := keyledger.CanOffboard(actor.User, &keyledger.User{ID: userID, Role: o.role}); err != nil {
 			return err
 		}
-		if completed != nil {
-			return keyledger.Errorf(keyledger.ECONFLICT, "This offboarding is complete; its record can no longer change.")
+		if err := o.open(); err != nil {
+			return err
 		}
 		if userID == actor.User.ID {
 			return keyledger.Errorf(keyledger.EFORBIDDEN, "This is your own offboarding; another lead must work through it.")
 		}
 		return fn(tx, actor, userID, email)
 	})
+}
+
+// lockedOffboarding is an offboarding row locked for the caller's
+// transaction (lockOffboarding): completing it waits for the caller, and
+// the caller sees whether it was completed a moment before.
+type lockedOffboarding struct {
+	userID    int64
+	email     string
+	role      keyledger.Role
+	completed bool
+}
+
+func lockOffboarding(ctx context.Context, tx pgx.Tx, id int64) (lockedOffboarding, error) {
+	var o lockedOffboarding
+	var completed *time.Time
+	err := tx.QueryRow(ctx, `SELECT o.user_id, u.email, u.role, o.completed_at FROM offboardings o JOIN users u ON u.id = o.user_id
+		WHERE o.id = $1 FOR UPDATE OF o`, id).Scan(&o.userID, &o.email, &o.role, &completed)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return o, keyledger.ErrNotFound("Offboarding")
+	}
+	o.completed = completed != nil
+	return o, err
+}
+
+// open refuses a completed offboarding: its record no longer changes.
+func (o lockedOffboarding) open() error {
+	if o.completed {
+		return keyledger.Errorf(keyledger.ECONFLICT, "This offboarding is complete; its record can no longer change.")
+	}
+	return nil
+}
+
+// ReassignOffboardedKeys moves every live key the person of an open
+// offboarding owns to toEmail (ReassignKeys), in the transaction that
+// finds the checklist open: a completion a moment earlier refuses it,
+// one a moment later waits for it. Leads and admins.
+func (s *Store) ReassignOffboardedKeys(ctx context.Context, actor keyledger.Actor, offboardingID int64, toEmail string) (int, error) {
+	if err := noToken(actor); err != nil {
+		return 0, err
+	}
+	toEmail = keyledger.NormalizeEmail(toEmail)
+	n := 0
+	err := s.write(ctx, func(tx pgx.Tx, t *touched) error {
+		actor, err := freshActorMay(ctx, tx, actor, keyledger.CanLead)
+		if err != nil {
+			return err
+		}
+		o, err := lockOffboarding(ctx, tx, offboardingID)
+		if err != nil {
+			return err
+		}
+		if err := o.open(); err != nil {
+			return err
+		}
+		if n, err = reassignKeys(ctx, tx, actor, s.now(), o.userID, toEmail, nil); err != nil {
+			return err
+		}
+		*t = touchedKeys(actor, s.now())
+		return nil
+	})
+	if err != nil {
+		return 0, s.internal(ctx, "reassign offboarded keys", err)
+	}
+	return n, nil
+}
+
+// DeactivateOffboarded deactivates the account of the person of an open
+// offboarding (DeactivateUser), in the transaction that finds the
+// checklist open. Leads may see the checklist; only admins deactivate.
+func (s *Store) DeactivateOffboarded(ctx context.Context, actor keyledger.Actor, offboardingID int64) (*keyledger.User, error) {
+	// As DeactivateUser: clear after the commit.
+	defer s.tokens.clear()
+	if err := noToken(actor); err != nil {
+		return nil, err
+	}
+	var u *keyledger.User
+	err := s.write(ctx, func(tx pgx.Tx, t *touched) error {
+		actor, err := freshActorMay(ctx, tx, actor, keyledger.CanLead)
+		if err != nil {
+			return err
+		}
+		o, err := lockOffboarding(ctx, tx, offboardingID)
+		if err != nil {
+			return err
+		}
+		if err := o.open(); err != nil {
+			return err
+		}
+		if keyledger.CanAdminister(actor.User) != nil {
+			return keyledger.Errorf(keyledger.EFORBIDDEN, "Only admins may deactivate users.")
+		}
+		if u, err = deactivateUser(ctx, tx, actor, o.email); err != nil {
+			return err
+		}
+		*t = touchedUser(actor, s.now(), u.ID)
+		return nil
+	})
+	if err != nil {
+		return nil, s.internal(ctx, "deactivate offboarded user", err)
+	}
+	return u, nil
 }
 
 // WaiveItem closes an item without doing it; a reason is required.

@@ -191,61 +191,9 @@ func (s *Store) ReassignKeys(ctx context.Context, actor keyledger.Actor, fromUse
 		if err != nil {
 			return err
 		}
-		if toEmail == "" {
-			return &keyledger.Error{Code: keyledger.EINVALID, Message: "Choose the new owner.", Fields: map[string]string{"owner": "Choose the new owner."}}
-		}
-		var toID int64
-		var toStatus string
-		err = tx.QueryRow(ctx, "SELECT id, status FROM users WHERE email = $1", toEmail).Scan(&toID, &toStatus)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return &keyledger.Error{Code: keyledger.EINVALID, Message: "Choose the new owner.", Fields: map[string]string{"owner": fmt.Sprintf("There is no user %q.", toEmail)}}
-		}
-		if err != nil {
+		if n, err = reassignKeys(ctx, tx, actor, s.now(), fromUserID, toEmail, keyIDs); err != nil {
 			return err
 		}
-		if toStatus != string(keyledger.UserActive) {
-			return &keyledger.Error{Code: keyledger.EINVALID, Message: "Choose an active user.", Fields: map[string]string{"owner": toEmail + " is not active and cannot own keys."}}
-		}
-		if toID == fromUserID {
-			return &keyledger.Error{Code: keyledger.EINVALID, Message: "Choose someone else.", Fields: map[string]string{"owner": "That is the current owner."}}
-		}
-		var fromEmail string
-		if err := tx.QueryRow(ctx, "SELECT email FROM users WHERE id = $1", fromUserID).Scan(&fromEmail); err != nil {
-			if errors.Is(err, pgx.ErrNoRows) {
-				return keyledger.ErrNotFound("User")
-			}
-			return err
-		}
-		q := `UPDATE keys k SET owner_id = $2, updated_by = $3, updated_at = $4 FROM environments e
-			WHERE e.id = k.environment_id AND k.owner_id = $1 AND k.archived_at IS NULL`
-		args := []any{fromUserID, toID, actor.User.ID, s.now()}
-		if len(keyIDs) > 0 {
-			q += " AND k.id = ANY($5)"
-			args = append(args, keyIDs)
-		}
-		rows, err := tx.Query(ctx, q+" RETURNING k.id::text, k.name, e.name", args...)
-		if err != nil {
-			return err
-		}
-		type moved struct{ id, name, env string }
-		list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (moved, error) {
-			var m moved
-			err := r.Scan(&m.id, &m.name, &m.env)
-			return m, err
-		})
-		if err != nil {
-			return err
-		}
-		if len(keyIDs) > 0 && len(list) != len(keyIDs) {
-			return keyledger.Errorf(keyledger.ECONFLICT, "Some of these keys are no longer owned by %s (or were archived); reload the page.", fromEmail)
-		}
-		for _, m := range list {
-			if err := writeAudit(ctx, tx, auditEntry{Actor: actor, Action: keyledger.ActionKeyReassign, KeyID: m.id, KeyName: m.name, Environment: m.env,
-				SubjectID: toID, SubjectEmail: toEmail, Details: map[string]any{"from": fromEmail, "to": toEmail}}); err != nil {
-				return err
-			}
-		}
-		n = len(list)
 		*t = touchedKeys(actor, s.now())
 		return nil
 	})
@@ -253,6 +201,66 @@ func (s *Store) ReassignKeys(ctx context.Context, actor keyledger.Actor, fromUse
 		return 0, s.internal(ctx, "reassign keys", err)
 	}
 	return n, nil
+}
+
+// reassignKeys is ReassignKeys inside the caller's transaction, for an
+// actor already re-read and allowed to lead.
+func reassignKeys(ctx context.Context, tx pgx.Tx, actor keyledger.Actor, now time.Time, fromUserID int64, toEmail string, keyIDs []string) (int, error) {
+	if toEmail == "" {
+		return 0, &keyledger.Error{Code: keyledger.EINVALID, Message: "Choose the new owner.", Fields: map[string]string{"owner": "Choose the new owner."}}
+	}
+	var toID int64
+	var toStatus string
+	err := tx.QueryRow(ctx, "SELECT id, status FROM users WHERE email = $1", toEmail).Scan(&toID, &toStatus)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, &keyledger.Error{Code: keyledger.EINVALID, Message: "Choose the new owner.", Fields: map[string]string{"owner": fmt.Sprintf("There is no user %q.", toEmail)}}
+	}
+	if err != nil {
+		return 0, err
+	}
+	if toStatus != string(keyledger.UserActive) {
+		return 0, &keyledger.Error{Code: keyledger.EINVALID, Message: "Choose an active user.", Fields: map[string]string{"owner": toEmail + " is not active and cannot own keys."}}
+	}
+	if toID == fromUserID {
+		return 0, &keyledger.Error{Code: keyledger.EINVALID, Message: "Choose someone else.", Fields: map[string]string{"owner": "That is the current owner."}}
+	}
+	var fromEmail string
+	if err := tx.QueryRow(ctx, "SELECT email FROM users WHERE id = $1", fromUserID).Scan(&fromEmail); err != nil {
+		if errors.Is(err, pgx.ErrNoRows) {
+			return 0, keyledger.ErrNotFound("User")
+		}
+		return 0, err
+	}
+	q := `UPDATE keys k SET owner_id = $2, updated_by = $3, updated_at = $4 FROM environments e
+		WHERE e.id = k.environment_id AND k.owner_id = $1 AND k.archived_at IS NULL`
+	args := []any{fromUserID, toID, actor.User.ID, now}
+	if len(keyIDs) > 0 {
+		q += " AND k.id = ANY($5)"
+		args = append(args, keyIDs)
+	}
+	rows, err := tx.Query(ctx, q+" RETURNING k.id::text, k.name, e.name", args...)
+	if err != nil {
+		return 0, err
+	}
+	type moved struct{ id, name, env string }
+	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (moved, error) {
+		var m moved
+		err := r.Scan(&m.id, &m.name, &m.env)
+		return m, err
+	})
+	if err != nil {
+		return 0, err
+	}
+	if len(keyIDs) > 0 && len(list) != len(keyIDs) {
+		return 0, keyledger.Errorf(keyledger.ECONFLICT, "Some of these keys are no longer owned by %s (or were archived); reload the page.", fromEmail)
+	}
+	for _, m := range list {
+		if err := writeAudit(ctx, tx, auditEntry{Actor: actor, Action: keyledger.ActionKeyReassign, KeyID: m.id, KeyName: m.name, Environment: m.env,
+			SubjectID: toID, SubjectEmail: toEmail, Details: map[string]any{"from": fromEmail, "to": toEmail}}); err != nil {
+			return 0, err
+		}
+	}
+	return len(list), nil
 }
 
 // CreateEnvironment adds an environment. Admins only; audited.

@@ -135,34 +135,7 @@ func (s *Store) DeactivateUser(ctx context.Context, actor keyledger.Actor, email
 		if actor.User != nil && keyledger.CanAdminister(actor.User) != nil {
 			return keyledger.Errorf(keyledger.EFORBIDDEN, "Only admins may deactivate users.")
 		}
-		var target int64
-		var role, status string
-		err = tx.QueryRow(ctx, "SELECT id, role, status FROM users WHERE email = $1 FOR UPDATE", email).Scan(&target, &role, &status)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return keyledger.ErrNotFound("User")
-		}
-		if err != nil {
-			return err
-		}
-		if role == string(keyledger.RoleAdmin) && status == string(keyledger.UserActive) {
-			if err := lastAdminGuard(ctx, tx, target); err != nil {
-				return err
-			}
-		}
-		u, err = scanUser(tx.QueryRow(ctx, `UPDATE users SET status = 'deactivated', deactivated_at = now(), updated_at = now()
-			WHERE email = $1 RETURNING `+userColumns, email))
-		if errors.Is(err, pgx.ErrNoRows) {
-			return keyledger.ErrNotFound("User")
-		}
-		if err != nil {
-			return err
-		}
-		sessions, _, err := endAccess(ctx, tx, u.ID)
-		if err != nil {
-			return err
-		}
-		if err := writeAudit(ctx, tx, auditEntry{Actor: actor, Action: keyledger.ActionUserDeactivate, SubjectID: u.ID, SubjectEmail: u.Email,
-			Details: map[string]any{"sessions_revoked": sessions}}); err != nil {
+		if u, err = deactivateUser(ctx, tx, actor, email); err != nil {
 			return err
 		}
 		*t = touchedUser(actor, s.now(), u.ID)
@@ -170,6 +143,42 @@ func (s *Store) DeactivateUser(ctx context.Context, actor keyledger.Actor, email
 	})
 	if err != nil {
 		return nil, s.internal(ctx, "deactivate user "+email, err)
+	}
+	return u, nil
+}
+
+// deactivateUser is DeactivateUser inside the caller's transaction, for an
+// actor already re-read and allowed to administer.
+func deactivateUser(ctx context.Context, tx pgx.Tx, actor keyledger.Actor, email string) (*keyledger.User, error) {
+	var target int64
+	var role, status string
+	err := tx.QueryRow(ctx, "SELECT id, role, status FROM users WHERE email = $1 FOR UPDATE", email).Scan(&target, &role, &status)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, keyledger.ErrNotFound("User")
+	}
+	if err != nil {
+		return nil, err
+	}
+	if role == string(keyledger.RoleAdmin) && status == string(keyledger.UserActive) {
+		if err := lastAdminGuard(ctx, tx, target); err != nil {
+			return nil, err
+		}
+	}
+	u, err := scanUser(tx.QueryRow(ctx, `UPDATE users SET status = 'deactivated', deactivated_at = now(), updated_at = now()
+		WHERE email = $1 RETURNING `+userColumns, email))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, keyledger.ErrNotFound("User")
+	}
+	if err != nil {
+		return nil, err
+	}
+	sessions, _, err := endAccess(ctx, tx, u.ID)
+	if err != nil {
+		return nil, err
+	}
+	if err := writeAudit(ctx, tx, auditEntry{Actor: actor, Action: keyledger.ActionUserDeactivate, SubjectID: u.ID, SubjectEmail: u.Email,
+		Details: map[string]any{"sessions_revoked": sessions}}); err != nil {
+		return nil, err
 	}
 	return u, nil
 }
