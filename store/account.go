@@ -12,8 +12,19 @@ import (
 	"github.com/keyledger/keyledger/crypto"
 )
 
-// UserByID finds a user.
-func (s *Store) UserByID(ctx context.Context, id int64) (*keyledger.User, error) {
+// UserByID finds a user: for the person themselves, leads and admins (and
+// system actors). Anyone else is told there is no such user.
+func (s *Store) UserByID(ctx context.Context, actor keyledger.Actor, id int64) (*keyledger.User, error) {
+	if actor.User == nil || actor.User.ID != id || !actor.User.Active() {
+		if err := mayRead(actor, keyledger.CanLead); err != nil {
+			return nil, keyledger.ErrNotFound("User")
+		}
+	}
+	return s.userByID(ctx, id)
+}
+
+// userByID is UserByID for callers that have checked the actor.
+func (s *Store) userByID(ctx context.Context, id int64) (*keyledger.User, error) {
 	u, err := scanUser(s.pool.QueryRow(ctx, "SELECT "+userColumns+" FROM users WHERE id = $1", id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, keyledger.ErrNotFound("User")
@@ -230,7 +241,7 @@ func (s *Store) PasswordLinkUser(ctx context.Context, token string) (*keyledger.
 	if err != nil {
 		return nil, s.internal(ctx, "password link", err)
 	}
-	return s.UserByID(ctx, userID)
+	return s.userByID(ctx, userID)
 }
 
 // UsePasswordLink sets the password of the link's user and spends the

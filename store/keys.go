@@ -422,16 +422,24 @@ func (s *Store) KeyListMenus(ctx context.Context, actor keyledger.Actor) (KeyLis
 		if m.Environments, err = s.Environments(ctx); err != nil {
 			return m, err
 		}
-		if m.Owners, err = s.ListUsers(ctx); err != nil {
+		if m.Owners, err = s.listUsers(ctx); err != nil {
 			return m, err
 		}
-		m.Projects, err = s.Projects(ctx)
+		m.Projects, err = s.projects(ctx)
 		return m, err
 	})
 }
 
-// Projects lists the distinct projects of live keys, for filter menus.
-func (s *Store) Projects(ctx context.Context) ([]string, error) {
+// Projects lists the distinct projects of live keys, for filter menus
+// every active person sees.
+func (s *Store) Projects(ctx context.Context, actor keyledger.Actor) ([]string, error) {
+	if err := mayRead(actor, keyledger.CanUse); err != nil {
+		return nil, err
+	}
+	return s.projects(ctx)
+}
+
+func (s *Store) projects(ctx context.Context) ([]string, error) {
 	// A skip scan over keys_live_name_key (project first): one index
 	// probe per project instead of reading every key.
 	rows, err := s.pool.Query(ctx, `WITH RECURSIVE p(project) AS (

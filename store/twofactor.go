@@ -492,7 +492,11 @@ func badPassword() error {
 }
 
 // RolePolicies says, per role, whether two-factor sign-in is required.
-func (s *Store) RolePolicies(ctx context.Context) (map[keyledger.Role]bool, error) {
+// Admins (and system actors).
+func (s *Store) RolePolicies(ctx context.Context, actor keyledger.Actor) (map[keyledger.Role]bool, error) {
+	if err := mayRead(actor, keyledger.CanAdminister); err != nil {
+		return nil, err
+	}
 	out := map[keyledger.Role]bool{}
 	rows, err := s.pool.Query(ctx, "SELECT role, require_totp FROM role_policies")
 	if err != nil {

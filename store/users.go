@@ -67,8 +67,16 @@ func (s *Store) CountUsers(ctx context.Context) (int, error) {
 	return n, nil
 }
 
-// ListUsers lists users by email.
-func (s *Store) ListUsers(ctx context.Context) ([]keyledger.User, error) {
+// ListUsers lists users by email. Leads and admins (and system actors).
+func (s *Store) ListUsers(ctx context.Context, actor keyledger.Actor) ([]keyledger.User, error) {
+	if err := mayRead(actor, keyledger.CanLead); err != nil {
+		return nil, err
+	}
+	return s.listUsers(ctx)
+}
+
+// listUsers is ListUsers for callers that have checked the actor.
+func (s *Store) listUsers(ctx context.Context) ([]keyledger.User, error) {
 	rows, err := s.pool.Query(ctx, "SELECT "+userColumns+" FROM users ORDER BY email")
 	if err != nil {
 		return nil, s.internal(ctx, "list users", err)
@@ -86,9 +94,13 @@ func (s *Store) ListUsers(ctx context.Context) ([]keyledger.User, error) {
 	return users, nil
 }
 
-// ActiveUsers lists active users for owner pickers.
-func (s *Store) ActiveUsers(ctx context.Context) ([]keyledger.User, error) {
-	all, err := s.ListUsers(ctx)
+// ActiveUsers lists active users for owner pickers, which every active
+// person sees (a key's owner is chosen when it is registered).
+func (s *Store) ActiveUsers(ctx context.Context, actor keyledger.Actor) ([]keyledger.User, error) {
+	if err := mayRead(actor, keyledger.CanUse); err != nil {
+		return nil, err
+	}
+	all, err := s.listUsers(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -99,6 +111,20 @@ func (s *Store) ActiveUsers(ctx context.Context) ([]keyledger.User, error) {
 		}
 	}
 	return out, nil
+}
+
+// mayRead applies the root package's rule may to the person behind
+// actor, as the request loaded them: the session read re-reads status and
+// role on every request, and a read changes nothing that a deactivation a
+// moment later could regret, so reads add no statement to re-read them
+// (writes do, inside their transaction: freshActorMay). A system actor (a
+// job or the CLI: no user, no token, a name) may read; an empty actor may
+// not.
+func mayRead(actor keyledger.Actor, may func(*keyledger.User) error) error {
+	if actor.User == nil && actor.Token == nil && actor.Name != "" {
+		return nil
+	}
+	return may(actor.User)
 }
 
 // UserByEmail finds a user by email.

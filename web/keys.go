@@ -40,7 +40,7 @@ func (s *Server) keyFormData(c echo.Context, f *templates.KeyForm) error {
 	if f.Environments, err = s.store.Environments(ctx); err != nil {
 		return err
 	}
-	f.Owners, err = s.store.ActiveUsers(ctx)
+	f.Owners, err = s.store.ActiveUsers(ctx, s.actor(c))
 	return err
 }
 

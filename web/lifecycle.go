@@ -126,7 +126,7 @@ func (s *Server) renderExport(c echo.Context, status int, v templates.ExportView
 	if v.Environments, err = s.store.Environments(ctx); err != nil {
 		return err
 	}
-	if v.Projects, err = s.store.Projects(ctx); err != nil {
+	if v.Projects, err = s.store.Projects(ctx, s.actor(c)); err != nil {
 		return err
 	}
 	for _, f := range keyledger.ExportFormats() {

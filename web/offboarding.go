@@ -42,7 +42,7 @@ func (s *Server) renderOffboardingList(c echo.Context, status int, v templates.O
 			v.Completed = append(v.Completed, row)
 		}
 	}
-	users, err := s.store.ListUsers(ctx)
+	users, err := s.store.ListUsers(ctx, actor)
 	if err != nil {
 		return err
 	}
