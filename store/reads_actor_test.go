@@ -33,13 +33,13 @@ func TestReadsTakeTheActor(t *testing.T) {
 		{"Projects", func(a keyledger.Actor) error { _, err := f.s.Projects(ctx, a); return err }},
 	}
 	want := map[string]map[string]string{ // actor → read → error code ("" = allowed)
-		"admin":   {},
-		"lead":    {"RolePolicies": keyledger.EFORBIDDEN},
-		"member":  {"ListUsers": keyledger.EFORBIDDEN, "UserByID(other)": keyledger.ENOTFOUND, "RolePolicies": keyledger.EFORBIDDEN},
-		"gone":    {"ListUsers": keyledger.EFORBIDDEN, "ActiveUsers": keyledger.EFORBIDDEN, "UserByID(other)": keyledger.ENOTFOUND, "RolePolicies": keyledger.EFORBIDDEN, "Projects": keyledger.EFORBIDDEN},
-		"system":  {},
-		"nobody":  {"ListUsers": keyledger.EFORBIDDEN, "ActiveUsers": keyledger.EFORBIDDEN, "UserByID(other)": keyledger.ENOTFOUND, "RolePolicies": keyledger.EFORBIDDEN, "Projects": keyledger.EFORBIDDEN},
-		"token":   {"ListUsers": keyledger.EFORBIDDEN, "UserByID(other)": keyledger.ENOTFOUND, "RolePolicies": keyledger.EFORBIDDEN},
+		"admin":  {},
+		"lead":   {"RolePolicies": keyledger.EFORBIDDEN},
+		"member": {"ListUsers": keyledger.EFORBIDDEN, "UserByID(other)": keyledger.ENOTFOUND, "RolePolicies": keyledger.EFORBIDDEN},
+		"gone":   {"ListUsers": keyledger.EFORBIDDEN, "ActiveUsers": keyledger.EFORBIDDEN, "UserByID(other)": keyledger.ENOTFOUND, "RolePolicies": keyledger.EFORBIDDEN, "Projects": keyledger.EFORBIDDEN},
+		"system": {},
+		"nobody": {"ListUsers": keyledger.EFORBIDDEN, "ActiveUsers": keyledger.EFORBIDDEN, "UserByID(other)": keyledger.ENOTFOUND, "RolePolicies": keyledger.EFORBIDDEN, "Projects": keyledger.EFORBIDDEN},
+		"token":  {"ListUsers": keyledger.EFORBIDDEN, "UserByID(other)": keyledger.ENOTFOUND, "RolePolicies": keyledger.EFORBIDDEN},
 	}
 	token := as(f.m)
 	token.Token = &keyledger.Token{ID: 1}
