@@ -39,7 +39,7 @@ func (s *Store) userByID(ctx context.Context, id int64) (*keyledger.User, error)
 func lastAdminGuard(ctx context.Context, tx pgx.Tx, userID int64) error {
 	// FOR UPDATE: two admins stepping down at once must not each count
 	// the other as the one who stays (write skew).
-	rows, err := tx.Query(ctx, "SELECT id FROM users WHERE role = 'admin' AND status = 'active' AND id <> $1 FOR UPDATE", userID)
+	rows, err := tx.Query(ctx, "SELECT id FROM users WHERE role = 'admin' AND status = $2 AND id <> $1 FOR UPDATE", userID, string(keyledger.UserActive))
 	if err != nil {
 		return err
 	}
@@ -108,8 +108,8 @@ func (s *Store) ReactivateUser(ctx context.Context, actor keyledger.Actor, userI
 		if err != nil {
 			return err
 		}
-		u, err = scanUser(tx.QueryRow(ctx, `UPDATE users SET status = 'active', deactivated_at = NULL, updated_at = now()
-			WHERE id = $1 AND status <> 'active' RETURNING `+userColumns, userID))
+		u, err = scanUser(tx.QueryRow(ctx, `UPDATE users SET status = $2, deactivated_at = NULL, updated_at = now()
+			WHERE id = $1 AND status <> $2 RETURNING `+userColumns, userID, string(keyledger.UserActive)))
 		if errors.Is(err, pgx.ErrNoRows) {
 			if _, gerr := scanUser(tx.QueryRow(ctx, "SELECT "+userColumns+" FROM users WHERE id = $1", userID)); gerr == nil {
 				return keyledger.Errorf(keyledger.ECONFLICT, "This user is already active.")
@@ -234,7 +234,7 @@ var ErrLinkInvalid = &keyledger.Error{Code: keyledger.ENOTFOUND, Message: "This 
 func (s *Store) PasswordLinkUser(ctx context.Context, token string) (*keyledger.User, error) {
 	var userID int64
 	err := s.pool.QueryRow(ctx, `SELECT l.user_id FROM password_links l JOIN users u ON u.id = l.user_id
-		WHERE l.token_hash = $1 AND l.used_at IS NULL AND l.expires_at > $2 AND u.status = 'active'`, hashToken(token), s.now()).Scan(&userID)
+		WHERE l.token_hash = $1 AND l.used_at IS NULL AND l.expires_at > $2 AND u.status = $3`, hashToken(token), s.now(), string(keyledger.UserActive)).Scan(&userID)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, ErrLinkInvalid
 	}
@@ -258,7 +258,7 @@ func (s *Store) UsePasswordLink(ctx context.Context, meta keyledger.Actor, token
 	err = s.tx(ctx, func(tx pgx.Tx) error {
 		var userID int64
 		err := tx.QueryRow(ctx, `UPDATE password_links l SET used_at = $2 FROM users u WHERE l.token_hash = $1 AND l.used_at IS NULL
-			AND l.expires_at > $2 AND u.id = l.user_id AND u.status = 'active' RETURNING l.user_id`, hashToken(token), s.now()).Scan(&userID)
+			AND l.expires_at > $2 AND u.id = l.user_id AND u.status = $3 RETURNING l.user_id`, hashToken(token), s.now(), string(keyledger.UserActive)).Scan(&userID)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return ErrLinkInvalid
 		}

@@ -45,7 +45,7 @@ func (s *Store) raiseAlert(ctx context.Context, tx pgx.Tx, email string, subject
 // so two replicas never send it twice; a failed send releases the claim
 // for the next run. It returns how many alerts went out.
 func (s *Store) SendAccountAlerts(ctx context.Context, n keyledger.Notifier, baseURL string) (int, error) {
-	rows, err := s.pool.Query(ctx, "SELECT email FROM users WHERE status = 'active' AND role = 'admin' ORDER BY email")
+	rows, err := s.pool.Query(ctx, "SELECT email FROM users WHERE status = $1 AND role = 'admin' ORDER BY email", string(keyledger.UserActive))
 	if err != nil {
 		return 0, s.internal(ctx, "account alerts: find admins", err)
 	}

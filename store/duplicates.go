@@ -131,8 +131,8 @@ func (s *Store) SendValueAlerts(ctx context.Context, n keyledger.Notifier, baseU
 // leadEmails lists who hears about keys beyond their owner: the active
 // leads, or the active admins when a team has no leads.
 func (s *Store) leadEmails(ctx context.Context) ([]string, error) {
-	leads, err := s.pool.Query(ctx, `SELECT email FROM users WHERE status = 'active' AND (role = 'lead'
-		OR (role = 'admin' AND NOT EXISTS (SELECT 1 FROM users WHERE status = 'active' AND role = 'lead'))) ORDER BY email`)
+	leads, err := s.pool.Query(ctx, `SELECT email FROM users WHERE status = $1 AND (role = 'lead'
+		OR (role = 'admin' AND NOT EXISTS (SELECT 1 FROM users WHERE status = $1 AND role = 'lead'))) ORDER BY email`, string(keyledger.UserActive))
 	if err != nil {
 		return nil, s.internal(ctx, "find leads", err)
 	}

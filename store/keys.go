@@ -344,10 +344,11 @@ func (s *Store) listKeys(ctx context.Context, f KeyFilter) (KeyPage, error) {
 	case "never_verified":
 		where = append(where, "k.last_verified_at IS NULL")
 	case "orphaned":
-		where = append(where, "k.owner_id IN (SELECT id FROM users WHERE status <> 'active')")
+		add("k.owner_id IN (SELECT id FROM users WHERE status <> $?)", string(keyledger.UserActive))
 	case "stale":
 		add("k.created_at <= $?", now.Add(-StaleAfter))
-		add("NOT EXISTS (SELECT 1 FROM audit_events a WHERE a.key_id = k.id AND a.action IN ('key.reveal', 'key.export') AND a.at > $?)", now.Add(-StaleAfter))
+		args = append(args, seenActions, now.Add(-StaleAfter))
+		where = append(where, fmt.Sprintf("NOT EXISTS (SELECT 1 FROM audit_events a WHERE a.key_id = k.id AND a.action = ANY($%d) AND a.at > $%d)", len(args)-1, len(args)))
 	}
 	if f.AfterID != "" {
 		if !isUUID(f.AfterID) {

@@ -52,14 +52,14 @@ func syncOffboardings(ctx context.Context, tx pgx.Tx, actor keyledger.Actor, now
 			SELECT $1::bigint, 'rotate', k.id, k.name, e.name,
 				'saw version ' || k.current_version || ' (' || string_agg(DISTINCT replace(a.action, 'key.', ''), ', ') || ', last ' || to_char(max(a.at) AT TIME ZONE 'UTC', 'YYYY-MM-DD') || ')', $3::timestamptz
 			FROM audit_events a JOIN keys k ON k.id = a.key_id AND a.key_version = k.current_version JOIN environments e ON e.id = k.environment_id
-			WHERE a.actor_id = $2 AND a.action IN ('key.reveal', 'key.export') AND k.archived_at IS NULL
+			WHERE a.actor_id = $2 AND a.action = ANY($4) AND k.archived_at IS NULL
 			GROUP BY k.id, k.name, e.name, k.current_version
 			-- A resolved item whose condition holds again (the key was
 			-- handed back, or they saw the new version) opens again.
 			ON CONFLICT (offboarding_id, kind, coalesce(key_id, '00000000-0000-0000-0000-000000000000'))
-			DO UPDATE SET status = 'open', resolution = '', resolved_at = NULL, resolved_by = NULL, why = EXCLUDED.why
-			WHERE offboarding_items.status = 'done'
-			RETURNING id, kind, coalesce(key_id::text, ''), key_name, environment`, o.id, o.user, now)
+			DO UPDATE SET status = $5, resolution = '', resolved_at = NULL, resolved_by = NULL, why = EXCLUDED.why
+			WHERE offboarding_items.status = $6
+			RETURNING id, kind, coalesce(key_id::text, ''), key_name, environment`, o.id, o.user, now, seenActions, keyledger.ItemOpen, keyledger.ItemDone)
 		if err != nil {
 			return fmt.Errorf("offboarding %d: add items: %w", o.id, err)
 		}
@@ -79,18 +79,19 @@ func syncOffboardings(ctx context.Context, tx pgx.Tx, actor keyledger.Actor, now
 		// Resolve what has happened: ownership moved or key archived;
 		// key rotated past what they saw, or archived; account
 		// deactivated; sessions gone with the account frozen or closed.
-		resolved, err := tx.Query(ctx, `UPDATE offboarding_items i SET status = 'done', resolved_at = $3, resolved_by = $4,
+		resolved, err := tx.Query(ctx, `UPDATE offboarding_items i SET status = $5, resolved_at = $3, resolved_by = $4,
 				resolution = CASE
 					WHEN k.archived_at IS NOT NULL THEN 'key archived (its versions destroyed)'
 					WHEN i.kind = 'reassign' THEN 'now owned by ' || (SELECT email FROM users WHERE id = k.owner_id)
 					ELSE 'rotated to version ' || k.current_version END
 			FROM keys k
-			WHERE i.offboarding_id = $1 AND i.status = 'open' AND i.key_id = k.id AND (
+			WHERE i.offboarding_id = $1 AND i.status = $6 AND i.key_id = k.id AND (
 				k.archived_at IS NOT NULL
 				OR (i.kind = 'reassign' AND k.owner_id <> $2)
 				OR (i.kind = 'rotate' AND NOT EXISTS (SELECT 1 FROM audit_events a WHERE a.actor_id = $2 AND a.key_id = k.id
-					AND a.action IN ('key.reveal', 'key.export') AND a.key_version = k.current_version)))
-			RETURNING i.id, i.kind, coalesce(i.key_id::text, ''), i.key_name, i.environment`, o.id, o.user, now, actorID)
+					AND a.action = ANY($7) AND a.key_version = k.current_version)))
+			RETURNING i.id, i.kind, coalesce(i.key_id::text, ''), i.key_name, i.environment`, o.id, o.user, now, actorID,
+			keyledger.ItemDone, keyledger.ItemOpen, seenActions)
 		if err != nil {
 			return fmt.Errorf("offboarding %d: resolve key items: %w", o.id, err)
 		}
@@ -98,14 +99,15 @@ func syncOffboardings(ctx context.Context, tx pgx.Tx, actor keyledger.Actor, now
 		if err != nil {
 			return err
 		}
-		resolved, err = tx.Query(ctx, `UPDATE offboarding_items i SET status = 'done', resolved_at = $3, resolved_by = $4,
+		resolved, err = tx.Query(ctx, `UPDATE offboarding_items i SET status = $5, resolved_at = $3, resolved_by = $4,
 				resolution = CASE i.kind WHEN 'deactivate' THEN 'account deactivated' ELSE 'sessions and tokens revoked' END
 			FROM users u
-			WHERE i.offboarding_id = $1 AND i.status = 'open' AND u.id = $2 AND (
-				(i.kind = 'deactivate' AND u.status = 'deactivated')
-				OR (i.kind = 'revoke' AND u.status <> 'active' AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.user_id = $2)
+			WHERE i.offboarding_id = $1 AND i.status = $6 AND u.id = $2 AND (
+				(i.kind = 'deactivate' AND u.status = $7)
+				OR (i.kind = 'revoke' AND u.status <> $8 AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.user_id = $2)
 					AND NOT EXISTS (SELECT 1 FROM api_tokens t WHERE t.user_id = $2)))
-			RETURNING i.id, i.kind, '', '', ''`, o.id, o.user, now, actorID)
+			RETURNING i.id, i.kind, '', '', ''`, o.id, o.user, now, actorID,
+			keyledger.ItemDone, keyledger.ItemOpen, string(keyledger.UserDeactivated), string(keyledger.UserActive))
 		if err != nil {
 			return fmt.Errorf("offboarding %d: resolve account items: %w", o.id, err)
 		}
@@ -116,12 +118,12 @@ func syncOffboardings(ctx context.Context, tx pgx.Tx, actor keyledger.Actor, now
 		done = append(done, more...)
 		// An account that is active again (reactivated) needs closing
 		// again, and a session started after the revoke needs revoking.
-		reopened, err := tx.Query(ctx, `UPDATE offboarding_items i SET status = 'open', resolution = '', resolved_at = NULL, resolved_by = NULL
-			FROM users u WHERE i.offboarding_id = $1 AND i.status = 'done' AND u.id = $2 AND u.status = 'active' AND (
+		reopened, err := tx.Query(ctx, `UPDATE offboarding_items i SET status = $3, resolution = '', resolved_at = NULL, resolved_by = NULL
+			FROM users u WHERE i.offboarding_id = $1 AND i.status = $4 AND u.id = $2 AND u.status = $5 AND (
 				i.kind = 'deactivate'
 				OR (i.kind = 'revoke' AND (EXISTS (SELECT 1 FROM sessions s WHERE s.user_id = $2 AND s.created_at > i.resolved_at)
 					OR EXISTS (SELECT 1 FROM api_tokens t WHERE t.user_id = $2 AND t.created_at > i.resolved_at))))
-			RETURNING i.id, i.kind, '', '', ''`, o.id, o.user)
+			RETURNING i.id, i.kind, '', '', ''`, o.id, o.user, keyledger.ItemOpen, keyledger.ItemDone, string(keyledger.UserActive))
 		if err != nil {
 			return fmt.Errorf("offboarding %d: reopen account items: %w", o.id, err)
 		}
@@ -208,7 +210,8 @@ func (s *Store) StartOffboarding(ctx context.Context, actor keyledger.Actor, ema
 			return err
 		}
 		if freeze {
-			if _, err := tx.Exec(ctx, "UPDATE users SET status = 'frozen', updated_at = $2 WHERE id = $1 AND status = 'active'", u.ID, now); err != nil {
+			if _, err := tx.Exec(ctx, "UPDATE users SET status = $3, updated_at = $2 WHERE id = $1 AND status = $4", u.ID, now,
+				string(keyledger.UserFrozen), string(keyledger.UserActive)); err != nil {
 				return err
 			}
 			sessions, _, err := endAccess(ctx, tx, u.ID)
@@ -288,10 +291,10 @@ func (s *Store) ListOffboardings(ctx context.Context, actor keyledger.Actor) ([]
 		return nil, err
 	}
 	rows, err := s.pool.Query(ctx, `SELECT o.id, u.email, u.name, o.started_at, coalesce(sb.email, ''), o.completed_at, o.frozen,
-			count(i.id) FILTER (WHERE i.status = 'open'), count(i.id)
+			count(i.id) FILTER (WHERE i.status = $1), count(i.id)
 		FROM offboardings o JOIN users u ON u.id = o.user_id LEFT JOIN users sb ON sb.id = o.started_by
 		LEFT JOIN offboarding_items i ON i.offboarding_id = o.id
-		GROUP BY o.id, u.email, u.name, sb.email ORDER BY o.completed_at IS NOT NULL, o.started_at DESC LIMIT 200`)
+		GROUP BY o.id, u.email, u.name, sb.email ORDER BY o.completed_at IS NOT NULL, o.started_at DESC LIMIT 200`, keyledger.ItemOpen)
 	if err != nil {
 		return nil, s.internal(ctx, "list offboardings", err)
 	}
@@ -447,9 +450,9 @@ func (s *Store) WaiveItem(ctx context.Context, actor keyledger.Actor, offboardin
 	}
 	err := s.withOpenOffboarding(ctx, actor, offboardingID, func(tx pgx.Tx, actor keyledger.Actor, userID int64, email string) error {
 		var kind, keyID, keyName, env string
-		err := tx.QueryRow(ctx, `UPDATE offboarding_items SET status = 'waived', resolution = $3, resolved_by = $4, resolved_at = $5
-			WHERE id = $1 AND offboarding_id = $2 AND status = 'open' RETURNING kind, coalesce(key_id::text, ''), key_name, environment`,
-			itemID, offboardingID, "waived: "+reason, actor.User.ID, s.now()).Scan(&kind, &keyID, &keyName, &env)
+		err := tx.QueryRow(ctx, `UPDATE offboarding_items SET status = $6, resolution = $3, resolved_by = $4, resolved_at = $5
+			WHERE id = $1 AND offboarding_id = $2 AND status = $7 RETURNING kind, coalesce(key_id::text, ''), key_name, environment`,
+			itemID, offboardingID, "waived: "+reason, actor.User.ID, s.now(), keyledger.ItemWaived, keyledger.ItemOpen).Scan(&kind, &keyID, &keyName, &env)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return keyledger.Errorf(keyledger.ECONFLICT, "This item is not open any more (someone resolved it a moment ago); reload the page.")
 		}
@@ -487,9 +490,9 @@ func (s *Store) RevokeAccess(ctx context.Context, actor keyledger.Actor, offboar
 		}
 		now := s.now()
 		var itemID int64
-		err = tx.QueryRow(ctx, `UPDATE offboarding_items SET status = 'done', resolution = $2, resolved_by = $3, resolved_at = $4
-			WHERE offboarding_id = $1 AND kind = 'revoke' AND status = 'open' RETURNING id`, offboardingID,
-			fmt.Sprintf("%d sessions and %d tokens revoked", sessions, tokens), actor.User.ID, now).Scan(&itemID)
+		err = tx.QueryRow(ctx, `UPDATE offboarding_items SET status = $5, resolution = $2, resolved_by = $3, resolved_at = $4
+			WHERE offboarding_id = $1 AND kind = 'revoke' AND status = $6 RETURNING id`, offboardingID,
+			fmt.Sprintf("%d sessions and %d tokens revoked", sessions, tokens), actor.User.ID, now, keyledger.ItemDone, keyledger.ItemOpen).Scan(&itemID)
 		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 			return err
 		}
@@ -515,7 +518,7 @@ func (s *Store) CompleteOffboarding(ctx context.Context, actor keyledger.Actor, 
 			return err
 		}
 		var open int
-		if err := tx.QueryRow(ctx, "SELECT count(*) FROM offboarding_items WHERE offboarding_id = $1 AND status = 'open'", offboardingID).Scan(&open); err != nil {
+		if err := tx.QueryRow(ctx, "SELECT count(*) FROM offboarding_items WHERE offboarding_id = $1 AND status = $2", offboardingID, keyledger.ItemOpen).Scan(&open); err != nil {
 			return err
 		}
 		if open > 0 {

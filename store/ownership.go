@@ -63,7 +63,7 @@ func (s *Store) dashboard(ctx context.Context) (Dashboard, error) {
 		envNames[e.ID] = e.Name
 	}
 	now := s.now()
-	rows, err := s.pool.Query(ctx, `SELECT o.id, o.email, o.name, o.status = 'active', c.environment_id,
+	rows, err := s.pool.Query(ctx, `SELECT o.id, o.email, o.name, o.status = $5, c.environment_id,
 			c.total, c.never_checked, c.failing, c.overdue, c.due_soon, c.stale
 		FROM (SELECT k.owner_id, k.environment_id, count(*) AS total,
 				count(*) FILTER (WHERE k.last_verified_at IS NULL) AS never_checked,
@@ -76,10 +76,10 @@ func (s *Store) dashboard(ctx context.Context) (Dashboard, error) {
 			-- reveal of the last 180 days, which the planner would pick for
 			-- a NOT EXISTS over ten thousand keys and which grows with use.
 			LEFT JOIN LATERAL (SELECT a.key_id FROM audit_events a WHERE k.created_at <= $2 AND a.key_id = k.id
-				AND a.at > $2 AND a.action IN ('key.reveal', 'key.export') LIMIT 1) used ON true
+				AND a.at > $2 AND a.action = ANY($6) LIMIT 1) used ON true
 			WHERE k.archived_at IS NULL GROUP BY k.owner_id, k.environment_id) c
 		JOIN users o ON o.id = c.owner_id ORDER BY o.email, c.environment_id`,
-		now, now.Add(-StaleAfter), failingResults(), now.Add(keyledger.DueSoonWindow))
+		now, now.Add(-StaleAfter), failingResults(), now.Add(keyledger.DueSoonWindow), string(keyledger.UserActive), seenActions)
 	if err != nil {
 		return d, s.internal(ctx, "dashboard", err)
 	}
@@ -156,8 +156,8 @@ func (s *Store) UserSeen(ctx context.Context, actor keyledger.Actor, userID int6
 	rows, err := s.pool.Query(ctx, `SELECT a.at, a.action, a.key_id::text, a.key_name, a.environment, coalesce(a.key_version, 0), a.reason,
 			k.archived_at IS NULL AND k.current_version = a.key_version, k.archived_at IS NOT NULL
 		FROM audit_events a JOIN keys k ON k.id = a.key_id
-		WHERE a.actor_id = $1 AND a.action IN ('key.reveal', 'key.export') AND a.key_id IS NOT NULL
-		ORDER BY a.at DESC, a.id DESC LIMIT $2`, userID, limit)
+		WHERE a.actor_id = $1 AND a.action = ANY($3) AND a.key_id IS NOT NULL
+		ORDER BY a.at DESC, a.id DESC LIMIT $2`, userID, limit, seenActions)
 	if err != nil {
 		return nil, s.internal(ctx, "what has this person seen", err)
 	}
@@ -171,6 +171,11 @@ func (s *Store) UserSeen(ctx context.Context, actor keyledger.Actor, userID int6
 	}
 	return out, nil
 }
+
+// seenActions are the audit actions by which a person saw a key's value:
+// what an offboarding checklist asks to rotate, and what keeps a key from
+// being stale.
+var seenActions = []string{keyledger.ActionKeyReveal, keyledger.ActionKeyExport}
 
 // ReassignKeys moves live keys owned by fromUserID to toEmail: the given
 // keys, or all of them when keyIDs is empty. Leads and admins; audited per

@@ -47,8 +47,8 @@ func (s *Store) SendReminders(ctx context.Context, n keyledger.Notifier, baseURL
 		return 0, nil
 	}
 	// Leads are told; a team without leads hears through its admins.
-	leads, err := s.pool.Query(ctx, `SELECT email FROM users WHERE status = 'active' AND (role = 'lead'
-		OR (role = 'admin' AND NOT EXISTS (SELECT 1 FROM users WHERE status = 'active' AND role = 'lead'))) ORDER BY email`)
+	leads, err := s.pool.Query(ctx, `SELECT email FROM users WHERE status = $1 AND (role = 'lead'
+		OR (role = 'admin' AND NOT EXISTS (SELECT 1 FROM users WHERE status = $1 AND role = 'lead'))) ORDER BY email`, string(keyledger.UserActive))
 	if err != nil {
 		return 0, s.internal(ctx, "find leads", err)
 	}

@@ -476,11 +476,15 @@ func (s *Store) verifyStoredPassword(ctx context.Context, userID int64, password
 	return nil
 }
 
-// HasPassword reports whether the user has a password to confirm with
+// HasPassword reports whether the actor has a password to confirm with
 // (an account made by single sign-on has none until a set-password link).
-func (s *Store) HasPassword(ctx context.Context, userID int64) (bool, error) {
+func (s *Store) HasPassword(ctx context.Context, actor keyledger.Actor) (bool, error) {
+	// Only ever about the asker themselves: there is no id to ask about.
+	if actor.User == nil {
+		return false, keyledger.Errorf(keyledger.EUNAUTHORIZED, "Please sign in.")
+	}
 	var has bool
-	if err := s.pool.QueryRow(ctx, "SELECT password_hash IS NOT NULL FROM users WHERE id = $1", userID).Scan(&has); err != nil {
+	if err := s.pool.QueryRow(ctx, "SELECT password_hash IS NOT NULL FROM users WHERE id = $1", actor.User.ID).Scan(&has); err != nil {
 		return false, s.internal(ctx, "has password", err)
 	}
 	return has, nil

@@ -190,8 +190,8 @@ func deactivateUser(ctx context.Context, tx pgx.Tx, actor keyledger.Actor, email
 			return nil, err
 		}
 	}
-	u, err := scanUser(tx.QueryRow(ctx, `UPDATE users SET status = 'deactivated', deactivated_at = now(), updated_at = now()
-		WHERE email = $1 RETURNING `+userColumns, email))
+	u, err := scanUser(tx.QueryRow(ctx, `UPDATE users SET status = $2, deactivated_at = now(), updated_at = now()
+		WHERE email = $1 RETURNING `+userColumns, email, string(keyledger.UserDeactivated)))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, keyledger.ErrNotFound("User")
 	}
