@@ -154,7 +154,7 @@ func (s *Store) ChangePassword(ctx context.Context, actor keyledger.Actor, sessi
 		return &keyledger.Error{Code: keyledger.EINVALID, Message: "Your current password is not right.",
 			Fields: map[string]string{"current_password": "Your current password is not right."}}
 	}
-	hash, err := s.hashPassword(next)
+	hash, err := s.hashPassword(ctx, next)
 	if err != nil {
 		return err
 	}
@@ -250,7 +250,7 @@ func (s *Store) UsePasswordLink(ctx context.Context, meta keyledger.Actor, token
 	if p := keyledger.CheckPassword(password); p != "" {
 		return nil, &keyledger.Error{Code: keyledger.EINVALID, Message: p, Fields: map[string]string{"password": p}}
 	}
-	hash, err := s.hashPassword(password)
+	hash, err := s.hashPassword(ctx, password)
 	if err != nil {
 		return nil, err
 	}

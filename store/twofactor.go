@@ -466,10 +466,13 @@ func (s *Store) verifyStoredPassword(ctx context.Context, userID int64, password
 		return badPassword()
 	}
 	if hash == nil {
-		_, _, _ = s.verifyPassword("x", s.dummyHash)
+		_, _, _ = s.verifyPassword(ctx, "x", s.dummyHash)
 		return badPassword()
 	}
-	ok, _, err := s.verifyPassword(password, *hash)
+	ok, _, err := s.verifyPassword(ctx, password, *hash)
+	if err != nil && ctx.Err() != nil {
+		return s.internal(ctx, "confirm password", err)
+	}
 	if err != nil || !ok {
 		return badPassword()
 	}

@@ -34,7 +34,7 @@ func (s *Store) CreateUser(ctx context.Context, actor keyledger.Actor, in keyled
 	if err := in.Validate(); err != nil {
 		return nil, err
 	}
-	hash, err := s.hashPassword(in.Password)
+	hash, err := s.hashPassword(ctx, in.Password)
 	if err != nil {
 		return nil, fmt.Errorf("create user: hash password: %w", err)
 	}
