@@ -420,7 +420,7 @@ func (s *Store) KeyListMenus(ctx context.Context, actor keyledger.Actor) (KeyLis
 	return s.menus.do(ctx, func(ctx context.Context) (KeyListMenus, error) {
 		var m KeyListMenus
 		var err error
-		if m.Environments, err = s.Environments(ctx); err != nil {
+		if m.Environments, err = s.environments(ctx); err != nil {
 			return m, err
 		}
 		if m.Owners, err = s.listUsers(ctx); err != nil {

@@ -53,7 +53,7 @@ func (s *Store) Dashboard(ctx context.Context, actor keyledger.Actor) (Dashboard
 
 func (s *Store) dashboard(ctx context.Context) (Dashboard, error) {
 	var d Dashboard
-	envs, err := s.Environments(ctx)
+	envs, err := s.environments(ctx)
 	if err != nil {
 		return d, err
 	}

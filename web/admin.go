@@ -287,7 +287,7 @@ func (s *Server) adminEnvironments(c echo.Context) error {
 // form failed (its input and errors in failed), create is the create
 // form's state.
 func (s *Server) renderAdminEnvironments(c echo.Context, status int, failedName string, failed, create templates.EnvironmentForm) error {
-	envs, err := s.store.Environments(c.Request().Context())
+	envs, err := s.store.Environments(c.Request().Context(), s.actor(c))
 	if err != nil {
 		return err
 	}
