@@ -103,6 +103,16 @@ const (
 	NoticeTOTPReset = "totp_reset"
 )
 
+// Links builds the addresses that reminders and alerts point to. The web
+// package owns the routes and implements it; the store's jobs, which send
+// the notifications, only ask, so no route is spelled twice.
+type Links interface {
+	// Key is the page of the key with id.
+	Key(id string) string
+	// FailedSignIns is the audit log showing failed sign-ins.
+	FailedSignIns() string
+}
+
 // Notifier delivers reminders (chat webhook, email). Implementations must
 // not put secrets in messages; a Notification holds none.
 type Notifier interface {

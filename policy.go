@@ -154,3 +154,12 @@ func CanResetTOTP(actor, target *User) error {
 	}
 	return nil
 }
+
+// CanUse decides whether u may use keyledger at all: read the pickers and
+// menus every signed-in person sees. Only an active account may.
+func CanUse(u *User) error {
+	if !u.Active() {
+		return Errorf(EFORBIDDEN, "Your account is deactivated.")
+	}
+	return nil
+}

@@ -12,8 +12,19 @@ import (
 	"github.com/keyledger/keyledger/crypto"
 )
 
-// UserByID finds a user.
-func (s *Store) UserByID(ctx context.Context, id int64) (*keyledger.User, error) {
+// UserByID finds a user: for the person themselves, leads and admins (and
+// system actors). Anyone else is told there is no such user.
+func (s *Store) UserByID(ctx context.Context, actor keyledger.Actor, id int64) (*keyledger.User, error) {
+	if actor.User == nil || actor.User.ID != id || !actor.User.Active() {
+		if err := mayRead(actor, keyledger.CanLead); err != nil {
+			return nil, keyledger.ErrNotFound("User")
+		}
+	}
+	return s.userByID(ctx, id)
+}
+
+// userByID is UserByID for callers that have checked the actor.
+func (s *Store) userByID(ctx context.Context, id int64) (*keyledger.User, error) {
 	u, err := scanUser(s.pool.QueryRow(ctx, "SELECT "+userColumns+" FROM users WHERE id = $1", id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, keyledger.ErrNotFound("User")
@@ -28,7 +39,7 @@ func (s *Store) UserByID(ctx context.Context, id int64) (*keyledger.User, error)
 func lastAdminGuard(ctx context.Context, tx pgx.Tx, userID int64) error {
 	// FOR UPDATE: two admins stepping down at once must not each count
 	// the other as the one who stays (write skew).
-	rows, err := tx.Query(ctx, "SELECT id FROM users WHERE role = 'admin' AND status = 'active' AND id <> $1 FOR UPDATE", userID)
+	rows, err := tx.Query(ctx, "SELECT id FROM users WHERE role = 'admin' AND status = $2 AND id <> $1 FOR UPDATE", userID, string(keyledger.UserActive))
 	if err != nil {
 		return err
 	}
@@ -92,13 +103,13 @@ func (s *Store) ReactivateUser(ctx context.Context, actor keyledger.Actor, userI
 		return nil, err
 	}
 	var u *keyledger.User
-	err := s.tx(ctx, func(tx pgx.Tx) error {
+	err := s.write(ctx, func(tx pgx.Tx, t *touched) error {
 		actor, err := freshActorMay(ctx, tx, actor, keyledger.CanAdminister)
 		if err != nil {
 			return err
 		}
-		u, err = scanUser(tx.QueryRow(ctx, `UPDATE users SET status = 'active', deactivated_at = NULL, updated_at = now()
-			WHERE id = $1 AND status <> 'active' RETURNING `+userColumns, userID))
+		u, err = scanUser(tx.QueryRow(ctx, `UPDATE users SET status = $2, deactivated_at = NULL, updated_at = now()
+			WHERE id = $1 AND status <> $2 RETURNING `+userColumns, userID, string(keyledger.UserActive)))
 		if errors.Is(err, pgx.ErrNoRows) {
 			if _, gerr := scanUser(tx.QueryRow(ctx, "SELECT "+userColumns+" FROM users WHERE id = $1", userID)); gerr == nil {
 				return keyledger.Errorf(keyledger.ECONFLICT, "This user is already active.")
@@ -111,7 +122,8 @@ func (s *Store) ReactivateUser(ctx context.Context, actor keyledger.Actor, userI
 		if err := writeAudit(ctx, tx, auditEntry{Actor: actor, Action: keyledger.ActionUserReactivate, SubjectID: u.ID, SubjectEmail: u.Email}); err != nil {
 			return err
 		}
-		return syncOffboardings(ctx, tx, actor, s.now(), u.ID)
+		*t = touchedUser(actor, s.now(), u.ID)
+		return nil
 	})
 	if err != nil {
 		return nil, s.internal(ctx, "reactivate user", err)
@@ -142,7 +154,7 @@ func (s *Store) ChangePassword(ctx context.Context, actor keyledger.Actor, sessi
 		return &keyledger.Error{Code: keyledger.EINVALID, Message: "Your current password is not right.",
 			Fields: map[string]string{"current_password": "Your current password is not right."}}
 	}
-	hash, err := s.hashPassword(next)
+	hash, err := s.hashPassword(ctx, next)
 	if err != nil {
 		return err
 	}
@@ -222,14 +234,14 @@ var ErrLinkInvalid = &keyledger.Error{Code: keyledger.ENOTFOUND, Message: "This 
 func (s *Store) PasswordLinkUser(ctx context.Context, token string) (*keyledger.User, error) {
 	var userID int64
 	err := s.pool.QueryRow(ctx, `SELECT l.user_id FROM password_links l JOIN users u ON u.id = l.user_id
-		WHERE l.token_hash = $1 AND l.used_at IS NULL AND l.expires_at > $2 AND u.status = 'active'`, hashToken(token), s.now()).Scan(&userID)
+		WHERE l.token_hash = $1 AND l.used_at IS NULL AND l.expires_at > $2 AND u.status = $3`, hashToken(token), s.now(), string(keyledger.UserActive)).Scan(&userID)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, ErrLinkInvalid
 	}
 	if err != nil {
 		return nil, s.internal(ctx, "password link", err)
 	}
-	return s.UserByID(ctx, userID)
+	return s.userByID(ctx, userID)
 }
 
 // UsePasswordLink sets the password of the link's user and spends the
@@ -238,7 +250,7 @@ func (s *Store) UsePasswordLink(ctx context.Context, meta keyledger.Actor, token
 	if p := keyledger.CheckPassword(password); p != "" {
 		return nil, &keyledger.Error{Code: keyledger.EINVALID, Message: p, Fields: map[string]string{"password": p}}
 	}
-	hash, err := s.hashPassword(password)
+	hash, err := s.hashPassword(ctx, password)
 	if err != nil {
 		return nil, err
 	}
@@ -246,7 +258,7 @@ func (s *Store) UsePasswordLink(ctx context.Context, meta keyledger.Actor, token
 	err = s.tx(ctx, func(tx pgx.Tx) error {
 		var userID int64
 		err := tx.QueryRow(ctx, `UPDATE password_links l SET used_at = $2 FROM users u WHERE l.token_hash = $1 AND l.used_at IS NULL
-			AND l.expires_at > $2 AND u.id = l.user_id AND u.status = 'active' RETURNING l.user_id`, hashToken(token), s.now()).Scan(&userID)
+			AND l.expires_at > $2 AND u.id = l.user_id AND u.status = $3 RETURNING l.user_id`, hashToken(token), s.now(), string(keyledger.UserActive)).Scan(&userID)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return ErrLinkInvalid
 		}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -44,8 +43,8 @@ func (s *Store) raiseAlert(ctx context.Context, tx pgx.Tx, email string, subject
 // that they have not heard of yet. Each alert is claimed before sending,
 // so two replicas never send it twice; a failed send releases the claim
 // for the next run. It returns how many alerts went out.
-func (s *Store) SendAccountAlerts(ctx context.Context, n keyledger.Notifier, baseURL string) (int, error) {
-	rows, err := s.pool.Query(ctx, "SELECT email FROM users WHERE status = 'active' AND role = 'admin' ORDER BY email")
+func (s *Store) SendAccountAlerts(ctx context.Context, n keyledger.Notifier, links keyledger.Links) (int, error) {
+	rows, err := s.pool.Query(ctx, "SELECT email FROM users WHERE status = $1 AND role = 'admin' ORDER BY email", string(keyledger.UserActive))
 	if err != nil {
 		return 0, s.internal(ctx, "account alerts: find admins", err)
 	}
@@ -71,7 +70,7 @@ func (s *Store) SendAccountAlerts(ctx context.Context, n keyledger.Notifier, bas
 		note.Kind = keyledger.AlertAccountAttack
 		note.Window = s.throttle.AccountWindow
 		note.Recipients = admins
-		note.URL = baseURL + "/audit?action=" + url.QueryEscape(keyledger.ActionSignInFailed)
+		note.URL = links.FailedSignIns()
 		if err := n.Notify(ctx, note); err != nil {
 			s.log.WarnContext(ctx, "account alert not delivered; will retry", "account", note.Account, "err", err)
 			if _, rerr := s.pool.Exec(ctx, "UPDATE account_alerts SET sent_at = NULL WHERE email = $1 AND raised_at = $2", note.Account, raised); rerr != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/keyledger/keyledger"
 )
 
 // The audit events of concurrent reveals are written by a batcher: each
@@ -27,12 +28,12 @@ const auditBatchInsert = `INSERT INTO audit_events
 	FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[], $7::bigint[], $8::text[],
 		$9::text[], $10::text[], $11::text[], $12::text[], $13::text[]) WITH ORDINALITY
 		AS x(actor_id, actor_email, action, key_id, key_name, key_version, subject_id, subject_email, environment, ip, user_agent, reason, details, ord)
-	WHERE EXISTS (SELECT 1 FROM users u WHERE u.id = x.actor_id AND u.status = 'active')
+	WHERE EXISTS (SELECT 1 FROM users u WHERE u.id = x.actor_id AND u.status = $14)
 	ORDER BY x.ord
 	RETURNING actor_id`
 
 // auditBatchRows are a batch's rows as the thirteen arrays of
-// auditBatchInsert, in auditArgs' order.
+// auditBatchInsert, in auditArgs' order, then the active status ($14).
 type auditBatchRows struct {
 	actorIDs, subjectIDs                                        []*int64
 	keyIDs                                                      []*string
@@ -64,14 +65,14 @@ func (c *auditBatchRows) add(e auditEntry) error {
 
 func (c *auditBatchRows) args() []any {
 	return []any{c.actorIDs, c.actorEmails, c.actions, c.keyIDs, c.keyNames, c.keyVersions, c.subjectIDs, c.subjectEmails,
-		c.environments, c.ips, c.userAgents, c.reasons, c.details}
+		c.environments, c.ips, c.userAgents, c.reasons, c.details, string(keyledger.UserActive)}
 }
 
 // auditSingleInsert is auditBatchInsert for one row.
 const auditSingleInsert = `INSERT INTO audit_events
 		(actor_id, actor_email, action, key_id, key_name, key_version, subject_id, subject_email, environment, ip, user_agent, reason, details)
 	SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13
-	WHERE EXISTS (SELECT 1 FROM users WHERE id = $1 AND status = 'active')
+	WHERE EXISTS (SELECT 1 FROM users WHERE id = $1 AND status = $14)
 	RETURNING actor_id`
 
 // writeAuditBatch writes a batch of audit events in one statement, so in
@@ -96,6 +97,7 @@ func writeAuditBatch(pool *pgxpool.Pool, health *writeHealth) func(context.Conte
 					if args, err = auditArgs(batch[0].in); err != nil {
 						return err
 					}
+					args = append(args, string(keyledger.UserActive))
 				}
 				rows, err := pool.Query(ctx, q, args...)
 				if err != nil {

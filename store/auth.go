@@ -62,14 +62,21 @@ func (s *Store) Authenticate(ctx context.Context, meta keyledger.Actor, email, p
 	}
 	ok, rehash := false, false
 	if u != nil && hash != nil {
-		ok, rehash, err = s.verifyPassword(password, *hash)
+		ok, rehash, err = s.verifyPassword(ctx, password, *hash)
+		if err != nil && ctx.Err() != nil {
+			// Canceled while queued for a hash slot: the attempt stays
+			// counted (admit), as any that did not prove right.
+			return nil, s.internal(ctx, "sign in", err)
+		}
 		if err != nil {
 			s.log.ErrorContext(ctx, "stored password hash is malformed", "user_id", u.ID, "err", err)
 			ok = false
 		}
 	} else {
 		// An unknown email takes as long as a wrong password.
-		_, _, _ = s.verifyPassword(password, s.dummyHash)
+		if _, _, err := s.verifyPassword(ctx, password, s.dummyHash); err != nil && ctx.Err() != nil {
+			return nil, s.internal(ctx, "sign in", err)
+		}
 	}
 	if !ok || !u.Active() {
 		reason := "unknown_email"
@@ -89,7 +96,7 @@ func (s *Store) Authenticate(ctx context.Context, meta keyledger.Actor, email, p
 	if rehash {
 		// Parameters changed since this hash was made: upgrade it now that
 		// we hold the password. A failure here must not block sign-in.
-		if newHash, err := s.hashPassword(password); err == nil {
+		if newHash, err := s.hashPassword(ctx, password); err == nil {
 			if err := s.tx(ctx, func(tx pgx.Tx) error {
 				if _, err := tx.Exec(ctx, "UPDATE users SET password_hash = $2 WHERE id = $1", u.ID, newHash); err != nil {
 					return err

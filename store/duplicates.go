@@ -64,7 +64,7 @@ func actorEmail(a keyledger.Actor) string {
 // the leads (the admins when there are no leads) that the key's value was
 // offered by someone outside its reveal policy. Each alert is claimed
 // before sending; a failed send releases it for the next run.
-func (s *Store) SendValueAlerts(ctx context.Context, n keyledger.Notifier, baseURL string) (int, error) {
+func (s *Store) SendValueAlerts(ctx context.Context, n keyledger.Notifier, links keyledger.Links) (int, error) {
 	rows, err := s.pool.Query(ctx, `SELECT a.id, k.id::text, k.name, k.project, e.name, o.email, o.name, o.status, a.attempted_by_email, a.environment, a.attempts
 		FROM value_alerts a JOIN keys k ON k.id = a.key_id JOIN environments e ON e.id = k.environment_id JOIN users o ON o.id = k.owner_id
 		WHERE a.sent_at IS NULL ORDER BY a.id LIMIT 500`)
@@ -94,7 +94,7 @@ func (s *Store) SendValueAlerts(ctx context.Context, n keyledger.Notifier, baseU
 	for _, p := range list {
 		note := p.n
 		note.Kind = keyledger.AlertDuplicateValue
-		note.URL = baseURL + "/keys/" + note.KeyID
+		note.URL = links.Key(note.KeyID)
 		if p.ownerStatus == string(keyledger.UserActive) {
 			note.Recipients = append(note.Recipients, note.OwnerEmail)
 		}
@@ -131,8 +131,8 @@ func (s *Store) SendValueAlerts(ctx context.Context, n keyledger.Notifier, baseU
 // leadEmails lists who hears about keys beyond their owner: the active
 // leads, or the active admins when a team has no leads.
 func (s *Store) leadEmails(ctx context.Context) ([]string, error) {
-	leads, err := s.pool.Query(ctx, `SELECT email FROM users WHERE status = 'active' AND (role = 'lead'
-		OR (role = 'admin' AND NOT EXISTS (SELECT 1 FROM users WHERE status = 'active' AND role = 'lead'))) ORDER BY email`)
+	leads, err := s.pool.Query(ctx, `SELECT email FROM users WHERE status = $1 AND (role = 'lead'
+		OR (role = 'admin' AND NOT EXISTS (SELECT 1 FROM users WHERE status = $1 AND role = 'lead'))) ORDER BY email`, string(keyledger.UserActive))
 	if err != nil {
 		return nil, s.internal(ctx, "find leads", err)
 	}

@@ -94,7 +94,7 @@ func TestDuplicateValueIsNoOracle(t *testing.T) {
 	// The owner and the leads are told, once per person who tried; the
 	// lead who may reveal it triggers no alert.
 	n := &fakeNotifier{}
-	sent, err := f.s.SendValueAlerts(ctx, n, "https://keys.example.com")
+	sent, err := f.s.SendValueAlerts(ctx, n, testLinks("https://keys.example.com"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +109,7 @@ func TestDuplicateValueIsNoOracle(t *testing.T) {
 	if strings.Join(a.Recipients, ",") != "admin@example.com,lead@example.com" {
 		t.Errorf("recipients %v, want the owner and the leads", a.Recipients)
 	}
-	if again, _ := f.s.SendValueAlerts(ctx, n, ""); again != 0 {
+	if again, _ := f.s.SendValueAlerts(ctx, n, testLinks("")); again != 0 {
 		t.Errorf("%d alerts sent twice", again)
 	}
 }

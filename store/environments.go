@@ -16,8 +16,17 @@ func scanEnv(row pgx.Row) (keyledger.Environment, error) {
 	return e, err
 }
 
-// Environments lists environments in display order.
-func (s *Store) Environments(ctx context.Context) ([]keyledger.Environment, error) {
+// Environments lists environments in display order, for every active
+// person (menus, forms) and system actors.
+func (s *Store) Environments(ctx context.Context, actor keyledger.Actor) ([]keyledger.Environment, error) {
+	if err := mayRead(actor, keyledger.CanUse); err != nil {
+		return nil, err
+	}
+	return s.environments(ctx)
+}
+
+// environments is Environments for callers that have checked the actor.
+func (s *Store) environments(ctx context.Context) ([]keyledger.Environment, error) {
 	rows, err := s.pool.Query(ctx, "SELECT "+envColumns+" FROM environments ORDER BY position, name")
 	if err != nil {
 		return nil, s.internal(ctx, "list environments", err)

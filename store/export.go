@@ -50,7 +50,7 @@ func (s *Store) ExportKeys(ctx context.Context, actor keyledger.Actor, envName, 
 			clear(v)
 		}
 	}()
-	err := s.tx(ctx, func(tx pgx.Tx) error {
+	err := s.write(ctx, func(tx pgx.Tx, t *touched) error {
 		var status, role string
 		var tokenLive bool
 		if err := tx.QueryRow(ctx, "SELECT status, role, "+tokenLiveSQL+" FROM users a WHERE id = $1",
@@ -168,7 +168,8 @@ func (s *Store) ExportKeys(ctx context.Context, actor keyledger.Actor, envName, 
 				return err
 			}
 		}
-		return syncOffboardings(ctx, tx, actor, s.now(), actor.User.ID)
+		*t = touchedUser(actor, s.now(), actor.User.ID)
+		return nil
 	})
 	if err != nil {
 		return ExportResult{}, s.internal(ctx, "export "+envName, err)

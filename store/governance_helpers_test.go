@@ -77,7 +77,7 @@ func (f *govFixture) login(t testing.TB, u *keyledger.User) string {
 // fresh reloads a user, so Status, Role and TOTPEnabled are current.
 func (f *govFixture) fresh(t testing.TB, u *keyledger.User) *keyledger.User {
 	t.Helper()
-	got, err := f.s.UserByID(context.Background(), u.ID)
+	got, err := f.s.UserByID(context.Background(), keyledger.SystemActor("test"), u.ID)
 	if err != nil {
 		t.Fatalf("reload %s: %v", u.Email, err)
 	}

@@ -306,7 +306,7 @@ func TestCreateEnvironment(t *testing.T) {
 	if err != nil || got != env {
 		t.Errorf("Environment(qa) = %+v, %v; want %+v", got, err, env)
 	}
-	envs, _ := f.s.Environments(ctx)
+	envs, _ := f.s.Environments(ctx, keyledger.SystemActor("test"))
 	if len(envs) != 4 || envs[3].Name != "qa" {
 		t.Errorf("environments %+v, want qa last", envs)
 	}

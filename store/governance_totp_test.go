@@ -238,7 +238,7 @@ func TestRolePolicies(t *testing.T) {
 	t.Parallel()
 	f := newGovFixture(t)
 	ctx := t.Context()
-	pol, err := f.s.RolePolicies(ctx)
+	pol, err := f.s.RolePolicies(ctx, keyledger.SystemActor("test"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -257,7 +257,7 @@ func TestRolePolicies(t *testing.T) {
 	if err := f.s.SetRolePolicy(ctx, as(f.admin), keyledger.RoleMember, true); err != nil {
 		t.Fatal(err)
 	}
-	if pol, _ := f.s.RolePolicies(ctx); !pol[keyledger.RoleMember] || pol[keyledger.RoleLead] {
+	if pol, _ := f.s.RolePolicies(ctx, keyledger.SystemActor("test")); !pol[keyledger.RoleMember] || pol[keyledger.RoleLead] {
 		t.Errorf("policies %v, want member only", pol)
 	}
 	if n := f.count(t, "SELECT count(*) FROM audit_events WHERE action = $1 AND actor_id = $2 AND details->>'role' = 'member' AND details->>'require_totp' = 'true'",

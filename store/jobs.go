@@ -23,7 +23,8 @@ type JobsConfig struct {
 	// Notifier may be nil: then reminders and account alerts are not
 	// sent (alerts stay in the audit log).
 	Notifier keyledger.Notifier
-	BaseURL  string
+	// Links builds the addresses notifications carry (web.NewLinks).
+	Links keyledger.Links
 	// VerifyInterval is how often each key is checked at most.
 	VerifyInterval time.Duration
 	// VerifyConcurrency bounds provider calls in flight per replica.
@@ -102,7 +103,7 @@ func (w *accountAlertWorker) Work(ctx context.Context, job *river.Job[AccountAle
 		// No channel configured: the alert stays in the audit log.
 		return nil
 	}
-	_, err := w.s.SendAccountAlerts(ctx, w.cfg.Notifier, w.cfg.BaseURL)
+	_, err := w.s.SendAccountAlerts(ctx, w.cfg.Notifier, w.cfg.Links)
 	return err
 }
 
@@ -192,7 +193,7 @@ func (w *valueAlertsWorker) Work(ctx context.Context, job *river.Job[ValueAlerts
 	if w.cfg.Notifier == nil {
 		return nil
 	}
-	_, err := w.s.SendValueAlerts(ctx, w.cfg.Notifier, w.cfg.BaseURL)
+	_, err := w.s.SendValueAlerts(ctx, w.cfg.Notifier, w.cfg.Links)
 	return err
 }
 
@@ -206,7 +207,7 @@ func (w *remindWorker) Work(ctx context.Context, job *river.Job[RemindArgs]) err
 	if w.cfg.Notifier == nil {
 		return nil
 	}
-	_, err := w.s.SendReminders(ctx, w.cfg.Notifier, w.cfg.BaseURL)
+	_, err := w.s.SendReminders(ctx, w.cfg.Notifier, w.cfg.Links)
 	return err
 }
 

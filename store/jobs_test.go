@@ -49,7 +49,7 @@ func (f *jobsFixture) start(t *testing.T) *river.Client[pgx.Tx] {
 	c, err := f.s.NewJobs(store.JobsConfig{
 		Verifier:       f.v,
 		Notifier:       f.n,
-		BaseURL:        "https://keyledger.example.com",
+		Links:          testLinks("https://keyledger.example.com"),
 		VerifyInterval: time.Hour,
 		ScanInterval:   time.Second,
 	})

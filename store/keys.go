@@ -50,7 +50,7 @@ func (s *Store) CreateKey(ctx context.Context, actor keyledger.Actor, in keyledg
 	hint := keyledger.MaskedHint(keyledger.ValueIdentity(nk.Value))
 	var id string
 	var conflict *keyledger.Error
-	err = s.tx(ctx, func(tx pgx.Tx) error {
+	err = s.write(ctx, func(tx pgx.Tx, t *touched) error {
 		conflict = nil // the transaction may be retried
 		actor, err := freshActorMay(ctx, tx, actor, keyledger.CanRegisterKey)
 		if err != nil {
@@ -100,7 +100,8 @@ func (s *Store) CreateKey(ctx context.Context, actor keyledger.Actor, in keyledg
 			return err
 		}
 		// A key handed to someone under offboarding joins their checklist.
-		return syncOffboardings(ctx, tx, actor, now, ownerID)
+		*t = touchedUser(actor, now, ownerID)
+		return nil
 	})
 	if isUniqueViolation(err, "keys_live_name_key") {
 		msg := fmt.Sprintf("A live key named %q already exists in project %q and environment %s.", nk.Name, nk.Project, nk.Environment)
@@ -343,10 +344,11 @@ func (s *Store) listKeys(ctx context.Context, f KeyFilter) (KeyPage, error) {
 	case "never_verified":
 		where = append(where, "k.last_verified_at IS NULL")
 	case "orphaned":
-		where = append(where, "k.owner_id IN (SELECT id FROM users WHERE status <> 'active')")
+		add("k.owner_id IN (SELECT id FROM users WHERE status <> $?)", string(keyledger.UserActive))
 	case "stale":
 		add("k.created_at <= $?", now.Add(-StaleAfter))
-		add("NOT EXISTS (SELECT 1 FROM audit_events a WHERE a.key_id = k.id AND a.action IN ('key.reveal', 'key.export') AND a.at > $?)", now.Add(-StaleAfter))
+		args = append(args, seenActions, now.Add(-StaleAfter))
+		where = append(where, fmt.Sprintf("NOT EXISTS (SELECT 1 FROM audit_events a WHERE a.key_id = k.id AND a.action = ANY($%d) AND a.at > $%d)", len(args)-1, len(args)))
 	}
 	if f.AfterID != "" {
 		if !isUUID(f.AfterID) {
@@ -418,19 +420,27 @@ func (s *Store) KeyListMenus(ctx context.Context, actor keyledger.Actor) (KeyLis
 	return s.menus.do(ctx, func(ctx context.Context) (KeyListMenus, error) {
 		var m KeyListMenus
 		var err error
-		if m.Environments, err = s.Environments(ctx); err != nil {
+		if m.Environments, err = s.environments(ctx); err != nil {
 			return m, err
 		}
-		if m.Owners, err = s.ListUsers(ctx); err != nil {
+		if m.Owners, err = s.listUsers(ctx); err != nil {
 			return m, err
 		}
-		m.Projects, err = s.Projects(ctx)
+		m.Projects, err = s.projects(ctx)
 		return m, err
 	})
 }
 
-// Projects lists the distinct projects of live keys, for filter menus.
-func (s *Store) Projects(ctx context.Context) ([]string, error) {
+// Projects lists the distinct projects of live keys, for filter menus
+// every active person sees.
+func (s *Store) Projects(ctx context.Context, actor keyledger.Actor) ([]string, error) {
+	if err := mayRead(actor, keyledger.CanUse); err != nil {
+		return nil, err
+	}
+	return s.projects(ctx)
+}
+
+func (s *Store) projects(ctx context.Context) ([]string, error) {
 	// A skip scan over keys_live_name_key (project first): one index
 	// probe per project instead of reading every key.
 	rows, err := s.pool.Query(ctx, `WITH RECURSIVE p(project) AS (
@@ -520,7 +530,7 @@ func (s *Store) UpdateKey(ctx context.Context, actor keyledger.Actor, id string,
 	if !isUUID(id) {
 		return nil, keyledger.ErrNotFound("Key")
 	}
-	err = s.tx(ctx, func(tx pgx.Tx) error {
+	err = s.write(ctx, func(tx pgx.Tx, t *touched) error {
 		actor, k, err := editableKey(ctx, tx, actor, id, true, "This key is archived and can no longer be changed.")
 		if err != nil {
 			return err
@@ -560,7 +570,8 @@ func (s *Store) UpdateKey(ctx context.Context, actor keyledger.Actor, id string,
 			Environment: k.Environment, Details: changed}); err != nil {
 			return err
 		}
-		return syncOffboardings(ctx, tx, actor, s.now(), 0)
+		*t = touchedKeys(actor, s.now())
+		return nil
 	})
 	if err != nil {
 		return nil, s.internal(ctx, "update key "+id, err)
@@ -578,7 +589,7 @@ func (s *Store) ArchiveKey(ctx context.Context, actor keyledger.Actor, id string
 	if !isUUID(id) {
 		return keyledger.ErrNotFound("Key")
 	}
-	err := s.tx(ctx, func(tx pgx.Tx) error {
+	err := s.write(ctx, func(tx pgx.Tx, t *touched) error {
 		actor, k, err := editableKey(ctx, tx, actor, id, true, "This key is already archived.")
 		if err != nil {
 			return err
@@ -596,7 +607,8 @@ func (s *Store) ArchiveKey(ctx context.Context, actor keyledger.Actor, id string
 			Environment: k.Environment, Details: map[string]any{"versions_destroyed": tag.RowsAffected()}}); err != nil {
 			return err
 		}
-		return syncOffboardings(ctx, tx, actor, now, 0)
+		*t = touchedKeys(actor, now)
+		return nil
 	})
 	if err != nil {
 		return s.internal(ctx, "archive key "+id, err)

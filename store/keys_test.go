@@ -230,7 +230,7 @@ func TestCreateKeyDefaultsAndAudit(t *testing.T) {
 	if err != nil || len(versions) != 1 || versions[0].Version != 1 || versions[0].CreatedBy != lead.Email || versions[0].DestroyedAt != nil {
 		t.Errorf("KeyVersions = %+v, %v", versions, err)
 	}
-	projects, err := f.s.Projects(ctx)
+	projects, err := f.s.Projects(ctx, keyledger.SystemActor("test"))
 	if err != nil || !slices.Equal(projects, []string{"chatbot"}) {
 		t.Errorf("Projects = %v, %v", projects, err)
 	}
@@ -625,7 +625,7 @@ func TestArchiveKey(t *testing.T) {
 	if err != nil || len(versions) != 1 || versions[0].DestroyedAt == nil {
 		t.Errorf("versions after archive: %+v, %v", versions, err)
 	}
-	projects, err := f.s.Projects(ctx)
+	projects, err := f.s.Projects(ctx, keyledger.SystemActor("test"))
 	if err != nil || !slices.Equal(projects, []string{"billing"}) {
 		t.Errorf("projects %v, %v", projects, err)
 	}

@@ -89,7 +89,7 @@ func TestSendReminders(t *testing.T) {
 		}
 	}
 
-	sent, err := f.s.SendReminders(ctx, n, base)
+	sent, err := f.s.SendReminders(ctx, n, testLinks(base))
 	if err != nil {
 		t.Fatalf("SendReminders: %v", err)
 	}
@@ -112,7 +112,7 @@ func TestSendReminders(t *testing.T) {
 
 	// Later the same day: nothing.
 	f.clock.Advance(23*time.Hour + 59*time.Minute)
-	if sent, err := f.s.SendReminders(ctx, n, base); err != nil || sent != 0 {
+	if sent, err := f.s.SendReminders(ctx, n, testLinks(base)); err != nil || sent != 0 {
 		t.Errorf("second run the same day: sent %d, %v", sent, err)
 	}
 	if got := n.take(); len(got) != 0 {
@@ -121,7 +121,7 @@ func TestSendReminders(t *testing.T) {
 
 	// A day after the first run: again.
 	f.clock.Advance(time.Minute)
-	sent, err = f.s.SendReminders(ctx, n, base)
+	sent, err = f.s.SendReminders(ctx, n, testLinks(base))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +132,7 @@ func TestSendReminders(t *testing.T) {
 	events := f.actionCount(t, keyledger.ActionKeyRemind, "")
 	boom := errors.New("webhook answered 502")
 	n.setErr(boom)
-	sent, err = f.s.SendReminders(ctx, n, base)
+	sent, err = f.s.SendReminders(ctx, n, testLinks(base))
 	if err == nil || !errors.Is(err, boom) {
 		t.Errorf("SendReminders with a failing notifier: %v, want the notifier's error", err)
 	}
@@ -148,7 +148,7 @@ func TestSendReminders(t *testing.T) {
 	// The next run retries.
 	n.setErr(nil)
 	f.clock.Advance(time.Minute)
-	sent, err = f.s.SendReminders(ctx, n, base)
+	sent, err = f.s.SendReminders(ctx, n, testLinks(base))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +168,7 @@ func TestSendReminders(t *testing.T) {
 		kind       string
 		recipients []string
 	}{keyledger.RemindDueSoon, []string{f.lead.Email, lead2.Email}}
-	sent, err = f.s.SendReminders(ctx, n, base)
+	sent, err = f.s.SendReminders(ctx, n, testLinks(base))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,7 +193,7 @@ func TestSendRemindersConcurrent(t *testing.T) {
 	for range 2 {
 		go func() {
 			<-start
-			_, err := f.s.SendReminders(ctx, n, "")
+			_, err := f.s.SendReminders(ctx, n, testLinks(""))
 			errs <- err
 		}()
 	}

@@ -65,7 +65,7 @@ func (r *rotationFixture) enroll(s *store.Store, email string) (*keyledger.User,
 		r.t.Fatalf("ConfirmTOTP: %v", err)
 	}
 	r.clock.Advance(30 * time.Second)
-	u, err = s.UserByID(context.Background(), u.ID)
+	u, err = s.UserByID(context.Background(), keyledger.SystemActor("test"), u.ID)
 	if err != nil {
 		r.t.Fatal(err)
 	}

@@ -52,14 +52,14 @@ func syncOffboardings(ctx context.Context, tx pgx.Tx, actor keyledger.Actor, now
 			SELECT $1::bigint, 'rotate', k.id, k.name, e.name,
 				'saw version ' || k.current_version || ' (' || string_agg(DISTINCT replace(a.action, 'key.', ''), ', ') || ', last ' || to_char(max(a.at) AT TIME ZONE 'UTC', 'YYYY-MM-DD') || ')', $3::timestamptz
 			FROM audit_events a JOIN keys k ON k.id = a.key_id AND a.key_version = k.current_version JOIN environments e ON e.id = k.environment_id
-			WHERE a.actor_id = $2 AND a.action IN ('key.reveal', 'key.export') AND k.archived_at IS NULL
+			WHERE a.actor_id = $2 AND a.action = ANY($4) AND k.archived_at IS NULL
 			GROUP BY k.id, k.name, e.name, k.current_version
 			-- A resolved item whose condition holds again (the key was
 			-- handed back, or they saw the new version) opens again.
 			ON CONFLICT (offboarding_id, kind, coalesce(key_id, '00000000-0000-0000-0000-000000000000'))
-			DO UPDATE SET status = 'open', resolution = '', resolved_at = NULL, resolved_by = NULL, why = EXCLUDED.why
-			WHERE offboarding_items.status = 'done'
-			RETURNING id, kind, coalesce(key_id::text, ''), key_name, environment`, o.id, o.user, now)
+			DO UPDATE SET status = $5, resolution = '', resolved_at = NULL, resolved_by = NULL, why = EXCLUDED.why
+			WHERE offboarding_items.status = $6
+			RETURNING id, kind, coalesce(key_id::text, ''), key_name, environment`, o.id, o.user, now, seenActions, keyledger.ItemOpen, keyledger.ItemDone)
 		if err != nil {
 			return fmt.Errorf("offboarding %d: add items: %w", o.id, err)
 		}
@@ -79,18 +79,19 @@ func syncOffboardings(ctx context.Context, tx pgx.Tx, actor keyledger.Actor, now
 		// Resolve what has happened: ownership moved or key archived;
 		// key rotated past what they saw, or archived; account
 		// deactivated; sessions gone with the account frozen or closed.
-		resolved, err := tx.Query(ctx, `UPDATE offboarding_items i SET status = 'done', resolved_at = $3, resolved_by = $4,
+		resolved, err := tx.Query(ctx, `UPDATE offboarding_items i SET status = $5, resolved_at = $3, resolved_by = $4,
 				resolution = CASE
 					WHEN k.archived_at IS NOT NULL THEN 'key archived (its versions destroyed)'
 					WHEN i.kind = 'reassign' THEN 'now owned by ' || (SELECT email FROM users WHERE id = k.owner_id)
 					ELSE 'rotated to version ' || k.current_version END
 			FROM keys k
-			WHERE i.offboarding_id = $1 AND i.status = 'open' AND i.key_id = k.id AND (
+			WHERE i.offboarding_id = $1 AND i.status = $6 AND i.key_id = k.id AND (
 				k.archived_at IS NOT NULL
 				OR (i.kind = 'reassign' AND k.owner_id <> $2)
 				OR (i.kind = 'rotate' AND NOT EXISTS (SELECT 1 FROM audit_events a WHERE a.actor_id = $2 AND a.key_id = k.id
-					AND a.action IN ('key.reveal', 'key.export') AND a.key_version = k.current_version)))
-			RETURNING i.id, i.kind, coalesce(i.key_id::text, ''), i.key_name, i.environment`, o.id, o.user, now, actorID)
+					AND a.action = ANY($7) AND a.key_version = k.current_version)))
+			RETURNING i.id, i.kind, coalesce(i.key_id::text, ''), i.key_name, i.environment`, o.id, o.user, now, actorID,
+			keyledger.ItemDone, keyledger.ItemOpen, seenActions)
 		if err != nil {
 			return fmt.Errorf("offboarding %d: resolve key items: %w", o.id, err)
 		}
@@ -98,14 +99,15 @@ func syncOffboardings(ctx context.Context, tx pgx.Tx, actor keyledger.Actor, now
 		if err != nil {
 			return err
 		}
-		resolved, err = tx.Query(ctx, `UPDATE offboarding_items i SET status = 'done', resolved_at = $3, resolved_by = $4,
+		resolved, err = tx.Query(ctx, `UPDATE offboarding_items i SET status = $5, resolved_at = $3, resolved_by = $4,
 				resolution = CASE i.kind WHEN 'deactivate' THEN 'account deactivated' ELSE 'sessions and tokens revoked' END
 			FROM users u
-			WHERE i.offboarding_id = $1 AND i.status = 'open' AND u.id = $2 AND (
-				(i.kind = 'deactivate' AND u.status = 'deactivated')
-				OR (i.kind = 'revoke' AND u.status <> 'active' AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.user_id = $2)
+			WHERE i.offboarding_id = $1 AND i.status = $6 AND u.id = $2 AND (
+				(i.kind = 'deactivate' AND u.status = $7)
+				OR (i.kind = 'revoke' AND u.status <> $8 AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.user_id = $2)
 					AND NOT EXISTS (SELECT 1 FROM api_tokens t WHERE t.user_id = $2)))
-			RETURNING i.id, i.kind, '', '', ''`, o.id, o.user, now, actorID)
+			RETURNING i.id, i.kind, '', '', ''`, o.id, o.user, now, actorID,
+			keyledger.ItemDone, keyledger.ItemOpen, string(keyledger.UserDeactivated), string(keyledger.UserActive))
 		if err != nil {
 			return fmt.Errorf("offboarding %d: resolve account items: %w", o.id, err)
 		}
@@ -116,12 +118,12 @@ func syncOffboardings(ctx context.Context, tx pgx.Tx, actor keyledger.Actor, now
 		done = append(done, more...)
 		// An account that is active again (reactivated) needs closing
 		// again, and a session started after the revoke needs revoking.
-		reopened, err := tx.Query(ctx, `UPDATE offboarding_items i SET status = 'open', resolution = '', resolved_at = NULL, resolved_by = NULL
-			FROM users u WHERE i.offboarding_id = $1 AND i.status = 'done' AND u.id = $2 AND u.status = 'active' AND (
+		reopened, err := tx.Query(ctx, `UPDATE offboarding_items i SET status = $3, resolution = '', resolved_at = NULL, resolved_by = NULL
+			FROM users u WHERE i.offboarding_id = $1 AND i.status = $4 AND u.id = $2 AND u.status = $5 AND (
 				i.kind = 'deactivate'
 				OR (i.kind = 'revoke' AND (EXISTS (SELECT 1 FROM sessions s WHERE s.user_id = $2 AND s.created_at > i.resolved_at)
 					OR EXISTS (SELECT 1 FROM api_tokens t WHERE t.user_id = $2 AND t.created_at > i.resolved_at))))
-			RETURNING i.id, i.kind, '', '', ''`, o.id, o.user)
+			RETURNING i.id, i.kind, '', '', ''`, o.id, o.user, keyledger.ItemOpen, keyledger.ItemDone, string(keyledger.UserActive))
 		if err != nil {
 			return fmt.Errorf("offboarding %d: reopen account items: %w", o.id, err)
 		}
@@ -165,7 +167,7 @@ func (s *Store) StartOffboarding(ctx context.Context, actor keyledger.Actor, ema
 			Fields: map[string]string{"note": "The note must be plain text of at most 500 characters."}}
 	}
 	var id int64
-	err := s.tx(ctx, func(tx pgx.Tx) error {
+	err := s.write(ctx, func(tx pgx.Tx, t *touched) error {
 		actor, err := freshActorMay(ctx, tx, actor, keyledger.CanLead)
 		if err != nil {
 			return err
@@ -208,7 +210,8 @@ func (s *Store) StartOffboarding(ctx context.Context, actor keyledger.Actor, ema
 			return err
 		}
 		if freeze {
-			if _, err := tx.Exec(ctx, "UPDATE users SET status = 'frozen', updated_at = $2 WHERE id = $1 AND status = 'active'", u.ID, now); err != nil {
+			if _, err := tx.Exec(ctx, "UPDATE users SET status = $3, updated_at = $2 WHERE id = $1 AND status = $4", u.ID, now,
+				string(keyledger.UserFrozen), string(keyledger.UserActive)); err != nil {
 				return err
 			}
 			sessions, _, err := endAccess(ctx, tx, u.ID)
@@ -224,7 +227,8 @@ func (s *Store) StartOffboarding(ctx context.Context, actor keyledger.Actor, ema
 			Reason: note, Details: map[string]any{"offboarding": id, "frozen": freeze}}); err != nil {
 			return err
 		}
-		return syncOffboardings(ctx, tx, actor, now, u.ID)
+		*t = touchedUser(actor, now, u.ID)
+		return nil
 	})
 	if err != nil {
 		return 0, s.internal(ctx, "start offboarding", err)
@@ -287,10 +291,10 @@ func (s *Store) ListOffboardings(ctx context.Context, actor keyledger.Actor) ([]
 		return nil, err
 	}
 	rows, err := s.pool.Query(ctx, `SELECT o.id, u.email, u.name, o.started_at, coalesce(sb.email, ''), o.completed_at, o.frozen,
-			count(i.id) FILTER (WHERE i.status = 'open'), count(i.id)
+			count(i.id) FILTER (WHERE i.status = $1), count(i.id)
 		FROM offboardings o JOIN users u ON u.id = o.user_id LEFT JOIN users sb ON sb.id = o.started_by
 		LEFT JOIN offboarding_items i ON i.offboarding_id = o.id
-		GROUP BY o.id, u.email, u.name, sb.email ORDER BY o.completed_at IS NOT NULL, o.started_at DESC LIMIT 200`)
+		GROUP BY o.id, u.email, u.name, sb.email ORDER BY o.completed_at IS NOT NULL, o.started_at DESC LIMIT 200`, keyledger.ItemOpen)
 	if err != nil {
 		return nil, s.internal(ctx, "list offboardings", err)
 	}
@@ -316,29 +320,123 @@ func (s *Store) withOpenOffboarding(ctx context.Context, actor keyledger.Actor, 
 		if err != nil {
 			return err
 		}
-		var userID int64
-		var email string
-		var role keyledger.Role
-		var completed *time.Time
-		err = tx.QueryRow(ctx, `SELECT o.user_id, u.email, u.role, o.completed_at FROM offboardings o JOIN users u ON u.id = o.user_id
-			WHERE o.id = $1 FOR UPDATE OF o`, id).Scan(&userID, &email, &role, &completed)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return keyledger.ErrNotFound("Offboarding")
-		}
+		o, err := lockOffboarding(ctx, tx, id)
 		if err != nil {
 			return err
 		}
-		if err := keyledger.CanOffboard(actor.User, &keyledger.User{ID: userID, Role: role}); err != nil {
+		userID, email := o.userID, o.email
+		if err := keyledger.CanOffboard(actor.User, &keyledger.User{ID: userID, Role: o.role}); err != nil {
 			return err
 		}
-		if completed != nil {
-			return keyledger.Errorf(keyledger.ECONFLICT, "This offboarding is complete; its record can no longer change.")
+		if err := o.open(); err != nil {
+			return err
 		}
 		if userID == actor.User.ID {
 			return keyledger.Errorf(keyledger.EFORBIDDEN, "This is your own offboarding; another lead must work through it.")
 		}
 		return fn(tx, actor, userID, email)
 	})
+}
+
+// lockedOffboarding is an offboarding row locked for the caller's
+// transaction (lockOffboarding): completing it waits for the caller, and
+// the caller sees whether it was completed a moment before.
+type lockedOffboarding struct {
+	userID    int64
+	email     string
+	role      keyledger.Role
+	completed bool
+}
+
+func lockOffboarding(ctx context.Context, tx pgx.Tx, id int64) (lockedOffboarding, error) {
+	var o lockedOffboarding
+	var completed *time.Time
+	err := tx.QueryRow(ctx, `SELECT o.user_id, u.email, u.role, o.completed_at FROM offboardings o JOIN users u ON u.id = o.user_id
+		WHERE o.id = $1 FOR UPDATE OF o`, id).Scan(&o.userID, &o.email, &o.role, &completed)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return o, keyledger.ErrNotFound("Offboarding")
+	}
+	o.completed = completed != nil
+	return o, err
+}
+
+// open refuses a completed offboarding: its record no longer changes.
+func (o lockedOffboarding) open() error {
+	if o.completed {
+		return keyledger.Errorf(keyledger.ECONFLICT, "This offboarding is complete; its record can no longer change.")
+	}
+	return nil
+}
+
+// ReassignOffboardedKeys moves every live key the person of an open
+// offboarding owns to toEmail (ReassignKeys), in the transaction that
+// finds the checklist open: a completion a moment earlier refuses it,
+// one a moment later waits for it. Leads and admins.
+func (s *Store) ReassignOffboardedKeys(ctx context.Context, actor keyledger.Actor, offboardingID int64, toEmail string) (int, error) {
+	if err := noToken(actor); err != nil {
+		return 0, err
+	}
+	toEmail = keyledger.NormalizeEmail(toEmail)
+	n := 0
+	err := s.write(ctx, func(tx pgx.Tx, t *touched) error {
+		actor, err := freshActorMay(ctx, tx, actor, keyledger.CanLead)
+		if err != nil {
+			return err
+		}
+		o, err := lockOffboarding(ctx, tx, offboardingID)
+		if err != nil {
+			return err
+		}
+		if err := o.open(); err != nil {
+			return err
+		}
+		if n, err = reassignKeys(ctx, tx, actor, s.now(), o.userID, toEmail, nil); err != nil {
+			return err
+		}
+		*t = touchedKeys(actor, s.now())
+		return nil
+	})
+	if err != nil {
+		return 0, s.internal(ctx, "reassign offboarded keys", err)
+	}
+	return n, nil
+}
+
+// DeactivateOffboarded deactivates the account of the person of an open
+// offboarding (DeactivateUser), in the transaction that finds the
+// checklist open. Leads may see the checklist; only admins deactivate.
+func (s *Store) DeactivateOffboarded(ctx context.Context, actor keyledger.Actor, offboardingID int64) (*keyledger.User, error) {
+	// As DeactivateUser: clear after the commit.
+	defer s.tokens.clear()
+	if err := noToken(actor); err != nil {
+		return nil, err
+	}
+	var u *keyledger.User
+	err := s.write(ctx, func(tx pgx.Tx, t *touched) error {
+		actor, err := freshActorMay(ctx, tx, actor, keyledger.CanLead)
+		if err != nil {
+			return err
+		}
+		o, err := lockOffboarding(ctx, tx, offboardingID)
+		if err != nil {
+			return err
+		}
+		if err := o.open(); err != nil {
+			return err
+		}
+		if keyledger.CanAdminister(actor.User) != nil {
+			return keyledger.Errorf(keyledger.EFORBIDDEN, "Only admins may deactivate users.")
+		}
+		if u, err = deactivateUser(ctx, tx, actor, o.email); err != nil {
+			return err
+		}
+		*t = touchedUser(actor, s.now(), u.ID)
+		return nil
+	})
+	if err != nil {
+		return nil, s.internal(ctx, "deactivate offboarded user", err)
+	}
+	return u, nil
 }
 
 // WaiveItem closes an item without doing it; a reason is required.
@@ -352,9 +450,9 @@ func (s *Store) WaiveItem(ctx context.Context, actor keyledger.Actor, offboardin
 	}
 	err := s.withOpenOffboarding(ctx, actor, offboardingID, func(tx pgx.Tx, actor keyledger.Actor, userID int64, email string) error {
 		var kind, keyID, keyName, env string
-		err := tx.QueryRow(ctx, `UPDATE offboarding_items SET status = 'waived', resolution = $3, resolved_by = $4, resolved_at = $5
-			WHERE id = $1 AND offboarding_id = $2 AND status = 'open' RETURNING kind, coalesce(key_id::text, ''), key_name, environment`,
-			itemID, offboardingID, "waived: "+reason, actor.User.ID, s.now()).Scan(&kind, &keyID, &keyName, &env)
+		err := tx.QueryRow(ctx, `UPDATE offboarding_items SET status = $6, resolution = $3, resolved_by = $4, resolved_at = $5
+			WHERE id = $1 AND offboarding_id = $2 AND status = $7 RETURNING kind, coalesce(key_id::text, ''), key_name, environment`,
+			itemID, offboardingID, "waived: "+reason, actor.User.ID, s.now(), keyledger.ItemWaived, keyledger.ItemOpen).Scan(&kind, &keyID, &keyName, &env)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return keyledger.Errorf(keyledger.ECONFLICT, "This item is not open any more (someone resolved it a moment ago); reload the page.")
 		}
@@ -392,9 +490,9 @@ func (s *Store) RevokeAccess(ctx context.Context, actor keyledger.Actor, offboar
 		}
 		now := s.now()
 		var itemID int64
-		err = tx.QueryRow(ctx, `UPDATE offboarding_items SET status = 'done', resolution = $2, resolved_by = $3, resolved_at = $4
-			WHERE offboarding_id = $1 AND kind = 'revoke' AND status = 'open' RETURNING id`, offboardingID,
-			fmt.Sprintf("%d sessions and %d tokens revoked", sessions, tokens), actor.User.ID, now).Scan(&itemID)
+		err = tx.QueryRow(ctx, `UPDATE offboarding_items SET status = $5, resolution = $2, resolved_by = $3, resolved_at = $4
+			WHERE offboarding_id = $1 AND kind = 'revoke' AND status = $6 RETURNING id`, offboardingID,
+			fmt.Sprintf("%d sessions and %d tokens revoked", sessions, tokens), actor.User.ID, now, keyledger.ItemDone, keyledger.ItemOpen).Scan(&itemID)
 		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 			return err
 		}
@@ -420,7 +518,7 @@ func (s *Store) CompleteOffboarding(ctx context.Context, actor keyledger.Actor, 
 			return err
 		}
 		var open int
-		if err := tx.QueryRow(ctx, "SELECT count(*) FROM offboarding_items WHERE offboarding_id = $1 AND status = 'open'", offboardingID).Scan(&open); err != nil {
+		if err := tx.QueryRow(ctx, "SELECT count(*) FROM offboarding_items WHERE offboarding_id = $1 AND status = $2", offboardingID, keyledger.ItemOpen).Scan(&open); err != nil {
 			return err
 		}
 		if open > 0 {

@@ -53,7 +53,7 @@ func (s *Store) Dashboard(ctx context.Context, actor keyledger.Actor) (Dashboard
 
 func (s *Store) dashboard(ctx context.Context) (Dashboard, error) {
 	var d Dashboard
-	envs, err := s.Environments(ctx)
+	envs, err := s.environments(ctx)
 	if err != nil {
 		return d, err
 	}
@@ -63,7 +63,7 @@ func (s *Store) dashboard(ctx context.Context) (Dashboard, error) {
 		envNames[e.ID] = e.Name
 	}
 	now := s.now()
-	rows, err := s.pool.Query(ctx, `SELECT o.id, o.email, o.name, o.status = 'active', c.environment_id,
+	rows, err := s.pool.Query(ctx, `SELECT o.id, o.email, o.name, o.status = $5, c.environment_id,
 			c.total, c.never_checked, c.failing, c.overdue, c.due_soon, c.stale
 		FROM (SELECT k.owner_id, k.environment_id, count(*) AS total,
 				count(*) FILTER (WHERE k.last_verified_at IS NULL) AS never_checked,
@@ -76,10 +76,10 @@ func (s *Store) dashboard(ctx context.Context) (Dashboard, error) {
 			-- reveal of the last 180 days, which the planner would pick for
 			-- a NOT EXISTS over ten thousand keys and which grows with use.
 			LEFT JOIN LATERAL (SELECT a.key_id FROM audit_events a WHERE k.created_at <= $2 AND a.key_id = k.id
-				AND a.at > $2 AND a.action IN ('key.reveal', 'key.export') LIMIT 1) used ON true
+				AND a.at > $2 AND a.action = ANY($6) LIMIT 1) used ON true
 			WHERE k.archived_at IS NULL GROUP BY k.owner_id, k.environment_id) c
 		JOIN users o ON o.id = c.owner_id ORDER BY o.email, c.environment_id`,
-		now, now.Add(-StaleAfter), failingResults(), now.Add(keyledger.DueSoonWindow))
+		now, now.Add(-StaleAfter), failingResults(), now.Add(keyledger.DueSoonWindow), string(keyledger.UserActive), seenActions)
 	if err != nil {
 		return d, s.internal(ctx, "dashboard", err)
 	}
@@ -156,8 +156,8 @@ func (s *Store) UserSeen(ctx context.Context, actor keyledger.Actor, userID int6
 	rows, err := s.pool.Query(ctx, `SELECT a.at, a.action, a.key_id::text, a.key_name, a.environment, coalesce(a.key_version, 0), a.reason,
 			k.archived_at IS NULL AND k.current_version = a.key_version, k.archived_at IS NOT NULL
 		FROM audit_events a JOIN keys k ON k.id = a.key_id
-		WHERE a.actor_id = $1 AND a.action IN ('key.reveal', 'key.export') AND a.key_id IS NOT NULL
-		ORDER BY a.at DESC, a.id DESC LIMIT $2`, userID, limit)
+		WHERE a.actor_id = $1 AND a.action = ANY($3) AND a.key_id IS NOT NULL
+		ORDER BY a.at DESC, a.id DESC LIMIT $2`, userID, limit, seenActions)
 	if err != nil {
 		return nil, s.internal(ctx, "what has this person seen", err)
 	}
@@ -171,6 +171,11 @@ func (s *Store) UserSeen(ctx context.Context, actor keyledger.Actor, userID int6
 	}
 	return out, nil
 }
+
+// seenActions are the audit actions by which a person saw a key's value:
+// what an offboarding checklist asks to rotate, and what keeps a key from
+// being stale.
+var seenActions = []string{keyledger.ActionKeyReveal, keyledger.ActionKeyExport}
 
 // ReassignKeys moves live keys owned by fromUserID to toEmail: the given
 // keys, or all of them when keyIDs is empty. Leads and admins; audited per
@@ -186,72 +191,81 @@ func (s *Store) ReassignKeys(ctx context.Context, actor keyledger.Actor, fromUse
 		}
 	}
 	n := 0
-	err := s.tx(ctx, func(tx pgx.Tx) error {
+	err := s.write(ctx, func(tx pgx.Tx, t *touched) error {
 		actor, err := freshActorMay(ctx, tx, actor, keyledger.CanLead)
 		if err != nil {
 			return err
 		}
-		if toEmail == "" {
-			return &keyledger.Error{Code: keyledger.EINVALID, Message: "Choose the new owner.", Fields: map[string]string{"owner": "Choose the new owner."}}
-		}
-		var toID int64
-		var toStatus string
-		err = tx.QueryRow(ctx, "SELECT id, status FROM users WHERE email = $1", toEmail).Scan(&toID, &toStatus)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return &keyledger.Error{Code: keyledger.EINVALID, Message: "Choose the new owner.", Fields: map[string]string{"owner": fmt.Sprintf("There is no user %q.", toEmail)}}
-		}
-		if err != nil {
+		if n, err = reassignKeys(ctx, tx, actor, s.now(), fromUserID, toEmail, keyIDs); err != nil {
 			return err
 		}
-		if toStatus != string(keyledger.UserActive) {
-			return &keyledger.Error{Code: keyledger.EINVALID, Message: "Choose an active user.", Fields: map[string]string{"owner": toEmail + " is not active and cannot own keys."}}
-		}
-		if toID == fromUserID {
-			return &keyledger.Error{Code: keyledger.EINVALID, Message: "Choose someone else.", Fields: map[string]string{"owner": "That is the current owner."}}
-		}
-		var fromEmail string
-		if err := tx.QueryRow(ctx, "SELECT email FROM users WHERE id = $1", fromUserID).Scan(&fromEmail); err != nil {
-			if errors.Is(err, pgx.ErrNoRows) {
-				return keyledger.ErrNotFound("User")
-			}
-			return err
-		}
-		q := `UPDATE keys k SET owner_id = $2, updated_by = $3, updated_at = $4 FROM environments e
-			WHERE e.id = k.environment_id AND k.owner_id = $1 AND k.archived_at IS NULL`
-		args := []any{fromUserID, toID, actor.User.ID, s.now()}
-		if len(keyIDs) > 0 {
-			q += " AND k.id = ANY($5)"
-			args = append(args, keyIDs)
-		}
-		rows, err := tx.Query(ctx, q+" RETURNING k.id::text, k.name, e.name", args...)
-		if err != nil {
-			return err
-		}
-		type moved struct{ id, name, env string }
-		list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (moved, error) {
-			var m moved
-			err := r.Scan(&m.id, &m.name, &m.env)
-			return m, err
-		})
-		if err != nil {
-			return err
-		}
-		if len(keyIDs) > 0 && len(list) != len(keyIDs) {
-			return keyledger.Errorf(keyledger.ECONFLICT, "Some of these keys are no longer owned by %s (or were archived); reload the page.", fromEmail)
-		}
-		for _, m := range list {
-			if err := writeAudit(ctx, tx, auditEntry{Actor: actor, Action: keyledger.ActionKeyReassign, KeyID: m.id, KeyName: m.name, Environment: m.env,
-				SubjectID: toID, SubjectEmail: toEmail, Details: map[string]any{"from": fromEmail, "to": toEmail}}); err != nil {
-				return err
-			}
-		}
-		n = len(list)
-		return syncOffboardings(ctx, tx, actor, s.now(), 0)
+		*t = touchedKeys(actor, s.now())
+		return nil
 	})
 	if err != nil {
 		return 0, s.internal(ctx, "reassign keys", err)
 	}
 	return n, nil
+}
+
+// reassignKeys is ReassignKeys inside the caller's transaction, for an
+// actor already re-read and allowed to lead.
+func reassignKeys(ctx context.Context, tx pgx.Tx, actor keyledger.Actor, now time.Time, fromUserID int64, toEmail string, keyIDs []string) (int, error) {
+	if toEmail == "" {
+		return 0, &keyledger.Error{Code: keyledger.EINVALID, Message: "Choose the new owner.", Fields: map[string]string{"owner": "Choose the new owner."}}
+	}
+	var toID int64
+	var toStatus string
+	err := tx.QueryRow(ctx, "SELECT id, status FROM users WHERE email = $1", toEmail).Scan(&toID, &toStatus)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, &keyledger.Error{Code: keyledger.EINVALID, Message: "Choose the new owner.", Fields: map[string]string{"owner": fmt.Sprintf("There is no user %q.", toEmail)}}
+	}
+	if err != nil {
+		return 0, err
+	}
+	if toStatus != string(keyledger.UserActive) {
+		return 0, &keyledger.Error{Code: keyledger.EINVALID, Message: "Choose an active user.", Fields: map[string]string{"owner": toEmail + " is not active and cannot own keys."}}
+	}
+	if toID == fromUserID {
+		return 0, &keyledger.Error{Code: keyledger.EINVALID, Message: "Choose someone else.", Fields: map[string]string{"owner": "That is the current owner."}}
+	}
+	var fromEmail string
+	if err := tx.QueryRow(ctx, "SELECT email FROM users WHERE id = $1", fromUserID).Scan(&fromEmail); err != nil {
+		if errors.Is(err, pgx.ErrNoRows) {
+			return 0, keyledger.ErrNotFound("User")
+		}
+		return 0, err
+	}
+	q := `UPDATE keys k SET owner_id = $2, updated_by = $3, updated_at = $4 FROM environments e
+		WHERE e.id = k.environment_id AND k.owner_id = $1 AND k.archived_at IS NULL`
+	args := []any{fromUserID, toID, actor.User.ID, now}
+	if len(keyIDs) > 0 {
+		q += " AND k.id = ANY($5)"
+		args = append(args, keyIDs)
+	}
+	rows, err := tx.Query(ctx, q+" RETURNING k.id::text, k.name, e.name", args...)
+	if err != nil {
+		return 0, err
+	}
+	type moved struct{ id, name, env string }
+	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (moved, error) {
+		var m moved
+		err := r.Scan(&m.id, &m.name, &m.env)
+		return m, err
+	})
+	if err != nil {
+		return 0, err
+	}
+	if len(keyIDs) > 0 && len(list) != len(keyIDs) {
+		return 0, keyledger.Errorf(keyledger.ECONFLICT, "Some of these keys are no longer owned by %s (or were archived); reload the page.", fromEmail)
+	}
+	for _, m := range list {
+		if err := writeAudit(ctx, tx, auditEntry{Actor: actor, Action: keyledger.ActionKeyReassign, KeyID: m.id, KeyName: m.name, Environment: m.env,
+			SubjectID: toID, SubjectEmail: toEmail, Details: map[string]any{"from": fromEmail, "to": toEmail}}); err != nil {
+			return 0, err
+		}
+	}
+	return len(list), nil
 }
 
 // CreateEnvironment adds an environment. Admins only; audited.

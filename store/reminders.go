@@ -17,7 +17,7 @@ const ReminderInterval = 24 * time.Hour
 // overdue, or failing verification, at most once a day per key. Each key
 // is claimed (its last-reminded time set) before sending, so two runs never
 // send twice; a failed send releases the claim so the next run retries.
-func (s *Store) SendReminders(ctx context.Context, n keyledger.Notifier, baseURL string) (int, error) {
+func (s *Store) SendReminders(ctx context.Context, n keyledger.Notifier, links keyledger.Links) (int, error) {
 	now := s.now()
 	rows, err := s.pool.Query(ctx, `SELECT k.id::text, k.name, k.project, e.name, o.email, o.name, o.status, k.rotate_by,
 			coalesce(k.verify_result, ''), k.verify_message, k.last_reminded_at
@@ -47,8 +47,8 @@ func (s *Store) SendReminders(ctx context.Context, n keyledger.Notifier, baseURL
 		return 0, nil
 	}
 	// Leads are told; a team without leads hears through its admins.
-	leads, err := s.pool.Query(ctx, `SELECT email FROM users WHERE status = 'active' AND (role = 'lead'
-		OR (role = 'admin' AND NOT EXISTS (SELECT 1 FROM users WHERE status = 'active' AND role = 'lead'))) ORDER BY email`)
+	leads, err := s.pool.Query(ctx, `SELECT email FROM users WHERE status = $1 AND (role = 'lead'
+		OR (role = 'admin' AND NOT EXISTS (SELECT 1 FROM users WHERE status = $1 AND role = 'lead'))) ORDER BY email`, string(keyledger.UserActive))
 	if err != nil {
 		return 0, s.internal(ctx, "find leads", err)
 	}
@@ -68,7 +68,7 @@ func (s *Store) SendReminders(ctx context.Context, n keyledger.Notifier, baseURL
 		default:
 			note.Kind = keyledger.RemindDueSoon
 		}
-		note.URL = baseURL + "/keys/" + note.KeyID
+		note.URL = links.Key(note.KeyID)
 		if d.ownerStatus == string(keyledger.UserActive) {
 			note.Recipients = append(note.Recipients, note.OwnerEmail)
 		}

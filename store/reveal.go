@@ -115,11 +115,12 @@ func (s *Store) RevealVersion(ctx context.Context, actor keyledger.Actor, id str
 		KeyVersion: version, Environment: k.Environment, Reason: reason}
 	if offboarding {
 		// Their checklist grows in the same transaction as the event.
-		err = s.tx(ctx, func(tx pgx.Tx) error {
+		err = s.write(ctx, func(tx pgx.Tx, t *touched) error {
 			if err := writeAudit(ctx, tx, entry); err != nil {
 				return err
 			}
-			return syncOffboardings(ctx, tx, actor, s.now(), actor.User.ID)
+			*t = touchedUser(actor, s.now(), actor.User.ID)
+			return nil
 		})
 	} else if _, err = s.audit.do(ctx, entry); errors.Is(err, errActorInactive) {
 		err = keyledger.Errorf(keyledger.EFORBIDDEN, "Your account is deactivated.")

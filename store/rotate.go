@@ -30,7 +30,7 @@ func (s *Store) RotateKey(ctx context.Context, actor keyledger.Actor, id string,
 	hint := keyledger.MaskedHint(keyledger.ValueIdentity(rot.Value))
 	var newVersion int
 	var conflict *keyledger.Error
-	err = s.tx(ctx, func(tx pgx.Tx) error {
+	err = s.write(ctx, func(tx pgx.Tx, t *touched) error {
 		conflict = nil // the transaction may be retried
 		actor, k, err := editableKey(ctx, tx, actor, id, false, "This key is archived and can no longer be rotated.")
 		if err != nil {
@@ -83,7 +83,8 @@ func (s *Store) RotateKey(ctx context.Context, actor keyledger.Actor, id string,
 				"previous_destroyed_after": destroyAfter.UTC().Format(time.RFC3339)}}); err != nil {
 			return err
 		}
-		return syncOffboardings(ctx, tx, actor, now, 0)
+		*t = touchedKeys(actor, now)
+		return nil
 	})
 	if isUniqueViolation(err, "key_versions_pkey") {
 		// Two rotations computed the same new version number: the loser.
@@ -118,7 +119,7 @@ func (s *Store) RollbackKey(ctx context.Context, actor keyledger.Actor, id strin
 	if graceDays <= 0 {
 		graceDays = keyledger.DefaultGraceDays
 	}
-	err := s.tx(ctx, func(tx pgx.Tx) error {
+	err := s.write(ctx, func(tx pgx.Tx, t *touched) error {
 		actor, k, err := editableKey(ctx, tx, actor, id, true, "This key is archived.")
 		if err != nil {
 			return err
@@ -158,7 +159,8 @@ func (s *Store) RollbackKey(ctx context.Context, actor keyledger.Actor, id strin
 			Environment: k.Environment, Details: map[string]any{"from_version": k.CurrentVersion, "grace_days": graceDays}}); err != nil {
 			return err
 		}
-		return syncOffboardings(ctx, tx, actor, now, 0)
+		*t = touchedKeys(actor, now)
+		return nil
 	})
 	if err != nil {
 		return nil, s.internal(ctx, "roll back key "+id, err)

@@ -177,7 +177,7 @@ func New(ctx context.Context, pool *pgxpool.Pool, keyring *crypto.Keyring, opts 
 	if err != nil {
 		return nil, err
 	}
-	if s.dummyHash, err = s.hashPassword(pw); err != nil {
+	if s.dummyHash, err = s.hashPassword(ctx, pw); err != nil {
 		return nil, fmt.Errorf("hash dummy password: %w", err)
 	}
 	return s, nil
@@ -305,18 +305,39 @@ func freshActorMay(ctx context.Context, q rowQuerier, actor keyledger.Actor, may
 // 216 MiB of RSS for a burst of 42 sign-ins, 88 MiB of it at rest). A
 // collection of keyledger's small live heap costs about a millisecond; a
 // hash costs fifty.
-func (s *Store) hashPassword(password string) (string, error) {
-	s.hashes.Add(1)
-	s.hashSlots <- struct{}{}
+//
+// A hash waiting for a slot gives up when ctx ends: a sign-in queued
+// behind a burst whose client went away (or whose deadline passed) must
+// not hold its request, and then a slot, for nobody.
+func (s *Store) hashPassword(ctx context.Context, password string) (string, error) {
+	if err := s.takeHashSlot(ctx); err != nil {
+		return "", err
+	}
 	defer s.releaseHashSlot()
 	return crypto.HashPassword(password, s.pw)
 }
 
-func (s *Store) verifyPassword(password, phc string) (ok, needsRehash bool, err error) {
-	s.hashes.Add(1)
-	s.hashSlots <- struct{}{}
+func (s *Store) verifyPassword(ctx context.Context, password, phc string) (ok, needsRehash bool, err error) {
+	if err := s.takeHashSlot(ctx); err != nil {
+		return false, false, err
+	}
 	defer s.releaseHashSlot()
 	return crypto.VerifyPassword(password, phc, s.pw)
+}
+
+// takeHashSlot waits for a free slot or the end of ctx, whichever comes
+// first; a hash is counted as started only once it has its slot.
+func (s *Store) takeHashSlot(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	select {
+	case s.hashSlots <- struct{}{}:
+		s.hashes.Add(1)
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // PasswordHashes is how many argon2id hashes this store has started.

@@ -319,12 +319,12 @@ func TestThrottleAlertsAdminsOnce(t *testing.T) {
 	}
 	attack(f.member.Email, lim.AlertAfter-1)
 	attack("nobody@example.com", 3*lim.AlertAfter)
-	if sent, err := f.s.SendAccountAlerts(ctx, n, "https://keys.example.com"); err != nil || sent != 0 {
+	if sent, err := f.s.SendAccountAlerts(ctx, n, testLinks("https://keys.example.com")); err != nil || sent != 0 {
 		t.Fatalf("before the threshold: %d sent, %v", sent, err)
 	}
 	attack(f.member.Email, 3*lim.AlertAfter)
 	for range 3 {
-		if _, err := f.s.SendAccountAlerts(ctx, n, "https://keys.example.com"); err != nil {
+		if _, err := f.s.SendAccountAlerts(ctx, n, testLinks("https://keys.example.com")); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -345,7 +345,7 @@ func TestThrottleAlertsAdminsOnce(t *testing.T) {
 	// A day later the attack goes on: one more alert.
 	f.clock.Advance(lim.AccountWindow)
 	attack(f.member.Email, lim.AlertAfter)
-	if _, err := f.s.SendAccountAlerts(ctx, n, "https://keys.example.com"); err != nil {
+	if _, err := f.s.SendAccountAlerts(ctx, n, testLinks("https://keys.example.com")); err != nil {
 		t.Fatal(err)
 	}
 	if len(n.sent()) != 2 {

@@ -466,21 +466,28 @@ func (s *Store) verifyStoredPassword(ctx context.Context, userID int64, password
 		return badPassword()
 	}
 	if hash == nil {
-		_, _, _ = s.verifyPassword("x", s.dummyHash)
+		_, _, _ = s.verifyPassword(ctx, "x", s.dummyHash)
 		return badPassword()
 	}
-	ok, _, err := s.verifyPassword(password, *hash)
+	ok, _, err := s.verifyPassword(ctx, password, *hash)
+	if err != nil && ctx.Err() != nil {
+		return s.internal(ctx, "confirm password", err)
+	}
 	if err != nil || !ok {
 		return badPassword()
 	}
 	return nil
 }
 
-// HasPassword reports whether the user has a password to confirm with
+// HasPassword reports whether the actor has a password to confirm with
 // (an account made by single sign-on has none until a set-password link).
-func (s *Store) HasPassword(ctx context.Context, userID int64) (bool, error) {
+func (s *Store) HasPassword(ctx context.Context, actor keyledger.Actor) (bool, error) {
+	// Only ever about the asker themselves: there is no id to ask about.
+	if actor.User == nil {
+		return false, keyledger.Errorf(keyledger.EUNAUTHORIZED, "Please sign in.")
+	}
 	var has bool
-	if err := s.pool.QueryRow(ctx, "SELECT password_hash IS NOT NULL FROM users WHERE id = $1", userID).Scan(&has); err != nil {
+	if err := s.pool.QueryRow(ctx, "SELECT password_hash IS NOT NULL FROM users WHERE id = $1", actor.User.ID).Scan(&has); err != nil {
 		return false, s.internal(ctx, "has password", err)
 	}
 	return has, nil
@@ -492,7 +499,11 @@ func badPassword() error {
 }
 
 // RolePolicies says, per role, whether two-factor sign-in is required.
-func (s *Store) RolePolicies(ctx context.Context) (map[keyledger.Role]bool, error) {
+// Admins (and system actors).
+func (s *Store) RolePolicies(ctx context.Context, actor keyledger.Actor) (map[keyledger.Role]bool, error) {
+	if err := mayRead(actor, keyledger.CanAdminister); err != nil {
+		return nil, err
+	}
 	out := map[keyledger.Role]bool{}
 	rows, err := s.pool.Query(ctx, "SELECT role, require_totp FROM role_policies")
 	if err != nil {

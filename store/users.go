@@ -34,7 +34,7 @@ func (s *Store) CreateUser(ctx context.Context, actor keyledger.Actor, in keyled
 	if err := in.Validate(); err != nil {
 		return nil, err
 	}
-	hash, err := s.hashPassword(in.Password)
+	hash, err := s.hashPassword(ctx, in.Password)
 	if err != nil {
 		return nil, fmt.Errorf("create user: hash password: %w", err)
 	}
@@ -67,8 +67,16 @@ func (s *Store) CountUsers(ctx context.Context) (int, error) {
 	return n, nil
 }
 
-// ListUsers lists users by email.
-func (s *Store) ListUsers(ctx context.Context) ([]keyledger.User, error) {
+// ListUsers lists users by email. Leads and admins (and system actors).
+func (s *Store) ListUsers(ctx context.Context, actor keyledger.Actor) ([]keyledger.User, error) {
+	if err := mayRead(actor, keyledger.CanLead); err != nil {
+		return nil, err
+	}
+	return s.listUsers(ctx)
+}
+
+// listUsers is ListUsers for callers that have checked the actor.
+func (s *Store) listUsers(ctx context.Context) ([]keyledger.User, error) {
 	rows, err := s.pool.Query(ctx, "SELECT "+userColumns+" FROM users ORDER BY email")
 	if err != nil {
 		return nil, s.internal(ctx, "list users", err)
@@ -86,9 +94,13 @@ func (s *Store) ListUsers(ctx context.Context) ([]keyledger.User, error) {
 	return users, nil
 }
 
-// ActiveUsers lists active users for owner pickers.
-func (s *Store) ActiveUsers(ctx context.Context) ([]keyledger.User, error) {
-	all, err := s.ListUsers(ctx)
+// ActiveUsers lists active users for owner pickers, which every active
+// person sees (a key's owner is chosen when it is registered).
+func (s *Store) ActiveUsers(ctx context.Context, actor keyledger.Actor) ([]keyledger.User, error) {
+	if err := mayRead(actor, keyledger.CanUse); err != nil {
+		return nil, err
+	}
+	all, err := s.listUsers(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -99,6 +111,20 @@ func (s *Store) ActiveUsers(ctx context.Context) ([]keyledger.User, error) {
 		}
 	}
 	return out, nil
+}
+
+// mayRead applies the root package's rule may to the person behind
+// actor, as the request loaded them: the session read re-reads status and
+// role on every request, and a read changes nothing that a deactivation a
+// moment later could regret, so reads add no statement to re-read them
+// (writes do, inside their transaction: freshActorMay). A system actor (a
+// job or the CLI: no user, no token, a name) may read; an empty actor may
+// not.
+func mayRead(actor keyledger.Actor, may func(*keyledger.User) error) error {
+	if actor.User == nil && actor.Token == nil && actor.Name != "" {
+		return nil
+	}
+	return may(actor.User)
 }
 
 // UserByEmail finds a user by email.
@@ -127,7 +153,7 @@ func (s *Store) DeactivateUser(ctx context.Context, actor keyledger.Actor, email
 	}
 	email = keyledger.NormalizeEmail(email)
 	var u *keyledger.User
-	err := s.tx(ctx, func(tx pgx.Tx) error {
+	err := s.write(ctx, func(tx pgx.Tx, t *touched) error {
 		actor, err := freshActor(ctx, tx, actor)
 		if err != nil {
 			return err
@@ -135,40 +161,50 @@ func (s *Store) DeactivateUser(ctx context.Context, actor keyledger.Actor, email
 		if actor.User != nil && keyledger.CanAdminister(actor.User) != nil {
 			return keyledger.Errorf(keyledger.EFORBIDDEN, "Only admins may deactivate users.")
 		}
-		var target int64
-		var role, status string
-		err = tx.QueryRow(ctx, "SELECT id, role, status FROM users WHERE email = $1 FOR UPDATE", email).Scan(&target, &role, &status)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return keyledger.ErrNotFound("User")
-		}
-		if err != nil {
+		if u, err = deactivateUser(ctx, tx, actor, email); err != nil {
 			return err
 		}
-		if role == string(keyledger.RoleAdmin) && status == string(keyledger.UserActive) {
-			if err := lastAdminGuard(ctx, tx, target); err != nil {
-				return err
-			}
-		}
-		u, err = scanUser(tx.QueryRow(ctx, `UPDATE users SET status = 'deactivated', deactivated_at = now(), updated_at = now()
-			WHERE email = $1 RETURNING `+userColumns, email))
-		if errors.Is(err, pgx.ErrNoRows) {
-			return keyledger.ErrNotFound("User")
-		}
-		if err != nil {
-			return err
-		}
-		sessions, _, err := endAccess(ctx, tx, u.ID)
-		if err != nil {
-			return err
-		}
-		if err := writeAudit(ctx, tx, auditEntry{Actor: actor, Action: keyledger.ActionUserDeactivate, SubjectID: u.ID, SubjectEmail: u.Email,
-			Details: map[string]any{"sessions_revoked": sessions}}); err != nil {
-			return err
-		}
-		return syncOffboardings(ctx, tx, actor, s.now(), u.ID)
+		*t = touchedUser(actor, s.now(), u.ID)
+		return nil
 	})
 	if err != nil {
 		return nil, s.internal(ctx, "deactivate user "+email, err)
+	}
+	return u, nil
+}
+
+// deactivateUser is DeactivateUser inside the caller's transaction, for an
+// actor already re-read and allowed to administer.
+func deactivateUser(ctx context.Context, tx pgx.Tx, actor keyledger.Actor, email string) (*keyledger.User, error) {
+	var target int64
+	var role, status string
+	err := tx.QueryRow(ctx, "SELECT id, role, status FROM users WHERE email = $1 FOR UPDATE", email).Scan(&target, &role, &status)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, keyledger.ErrNotFound("User")
+	}
+	if err != nil {
+		return nil, err
+	}
+	if role == string(keyledger.RoleAdmin) && status == string(keyledger.UserActive) {
+		if err := lastAdminGuard(ctx, tx, target); err != nil {
+			return nil, err
+		}
+	}
+	u, err := scanUser(tx.QueryRow(ctx, `UPDATE users SET status = $2, deactivated_at = now(), updated_at = now()
+		WHERE email = $1 RETURNING `+userColumns, email, string(keyledger.UserDeactivated)))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, keyledger.ErrNotFound("User")
+	}
+	if err != nil {
+		return nil, err
+	}
+	sessions, _, err := endAccess(ctx, tx, u.ID)
+	if err != nil {
+		return nil, err
+	}
+	if err := writeAudit(ctx, tx, auditEntry{Actor: actor, Action: keyledger.ActionUserDeactivate, SubjectID: u.ID, SubjectEmail: u.Email,
+		Details: map[string]any{"sessions_revoked": sessions}}); err != nil {
+		return nil, err
 	}
 	return u, nil
 }

@@ -392,7 +392,7 @@ func TestDeactivateUser(t *testing.T) {
 	if err != nil || got.Active() {
 		t.Errorf("UserByEmail: %+v, %v", got, err)
 	}
-	active, err := f.s.ActiveUsers(ctx)
+	active, err := f.s.ActiveUsers(ctx, keyledger.SystemActor("test"))
 	if err != nil {
 		t.Fatal(err)
 	}

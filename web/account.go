@@ -145,7 +145,7 @@ func (s *Server) renderProfile(c echo.Context, status int, v templates.ProfileVi
 	v.StepUpAt = actor.StepUpAt
 	_, refused := v.TokenForm.Errors["current_password"]
 	if v.NeedProof = !keyledger.FreshProof(actor, time.Now()) || refused; v.NeedProof {
-		if v.HasPassword, err = s.store.HasPassword(ctx, actor.User.ID); err != nil {
+		if v.HasPassword, err = s.store.HasPassword(ctx, actor); err != nil {
 			return err
 		}
 	}
@@ -351,7 +351,7 @@ func (s *Server) proofState(c echo.Context, v *templates.TOTPEnrollView, errs ma
 	_, refusedOff := errs["password"]
 	v.NeedProof = !keyledger.FreshProof(s.actor(c), time.Now()) || refusedNew || refusedOff
 	var err error
-	v.HasPassword, err = s.store.HasPassword(c.Request().Context(), currentUser(c).ID)
+	v.HasPassword, err = s.store.HasPassword(c.Request().Context(), s.actor(c))
 	return err
 }
 

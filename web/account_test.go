@@ -115,7 +115,7 @@ func TestTOTPEnrollmentAndSignIn(t *testing.T) {
 	if resp.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(body, `data-testid="error-code"`) {
 		t.Fatalf("wrong enrollment code = %d", resp.StatusCode)
 	}
-	if u, _ := env.Store.UserByID(context.Background(), env.Users["member"].ID); u.TOTPEnabled {
+	if u, _ := env.Store.UserByID(context.Background(), keyledger.SystemActor("test"), env.Users["member"].ID); u.TOTPEnabled {
 		t.Fatal("a wrong code turned two-factor sign-in on")
 	}
 	// The secret shown before still holds after a wrong code.
@@ -185,7 +185,7 @@ func TestTOTPEnrollmentAndSignIn(t *testing.T) {
 	if resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("disable = %d", resp.StatusCode)
 	}
-	if u, _ := env.Store.UserByID(context.Background(), env.Users["member"].ID); u.TOTPEnabled {
+	if u, _ := env.Store.UserByID(context.Background(), keyledger.SystemActor("test"), env.Users["member"].ID); u.TOTPEnabled {
 		t.Fatal("two-factor sign-in still on")
 	}
 	env.client().login("member")
@@ -238,7 +238,7 @@ func TestRolePolicyForcesEnrollment(t *testing.T) {
 	if resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("POST /admin/roles = %d", resp.StatusCode)
 	}
-	if pol, _ := env.Store.RolePolicies(context.Background()); !pol[keyledger.RoleMember] || pol[keyledger.RoleAdmin] || pol[keyledger.RoleLead] {
+	if pol, _ := env.Store.RolePolicies(context.Background(), keyledger.SystemActor("test")); !pol[keyledger.RoleMember] || pol[keyledger.RoleAdmin] || pol[keyledger.RoleLead] {
 		t.Fatalf("policies %v", pol)
 	}
 	if _, body := admin.get("/admin/users"); !strings.Contains(body, `name="require_totp" value="member" checked`) {
@@ -269,7 +269,7 @@ func TestRolePolicyForcesEnrollment(t *testing.T) {
 	if resp, _ := admin.post("/admin/roles", url.Values{}); resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("clear policies = %d", resp.StatusCode)
 	}
-	if pol, _ := env.Store.RolePolicies(context.Background()); pol[keyledger.RoleMember] {
+	if pol, _ := env.Store.RolePolicies(context.Background(), keyledger.SystemActor("test")); pol[keyledger.RoleMember] {
 		t.Fatal("member policy still on")
 	}
 	expectSignedIn(t, env.client().login("member2"))

@@ -31,10 +31,10 @@ func (s *Server) adminUsers(c echo.Context) error {
 func (s *Server) renderAdminUsers(c echo.Context, status int, v templates.AdminUsersView) error {
 	ctx := c.Request().Context()
 	var err error
-	if v.Users, err = s.store.ListUsers(ctx); err != nil {
+	if v.Users, err = s.store.ListUsers(ctx, s.actor(c)); err != nil {
 		return err
 	}
-	if v.Policies, err = s.store.RolePolicies(ctx); err != nil {
+	if v.Policies, err = s.store.RolePolicies(ctx, s.actor(c)); err != nil {
 		return err
 	}
 	v.Roles = keyledger.Roles()
@@ -63,7 +63,7 @@ func (s *Server) adminTarget(c echo.Context) (*keyledger.User, error) {
 	if err != nil || id < 1 {
 		return nil, keyledger.ErrNotFound("User")
 	}
-	return s.store.UserByID(c.Request().Context(), id)
+	return s.store.UserByID(c.Request().Context(), s.actor(c), id)
 }
 
 // adminRowFailure re-renders the users page with the refusal next to the
@@ -258,7 +258,7 @@ func (s *Server) adminRolePolicies(c echo.Context) error {
 		}
 		want[role] = true
 	}
-	have, err := s.store.RolePolicies(ctx)
+	have, err := s.store.RolePolicies(ctx, s.actor(c))
 	if err != nil {
 		return err
 	}
@@ -287,7 +287,7 @@ func (s *Server) adminEnvironments(c echo.Context) error {
 // form failed (its input and errors in failed), create is the create
 // form's state.
 func (s *Server) renderAdminEnvironments(c echo.Context, status int, failedName string, failed, create templates.EnvironmentForm) error {
-	envs, err := s.store.Environments(c.Request().Context())
+	envs, err := s.store.Environments(c.Request().Context(), s.actor(c))
 	if err != nil {
 		return err
 	}

@@ -308,7 +308,7 @@ func TestAdminRoutesForbiddenToOthers(t *testing.T) {
 	if u := userByEmail(t, env, "member2@example.com"); !u.Active() {
 		t.Error("a non-admin deactivated member2")
 	}
-	if pol, _ := env.Store.RolePolicies(ctx); pol[keyledger.RoleAdmin] {
+	if pol, _ := env.Store.RolePolicies(ctx, keyledger.SystemActor("test")); pol[keyledger.RoleAdmin] {
 		t.Error("a non-admin changed the role policy")
 	}
 	if devAfter, _ := env.Store.Environment(ctx, "development"); devAfter != devBefore {

@@ -13,7 +13,7 @@ import (
 )
 
 func (s *Server) apiEnvironments(c echo.Context) error {
-	envs, err := s.store.Environments(c.Request().Context())
+	envs, err := s.store.Environments(c.Request().Context(), s.actor(c))
 	if err != nil {
 		return err
 	}

@@ -19,7 +19,7 @@ func (s *Server) auditPage(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	envs, err := s.store.Environments(ctx)
+	envs, err := s.store.Environments(ctx, s.actor(c))
 	if err != nil {
 		return err
 	}

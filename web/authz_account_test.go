@@ -97,7 +97,7 @@ func (st *acctCell) self() *keyledger.User {
 	if signedIn(st.actor) {
 		id = st.env.Users[authzLoginName[st.actor]].ID
 	}
-	u, err := st.env.Store.UserByID(context.Background(), id)
+	u, err := st.env.Store.UserByID(context.Background(), keyledger.SystemActor("test"), id)
 	if err != nil {
 		st.t.Fatal(err)
 	}
@@ -107,7 +107,7 @@ func (st *acctCell) self() *keyledger.User {
 // user re-reads u.
 func (st *acctCell) user(t *testing.T, u *keyledger.User) *keyledger.User {
 	t.Helper()
-	fresh, err := st.env.Store.UserByID(context.Background(), u.ID)
+	fresh, err := st.env.Store.UserByID(context.Background(), keyledger.SystemActor("test"), u.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1027,7 +1027,7 @@ func authzAccountCases() []authzCase {
 			want: adminPost("/admin/users?policies=1"),
 			check: func(t *testing.T, env *testEnv, _ *keyledger.Key, _ url.Values, got authzWant) {
 				ctx := context.Background()
-				pol, err := env.Store.RolePolicies(ctx)
+				pol, err := env.Store.RolePolicies(ctx, keyledger.SystemActor("test"))
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -81,7 +81,7 @@ func (s *Server) renderUserPage(c echo.Context, status int, f userForm) error {
 	if err != nil {
 		return err
 	}
-	person, err := s.store.UserByID(ctx, id)
+	person, err := s.store.UserByID(ctx, actor, id)
 	if err != nil {
 		return err
 	}
@@ -118,7 +118,7 @@ func (s *Server) renderUserPage(c echo.Context, status int, f userForm) error {
 // otherActiveUsers lists who may take over keys from the user with id
 // except: every active user but them.
 func (s *Server) otherActiveUsers(c echo.Context, except int64) ([]keyledger.User, error) {
-	all, err := s.store.ActiveUsers(c.Request().Context())
+	all, err := s.store.ActiveUsers(c.Request().Context(), s.actor(c))
 	if err != nil {
 		return nil, err
 	}

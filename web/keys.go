@@ -37,10 +37,10 @@ func (s *Server) keyList(c echo.Context) error {
 func (s *Server) keyFormData(c echo.Context, f *templates.KeyForm) error {
 	ctx := c.Request().Context()
 	var err error
-	if f.Environments, err = s.store.Environments(ctx); err != nil {
+	if f.Environments, err = s.store.Environments(ctx, s.actor(c)); err != nil {
 		return err
 	}
-	f.Owners, err = s.store.ActiveUsers(ctx)
+	f.Owners, err = s.store.ActiveUsers(ctx, s.actor(c))
 	return err
 }
 

@@ -128,10 +128,10 @@ func (s *Server) renderExport(c echo.Context, status int, v templates.ExportView
 		v.Previewed = err == nil
 		v.StepUpNeeded = v.Previewed && (s.stepUpNeeded(c, prev.Environment) || v.Errors["step_up"] != "")
 	}
-	if v.Environments, err = s.store.Environments(ctx); err != nil {
+	if v.Environments, err = s.store.Environments(ctx, s.actor(c)); err != nil {
 		return err
 	}
-	if v.Projects, err = s.store.Projects(ctx); err != nil {
+	if v.Projects, err = s.store.Projects(ctx, s.actor(c)); err != nil {
 		return err
 	}
 	for _, f := range keyledger.ExportFormats() {

@@ -42,7 +42,7 @@ func (s *Server) renderOffboardingList(c echo.Context, status int, v templates.O
 			v.Completed = append(v.Completed, row)
 		}
 	}
-	users, err := s.store.ListUsers(ctx)
+	users, err := s.store.ListUsers(ctx, actor)
 	if err != nil {
 		return err
 	}
@@ -79,6 +79,8 @@ type offboardingExtras struct {
 	waiveErr    string
 	msg         string
 	flash       []templates.Flash
+	// askAdmin: a lead tried to deactivate; the message names the person.
+	askAdmin bool
 }
 
 func (s *Server) offboardingPage(c echo.Context) error {
@@ -102,6 +104,9 @@ func (s *Server) renderOffboarding(c echo.Context, status int, x offboardingExtr
 	o, err := s.store.Offboarding(c.Request().Context(), actor, id)
 	if err != nil {
 		return err
+	}
+	if x.askAdmin {
+		x.msg = "Only admins may deactivate accounts. Ask an admin to deactivate " + o.User.Email + " from this checklist."
 	}
 	v := templates.OffboardingView{O: o, CanDeactivate: keyledger.CanAdminister(actor.User) == nil, Owner: x.owner, Errors: x.errs,
 		WaiveItem: x.waiveItem, WaiveReason: x.waiveReason, WaiveError: x.waiveErr, Message: x.msg}
@@ -170,34 +175,16 @@ func (s *Server) offboardingWaive(c echo.Context) error {
 	return c.Redirect(http.StatusSeeOther, fmt.Sprintf("/offboarding/%d?waived=1", id))
 }
 
-// openOffboarding loads an offboarding that may still change. It returns
-// nil and the response to send (an error page, or the checklist saying it
-// is complete) when there is none.
-func (s *Server) openOffboarding(c echo.Context, id int64) (*keyledger.Offboarding, error) {
-	o, err := s.store.Offboarding(c.Request().Context(), s.actor(c), id)
-	if err != nil {
-		return nil, err
-	}
-	if o.Completed() {
-		return nil, s.offboardingFailure(c, keyledger.Errorf(keyledger.ECONFLICT, "This offboarding is complete; its record can no longer change."), offboardingExtras{})
-	}
-	return o, nil
-}
-
 // offboardingReassign moves every live key the departing person owns to
-// one new owner; the reassign items resolve with it.
+// one new owner; the reassign items resolve with it. The store checks,
+// in the same transaction, that the checklist is still open.
 func (s *Server) offboardingReassign(c echo.Context) error {
 	id, err := offboardingID(c)
 	if err != nil {
 		return err
 	}
-	ctx := c.Request().Context()
-	o, err := s.openOffboarding(c, id)
-	if o == nil {
-		return err
-	}
 	owner := c.FormValue("owner")
-	n, err := s.store.ReassignKeys(ctx, s.actor(c), o.User.ID, owner, nil)
+	n, err := s.store.ReassignOffboardedKeys(c.Request().Context(), s.actor(c), id, owner)
 	if err != nil {
 		return s.offboardingFailure(c, err, offboardingExtras{owner: owner})
 	}
@@ -222,17 +209,11 @@ func (s *Server) offboardingDeactivate(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	ctx := c.Request().Context()
-	o, err := s.openOffboarding(c, id)
-	if o == nil {
-		return err
-	}
-	if _, err := s.store.DeactivateUser(ctx, s.actor(c), o.User.Email); err != nil {
+	if _, err := s.store.DeactivateOffboarded(c.Request().Context(), s.actor(c), id); err != nil {
 		if keyledger.ErrorCode(err) == keyledger.EFORBIDDEN {
 			// A lead: say so on the checklist rather than on a bare
 			// error page.
-			return s.renderOffboarding(c, http.StatusForbidden, offboardingExtras{
-				msg: "Only admins may deactivate accounts. Ask an admin to deactivate " + o.User.Email + " from this checklist."})
+			return s.renderOffboarding(c, http.StatusForbidden, offboardingExtras{askAdmin: true})
 		}
 		return s.offboardingFailure(c, err, offboardingExtras{})
 	}

@@ -29,7 +29,7 @@ func ageStepUp(t *testing.T, env *testEnv, u *keyledger.User) {
 
 func totpOn(t *testing.T, env *testEnv, u *keyledger.User) bool {
 	t.Helper()
-	fresh, err := env.Store.UserByID(context.Background(), u.ID)
+	fresh, err := env.Store.UserByID(context.Background(), keyledger.SystemActor("test"), u.ID)
 	if err != nil {
 		t.Fatal(err)
 	}

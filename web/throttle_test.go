@@ -14,6 +14,7 @@ import (
 
 	"github.com/keyledger/keyledger"
 	"github.com/keyledger/keyledger/store"
+	"github.com/keyledger/keyledger/web"
 )
 
 // Sign-in throttling through the HTTP stack (docs/security.md, "Sign-in
@@ -276,7 +277,7 @@ func TestThrottleAttackerCannotLockAdmin(t *testing.T) {
 	}
 	n := &webNotifier{}
 	for range 3 {
-		if _, err := env.Store.SendAccountAlerts(context.Background(), n, env.HTTP.URL); err != nil {
+		if _, err := env.Store.SendAccountAlerts(context.Background(), n, web.NewLinks(env.HTTP.URL)); err != nil {
 			t.Fatal(err)
 		}
 	}

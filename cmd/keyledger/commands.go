@@ -229,7 +229,7 @@ func (m *Main) userCreate(ctx context.Context, cfg Config, args []string) error 
 
 func (m *Main) userList(ctx context.Context, cfg Config) error {
 	return m.withStore(ctx, cfg, func(st *store.Store) error {
-		users, err := st.ListUsers(ctx)
+		users, err := st.ListUsers(ctx, keyledger.SystemActor("cli"))
 		if err != nil {
 			return err
 		}

@@ -167,7 +167,7 @@ func (m *Main) serve(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	jobs, err := st.NewJobs(store.JobsConfig{Verifier: srv.Verifier(), Notifier: notifier, BaseURL: cfg.BaseURL,
+	jobs, err := st.NewJobs(store.JobsConfig{Verifier: srv.Verifier(), Notifier: notifier, Links: web.NewLinks(cfg.BaseURL),
 		VerifyInterval: cfg.VerifyInterval, Logger: log, CheckpointInterval: cfg.CheckpointInterval, Checkpoints: checkpoints})
 	if err != nil {
 		return err
