@@ -64,7 +64,7 @@ func formsErrorNextToField(t testing.TB, body, field string) {
 		t.Errorf("the error of %q is not next to its field", field)
 	}
 	tagEnd := strings.Index(rest, ">")
-	if tag := rest[:tagEnd]; !strings.Contains(tag, "aria-invalid") || !strings.Contains(tag, `aria-describedby="err-`+field+`"`) {
+	if tag := rest[:tagEnd]; !strings.Contains(tag, `aria-invalid="true"`) || !strings.Contains(tag, `aria-describedby="err-`+field+`"`) {
 		t.Errorf("field %q is not marked invalid: %s", field, tag)
 	}
 }

@@ -1,0 +1,277 @@
+package web_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/chromedp"
+	"github.com/keyledger/keyledger"
+)
+
+// The accessibility test loads every page once per role and looks at it
+// four ways (desktop 1280×800 and phone 390×844, light and dark): the page
+// must fit the width without scrolling sideways, and axe-core (npm, the
+// version pinned in web/testdata/axe) must find no violation. Changing the
+// viewport and the emulated color scheme re-lays the page out without a
+// reload, which keeps the page loads to one per page and role.
+
+// axeDir holds package.json and package-lock.json for axe-core; CI runs
+// `npm ci` there (.ci/run).
+const axeDir = "testdata/axe"
+
+// axeSource reads axe.min.js or fails saying how to install it.
+func axeSource(t *testing.T) string {
+	t.Helper()
+	src, err := os.ReadFile(filepath.Join(axeDir, "node_modules", "axe-core", "axe.min.js"))
+	if err != nil {
+		t.Fatalf("axe-core is not installed (%v): run `npm ci --prefix web/testdata/axe`, "+
+			"or set KEYLEDGER_SKIP_BROWSER=1 to skip the browser tests on purpose", err)
+	}
+	return string(src)
+}
+
+// viewMode is one way of looking at a page.
+type viewMode struct {
+	name          string
+	width, height int64
+	mobile        bool
+	scheme        string // prefers-color-scheme
+}
+
+var viewModes = []viewMode{
+	{"desktop light", 1280, 800, false, "light"},
+	{"desktop dark", 1280, 800, false, "dark"},
+	{"phone light", 390, 844, true, "light"},
+	{"phone dark", 390, 844, true, "dark"},
+}
+
+// setMode switches the tab's viewport and color scheme.
+func (b *browser) setMode(m viewMode) {
+	b.t.Helper()
+	opts := []chromedp.EmulateViewportOption{chromedp.EmulatePortrait}
+	if m.mobile {
+		opts = append(opts, chromedp.EmulateMobile)
+	}
+	b.do("emulate "+m.name,
+		chromedp.EmulateViewport(m.width, m.height, opts...),
+		chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+			_, err := cdp.Call(ctx, t, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+				// Reduced motion: Pico's colour transitions would otherwise
+				// leave axe measuring a colour halfway to the new scheme.
+				Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: m.scheme}, {Name: "prefers-reduced-motion", Value: "reduce"}},
+			})
+			return err
+		}),
+	)
+}
+
+// axeViolation is the part of axe's result a person needs to fix it.
+type axeViolation struct {
+	ID     string `json:"id"`
+	Impact string `json:"impact"`
+	Help   string `json:"help"`
+	Nodes  []struct {
+		Target  []any  `json:"target"`
+		Summary string `json:"failureSummary"`
+	} `json:"nodes"`
+}
+
+// axeRun runs axe's WCAG 2.0–2.2 A and AA rules and its best practices on
+// the whole document. target-size (2.5.8, AA in WCAG 2.2) is off in axe
+// by default: it is turned on by name.
+const axeRun = `axe.run(document, {
+	runOnly: {type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa", "best-practice"]},
+	rules: {"target-size": {enabled: true}},
+	resultTypes: ["violations"],
+}).then(r => JSON.stringify(r.violations.map(v => ({
+	id: v.id, impact: v.impact, help: v.help,
+	nodes: v.nodes.slice(0, 5).map(n => ({target: n.target, failureSummary: n.failureSummary}))}))))`
+
+// pageChecks are the checks axe does not make: the skip link's target and
+// the error ids fields point at exist, and no field says aria-invalid="".
+const pageChecks = `(() => {
+	const out = [];
+	const skip = document.querySelector("a.skip-link");
+	if (!skip) out.push("no skip link");
+	else if (!document.querySelector(skip.getAttribute("href"))) out.push("the skip link points at nothing");
+	else if (document.querySelector("a[href], button, input, select, textarea, summary") !== skip) out.push("the skip link is not the first focusable element");
+	for (const e of document.querySelectorAll("[aria-describedby]"))
+		for (const id of e.getAttribute("aria-describedby").split(/\s+/))
+			if (id && !document.getElementById(id)) out.push("#" + e.id + " aria-describedby=" + id + " which does not exist");
+	for (const e of document.querySelectorAll("[aria-invalid]"))
+		if (e.getAttribute("aria-invalid") !== "true") out.push("#" + e.id + ` + "` aria-invalid=\"${e.getAttribute(\"aria-invalid\")}\"`" + `);
+	return out;
+})()`
+
+// audit looks at the current page in every view mode.
+func (b *browser) audit(label string) {
+	b.t.Helper()
+	for _, p := range evalIn[[]string](b, pageChecks) {
+		b.t.Errorf("%s: %s", label, p)
+	}
+	for _, m := range viewModes {
+		b.setMode(m)
+		if w := evalIn[[]int](b, `[document.documentElement.scrollWidth, document.documentElement.clientWidth]`); w[0] > w[1] {
+			wide := evalIn[string](b, `[...document.querySelectorAll("body *")].filter(e => e.getBoundingClientRect().right > document.documentElement.clientWidth + 1 && !(e.parentElement && e.parentElement.closest("[role=region]"))).slice(0, 6).map(e => e.tagName.toLowerCase() + (e.className ? "." + String(e.className).split(" ").join(".") : "") + (e.id ? "#" + e.id : "")).join(", ")`)
+			b.t.Errorf("%s (%s): the page is %d px wide in a %d px viewport (too wide: %s)", label, m.name, w[0], w[1], wide)
+		}
+		raw, err := chromedp.Run(b.ctx, chromedp.Evaluate[string](axeRun, chromedp.EvalAwaitPromise))
+		if err != nil {
+			b.fatalf("%s (%s): axe: %v", label, m.name, err)
+		}
+		var vs []axeViolation
+		if err := json.Unmarshal([]byte(raw), &vs); err != nil {
+			b.fatalf("%s: axe result: %v", label, err)
+		}
+		for _, v := range vs {
+			var nodes []string
+			for _, n := range v.Nodes {
+				nodes = append(nodes, fmt.Sprintf("      %v: %s", n.Target, strings.ReplaceAll(n.Summary, "\n", " ")))
+			}
+			b.t.Errorf("%s (%s): axe %s (%s): %s\n%s", label, m.name, v.ID, v.Impact, v.Help, strings.Join(nodes, "\n"))
+		}
+	}
+	b.setMode(viewModes[0])
+}
+
+// badSubmit opens a form, submits it as it is (empty or with a bad
+// value typed first) and checks that focus lands on the error summary,
+// whose links lead to fields marked invalid.
+// A form-level error (a failed sign-in) is a message without links: want
+// names the element that takes the focus (its data-testid).
+func (b *browser) badSubmit(path, submit, want string, fill ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	if st := b.navigate(path); st != http.StatusOK {
+		b.fatalf("GET %s: status %d", path, st)
+	}
+	if len(fill) > 0 {
+		b.do("fill "+path, fill...)
+	}
+	b.press(submit)
+	focus := evalIn[string](b, `(() => { const a = document.activeElement; return a ? (a.dataset.testid || a.tagName.toLowerCase() + "#" + a.id) : "" })()`)
+	if focus != want {
+		b.t.Errorf("after a bad submit of %s the focus is on %q, want %s", path, focus, want)
+		return
+	}
+	bad := evalIn[[]string](b, `[...document.querySelectorAll('[data-testid="error-summary"] a')].filter(a => {
+		const f = document.querySelector(a.getAttribute("href"));
+		return !f || f.getAttribute("aria-invalid") !== "true";
+	}).map(a => a.getAttribute("href"))`)
+	if n := evalIn[int](b, `document.querySelectorAll('[data-testid="error-summary"] a').length`); want == "error-summary" && n == 0 {
+		b.t.Errorf("the error summary of %s links to no field", path)
+	}
+	if len(bad) > 0 {
+		b.t.Errorf("the error summary of %s links to %v, which are not invalid fields", path, bad)
+	}
+	b.audit(path + " after a bad submit")
+}
+
+func TestBrowserAccessibility(t *testing.T) {
+	t.Parallel()
+	chromiumPath(t)
+	axe := axeSource(t)
+	start := time.Now()
+	env := newEnv(t)
+	ctx := context.Background()
+	dev := env.createKey("member", "development", "OpenAI dev", authzSecret())
+	prod := env.createKey("lead", "production", "OpenAI prod", authzSecret())
+	if _, err := env.Store.Reveal(ctx, keyledger.Actor{User: env.Users["member"]}, dev.ID, "local development of checkout"); err != nil {
+		t.Fatal(err)
+	}
+	oid, err := env.Store.StartOffboarding(ctx, actorOf(env, "lead"), "member2@example.com", false, "leaving")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	b := newBrowser(t, env.HTTP.URL, 5*time.Minute)
+	// Test only: the page's CSP would refuse the injected axe script.
+	b.do("inject axe-core",
+		chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+			_, err := cdp.Call(ctx, t, page.SetBypassCSP, page.SetBypassCSPParams{Enabled: true})
+			return err
+		}),
+		chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+			_, err := cdp.Call(ctx, t, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: axe})
+			return err
+		}),
+	)
+	visit := func(path string) {
+		t.Helper()
+		if st := b.navigate(path); st != http.StatusOK {
+			b.fatalf("GET %s: status %d", path, st)
+		}
+		b.audit(path)
+	}
+
+	visit("/login")
+	b.badSubmit("/login", `[data-testid="login-submit"]`, "login-error",
+		chromedp.SendKeys(chromedp.ID("email"), "member@example.com", chromedp.NodeVisible),
+		chromedp.SendKeys(chromedp.ID("password"), "not the password", chromedp.NodeVisible))
+
+	keyPage := "/keys/" + dev.ID
+	common := []string{"/keys", "/keys?q=no-such-key", "/keys/new", keyPage, keyPage + "/edit", keyPage + "/rotate",
+		"/rotation", "/export", "/profile", "/profile/2fa", "/step-up?next=%2Fkeys"}
+	leads := []string{"/dashboard", fmt.Sprintf("/users/%d", env.Users["member"].ID), "/offboarding",
+		fmt.Sprintf("/offboarding/%d", oid), "/audit", "/keys/" + prod.ID}
+	admins := []string{"/admin/users", "/admin/environments"}
+	for _, role := range []string{"member", "lead", "admin"} {
+		b.signIn(role+"@example.com", fmt.Sprintf("%s (%s)", strings.ToUpper(role[:1])+role[1:], role))
+		pages := common
+		if role != "member" {
+			pages = append(append([]string(nil), pages...), leads...)
+		}
+		if role == "admin" {
+			pages = append(pages, admins...)
+		}
+		for _, p := range pages {
+			visit(p)
+		}
+		switch role {
+		case "member":
+			b.badSubmit("/keys/new", `[data-testid="register-submit"]`, "error-summary",
+				chromedp.SendKeys(chromedp.ID("project"), "checkout", chromedp.NodeVisible))
+			b.badSubmit(keyPage+"/rotate", `[data-testid="rotate-submit"]`, "error-summary")
+			// The reveal page, with its copy buttons.
+			if st := b.navigate(keyPage); st != http.StatusOK {
+				b.fatalf("GET %s: status %d", keyPage, st)
+			}
+			b.do("type a reason", chromedp.SendKeys(chromedp.ID("reason"), "a11y test", chromedp.NodeVisible))
+			b.press(`[data-testid="reveal-submit"]`)
+			names := evalIn[[]string](b, `[...document.querySelectorAll("button.copy")].map(b => b.textContent.trim())`)
+			if len(names) < 2 || names[0] != "Copy value" || !strings.Contains(strings.Join(names, "|"), "Copy bash / zsh line") {
+				t.Errorf("copy buttons are named %q, want \"Copy value\", \"Copy bash / zsh line\"…", names)
+			}
+			b.audit("reveal page")
+		case "lead":
+			// Production needs a reason: a reveal without one is a field error.
+			b.badSubmit("/keys/"+prod.ID, `[data-testid="reveal-submit"]`, "error-summary")
+			b.badSubmit("/offboarding", `[data-testid="start-submit"]`, "error-summary")
+		case "admin":
+			b.badSubmit("/admin/users", `[data-testid="create-user"]`, "error-summary")
+		}
+		if st := b.press(`[data-testid="logout"]`); st != http.StatusOK {
+			b.fatalf("sign out: status %d", st)
+		}
+	}
+	// The bad submits answer 401 and 422 on purpose; Chromium logs those.
+	var problems []string
+	for _, p := range b.consoleProblems() {
+		if !strings.Contains(p, "the server responded with a status of 401") && !strings.Contains(p, "the server responded with a status of 422") {
+			problems = append(problems, p)
+		}
+	}
+	if len(problems) > 0 {
+		t.Errorf("the pages logged %d console errors or warnings:\n%s", len(problems), strings.Join(problems, "\n"))
+	}
+	t.Logf("accessibility test took %v", time.Since(start).Round(time.Millisecond))
+}
