@@ -176,6 +176,53 @@ func (b *browser) badSubmit(path, submit, want string, fill ...chromedp.Action[c
 	b.audit(path + " after a bad submit")
 }
 
+// focusRing is the contrast between the focused element's outline and the
+// page background, or a message when there is no solid outline of 2 px.
+const focusRing = `(() => {
+	const a = document.activeElement, cs = getComputedStyle(a);
+	if (cs.outlineStyle === "none" || parseFloat(cs.outlineWidth) < 2) return "no outline of 2 px on " + a.tagName + ": " + cs.outlineStyle + " " + cs.outlineWidth;
+	const rgb = c => c.match(/[\d.]+/g).slice(0, 3).map(Number);
+	const lum = c => { const [r, g, b] = rgb(c).map(v => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4) }); return 0.2126 * r + 0.7152 * g + 0.0722 * b };
+	let bg = "rgba(0, 0, 0, 0)";
+	for (let e = document.body; e && /rgba\(0, 0, 0, 0\)|transparent/.test(bg); e = e.parentElement) bg = getComputedStyle(e).backgroundColor;
+	if (/rgba\(0, 0, 0, 0\)/.test(bg)) bg = getComputedStyle(document.documentElement).backgroundColor;
+	const [l1, l2] = [lum(cs.outlineColor), lum(bg)].sort((x, y) => y - x);
+	return ((l1 + 0.05) / (l2 + 0.05)).toFixed(2);
+})()`
+
+// keyboardAndPhone checks, on a signed-in page, that the first Tab lands
+// on the skip link with a focus ring of at least 3:1 in both schemes, and
+// that on a phone the menu is collapsed until its summary is pressed.
+func (b *browser) keyboardAndPhone(label string) {
+	b.t.Helper()
+	b.do("press Tab", chromedp.KeyEvent("\t"))
+	if got := evalIn[string](b, `document.activeElement.className`); got != "skip-link" {
+		b.t.Errorf("%s: the first Tab focuses %q, want the skip link", label, got)
+	}
+	for _, m := range []viewMode{viewModes[0], viewModes[1]} {
+		b.setMode(m)
+		ring := evalIn[string](b, focusRing)
+		var ratio float64
+		if _, err := fmt.Sscanf(ring, "%f", &ratio); err != nil || ratio < 3 {
+			b.t.Errorf("%s (%s): focus ring: %s, want a contrast of at least 3:1", label, m.name, ring)
+		}
+	}
+	b.setMode(viewModes[2])
+	visible := `(() => { const a = document.querySelector('nav.site a[href="/rotation"]'); return !!a && a.checkVisibility() })()`
+	if evalIn[bool](b, visible) {
+		b.t.Errorf("%s (phone): the menu is open before it is pressed", label)
+	}
+	b.do("open the menu", chromedp.Click(chromedp.CSS(`nav.site details.menu > summary`), chromedp.NodeVisible))
+	if !evalIn[bool](b, visible) {
+		b.t.Errorf("%s (phone): the menu does not open", label)
+	}
+	if w := evalIn[[]int](b, `[document.documentElement.scrollWidth, document.documentElement.clientWidth]`); w[0] > w[1] {
+		b.t.Errorf("%s (phone): with the menu open the page is %d px wide in %d px", label, w[0], w[1])
+	}
+	b.do("close the menu", chromedp.Click(chromedp.CSS(`nav.site details.menu > summary`), chromedp.NodeVisible))
+	b.setMode(viewModes[0])
+}
+
 func TestBrowserAccessibility(t *testing.T) {
 	t.Parallel()
 	chromiumPath(t)
@@ -235,6 +282,15 @@ func TestBrowserAccessibility(t *testing.T) {
 		}
 		for _, p := range pages {
 			visit(p)
+		}
+		b.keyboardAndPhone(role)
+		// On the key page (the last visited by a lead or admin is another
+		// key's; open this one) Reveal comes first, before the details.
+		if st := b.navigate(keyPage); st != http.StatusOK {
+			b.fatalf("GET %s: status %d", keyPage, st)
+		}
+		if order := evalIn[string](b, `[...document.querySelectorAll("main h2")].map(h => h.textContent.trim()).slice(0, 2).join("|")`); order != "Reveal|Details" {
+			t.Errorf("key page sections start %q, want Reveal then Details", order)
 		}
 		switch role {
 		case "member":
