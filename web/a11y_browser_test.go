@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -308,6 +309,20 @@ func TestBrowserAccessibility(t *testing.T) {
 				t.Errorf("copy buttons are named %q, want \"Copy value\", \"Copy bash / zsh line\"…", names)
 			}
 			b.audit("reveal page")
+			// A reveal whose form expired keeps its reason.
+			if st := b.navigate(keyPage); st != http.StatusOK {
+				b.fatalf("GET %s: status %d", keyPage, st)
+			}
+			b.do("expire the form and type a reason",
+				chromedp.Evaluate[chromedp.Void](`document.querySelector('form[action$="/reveal"] input[name=_csrf]').value = "expired"`),
+				chromedp.SendKeys(chromedp.ID("reason"), "kept after expiry", chromedp.NodeVisible))
+			if st := b.press(`[data-testid="reveal-submit"]`); st != http.StatusForbidden {
+				b.fatalf("reveal with an expired form: status %d, want 403", st)
+			}
+			if kept := evalIn[string](b, `document.getElementById("retry-reason").value`); kept != "kept after expiry" {
+				t.Errorf("the expired-form page keeps the reason as %q", kept)
+			}
+			b.audit("expired form")
 		case "lead":
 			// Production needs a reason: a reveal without one is a field error.
 			b.badSubmit("/keys/"+prod.ID, `[data-testid="reveal-submit"]`, "error-summary")
@@ -319,10 +334,10 @@ func TestBrowserAccessibility(t *testing.T) {
 			b.fatalf("sign out: status %d", st)
 		}
 	}
-	// The bad submits answer 401 and 422 on purpose; Chromium logs those.
+	// The bad submits answer 401, 403 and 422 on purpose; Chromium logs those.
 	var problems []string
 	for _, p := range b.consoleProblems() {
-		if !strings.Contains(p, "the server responded with a status of 401") && !strings.Contains(p, "the server responded with a status of 422") {
+		if !regexp.MustCompile(`the server responded with a status of (401|403|422)`).MatchString(p) {
 			problems = append(problems, p)
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/keyledger/keyledger/crypto"
+	"github.com/keyledger/keyledger/templates"
 	"github.com/labstack/echo/v4"
 )
 
@@ -91,19 +92,64 @@ func (g *csrfGuard) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 					// out, revoked) is no threat: just show the sign-in.
 					return c.Redirect(http.StatusSeeOther, "/login")
 				}
+				// Most often the page sat open past its session, or the
+				// session changed under it. The refusal keeps what was typed
+				// (retryAfterCSRF) in a fresh form that needs a fresh token.
+				if err := g.issue(c, seed); err != nil {
+					return err
+				}
+				c.Set(ctxCSRFRetry, true)
 				return errCSRF
 			}
 		}
-		if seed == "" {
-			var err error
-			if seed, err = crypto.RandomToken(32); err != nil {
-				return err
-			}
-			c.SetCookie(&http.Cookie{Name: g.cookieName, Value: seed, Path: "/", HttpOnly: true, Secure: g.secure, SameSite: http.SameSiteStrictMode})
+		if err := g.issue(c, seed); err != nil {
+			return err
 		}
-		c.Set(ctxCSRF, g.tokenFor(seed, sessionOf(c)))
 		return next(c)
 	}
+}
+
+// issue sets the token of this request (and the cookie it derives from,
+// when the browser has none) for the forms of the page it answers.
+func (g *csrfGuard) issue(c echo.Context, seed string) error {
+	if seed == "" {
+		var err error
+		if seed, err = crypto.RandomToken(32); err != nil {
+			return err
+		}
+		c.SetCookie(&http.Cookie{Name: g.cookieName, Value: seed, Path: "/", HttpOnly: true, Secure: g.secure, SameSite: http.SameSiteStrictMode})
+	}
+	c.Set(ctxCSRF, g.tokenFor(seed, sessionOf(c)))
+	return nil
+}
+
+// ctxCSRFRetry marks a request refused for its token alone (not for
+// coming from another site): its error page may offer to send it again.
+const ctxCSRFRetry = "keyledger.csrf-retry"
+
+// retryAfterCSRF is the form a refused POST may be sent again with: only
+// for forms whose typing is worth keeping, and only their fields that are
+// no secret (a reason, never a value, a password or a code).
+func retryAfterCSRF(c echo.Context) *templates.RetryForm {
+	if retry, _ := c.Get(ctxCSRFRetry).(bool); !retry {
+		return nil
+	}
+	req := c.Request()
+	path := req.URL.Path
+	switch {
+	case strings.HasPrefix(path, "/keys/") && strings.HasSuffix(path, "/reveal") && strings.Count(path, "/") == 3:
+		return &templates.RetryForm{Action: path, Button: "Reveal value", Fields: []templates.RetryField{
+			{Name: "reason", Label: "Reason", Value: req.PostFormValue("reason"), Visible: true},
+		}}
+	case path == "/export":
+		return &templates.RetryForm{Action: path, Button: "Download", Fields: []templates.RetryField{
+			{Name: "environment", Value: req.PostFormValue("environment")},
+			{Name: "project", Value: req.PostFormValue("project")},
+			{Name: "format", Value: req.PostFormValue("format")},
+			{Name: "reason", Label: "Reason", Value: req.PostFormValue("reason"), Visible: true},
+		}}
+	}
+	return nil
 }
 
 func csrfToken(c echo.Context) string {
