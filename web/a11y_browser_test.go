@@ -268,7 +268,7 @@ func TestBrowserAccessibility(t *testing.T) {
 
 	keyPage := "/keys/" + dev.ID
 	common := []string{"/keys", "/keys?q=no-such-key", "/keys/new", keyPage, keyPage + "/edit", keyPage + "/rotate",
-		"/rotation", "/export", "/profile", "/profile/2fa", "/step-up?next=%2Fkeys"}
+		"/rotation", "/export", "/export?environment=development", "/profile", "/profile/2fa", "/step-up?next=%2Fkeys"}
 	leads := []string{"/dashboard", fmt.Sprintf("/users/%d", env.Users["member"].ID), "/offboarding",
 		fmt.Sprintf("/offboarding/%d", oid), "/audit", "/keys/" + prod.ID}
 	admins := []string{"/admin/users", "/admin/environments"}
@@ -295,6 +295,10 @@ func TestBrowserAccessibility(t *testing.T) {
 		}
 		switch role {
 		case "member":
+			if st := b.navigate("/keys/00000000-0000-0000-0000-000000000000"); st != http.StatusNotFound {
+				b.fatalf("GET a missing key: status %d, want 404", st)
+			}
+			b.audit("not found")
 			b.badSubmit("/keys/new", `[data-testid="register-submit"]`, "error-summary",
 				chromedp.SendKeys(chromedp.ID("project"), "checkout", chromedp.NodeVisible))
 			b.badSubmit(keyPage+"/rotate", `[data-testid="rotate-submit"]`, "error-summary")
@@ -329,6 +333,17 @@ func TestBrowserAccessibility(t *testing.T) {
 			b.badSubmit("/offboarding", `[data-testid="start-submit"]`, "error-summary")
 		case "admin":
 			b.badSubmit("/admin/users", `[data-testid="create-user"]`, "error-summary")
+			// A set-password link (a copy button), and the page behind it.
+			if st := b.navigate("/admin/users"); st != http.StatusOK {
+				b.fatalf("GET /admin/users: status %d", st)
+			}
+			if st := b.press(`tr[data-email="member2@example.com"] [data-testid="password-link"]`); st != http.StatusOK {
+				b.fatalf("make a set-password link: status %d", st)
+			}
+			b.audit("set-password link")
+			link := evalIn[string](b, `document.querySelector('[data-testid="password-link-url"]').textContent`)
+			b.badSubmit(strings.TrimPrefix(link, env.HTTP.URL), `[data-testid="set-password-submit"]`, "error-summary",
+				chromedp.SendKeys(chromedp.ID("password"), "short", chromedp.NodeVisible))
 		}
 		if st := b.press(`[data-testid="logout"]`); st != http.StatusOK {
 			b.fatalf("sign out: status %d", st)
@@ -337,7 +352,7 @@ func TestBrowserAccessibility(t *testing.T) {
 	// The bad submits answer 401, 403 and 422 on purpose; Chromium logs those.
 	var problems []string
 	for _, p := range b.consoleProblems() {
-		if !regexp.MustCompile(`the server responded with a status of (401|403|422)`).MatchString(p) {
+		if !regexp.MustCompile(`the server responded with a status of (401|403|404|422)`).MatchString(p) {
 			problems = append(problems, p)
 		}
 	}
