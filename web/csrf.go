@@ -92,13 +92,17 @@ func (g *csrfGuard) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 					// out, revoked) is no threat: just show the sign-in.
 					return c.Redirect(http.StatusSeeOther, "/login")
 				}
-				// Most often the page sat open past its session, or the
-				// session changed under it. The refusal keeps what was typed
-				// (retryAfterCSRF) in a fresh form that needs a fresh token.
-				if err := g.issue(c, seed); err != nil {
-					return err
+				// A signed-in person's form most often sat open past a
+				// sign-in elsewhere or a restart of the session: the refusal
+				// keeps what was typed (retryAfterCSRF) in a form with this
+				// session's token, the one any page of it would carry. Without
+				// a live session there is nothing to send again.
+				if currentUser(c) != nil && seed != "" {
+					if err := g.issue(c, seed); err != nil {
+						return err
+					}
+					c.Set(ctxCSRFRetry, true)
 				}
-				c.Set(ctxCSRFRetry, true)
 				return errCSRF
 			}
 		}
