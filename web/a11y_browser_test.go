@@ -111,6 +111,13 @@ const pageChecks = `(() => {
 			if (id && !document.getElementById(id)) out.push("#" + e.id + " aria-describedby=" + id + " which does not exist");
 	for (const e of document.querySelectorAll("[aria-invalid]"))
 		if (e.getAttribute("aria-invalid") !== "true") out.push("#" + e.id + ` + "` aria-invalid=\"${e.getAttribute(\"aria-invalid\")}\"`" + `);
+	// 24 px targets (WCAG 2.5.8) for buttons and disclosure summaries,
+	// measured directly: axe lets a small target pass when it stands apart.
+	for (const e of document.querySelectorAll("button, summary, [role=button]")) {
+		const r = e.getBoundingClientRect();
+		if (e.checkVisibility() && r.width > 0 && (r.width < 24 || r.height < 24))
+			out.push(e.tagName.toLowerCase() + " " + JSON.stringify(e.textContent.trim().slice(0, 30)) + " is " + Math.round(r.width) + "×" + Math.round(r.height) + " px, under 24 px");
+	}
 	return out;
 })()`
 
