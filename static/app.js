@@ -9,9 +9,16 @@
     var el = document.getElementById(btn.getAttribute("data-copy-target"));
     if (!el || !navigator.clipboard) return;
     navigator.clipboard.writeText(el.textContent).then(function () {
-      var old = btn.textContent;
-      btn.textContent = "Copied";
-      setTimeout(function () { btn.textContent = old; }, 1500);
+      // The button keeps its name ("Copy bash / zsh line"); the visible
+      // word flips to "Copied" and the live region says it aloud.
+      var label = btn.querySelector(".copy-label") || btn;
+      label.textContent = "Copied";
+      var live = document.getElementById("live-status");
+      if (live) {
+        live.textContent = "";
+        setTimeout(function () { live.textContent = "Copied"; }, 50);
+      }
+      setTimeout(function () { label.textContent = "Copy"; }, 1500);
     });
   });
   document.addEventListener("submit", function (ev) {

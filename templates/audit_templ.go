@@ -208,7 +208,7 @@ func AuditPage(p Page, v AuditView) templ.Component {
 					return templ_7745c5c3_Err
 				}
 			} else {
-				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 20, "<div class=\"overflow-auto\"><table class=\"striped\" data-testid=\"audit-table\"><thead><tr><th>#</th><th>When</th><th>Who</th><th>Action</th><th>Key</th><th>Subject</th><th>Env</th><th>Reason</th><th>From</th><th>Details</th></tr></thead> <tbody>")
+				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 20, "<div class=\"table-scroll\" role=\"region\" aria-label=\"Audit events\" tabindex=\"0\"><table class=\"striped\" data-testid=\"audit-table\"><thead><tr><th>#</th><th>When</th><th>Who</th><th>Action</th><th>Key</th><th>Subject</th><th>Env</th><th>Reason</th><th>From</th><th>Details</th></tr></thead> <tbody>")
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}

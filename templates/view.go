@@ -198,6 +198,22 @@ type ErrorView struct {
 	Status  int
 	Heading string
 	Message string
+	// Retry, when set, sends the refused form again with what the person
+	// typed (a form refused for an expired token).
+	Retry *RetryForm
+}
+
+// RetryForm is a refused form offered again.
+type RetryForm struct {
+	Action string
+	Button string
+	Fields []RetryField
+}
+
+// RetryField is one kept field; the ones not Visible travel hidden.
+type RetryField struct {
+	Name, Label, Value string
+	Visible            bool
 }
 
 // LoginView is the sign-in form.

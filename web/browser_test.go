@@ -474,14 +474,15 @@ type screenshotKey struct {
 	verified                                string        // "", "ok" or a failure word
 }
 
-// TestBrowserScreenshot renders the key list with realistic data into the
-// PNG named by KEYLEDGER_SCREENSHOT (docs/screenshot.png), for the README:
-//
-//	KEYLEDGER_SCREENSHOT=$PWD/docs/screenshot.png go test -count=1 -run TestBrowserScreenshot ./web/
+// TestBrowserScreenshot renders the main pages with realistic data at
+// desktop (1280 px) and phone (390 px) width into the folder named by
+// KEYLEDGER_SCREENSHOTS (docs/screenshots, `make screenshot`), and the
+// key list at desktop width into KEYLEDGER_SCREENSHOT (docs/screenshot.png,
+// the README's picture) when that is set.
 func TestBrowserScreenshot(t *testing.T) {
-	out := os.Getenv("KEYLEDGER_SCREENSHOT")
-	if out == "" {
-		t.Skip("set KEYLEDGER_SCREENSHOT=/path/to/screenshot.png to render the key list")
+	dir, single := os.Getenv("KEYLEDGER_SCREENSHOTS"), os.Getenv("KEYLEDGER_SCREENSHOT")
+	if dir == "" && single == "" {
+		t.Skip("set KEYLEDGER_SCREENSHOTS=/some/dir (and KEYLEDGER_SCREENSHOT=/path/to/screenshot.png) to render the pages")
 	}
 	chromiumPath(t)
 	env := newEnv(t)
@@ -503,6 +504,7 @@ func TestBrowserScreenshot(t *testing.T) {
 		{"search-index AWS", "search", "staging", "member2", "AKIAR3NB8JD5FG0SH6YT", "es:ESHttp* on search-staging", 0, ""},
 	}
 	pool := env.Store.Pool()
+	var ids []string
 	for _, k := range keys {
 		owner := env.Users[k.owner]
 		res, err := env.Store.CreateKey(ctx, keyledger.Actor{User: owner}, keyledger.KeyInput{
@@ -510,6 +512,7 @@ func TestBrowserScreenshot(t *testing.T) {
 		if err != nil {
 			t.Fatalf("seed %s/%s: %v", k.name, k.env, err)
 		}
+		ids = append(ids, res.Key.ID)
 		// Rotation and verification states that only time would produce.
 		if k.rotateIn != 0 {
 			if _, err := pool.Exec(ctx, `UPDATE keys SET rotate_by = now() + $2::interval WHERE id = $1`,
@@ -525,25 +528,87 @@ func TestBrowserScreenshot(t *testing.T) {
 		}
 	}
 
-	b := newBrowser(t, env.HTTP.URL, 60*time.Second)
+	// member2 saw two keys and is leaving: the offboarding checklist.
+	for _, i := range []int{4, 7} {
+		if _, err := env.Store.Reveal(ctx, keyledger.Actor{User: env.Users["member2"]}, ids[i], "local development"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	oid, err := env.Store.StartOffboarding(ctx, actorOf(env, "lead"), "member2@example.com", false, "last day Friday")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	b := newBrowser(t, env.HTTP.URL, 120*time.Second)
 	b.do("set the viewport", chromedp.EmulateViewport(1280, 800))
 	b.signIn("lead@example.com", "Lead (lead)")
 	if rows := evalIn[int](b, `document.querySelectorAll('[data-testid="key-row"]').length`); rows != len(keys) {
 		b.fatalf("the key list shows %d rows, want %d", rows, len(keys))
 	}
-	// Web fonts and images are local; wait until they are in.
-	b.do("wait for fonts", chromedp.Evaluate[chromedp.Void](`document.fonts.ready.then(() => true)`, chromedp.EvalAwaitPromise))
-	png, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(100))
-	if err != nil {
-		b.fatalf("screenshot: %v", err)
+	shoot := func(name string) {
+		t.Helper()
+		for _, w := range []struct {
+			suffix string
+			view   chromedp.Action[chromedp.Void]
+		}{
+			{"desktop", chromedp.EmulateViewport(1280, 800)},
+			// Twice the pixels, as a phone shows them.
+			{"phone", chromedp.EmulateViewport(390, 844, chromedp.EmulatePortrait, chromedp.EmulateMobile, chromedp.EmulateScale(2))},
+		} {
+			b.do("set the viewport", w.view)
+			// Web fonts and images are local; wait until they are in.
+			b.do("wait for fonts", chromedp.Evaluate[chromedp.Void](`document.fonts.ready.then(() => true)`, chromedp.EvalAwaitPromise))
+			png, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(100))
+			if err != nil {
+				b.fatalf("screenshot: %v", err)
+			}
+			if dir != "" {
+				out := filepath.Join(dir, name+"-"+w.suffix+".png")
+				if err := os.WriteFile(out, png, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				t.Logf("wrote %s (%d bytes)", out, len(png))
+			}
+			if single != "" && name == "keys" && w.suffix == "desktop" {
+				if err := os.WriteFile(single, png, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		b.do("set the viewport", chromedp.EmulateViewport(1280, 800))
 	}
-	if err := os.WriteFile(out, png, 0o644); err != nil {
-		t.Fatal(err)
+	if dir != "" {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	shoot("keys")
+	if dir != "" {
+		for _, pg := range []struct{ name, path string }{
+			{"key", "/keys/" + ids[0]},
+			{"rotation", "/rotation"},
+			{"dashboard", "/dashboard"},
+			{"offboarding", fmt.Sprintf("/offboarding/%d", oid)},
+			{"audit", "/audit"},
+		} {
+			if st := b.navigate(pg.path); st != http.StatusOK {
+				b.fatalf("GET %s: status %d", pg.path, st)
+			}
+			shoot(pg.name)
+		}
+		// The reveal page, with a made-up value.
+		if st := b.navigate("/keys/" + ids[1]); st != http.StatusOK {
+			b.fatalf("open the staging key: status %d", st)
+		}
+		b.do("type a reason", chromedp.SendKeys(chromedp.ID("reason"), "roll out to staging", chromedp.NodeVisible))
+		if st := b.press(`[data-testid="reveal-submit"]`); st != http.StatusOK {
+			b.fatalf("reveal: status %d", st)
+		}
+		shoot("reveal")
 	}
 	if problems := b.consoleProblems(); len(problems) > 0 {
-		t.Errorf("the page logged console errors or warnings:\n%s", strings.Join(problems, "\n"))
+		t.Errorf("the pages logged console errors or warnings:\n%s", strings.Join(problems, "\n"))
 	}
-	t.Logf("wrote %s (%d bytes)", out, len(png))
 }
 
 // TestBrowserOffboarding runs an offboarding from start to the completed

@@ -14,6 +14,7 @@ import (
 
 	"github.com/keyledger/keyledger"
 	"github.com/keyledger/keyledger/crypto"
+	"github.com/keyledger/keyledger/templates"
 	"github.com/labstack/echo/v4"
 )
 
@@ -96,17 +97,23 @@ func (g *csrfGuard) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 					// out, revoked) is no threat: just show the sign-in.
 					return c.Redirect(http.StatusSeeOther, "/login")
 				}
+				// A signed-in person's form most often sat open past a
+				// sign-in elsewhere or a restart of the session: the refusal
+				// keeps what was typed (retryAfterCSRF) in a form with this
+				// session's token, the one any page of it would carry. Without
+				// a live session there is nothing to send again.
+				if currentUser(c) != nil && seed != "" {
+					if err := g.issue(c, seed); err != nil {
+						return err
+					}
+					c.Set(ctxCSRFRetry, true)
+				}
 				return g.refusal(req)
 			}
 		}
-		if seed == "" {
-			var err error
-			if seed, err = crypto.RandomToken(32); err != nil {
-				return err
-			}
-			c.SetCookie(&http.Cookie{Name: g.cookieName, Value: seed, Path: "/", HttpOnly: true, Secure: g.secure, SameSite: http.SameSiteStrictMode})
+		if err := g.issue(c, seed); err != nil {
+			return err
 		}
-		c.Set(ctxCSRF, g.tokenFor(seed, sessionOf(c)))
 		return next(c)
 	}
 }
@@ -161,6 +168,49 @@ func isLoopbackHost(h string) bool {
 	}
 	ip := net.ParseIP(h)
 	return ip != nil && ip.IsLoopback()
+}
+
+// issue sets the token of this request (and the cookie it derives from,
+// when the browser has none) for the forms of the page it answers.
+func (g *csrfGuard) issue(c echo.Context, seed string) error {
+	if seed == "" {
+		var err error
+		if seed, err = crypto.RandomToken(32); err != nil {
+			return err
+		}
+		c.SetCookie(&http.Cookie{Name: g.cookieName, Value: seed, Path: "/", HttpOnly: true, Secure: g.secure, SameSite: http.SameSiteStrictMode})
+	}
+	c.Set(ctxCSRF, g.tokenFor(seed, sessionOf(c)))
+	return nil
+}
+
+// ctxCSRFRetry marks a request refused for its token alone (not for
+// coming from another site): its error page may offer to send it again.
+const ctxCSRFRetry = "keyledger.csrf-retry"
+
+// retryAfterCSRF is the form a refused POST may be sent again with: only
+// for forms whose typing is worth keeping, and only their fields that are
+// no secret (a reason, never a value, a password or a code).
+func retryAfterCSRF(c echo.Context) *templates.RetryForm {
+	if retry, _ := c.Get(ctxCSRFRetry).(bool); !retry {
+		return nil
+	}
+	req := c.Request()
+	path := req.URL.Path
+	switch {
+	case strings.HasPrefix(path, "/keys/") && strings.HasSuffix(path, "/reveal") && strings.Count(path, "/") == 3:
+		return &templates.RetryForm{Action: path, Button: "Reveal value", Fields: []templates.RetryField{
+			{Name: "reason", Label: "Reason", Value: req.PostFormValue("reason"), Visible: true},
+		}}
+	case path == "/export":
+		return &templates.RetryForm{Action: path, Button: "Download", Fields: []templates.RetryField{
+			{Name: "environment", Value: req.PostFormValue("environment")},
+			{Name: "project", Value: req.PostFormValue("project")},
+			{Name: "format", Value: req.PostFormValue("format")},
+			{Name: "reason", Label: "Reason", Value: req.PostFormValue("reason"), Visible: true},
+		}}
+	}
+	return nil
 }
 
 func csrfToken(c echo.Context) string {

@@ -64,7 +64,7 @@ func formsErrorNextToField(t testing.TB, body, field string) {
 		t.Errorf("the error of %q is not next to its field", field)
 	}
 	tagEnd := strings.Index(rest, ">")
-	if tag := rest[:tagEnd]; !strings.Contains(tag, "aria-invalid") || !strings.Contains(tag, `aria-describedby="err-`+field+`"`) {
+	if tag := rest[:tagEnd]; !strings.Contains(tag, `aria-invalid="true"`) || !strings.Contains(tag, `aria-describedby="err-`+field+`"`) {
 		t.Errorf("field %q is not marked invalid: %s", field, tag)
 	}
 }
@@ -719,5 +719,40 @@ func TestFormsCSRFRefused(t *testing.T) {
 				})
 			}
 		})
+	}
+}
+
+// TestFormsCSRFFailureKeepsReason: a reveal whose form expired (its token
+// no longer matches) is refused, and the refusal keeps what the person
+// typed: the page offers the reveal again with the reason filled in and a
+// fresh token, so pressing the button once more reveals.
+func TestFormsCSRFFailureKeepsReason(t *testing.T) {
+	t.Parallel()
+	env := newEnv(t)
+	c := authzLogin(env, t, "member")
+	k, value := authzKey(env, t, "member", "development", "csrf keep "+authzRand(3))
+	const reason = "deploying the checkout fix <today>"
+	resp, body := c.post("/keys/"+k.ID+"/reveal", url.Values{"_csrf": {"expired-token"}, "reason": {reason}})
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("stale token: status %d, want 403", resp.StatusCode)
+	}
+	if strings.Contains(body, value) {
+		t.Fatal("the refusal shows the value")
+	}
+	form := regexp.MustCompile(`(?s)<form method="post" action="/keys/` + k.ID + `/reveal"[^>]*data-testid="retry-form">(.*?)</form>`).FindStringSubmatch(body)
+	if form == nil {
+		t.Fatalf("the refusal offers no retry form:\n%s", body)
+	}
+	kept := regexp.MustCompile(`<input id="retry-reason" name="reason" value="([^"]*)"`).FindStringSubmatch(form[1])
+	if kept == nil || html.UnescapeString(kept[1]) != reason {
+		t.Fatalf("the retry form does not keep the reason: %q", kept)
+	}
+	tok := csrfField.FindStringSubmatch(form[1])
+	if tok == nil {
+		t.Fatal("the retry form has no token")
+	}
+	resp, body = c.post("/keys/"+k.ID+"/reveal", url.Values{"_csrf": {tok[1]}, "reason": {reason}})
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, value) {
+		t.Fatalf("the retry: status %d, the value shown: %v", resp.StatusCode, strings.Contains(body, value))
 	}
 }

@@ -104,7 +104,7 @@ func (s *Server) handleError(err error, c echo.Context) {
 		return
 	}
 	heading := http.StatusText(status)
-	if rerr := render(c, status, templates.ErrorPage(s.page(c, heading, ""), templates.ErrorView{Status: status, Heading: heading, Message: message})); rerr != nil {
+	if rerr := render(c, status, templates.ErrorPage(s.page(c, heading, ""), templates.ErrorView{Status: status, Heading: heading, Message: message, Retry: retryAfterCSRF(c)})); rerr != nil {
 		s.log.Error("render error page", "request_id", requestID(c), "err", rerr)
 		_ = c.String(status, message)
 	}
