@@ -9,7 +9,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/keyledger/keyledger"
 	"github.com/keyledger/keyledger/store"
@@ -133,7 +132,7 @@ func (s *Server) renderProfile(c echo.Context, status int, v templates.ProfileVi
 	if err != nil {
 		return err
 	}
-	now := time.Now()
+	now := s.store.Now()
 	for _, t := range tokens {
 		v.Tokens = append(v.Tokens, templates.TokenRow{ID: t.ID, Name: t.Name, Hint: t.Hint, Scopes: t.Scopes, Created: t.CreatedAt,
 			Expires: t.ExpiresAt, LastUsed: t.LastUsedAt, LastUsedIP: t.LastUsedIP, Expired: !now.Before(t.ExpiresAt)})
@@ -144,7 +143,7 @@ func (s *Server) renderProfile(c echo.Context, status int, v templates.ProfileVi
 	v.User = actor.User
 	v.StepUpAt = actor.StepUpAt
 	_, refused := v.TokenForm.Errors["current_password"]
-	if v.NeedProof = !keyledger.FreshProof(actor, time.Now()) || refused; v.NeedProof {
+	if v.NeedProof = !keyledger.FreshProof(actor, s.store.Now()) || refused; v.NeedProof {
 		if v.HasPassword, err = s.store.HasPassword(ctx, actor); err != nil {
 			return err
 		}
@@ -349,7 +348,7 @@ func (s *Server) totpEnrollPage(c echo.Context) error {
 func (s *Server) proofState(c echo.Context, v *templates.TOTPEnrollView, errs map[string]string) error {
 	_, refusedNew := errs["current_password"]
 	_, refusedOff := errs["password"]
-	v.NeedProof = !keyledger.FreshProof(s.actor(c), time.Now()) || refusedNew || refusedOff
+	v.NeedProof = !keyledger.FreshProof(s.actor(c), s.store.Now()) || refusedNew || refusedOff
 	var err error
 	v.HasPassword, err = s.store.HasPassword(c.Request().Context(), s.actor(c))
 	return err
@@ -448,7 +447,7 @@ func stepUpRequired(err error) bool { return keyledger.ErrorCode(err) == keyledg
 // stepUpNeeded reports whether a reveal or export in env would ask this
 // request's actor to step up first.
 func (s *Server) stepUpNeeded(c echo.Context, env keyledger.Environment) bool {
-	return keyledger.CheckStepUp(s.actor(c), env, time.Now()) != nil
+	return keyledger.CheckStepUp(s.actor(c), env, s.store.Now()) != nil
 }
 
 // stepUpPage asks for the password or a code before an action that needs

@@ -74,7 +74,7 @@ func (s *Server) apiKeyList(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	now := time.Now()
+	now := s.store.Now()
 	out := wire.KeyList{Keys: make([]wire.Key, 0, len(page.Keys))}
 	for i := range page.Keys {
 		out.Keys = append(out.Keys, toAPIKey(&page.Keys[i], now))
@@ -98,7 +98,7 @@ func (s *Server) apiKeyGet(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	out := wire.KeyDetail{Key: toAPIKey(k, time.Now()), Versions: make([]wire.KeyVersion, 0, len(versions))}
+	out := wire.KeyDetail{Key: toAPIKey(k, s.store.Now()), Versions: make([]wire.KeyVersion, 0, len(versions))}
 	for i := range versions {
 		v := &versions[i]
 		out.Versions = append(out.Versions, wire.KeyVersion{Version: v.Version, CreatedAt: apiTime(v.CreatedAt), CreatedBy: strPtr(v.CreatedBy),
@@ -128,7 +128,7 @@ func (s *Server) apiKeyCreate(c echo.Context) error {
 	if warnings == nil {
 		warnings = []string{}
 	}
-	return c.JSON(http.StatusCreated, wire.KeyCreated{Key: toAPIKey(res.Key, time.Now()), Warnings: warnings})
+	return c.JSON(http.StatusCreated, wire.KeyCreated{Key: toAPIKey(res.Key, s.store.Now()), Warnings: warnings})
 }
 
 // apiKeyReveal is POST /api/v1/keys/{id}/reveal. The store checks the
@@ -177,7 +177,7 @@ func (s *Server) apiKeyRotate(c echo.Context) error {
 	if err != nil {
 		return renameField(err, "version", "expected_version")
 	}
-	return c.JSON(http.StatusOK, toAPIKey(k, time.Now()))
+	return c.JSON(http.StatusOK, toAPIKey(k, s.store.Now()))
 }
 
 // renameField returns err with its field error from (a form field name)
@@ -214,5 +214,5 @@ func (s *Server) apiKeyVerify(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, wire.VerifyResult{Result: res.Result, Message: res.Message, Key: toAPIKey(k, time.Now())})
+	return c.JSON(http.StatusOK, wire.VerifyResult{Result: res.Result, Message: res.Message, Key: toAPIKey(k, s.store.Now())})
 }

@@ -106,7 +106,7 @@ func (s *Server) keyListCSV(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	w := startCSV(c, "keyledger-keys-"+time.Now().UTC().Format("20060102")+".csv")
+	w := startCSV(c, "keyledger-keys-"+s.store.Now().UTC().Format("20060102")+".csv")
 	if err := w.row("name", "project", "environment", "owner", "provider", "masked_hint", "current_version",
 		"rotate_by", "last_verified_at", "verify_result", "created_at", "archived_at"); err != nil {
 		return err
@@ -166,7 +166,7 @@ func (s *Server) auditCSV(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	w := startCSV(c, "keyledger-audit-"+time.Now().UTC().Format("20060102")+".csv")
+	w := startCSV(c, "keyledger-audit-"+s.store.Now().UTC().Format("20060102")+".csv")
 	if err := w.row("id", "time", "actor", "action", "key_id", "key_name", "version", "subject", "environment", "ip", "reason", "details"); err != nil {
 		return err
 	}

@@ -4,7 +4,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/keyledger/keyledger"
 	"github.com/keyledger/keyledger/templates"
@@ -161,7 +160,7 @@ func (s *Server) renderKeyDetailWith(c echo.Context, id string, status int, x de
 		return err
 	}
 	v := templates.KeyDetailView{Key: k, Versions: versions, Reason: x.reason, ReasonError: x.reasonErr, Note: x.note, NoteError: x.noteErr,
-		CanEdit: keyledger.CanEditKey(actor.User, k.OwnerID) == nil, Now: time.Now()}
+		CanEdit: keyledger.CanEditKey(actor.User, k.OwnerID) == nil, Now: s.store.Now()}
 	if err := keyledger.CanReveal(actor.User, k.EnvironmentInfo, k.OwnerID); err != nil {
 		v.RevealRefusal = keyledger.ErrorMessage(err)
 	} else {

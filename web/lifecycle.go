@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/keyledger/keyledger"
 	"github.com/keyledger/keyledger/templates"
@@ -192,7 +191,7 @@ func (s *Server) export(c echo.Context) error {
 		}
 		return s.renderExport(c, http.StatusOK, v)
 	}
-	name := fmt.Sprintf("keyledger-%s%s-%s%s", res.Environment.Name, projectSlug(v.Project), time.Now().UTC().Format("20060102"), exportExt(format))
+	name := fmt.Sprintf("keyledger-%s%s-%s%s", res.Environment.Name, projectSlug(v.Project), s.store.Now().UTC().Format("20060102"), exportExt(format))
 	h := c.Response().Header()
 	h.Set("Cache-Control", "no-store")
 	h.Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", name))

@@ -34,7 +34,7 @@ func (s *Server) page(c echo.Context, title, nav string) templates.Page {
 		RequestID: requestID(c),
 		Asset:     s.assets.Path,
 		Nav:       nav,
-		Now:       time.Now(),
+		Now:       s.store.Now(),
 	}
 }
 
