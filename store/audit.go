@@ -31,22 +31,72 @@ type auditEntry struct {
 // writeAudit inserts one event in the caller's transaction. The caller
 // commits it together with the change it records, or neither happens.
 func writeAudit(ctx context.Context, tx pgx.Tx, e auditEntry) error {
-	args, err := auditArgs(e)
+	r, err := auditRowOf(e)
 	if err != nil {
 		return err
 	}
-	if _, err := tx.Exec(ctx, auditInsert, args...); err != nil {
+	if _, err := tx.Exec(ctx, auditInsert, r.args()...); err != nil {
 		return fmt.Errorf("write audit event %s: %w", e.Action, err)
 	}
 	return nil
 }
 
-const auditInsert = `INSERT INTO audit_events
-		(actor_id, actor_email, action, key_id, key_name, key_version, subject_id, subject_email, environment, ip, user_agent, reason, details)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`
+// auditInsertColumns are the columns an event is written to, in the order
+// of auditRow.args and auditBatchRows.args; array is the type the batched
+// insert sends the column as, and cast turns that back into the column's.
+var auditInsertColumns = []struct{ name, array, cast string }{
+	{"actor_id", "bigint[]", ""},
+	{"actor_email", "text[]", ""},
+	{"action", "text[]", ""},
+	{"key_id", "text[]", "::uuid"},
+	{"key_name", "text[]", ""},
+	{"key_version", "int[]", ""},
+	{"subject_id", "bigint[]", ""},
+	{"subject_email", "text[]", ""},
+	{"environment", "text[]", ""},
+	{"ip", "text[]", ""},
+	{"user_agent", "text[]", ""},
+	{"reason", "text[]", ""},
+	{"details", "text[]", "::jsonb"},
+}
 
-// auditArgs are the thirteen parameters of auditInsert for e.
-func auditArgs(e auditEntry) ([]any, error) {
+// auditInsertHead starts every statement that writes events.
+var auditInsertHead = "INSERT INTO audit_events (" + auditInsertList(func(i int, name, _, _ string) string { return name }) + ")"
+
+// auditInsertList renders one item per column of auditInsertColumns
+// (i is 0-based), comma-separated.
+func auditInsertList(item func(i int, name, array, cast string) string) string {
+	items := make([]string, len(auditInsertColumns))
+	for i, c := range auditInsertColumns {
+		items[i] = item(i, c.name, c.array, c.cast)
+	}
+	return strings.Join(items, ", ")
+}
+
+// auditParam is column i's parameter in the one-row statements.
+func auditParam(i int, _, _, _ string) string { return "$" + strconv.Itoa(i+1) }
+
+// auditInsert writes one event, in the caller's transaction.
+var auditInsert = auditInsertHead + " VALUES (" + auditInsertList(auditParam) + ")"
+
+// auditRow is an event as the values of auditInsertColumns.
+type auditRow struct {
+	actorID, subjectID                                 *int64
+	keyID                                              *string
+	keyVersion                                         *int
+	actorEmail, action, keyName, subjectEmail, environ string
+	ip, userAgent, reason                              string
+	details                                            []byte
+}
+
+// args are r's values in auditInsertColumns' order.
+func (r *auditRow) args() []any {
+	return []any{r.actorID, r.actorEmail, r.action, r.keyID, r.keyName, r.keyVersion, r.subjectID, r.subjectEmail,
+		r.environ, r.ip, r.userAgent, r.reason, r.details}
+}
+
+// auditRowOf is the row written for e.
+func auditRowOf(e auditEntry) (auditRow, error) {
 	details := []byte("{}")
 	if e.Actor.Token != nil {
 		// Which token acted, never the token itself.
@@ -58,27 +108,24 @@ func auditArgs(e auditEntry) ([]any, error) {
 	if len(e.Details) > 0 {
 		var err error
 		if details, err = json.Marshal(e.Details); err != nil {
-			return nil, fmt.Errorf("encode audit details: %w", err)
+			return auditRow{}, fmt.Errorf("encode audit details: %w", err)
 		}
 	}
-	var actorID *int64
+	r := auditRow{actorEmail: e.Actor.Label(), action: e.Action, keyName: e.KeyName, subjectEmail: e.SubjectEmail,
+		environ: e.Environment, ip: truncate(e.Actor.IP, 100), userAgent: truncate(e.Actor.UserAgent, 300), reason: e.Reason, details: details}
 	if e.Actor.User != nil {
-		actorID = &e.Actor.User.ID
+		r.actorID = &e.Actor.User.ID
 	}
-	var keyID *string
 	if e.KeyID != "" {
-		keyID = &e.KeyID
+		r.keyID = &e.KeyID
 	}
-	var keyVersion *int
 	if e.KeyVersion != 0 {
-		keyVersion = &e.KeyVersion
+		r.keyVersion = &e.KeyVersion
 	}
-	var subjectID *int64
 	if e.SubjectID != 0 {
-		subjectID = &e.SubjectID
+		r.subjectID = &e.SubjectID
 	}
-	return []any{actorID, e.Actor.Label(), e.Action, keyID, e.KeyName, keyVersion, subjectID, e.SubjectEmail,
-		e.Environment, truncate(e.Actor.IP, 100), truncate(e.Actor.UserAgent, 300), e.Reason, details}, nil
+	return r, nil
 }
 
 // truncate cuts s to at most n bytes on a rune boundary; client-supplied

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 )
@@ -20,19 +21,22 @@ var errActorInactive = errors.New("actor is not active")
 // auditBatchInsert writes a batch in one statement, keeping only the rows
 // whose actor is active in the statement's snapshot, and returns the
 // actors whose rows were written (activity depends on the actor alone).
-const auditBatchInsert = `INSERT INTO audit_events
-		(actor_id, actor_email, action, key_id, key_name, key_version, subject_id, subject_email, environment, ip, user_agent, reason, details)
-	SELECT x.actor_id, x.actor_email, x.action, x.key_id::uuid, x.key_name, x.key_version, x.subject_id, x.subject_email,
-		x.environment, x.ip, x.user_agent, x.reason, x.details::jsonb
-	FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[], $7::bigint[], $8::text[],
-		$9::text[], $10::text[], $11::text[], $12::text[], $13::text[]) WITH ORDINALITY
-		AS x(actor_id, actor_email, action, key_id, key_name, key_version, subject_id, subject_email, environment, ip, user_agent, reason, details, ord)
+var auditBatchInsert = auditInsertHead + `
+	SELECT ` + auditInsertList(func(_ int, name, _, cast string) string { return "x." + name + cast }) + `
+	FROM unnest(` + auditInsertList(func(i int, _, array, _ string) string { return "$" + strconv.Itoa(i+1) + "::" + array }) + `) WITH ORDINALITY
+		AS x(` + auditInsertList(func(_ int, name, _, _ string) string { return name }) + `, ord)
 	WHERE EXISTS (SELECT 1 FROM users u WHERE u.id = x.actor_id AND u.status = 'active')
 	ORDER BY x.ord
 	RETURNING actor_id`
 
-// auditBatchRows are a batch's rows as the thirteen arrays of
-// auditBatchInsert, in auditArgs' order.
+// auditSingleInsert is auditBatchInsert for one row ($1 is actor_id).
+var auditSingleInsert = auditInsertHead + `
+	SELECT ` + auditInsertList(auditParam) + `
+	WHERE EXISTS (SELECT 1 FROM users WHERE id = $1 AND status = 'active')
+	RETURNING actor_id`
+
+// auditBatchRows are a batch's rows as the arrays of auditBatchInsert, in
+// auditInsertColumns' order.
 type auditBatchRows struct {
 	actorIDs, subjectIDs                                        []*int64
 	keyIDs                                                      []*string
@@ -41,25 +45,20 @@ type auditBatchRows struct {
 	ips, userAgents, reasons, details                           []string
 }
 
-func (c *auditBatchRows) add(e auditEntry) error {
-	a, err := auditArgs(e)
-	if err != nil {
-		return err
-	}
-	c.actorIDs = append(c.actorIDs, a[0].(*int64))
-	c.actorEmails = append(c.actorEmails, a[1].(string))
-	c.actions = append(c.actions, a[2].(string))
-	c.keyIDs = append(c.keyIDs, a[3].(*string))
-	c.keyNames = append(c.keyNames, a[4].(string))
-	c.keyVersions = append(c.keyVersions, a[5].(*int))
-	c.subjectIDs = append(c.subjectIDs, a[6].(*int64))
-	c.subjectEmails = append(c.subjectEmails, a[7].(string))
-	c.environments = append(c.environments, a[8].(string))
-	c.ips = append(c.ips, a[9].(string))
-	c.userAgents = append(c.userAgents, a[10].(string))
-	c.reasons = append(c.reasons, a[11].(string))
-	c.details = append(c.details, string(a[12].([]byte)))
-	return nil
+func (c *auditBatchRows) add(r auditRow) {
+	c.actorIDs = append(c.actorIDs, r.actorID)
+	c.actorEmails = append(c.actorEmails, r.actorEmail)
+	c.actions = append(c.actions, r.action)
+	c.keyIDs = append(c.keyIDs, r.keyID)
+	c.keyNames = append(c.keyNames, r.keyName)
+	c.keyVersions = append(c.keyVersions, r.keyVersion)
+	c.subjectIDs = append(c.subjectIDs, r.subjectID)
+	c.subjectEmails = append(c.subjectEmails, r.subjectEmail)
+	c.environments = append(c.environments, r.environ)
+	c.ips = append(c.ips, r.ip)
+	c.userAgents = append(c.userAgents, r.userAgent)
+	c.reasons = append(c.reasons, r.reason)
+	c.details = append(c.details, string(r.details))
 }
 
 func (c *auditBatchRows) args() []any {
@@ -67,23 +66,18 @@ func (c *auditBatchRows) args() []any {
 		c.environments, c.ips, c.userAgents, c.reasons, c.details}
 }
 
-// auditSingleInsert is auditBatchInsert for one row.
-const auditSingleInsert = `INSERT INTO audit_events
-		(actor_id, actor_email, action, key_id, key_name, key_version, subject_id, subject_email, environment, ip, user_agent, reason, details)
-	SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13
-	WHERE EXISTS (SELECT 1 FROM users WHERE id = $1 AND status = 'active')
-	RETURNING actor_id`
-
 // writeAuditBatch writes a batch of audit events in one statement, so in
 // one transaction: all rows of active actors commit, or none does.
 func writeAuditBatch(pool *pgxpool.Pool, health *writeHealth) func(context.Context, []*batchCall[auditEntry, struct{}]) {
 	return func(ctx context.Context, batch []*batchCall[auditEntry, struct{}]) {
 		var cols auditBatchRows
+		var one auditRow
 		var err error
 		for _, p := range batch {
-			if err = cols.add(p.in); err != nil {
+			if one, err = auditRowOf(p.in); err != nil {
 				break
 			}
+			cols.add(one)
 		}
 		written := map[int64]bool{}
 		if err == nil {
@@ -92,10 +86,7 @@ func writeAuditBatch(pool *pgxpool.Pool, health *writeHealth) func(context.Conte
 				if len(batch) == 1 {
 					// A batch of one takes the plain statement, whose plan
 					// is cached (see revealSelect).
-					q = auditSingleInsert
-					if args, err = auditArgs(batch[0].in); err != nil {
-						return err
-					}
+					q, args = auditSingleInsert, one.args()
 				}
 				rows, err := pool.Query(ctx, q, args...)
 				if err != nil {

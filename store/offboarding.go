@@ -240,10 +240,9 @@ func (s *Store) Offboarding(ctx context.Context, actor keyledger.Actor, id int64
 	var o keyledger.Offboarding
 	u := &o.User
 	err := s.pool.QueryRow(ctx, `SELECT o.id, o.started_at, o.frozen, o.note, o.completed_at, coalesce(sb.email, ''), coalesce(cb.email, ''),
-			u.id, u.email, u.name, u.role, u.status, u.totp_enabled_at IS NOT NULL, u.created_at, u.updated_at
+			`+userCols.sql("u")+`
 		FROM offboardings o JOIN users u ON u.id = o.user_id LEFT JOIN users sb ON sb.id = o.started_by LEFT JOIN users cb ON cb.id = o.completed_by
-		WHERE o.id = $1`, id).Scan(&o.ID, &o.StartedAt, &o.Frozen, &o.Note, &o.CompletedAt, &o.StartedBy, &o.CompletedBy,
-		&u.ID, &u.Email, &u.Name, &u.Role, &u.Status, &u.TOTPEnabled, &u.CreatedAt, &u.UpdatedAt)
+		WHERE o.id = $1`, id).Scan(userCols.dests([]any{&o.ID, &o.StartedAt, &o.Frozen, &o.Note, &o.CompletedAt, &o.StartedBy, &o.CompletedBy}, u)...)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, keyledger.ErrNotFound("Offboarding")
 	}
