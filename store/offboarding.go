@@ -267,21 +267,8 @@ func (s *Store) Offboarding(ctx context.Context, actor keyledger.Actor, id int64
 	return &o, nil
 }
 
-// OffboardingSummary is a row of the offboarding list.
-type OffboardingSummary struct {
-	ID          int64
-	UserEmail   string
-	UserName    string
-	StartedAt   time.Time
-	StartedBy   string
-	CompletedAt *time.Time
-	Frozen      bool
-	Open        int
-	Total       int
-}
-
 // ListOffboardings lists checklists, open ones first. Leads and admins.
-func (s *Store) ListOffboardings(ctx context.Context, actor keyledger.Actor) ([]OffboardingSummary, error) {
+func (s *Store) ListOffboardings(ctx context.Context, actor keyledger.Actor) ([]keyledger.OffboardingSummary, error) {
 	if err := keyledger.CanLead(actor.User); err != nil {
 		return nil, err
 	}
@@ -293,8 +280,8 @@ func (s *Store) ListOffboardings(ctx context.Context, actor keyledger.Actor) ([]
 	if err != nil {
 		return nil, s.internal(ctx, "list offboardings", err)
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (OffboardingSummary, error) {
-		var o OffboardingSummary
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (keyledger.OffboardingSummary, error) {
+		var o keyledger.OffboardingSummary
 		err := r.Scan(&o.ID, &o.UserEmail, &o.UserName, &o.StartedAt, &o.StartedBy, &o.CompletedAt, &o.Frozen, &o.Open, &o.Total)
 		return o, err
 	})
