@@ -81,18 +81,18 @@ var auditInsert = auditInsertHead + " VALUES (" + auditInsertList(auditParam) + 
 
 // auditRow is an event as the values of auditInsertColumns.
 type auditRow struct {
-	actorID, subjectID                                 *int64
-	keyID                                              *string
-	keyVersion                                         *int
-	actorEmail, action, keyName, subjectEmail, environ string
-	ip, userAgent, reason                              string
-	details                                            []byte
+	actorID, subjectID                                     *int64
+	keyID                                                  *string
+	keyVersion                                             *int
+	actorEmail, action, keyName, subjectEmail, environment string
+	ip, userAgent, reason                                  string
+	details                                                []byte
 }
 
 // args are r's values in auditInsertColumns' order.
 func (r *auditRow) args() []any {
 	return []any{r.actorID, r.actorEmail, r.action, r.keyID, r.keyName, r.keyVersion, r.subjectID, r.subjectEmail,
-		r.environ, r.ip, r.userAgent, r.reason, r.details}
+		r.environment, r.ip, r.userAgent, r.reason, r.details}
 }
 
 // auditRowOf is the row written for e.
@@ -112,7 +112,7 @@ func auditRowOf(e auditEntry) (auditRow, error) {
 		}
 	}
 	r := auditRow{actorEmail: e.Actor.Label(), action: e.Action, keyName: e.KeyName, subjectEmail: e.SubjectEmail,
-		environ: e.Environment, ip: truncate(e.Actor.IP, 100), userAgent: truncate(e.Actor.UserAgent, 300), reason: e.Reason, details: details}
+		environment: e.Environment, ip: truncate(e.Actor.IP, 100), userAgent: truncate(e.Actor.UserAgent, 300), reason: e.Reason, details: details}
 	if e.Actor.User != nil {
 		r.actorID = &e.Actor.User.ID
 	}

@@ -54,7 +54,7 @@ func (c *auditBatchRows) add(r auditRow) {
 	c.keyVersions = append(c.keyVersions, r.keyVersion)
 	c.subjectIDs = append(c.subjectIDs, r.subjectID)
 	c.subjectEmails = append(c.subjectEmails, r.subjectEmail)
-	c.environments = append(c.environments, r.environ)
+	c.environments = append(c.environments, r.environment)
 	c.ips = append(c.ips, r.ip)
 	c.userAgents = append(c.userAgents, r.userAgent)
 	c.reasons = append(c.reasons, r.reason)

@@ -1,9 +1,12 @@
 package store_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/keyledger/keyledger"
 	"github.com/keyledger/keyledger/store"
 	"github.com/keyledger/keyledger/store/storetest"
 )
@@ -70,5 +73,56 @@ func TestPairedStatementsAgree(t *testing.T) {
 				t.Errorf("column %d is type %d in %s, %d in %s", j, oids[0][j], a, oids[1][j], b)
 			}
 		}
+	}
+}
+
+// TestAuditEventSameEitherStatement: a reveal's event reads back the same
+// whether it was written alone (auditSingleInsert) or in a batch
+// (auditBatchInsert), and every column holds what it should: both
+// statements take their columns from one table, and this pins the values'
+// order against it.
+func TestAuditEventSameEitherStatement(t *testing.T) {
+	f := newRevealFixture(t)
+	ctx := t.Context()
+	key := f.keys["staging"]
+	if _, err := f.s.Reveal(ctx, as(f.other), key.ID, "alone"); err != nil {
+		t.Fatal(err)
+	}
+	batches0, _ := f.s.AuditBatchStats()
+	release := f.s.HoldAuditFlushes()
+	const n = 3
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			_, err := f.s.Reveal(ctx, as(f.other), key.ID, fmt.Sprintf("together %d", i))
+			errs <- err
+		}()
+	}
+	waitQueued(t, f.s, n)
+	release()
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if batches, _ := f.s.AuditBatchStats(); batches-batches0 != 1 {
+		t.Fatalf("%d audit batches, want the %d reveals in one", batches-batches0, n)
+	}
+	page, err := f.s.ListAudit(ctx, as(f.admin), store.AuditFilter{Action: keyledger.ActionKeyReveal, KeyID: key.ID})
+	if err != nil || len(page.Events) != n+1 {
+		t.Fatalf("%d events, %v; want %d", len(page.Events), err, n+1)
+	}
+	want := keyledger.AuditEvent{ActorID: f.other.ID, ActorEmail: f.other.Email, Action: keyledger.ActionKeyReveal, KeyID: key.ID,
+		KeyName: key.Name, KeyVersion: 1, Environment: "staging", IP: "192.0.2.10", UserAgent: "store-test/1.0", Details: "{}"}
+	reasons := map[string]bool{}
+	for _, e := range page.Events {
+		reasons[e.Reason] = true
+		e.ID, e.Time, e.Reason = 0, time.Time{}, ""
+		if e != want {
+			t.Errorf("event\n  %+v\nwant\n  %+v", e, want)
+		}
+	}
+	if len(reasons) != n+1 || !reasons["alone"] || !reasons["together 0"] {
+		t.Errorf("reasons %v", reasons)
 	}
 }
