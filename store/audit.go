@@ -41,23 +41,56 @@ func writeAudit(ctx context.Context, tx pgx.Tx, e auditEntry) error {
 	return nil
 }
 
-// auditInsertColumns are the columns an event is written to, in the order
-// of auditRow.args and auditBatchRows.args; array is the type the batched
-// insert sends the column as, and cast turns that back into the column's.
-var auditInsertColumns = []struct{ name, array, cast string }{
-	{"actor_id", "bigint[]", ""},
-	{"actor_email", "text[]", ""},
-	{"action", "text[]", ""},
-	{"key_id", "text[]", "::uuid"},
-	{"key_name", "text[]", ""},
-	{"key_version", "int[]", ""},
-	{"subject_id", "bigint[]", ""},
-	{"subject_email", "text[]", ""},
-	{"environment", "text[]", ""},
-	{"ip", "text[]", ""},
-	{"user_agent", "text[]", ""},
-	{"reason", "text[]", ""},
-	{"details", "text[]", "::jsonb"},
+// auditInsertColumns are the columns an event is written to, each with
+// its value in a row: the one-row statements send the values (auditRow.args),
+// the batched one an array per column (auditBatchArgs) of type array, which
+// cast turns back into the column's type.
+var auditInsertColumns = []auditColumn{
+	auditCol("actor_id", "bigint[]", "", func(r *auditRow) *int64 { return r.actorID }),
+	auditCol("actor_email", "text[]", "", func(r *auditRow) string { return r.actorEmail }),
+	auditCol("action", "text[]", "", func(r *auditRow) string { return r.action }),
+	auditCol("key_id", "text[]", "::uuid", func(r *auditRow) *string { return r.keyID }),
+	auditCol("key_name", "text[]", "", func(r *auditRow) string { return r.keyName }),
+	auditCol("key_version", "int[]", "", func(r *auditRow) *int { return r.keyVersion }),
+	auditCol("subject_id", "bigint[]", "", func(r *auditRow) *int64 { return r.subjectID }),
+	auditCol("subject_email", "text[]", "", func(r *auditRow) string { return r.subjectEmail }),
+	auditCol("environment", "text[]", "", func(r *auditRow) string { return r.environment }),
+	auditCol("ip", "text[]", "", func(r *auditRow) string { return r.ip }),
+	auditCol("user_agent", "text[]", "", func(r *auditRow) string { return r.userAgent }),
+	auditCol("reason", "text[]", "", func(r *auditRow) string { return r.reason }),
+	// One row sends the JSON as bytes; the batch as text[], cast back.
+	withArray(auditCol("details", "text[]", "::jsonb", func(r *auditRow) []byte { return r.details }),
+		func(r *auditRow) string { return string(r.details) }),
+}
+
+// auditColumn is one column of auditInsertColumns.
+type auditColumn struct {
+	name, array, cast string
+	one               func(*auditRow) any  // the value of one row
+	many              func([]auditRow) any // the array of a batch's rows
+}
+
+// auditCol is the column name, whose value in a row is v.
+func auditCol[T any](name, array, cast string, v func(*auditRow) T) auditColumn {
+	return auditColumn{name: name, array: array, cast: cast,
+		one:  func(r *auditRow) any { return v(r) },
+		many: arrayOf(v)}
+}
+
+// withArray sends the column's batch array as v's values instead.
+func withArray[T any](c auditColumn, v func(*auditRow) T) auditColumn {
+	c.many = arrayOf(v)
+	return c
+}
+
+func arrayOf[T any](v func(*auditRow) T) func([]auditRow) any {
+	return func(rows []auditRow) any {
+		out := make([]T, len(rows))
+		for i := range rows {
+			out[i] = v(&rows[i])
+		}
+		return out
+	}
 }
 
 // auditInsertHead starts every statement that writes events.
@@ -91,8 +124,20 @@ type auditRow struct {
 
 // args are r's values in auditInsertColumns' order.
 func (r *auditRow) args() []any {
-	return []any{r.actorID, r.actorEmail, r.action, r.keyID, r.keyName, r.keyVersion, r.subjectID, r.subjectEmail,
-		r.environment, r.ip, r.userAgent, r.reason, r.details}
+	args := make([]any, len(auditInsertColumns))
+	for i, c := range auditInsertColumns {
+		args[i] = c.one(r)
+	}
+	return args
+}
+
+// auditBatchArgs are the arrays of auditBatchInsert for rows.
+func auditBatchArgs(rows []auditRow) []any {
+	args := make([]any, len(auditInsertColumns))
+	for i, c := range auditInsertColumns {
+		args[i] = c.many(rows)
+	}
+	return args
 }
 
 // auditRowOf is the row written for e.

@@ -35,58 +35,25 @@ var auditSingleInsert = auditInsertHead + `
 	WHERE EXISTS (SELECT 1 FROM users WHERE id = $1 AND status = 'active')
 	RETURNING actor_id`
 
-// auditBatchRows are a batch's rows as the arrays of auditBatchInsert, in
-// auditInsertColumns' order.
-type auditBatchRows struct {
-	actorIDs, subjectIDs                                        []*int64
-	keyIDs                                                      []*string
-	keyVersions                                                 []*int
-	actorEmails, actions, keyNames, subjectEmails, environments []string
-	ips, userAgents, reasons, details                           []string
-}
-
-func (c *auditBatchRows) add(r auditRow) {
-	c.actorIDs = append(c.actorIDs, r.actorID)
-	c.actorEmails = append(c.actorEmails, r.actorEmail)
-	c.actions = append(c.actions, r.action)
-	c.keyIDs = append(c.keyIDs, r.keyID)
-	c.keyNames = append(c.keyNames, r.keyName)
-	c.keyVersions = append(c.keyVersions, r.keyVersion)
-	c.subjectIDs = append(c.subjectIDs, r.subjectID)
-	c.subjectEmails = append(c.subjectEmails, r.subjectEmail)
-	c.environments = append(c.environments, r.environment)
-	c.ips = append(c.ips, r.ip)
-	c.userAgents = append(c.userAgents, r.userAgent)
-	c.reasons = append(c.reasons, r.reason)
-	c.details = append(c.details, string(r.details))
-}
-
-func (c *auditBatchRows) args() []any {
-	return []any{c.actorIDs, c.actorEmails, c.actions, c.keyIDs, c.keyNames, c.keyVersions, c.subjectIDs, c.subjectEmails,
-		c.environments, c.ips, c.userAgents, c.reasons, c.details}
-}
-
 // writeAuditBatch writes a batch of audit events in one statement, so in
 // one transaction: all rows of active actors commit, or none does.
 func writeAuditBatch(pool *pgxpool.Pool, health *writeHealth) func(context.Context, []*batchCall[auditEntry, struct{}]) {
 	return func(ctx context.Context, batch []*batchCall[auditEntry, struct{}]) {
-		var cols auditBatchRows
-		var one auditRow
+		rows := make([]auditRow, len(batch))
 		var err error
-		for _, p := range batch {
-			if one, err = auditRowOf(p.in); err != nil {
+		for i, p := range batch {
+			if rows[i], err = auditRowOf(p.in); err != nil {
 				break
 			}
-			cols.add(one)
 		}
 		written := map[int64]bool{}
 		if err == nil {
 			err = func() error {
-				q, args := auditBatchInsert, cols.args()
+				q, args := auditBatchInsert, auditBatchArgs(rows)
 				if len(batch) == 1 {
 					// A batch of one takes the plain statement, whose plan
 					// is cached (see revealSelect).
-					q, args = auditSingleInsert, one.args()
+					q, args = auditSingleInsert, rows[0].args()
 				}
 				rows, err := pool.Query(ctx, q, args...)
 				if err != nil {

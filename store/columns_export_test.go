@@ -16,13 +16,12 @@ func PairedStatements() [][2]Statement {
 	var ord int64
 	revealDests := len(revealDests(&ord, &r))
 	sessionDests := len(sessionDests(&ord, &s))
-	var batch auditBatchRows
 	var row auditRow
-	batch.add(row)
+	batch := auditBatchArgs([]auditRow{row})
 	return [][2]Statement{
 		{{"revealSelect", revealSelect, revealDests, 5}, {"revealBatchSelect", revealBatchSelect, revealDests, 5}},
 		{{"sessionSelect", sessionSelect, sessionDests, 1}, {"sessionBatchSelect", sessionBatchSelect, sessionDests, 1}},
-		{{"auditSingleInsert", auditSingleInsert, 1, len(row.args())}, {"auditBatchInsert", auditBatchInsert, 1, len(batch.args())}},
+		{{"auditSingleInsert", auditSingleInsert, 1, len(row.args())}, {"auditBatchInsert", auditBatchInsert, 1, len(batch)}},
 		{{"auditInsert", auditInsert, 0, len(row.args())}, {"auditSingleInsert", auditSingleInsert, 1, len(row.args())}},
 	}
 }
