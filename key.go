@@ -394,3 +394,15 @@ func ValidateRotation(in RotateInput) (Rotation, error) {
 	}
 	return out, v.Err()
 }
+
+// RevealRecord is one reveal or export of a key, as shown in "who has
+// seen this key".
+type RevealRecord struct {
+	Time       time.Time
+	Email      string
+	Version    int
+	Reason     string
+	Action     string
+	IP         string
+	StillValid bool // the version revealed is still the current one
+}

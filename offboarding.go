@@ -81,3 +81,19 @@ func ItemLabel(kind string) string {
 	}
 	return kind
 }
+
+// OffboardingSummary is a checklist as the offboarding list shows it.
+type OffboardingSummary struct {
+	ID          int64
+	UserEmail   string
+	UserName    string
+	StartedAt   time.Time
+	StartedBy   string
+	CompletedAt *time.Time
+	Frozen      bool
+	Open        int
+	Total       int
+}
+
+// Done is how many items are resolved.
+func (r OffboardingSummary) Done() int { return r.Total - r.Open }

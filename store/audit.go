@@ -31,22 +31,117 @@ type auditEntry struct {
 // writeAudit inserts one event in the caller's transaction. The caller
 // commits it together with the change it records, or neither happens.
 func writeAudit(ctx context.Context, tx pgx.Tx, e auditEntry) error {
-	args, err := auditArgs(e)
+	r, err := auditRowOf(e)
 	if err != nil {
 		return err
 	}
-	if _, err := tx.Exec(ctx, auditInsert, args...); err != nil {
+	if _, err := tx.Exec(ctx, auditInsert, r.args()...); err != nil {
 		return fmt.Errorf("write audit event %s: %w", e.Action, err)
 	}
 	return nil
 }
 
-const auditInsert = `INSERT INTO audit_events
-		(actor_id, actor_email, action, key_id, key_name, key_version, subject_id, subject_email, environment, ip, user_agent, reason, details)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`
+// auditInsertColumns are the columns an event is written to, each with
+// its value in a row: the one-row statements send the values (auditRow.args),
+// the batched one an array per column (auditBatchArgs) of type array, which
+// cast turns back into the column's type.
+var auditInsertColumns = []auditColumn{
+	auditCol("actor_id", "bigint[]", "", func(r *auditRow) *int64 { return r.actorID }),
+	auditCol("actor_email", "text[]", "", func(r *auditRow) string { return r.actorEmail }),
+	auditCol("action", "text[]", "", func(r *auditRow) string { return r.action }),
+	auditCol("key_id", "text[]", "::uuid", func(r *auditRow) *string { return r.keyID }),
+	auditCol("key_name", "text[]", "", func(r *auditRow) string { return r.keyName }),
+	auditCol("key_version", "int[]", "", func(r *auditRow) *int { return r.keyVersion }),
+	auditCol("subject_id", "bigint[]", "", func(r *auditRow) *int64 { return r.subjectID }),
+	auditCol("subject_email", "text[]", "", func(r *auditRow) string { return r.subjectEmail }),
+	auditCol("environment", "text[]", "", func(r *auditRow) string { return r.environment }),
+	auditCol("ip", "text[]", "", func(r *auditRow) string { return r.ip }),
+	auditCol("user_agent", "text[]", "", func(r *auditRow) string { return r.userAgent }),
+	auditCol("reason", "text[]", "", func(r *auditRow) string { return r.reason }),
+	// One row sends the JSON as bytes; the batch as text[], cast back.
+	withArray(auditCol("details", "text[]", "::jsonb", func(r *auditRow) []byte { return r.details }),
+		func(r *auditRow) string { return string(r.details) }),
+}
 
-// auditArgs are the thirteen parameters of auditInsert for e.
-func auditArgs(e auditEntry) ([]any, error) {
+// auditColumn is one column of auditInsertColumns.
+type auditColumn struct {
+	name, array, cast string
+	one               func(*auditRow) any  // the value of one row
+	many              func([]auditRow) any // the array of a batch's rows
+}
+
+// auditCol is the column name, whose value in a row is v.
+func auditCol[T any](name, array, cast string, v func(*auditRow) T) auditColumn {
+	return auditColumn{name: name, array: array, cast: cast,
+		one:  func(r *auditRow) any { return v(r) },
+		many: arrayOf(v)}
+}
+
+// withArray sends the column's batch array as v's values instead.
+func withArray[T any](c auditColumn, v func(*auditRow) T) auditColumn {
+	c.many = arrayOf(v)
+	return c
+}
+
+func arrayOf[T any](v func(*auditRow) T) func([]auditRow) any {
+	return func(rows []auditRow) any {
+		out := make([]T, len(rows))
+		for i := range rows {
+			out[i] = v(&rows[i])
+		}
+		return out
+	}
+}
+
+// auditInsertHead starts every statement that writes events.
+var auditInsertHead = "INSERT INTO audit_events (" + auditInsertList(func(i int, name, _, _ string) string { return name }) + ")"
+
+// auditInsertList renders one item per column of auditInsertColumns
+// (i is 0-based), comma-separated.
+func auditInsertList(item func(i int, name, array, cast string) string) string {
+	items := make([]string, len(auditInsertColumns))
+	for i, c := range auditInsertColumns {
+		items[i] = item(i, c.name, c.array, c.cast)
+	}
+	return strings.Join(items, ", ")
+}
+
+// auditParam is column i's parameter in the one-row statements.
+func auditParam(i int, _, _, _ string) string { return "$" + strconv.Itoa(i+1) }
+
+// auditInsert writes one event, in the caller's transaction.
+var auditInsert = auditInsertHead + " VALUES (" + auditInsertList(auditParam) + ")"
+
+// auditRow is an event as the values of auditInsertColumns.
+type auditRow struct {
+	actorID, subjectID                                     *int64
+	keyID                                                  *string
+	keyVersion                                             *int
+	actorEmail, action, keyName, subjectEmail, environment string
+	ip, userAgent, reason                                  string
+	details                                                []byte
+}
+
+// args are r's values in auditInsertColumns' order.
+func (r *auditRow) args() []any {
+	args := make([]any, len(auditInsertColumns))
+	for i, c := range auditInsertColumns {
+		args[i] = c.one(r)
+	}
+	return args
+}
+
+// auditBatchArgs are the arrays of auditBatchInsert for rows.
+func auditBatchArgs(rows []auditRow) []any {
+	args := make([]any, len(auditInsertColumns))
+	for i, c := range auditInsertColumns {
+		args[i] = c.many(rows)
+	}
+	return args
+}
+
+// auditRowOf is the row written for e.
+func auditRowOf(e auditEntry) (auditRow, error) {
 	details := []byte("{}")
 	if e.Actor.Token != nil {
 		// Which token acted, never the token itself.
@@ -58,27 +153,24 @@ func auditArgs(e auditEntry) ([]any, error) {
 	if len(e.Details) > 0 {
 		var err error
 		if details, err = json.Marshal(e.Details); err != nil {
-			return nil, fmt.Errorf("encode audit details: %w", err)
+			return auditRow{}, fmt.Errorf("encode audit details: %w", err)
 		}
 	}
-	var actorID *int64
+	r := auditRow{actorEmail: e.Actor.Label(), action: e.Action, keyName: e.KeyName, subjectEmail: e.SubjectEmail,
+		environment: e.Environment, ip: truncate(e.Actor.IP, 100), userAgent: truncate(e.Actor.UserAgent, 300), reason: e.Reason, details: details}
 	if e.Actor.User != nil {
-		actorID = &e.Actor.User.ID
+		r.actorID = &e.Actor.User.ID
 	}
-	var keyID *string
 	if e.KeyID != "" {
-		keyID = &e.KeyID
+		r.keyID = &e.KeyID
 	}
-	var keyVersion *int
 	if e.KeyVersion != 0 {
-		keyVersion = &e.KeyVersion
+		r.keyVersion = &e.KeyVersion
 	}
-	var subjectID *int64
 	if e.SubjectID != 0 {
-		subjectID = &e.SubjectID
+		r.subjectID = &e.SubjectID
 	}
-	return []any{actorID, e.Actor.Label(), e.Action, keyID, e.KeyName, keyVersion, subjectID, e.SubjectEmail,
-		e.Environment, truncate(e.Actor.IP, 100), truncate(e.Actor.UserAgent, 300), e.Reason, details}, nil
+	return r, nil
 }
 
 // truncate cuts s to at most n bytes on a rune boundary; client-supplied

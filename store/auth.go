@@ -33,7 +33,7 @@ func (s *Store) Authenticate(ctx context.Context, meta keyledger.Actor, email, p
 	if !emailTooLong {
 		row := s.pool.QueryRow(ctx, "SELECT "+userColumns+", password_hash FROM users WHERE email = $1", email)
 		var usr keyledger.User
-		err := row.Scan(&usr.ID, &usr.Email, &usr.Name, &usr.Role, &usr.Status, &usr.TOTPEnabled, &usr.CreatedAt, &usr.UpdatedAt, &hash)
+		err := row.Scan(append(userCols.dests(make([]any, 0, len(userCols)+1), &usr), &hash)...)
 		switch {
 		case errors.Is(err, pgx.ErrNoRows):
 		case err != nil:

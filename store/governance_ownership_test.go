@@ -50,7 +50,7 @@ func TestDashboardCounts(t *testing.T) {
 		t.Errorf("environments %v, want %v", d.Environments, want)
 	}
 	want := store.Dashboard{Environments: d.Environments, Total: 6, Orphaned: 1, NeverChecked: 5, Failing: 1, Overdue: 2, DueSoon: 1, Stale: 1,
-		Owners: []store.OwnerRow{
+		Owners: []keyledger.OwnerKeys{
 			{ID: leaver.ID, Email: leaver.Email, Name: "leaver", Active: false, Counts: map[string]int{"staging": 1}, Total: 1},
 			{ID: f.m.ID, Email: f.m.Email, Name: "m", Active: true, Counts: map[string]int{"development": 2, "production": 1}, Total: 3},
 			{ID: f.n.ID, Email: f.n.Email, Name: "n", Active: true, Counts: map[string]int{"development": 1, "staging": 1}, Total: 2},

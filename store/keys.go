@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/keyledger/keyledger"
@@ -480,20 +479,9 @@ func (s *Store) KeyVersions(ctx context.Context, actor keyledger.Actor, id strin
 	return out, nil
 }
 
-// Reveal is one reveal of a key, as shown in "who has seen this key".
-type RevealRecord struct {
-	Time       time.Time
-	Email      string
-	Version    int
-	Reason     string
-	Action     string
-	IP         string
-	StillValid bool // the version revealed is still the current one
-}
-
 // KeyReveals lists who has seen a key's value (reveals and exports),
 // newest first.
-func (s *Store) KeyReveals(ctx context.Context, actor keyledger.Actor, id string, limit int) ([]RevealRecord, error) {
+func (s *Store) KeyReveals(ctx context.Context, actor keyledger.Actor, id string, limit int) ([]keyledger.RevealRecord, error) {
 	k, err := s.GetKey(ctx, actor, id)
 	if err != nil {
 		return nil, err
@@ -506,8 +494,8 @@ func (s *Store) KeyReveals(ctx context.Context, actor keyledger.Actor, id string
 	if err != nil {
 		return nil, s.internal(ctx, "list reveals", err)
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (RevealRecord, error) {
-		var rr RevealRecord
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (keyledger.RevealRecord, error) {
+		var rr keyledger.RevealRecord
 		err := r.Scan(&rr.Time, &rr.Email, &rr.Version, &rr.Reason, &rr.Action, &rr.IP)
 		rr.StillValid = rr.Version == k.CurrentVersion
 		return rr, err

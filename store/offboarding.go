@@ -244,10 +244,9 @@ func (s *Store) Offboarding(ctx context.Context, actor keyledger.Actor, id int64
 	var o keyledger.Offboarding
 	u := &o.User
 	err := s.pool.QueryRow(ctx, `SELECT o.id, o.started_at, o.frozen, o.note, o.completed_at, coalesce(sb.email, ''), coalesce(cb.email, ''),
-			u.id, u.email, u.name, u.role, u.status, u.totp_enabled_at IS NOT NULL, u.created_at, u.updated_at
+			`+userCols.sql("u")+`
 		FROM offboardings o JOIN users u ON u.id = o.user_id LEFT JOIN users sb ON sb.id = o.started_by LEFT JOIN users cb ON cb.id = o.completed_by
-		WHERE o.id = $1`, id).Scan(&o.ID, &o.StartedAt, &o.Frozen, &o.Note, &o.CompletedAt, &o.StartedBy, &o.CompletedBy,
-		&u.ID, &u.Email, &u.Name, &u.Role, &u.Status, &u.TOTPEnabled, &u.CreatedAt, &u.UpdatedAt)
+		WHERE o.id = $1`, id).Scan(userCols.dests([]any{&o.ID, &o.StartedAt, &o.Frozen, &o.Note, &o.CompletedAt, &o.StartedBy, &o.CompletedBy}, u)...)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, keyledger.ErrNotFound("Offboarding")
 	}
@@ -272,21 +271,8 @@ func (s *Store) Offboarding(ctx context.Context, actor keyledger.Actor, id int64
 	return &o, nil
 }
 
-// OffboardingSummary is a row of the offboarding list.
-type OffboardingSummary struct {
-	ID          int64
-	UserEmail   string
-	UserName    string
-	StartedAt   time.Time
-	StartedBy   string
-	CompletedAt *time.Time
-	Frozen      bool
-	Open        int
-	Total       int
-}
-
 // ListOffboardings lists checklists, open ones first. Leads and admins.
-func (s *Store) ListOffboardings(ctx context.Context, actor keyledger.Actor) ([]OffboardingSummary, error) {
+func (s *Store) ListOffboardings(ctx context.Context, actor keyledger.Actor) ([]keyledger.OffboardingSummary, error) {
 	if err := keyledger.CanLead(actor.User); err != nil {
 		return nil, err
 	}
@@ -298,8 +284,8 @@ func (s *Store) ListOffboardings(ctx context.Context, actor keyledger.Actor) ([]
 	if err != nil {
 		return nil, s.internal(ctx, "list offboardings", err)
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (OffboardingSummary, error) {
-		var o OffboardingSummary
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (keyledger.OffboardingSummary, error) {
+		var o keyledger.OffboardingSummary
 		err := r.Scan(&o.ID, &o.UserEmail, &o.UserName, &o.StartedAt, &o.StartedBy, &o.CompletedAt, &o.Frozen, &o.Open, &o.Total)
 		return o, err
 	})

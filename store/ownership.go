@@ -17,7 +17,7 @@ const StaleAfter = 180 * 24 * time.Hour
 // Dashboard is the ownership audit for leads.
 type Dashboard struct {
 	Environments []string
-	Owners       []OwnerRow
+	Owners       []keyledger.OwnerKeys
 	Total        int
 	Orphaned     int
 	NeverChecked int
@@ -25,16 +25,6 @@ type Dashboard struct {
 	Overdue      int
 	DueSoon      int
 	Stale        int
-}
-
-// OwnerRow counts one owner's live keys per environment.
-type OwnerRow struct {
-	ID     int64
-	Email  string
-	Name   string
-	Active bool
-	Counts map[string]int
-	Total  int
 }
 
 // Dashboard computes the ownership audit in one pass over the live keys,
@@ -84,7 +74,7 @@ func (s *Store) dashboard(ctx context.Context) (Dashboard, error) {
 		return d, s.internal(ctx, "dashboard", err)
 	}
 	defer rows.Close()
-	byEmail := map[string]*OwnerRow{}
+	byEmail := map[string]*keyledger.OwnerKeys{}
 	for rows.Next() {
 		var id, envID int64
 		var email, name string
@@ -95,7 +85,7 @@ func (s *Store) dashboard(ctx context.Context) (Dashboard, error) {
 		}
 		r, ok := byEmail[email]
 		if !ok {
-			d.Owners = append(d.Owners, OwnerRow{ID: id, Email: email, Name: name, Active: active, Counts: map[string]int{}})
+			d.Owners = append(d.Owners, keyledger.OwnerKeys{ID: id, Email: email, Name: name, Active: active, Counts: map[string]int{}})
 			r = &d.Owners[len(d.Owners)-1]
 			byEmail = reindex(d.Owners)
 		}
@@ -117,8 +107,8 @@ func (s *Store) dashboard(ctx context.Context) (Dashboard, error) {
 	return d, nil
 }
 
-func reindex(rows []OwnerRow) map[string]*OwnerRow {
-	m := make(map[string]*OwnerRow, len(rows))
+func reindex(rows []keyledger.OwnerKeys) map[string]*keyledger.OwnerKeys {
+	m := make(map[string]*keyledger.OwnerKeys, len(rows))
 	for i := range rows {
 		m[rows[i].Email] = &rows[i]
 	}
@@ -129,24 +119,9 @@ func failingResults() []string {
 	return []string{keyledger.VerifyInvalid, keyledger.VerifyForbidden, keyledger.VerifyQuota}
 }
 
-// SeenRecord is one reveal or export by a person.
-type SeenRecord struct {
-	Time        time.Time
-	Action      string
-	KeyID       string
-	KeyName     string
-	Environment string
-	Version     int
-	Reason      string
-	// Current: the version seen is still the key's current one (and the
-	// key is live), so it would need rotating if this person left.
-	Current  bool
-	Archived bool
-}
-
 // UserSeen lists what a person has seen: reveals and exports, newest first.
 // Leads and admins, or the person themselves.
-func (s *Store) UserSeen(ctx context.Context, actor keyledger.Actor, userID int64, limit int) ([]SeenRecord, error) {
+func (s *Store) UserSeen(ctx context.Context, actor keyledger.Actor, userID int64, limit int) ([]keyledger.SeenRecord, error) {
 	if actor.User == nil || (actor.User.ID != userID && keyledger.CanLead(actor.User) != nil) {
 		return nil, keyledger.ErrNotFound("User")
 	}
@@ -161,8 +136,8 @@ func (s *Store) UserSeen(ctx context.Context, actor keyledger.Actor, userID int6
 	if err != nil {
 		return nil, s.internal(ctx, "what has this person seen", err)
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (SeenRecord, error) {
-		var x SeenRecord
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (keyledger.SeenRecord, error) {
+		var x keyledger.SeenRecord
 		err := r.Scan(&x.Time, &x.Action, &x.KeyID, &x.KeyName, &x.Environment, &x.Version, &x.Reason, &x.Current, &x.Archived)
 		return x, err
 	})

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -33,43 +32,82 @@ type revealRow struct {
 	ownerStatus             string
 }
 
-// revealColumns are what a reveal reads; TOKEN, AT and VERSION name the
-// request's token id, time and wanted version. The token check is
-// tokenLiveSQL's.
-const revealColumns = `a.status, a.role,
-		CASE WHEN TOKEN = 0 THEN true ELSE EXISTS (SELECT 1 FROM api_tokens t WHERE t.id = TOKEN AND t.user_id = a.id AND t.expires_at > AT)
-			AND NOT EXISTS (SELECT 1 FROM role_policies rp WHERE rp.role = a.role AND rp.require_totp AND a.totp_enabled_at IS NULL) END,
-		EXISTS (SELECT 1 FROM offboardings ob WHERE ob.user_id = a.id AND ob.completed_at IS NULL),
-		v.version IS NOT NULL, coalesce(v.kek_id, ''), v.wrapped_dek, v.nonce, v.ciphertext,
-		v.destroyed_at IS NOT NULL, v.destroy_after,
-		k.id::text, k.name, k.provider, k.project, e.id, e.name, e.reveal_policy, e.reason_required, e.sensitive, e.rotation_days, e.allow_token_reveal,
-		k.owner_id, o.email, o.name, o.status, k.description, k.scope, k.masked_hint, k.current_version, coalesce(k.rotation_days, 0),
-		coalesce(k.rotation_days, e.rotation_days), k.rotate_by, k.last_rotated_at, k.last_verified_at, coalesce(k.verify_result, ''), k.verify_message,
-		k.created_at, k.updated_at, k.archived_at`
+// revealCols are what a reveal reads. The request is the row r: its
+// actor_id, token_id, at, key_id and version, whichever statement binds
+// them (revealSelectFrom).
+var revealCols = columns[revealRow]{
+	{"a.status", func(r *revealRow) any { return &r.status }},
+	{"a.role", func(r *revealRow) any { return &r.role }},
+	{tokenLive("r.token_id", "r.at"), func(r *revealRow) any { return &r.tokenLive }},
+	{"EXISTS (SELECT 1 FROM offboardings ob WHERE ob.user_id = a.id AND ob.completed_at IS NULL)", func(r *revealRow) any { return &r.offboarding }},
+	{"v.version IS NOT NULL", func(r *revealRow) any { return &r.versionFound }},
+	{"coalesce(v.kek_id, '')", func(r *revealRow) any { return &r.env.KEKID }},
+	{"v.wrapped_dek", func(r *revealRow) any { return &r.env.WrappedDEK }},
+	{"v.nonce", func(r *revealRow) any { return &r.env.Nonce }},
+	{"v.ciphertext", func(r *revealRow) any { return &r.env.Ciphertext }},
+	{"v.destroyed_at IS NOT NULL", func(r *revealRow) any { return &r.destroyed }},
+	{"v.destroy_after", func(r *revealRow) any { return &r.destroyAfter }},
+	{"k.id::text", func(r *revealRow) any { return &r.key.ID }},
+	{"k.name", func(r *revealRow) any { return &r.key.Name }},
+	{"k.provider", func(r *revealRow) any { return &r.key.Provider }},
+	{"k.project", func(r *revealRow) any { return &r.key.Project }},
+	{"e.id", func(r *revealRow) any { return &r.key.EnvironmentInfo.ID }},
+	{"e.name", func(r *revealRow) any { return &r.key.EnvironmentInfo.Name }},
+	{"e.reveal_policy", func(r *revealRow) any { return &r.key.EnvironmentInfo.RevealPolicy }},
+	{"e.reason_required", func(r *revealRow) any { return &r.key.EnvironmentInfo.ReasonRequired }},
+	{"e.sensitive", func(r *revealRow) any { return &r.key.EnvironmentInfo.Sensitive }},
+	{"e.rotation_days", func(r *revealRow) any { return &r.key.EnvironmentInfo.RotationDays }},
+	{"e.allow_token_reveal", func(r *revealRow) any { return &r.key.EnvironmentInfo.AllowTokenReveal }},
+	{"k.owner_id", func(r *revealRow) any { return &r.key.OwnerID }},
+	{"o.email", func(r *revealRow) any { return &r.key.OwnerEmail }},
+	{"o.name", func(r *revealRow) any { return &r.key.OwnerName }},
+	{"o.status", func(r *revealRow) any { return &r.ownerStatus }},
+	{"k.description", func(r *revealRow) any { return &r.key.Description }},
+	{"k.scope", func(r *revealRow) any { return &r.key.Scope }},
+	{"k.masked_hint", func(r *revealRow) any { return &r.key.MaskedHint }},
+	{"k.current_version", func(r *revealRow) any { return &r.key.CurrentVersion }},
+	{"coalesce(k.rotation_days, 0)", func(r *revealRow) any { return &r.key.RotationDays }},
+	{"coalesce(k.rotation_days, e.rotation_days)", func(r *revealRow) any { return &r.key.EffectiveDays }},
+	{"k.rotate_by", func(r *revealRow) any { return &r.key.RotateBy }},
+	{"k.last_rotated_at", func(r *revealRow) any { return &r.key.LastRotatedAt }},
+	{"k.last_verified_at", func(r *revealRow) any { return &r.key.LastVerifiedAt }},
+	{"coalesce(k.verify_result, '')", func(r *revealRow) any { return &r.key.VerifyResult }},
+	{"k.verify_message", func(r *revealRow) any { return &r.key.VerifyMessage }},
+	{"k.created_at", func(r *revealRow) any { return &r.key.CreatedAt }},
+	{"k.updated_at", func(r *revealRow) any { return &r.key.UpdatedAt }},
+	{"k.archived_at", func(r *revealRow) any { return &r.key.ArchivedAt }},
+}
 
-// revealJoins join the key (k) to what a reveal reads with it.
-const revealJoins = `
+// revealRequest is the row r that revealCols read the request from: in
+// the batched statement, the unnest of the parameter arrays; in the single
+// one, the plain parameters (Postgres pulls this subquery up, so the plan
+// is that of a statement with the parameters written in place).
+const (
+	revealRequestBatch = `unnest($1::bigint[], $2::bigint[], $3::timestamptz[], $4::text[], $5::int[]) WITH ORDINALITY`
+	revealRequestOne   = `(SELECT $1::bigint, $2::bigint, $3::timestamptz, $4::text, $5::int, 1::bigint)`
+)
+
+// revealSelectFrom is the reveal statement reading its requests from
+// request. Each row starts with ord, which says which request it answers
+// (a missing ord: unknown key or actor).
+func revealSelectFrom(request string) string {
+	return `SELECT r.ord, ` + revealCols.sql("") + `
+	FROM ` + request + ` AS r(actor_id, token_id, at, key_id, version, ord)
+	JOIN keys k ON k.id = r.key_id::uuid
+	JOIN users a ON a.id = r.actor_id
 	JOIN environments e ON e.id = k.environment_id JOIN users o ON o.id = k.owner_id
-	LEFT JOIN key_versions v ON v.key_id = k.id AND v.version = CASE WHEN VERSION > 0 THEN VERSION ELSE k.current_version END`
+	LEFT JOIN key_versions v ON v.key_id = k.id AND v.version = CASE WHEN r.version > 0 THEN r.version ELSE k.current_version END`
+}
 
 var (
-	// revealBatchSelect reads a batch in one statement; ord says which
-	// request each row answers (a missing ord: unknown key or actor).
-	revealBatchSelect = batchReplacer.Replace(`SELECT r.ord, ` + revealColumns + `
-	FROM unnest($1::bigint[], $2::bigint[], $3::timestamptz[], $4::text[], $5::int[]) WITH ORDINALITY AS r(actor_id, token_id, at, key_id, version, ord)
-	JOIN keys k ON k.id = r.key_id::uuid
-	JOIN users a ON a.id = r.actor_id` + revealJoins)
+	// revealBatchSelect reads a batch in one statement.
+	revealBatchSelect = revealSelectFrom(revealRequestBatch)
 	// revealSelect is the same for one request. Postgres plans an unnest
 	// of parameter arrays anew on every execution (its generic plan
 	// assumes a hundred rows, so it never wins over a custom one), which
 	// costs more than the join itself; a batch of one takes this statement,
 	// whose generic plan is cached.
-	revealSelect = singleReplacer.Replace(`SELECT 1::bigint, ` + revealColumns + `
-	FROM keys k JOIN users a ON a.id = $1` + revealJoins + `
-	WHERE k.id = $4::text::uuid`)
-
-	batchReplacer  = strings.NewReplacer("TOKEN", "r.token_id", "AT", "r.at", "VERSION", "r.version")
-	singleReplacer = strings.NewReplacer("TOKEN", "$2::bigint", "AT", "$3", "VERSION", "$5::int")
+	revealSelect = revealSelectFrom(revealRequestOne)
 )
 
 // readRevealBatch is the batcher's run for reveal reads. Reads need no
@@ -91,12 +129,10 @@ func readRevealBatch(pool *pgxpool.Pool) func(context.Context, []*batchCall[reve
 }
 
 func scanRevealRow(row pgx.Rows, ord *int64, r *revealRow) error {
-	k := &r.key
-	kenv := &k.EnvironmentInfo
-	return row.Scan(ord, &r.status, &r.role, &r.tokenLive, &r.offboarding,
-		&r.versionFound, &r.env.KEKID, &r.env.WrappedDEK, &r.env.Nonce, &r.env.Ciphertext, &r.destroyed, &r.destroyAfter,
-		&k.ID, &k.Name, &k.Provider, &k.Project, &kenv.ID, &kenv.Name, &kenv.RevealPolicy, &kenv.ReasonRequired, &kenv.Sensitive, &kenv.RotationDays, &kenv.AllowTokenReveal,
-		&k.OwnerID, &k.OwnerEmail, &k.OwnerName, &r.ownerStatus, &k.Description, &k.Scope, &k.MaskedHint, &k.CurrentVersion, &k.RotationDays,
-		&k.EffectiveDays, &k.RotateBy, &k.LastRotatedAt, &k.LastVerifiedAt, &k.VerifyResult, &k.VerifyMessage,
-		&k.CreatedAt, &k.UpdatedAt, &k.ArchivedAt)
+	return row.Scan(revealDests(ord, r)...)
+}
+
+// revealDests are where a row of revealSelectFrom goes.
+func revealDests(ord *int64, r *revealRow) []any {
+	return revealCols.dests(append(make([]any, 0, 1+len(revealCols)), ord), r)
 }

@@ -18,10 +18,12 @@ type sessionRow struct {
 	pendingTOTP, requireTOTP bool
 }
 
-const sessionColumns = `u.id, u.email, u.name, u.role, u.status, u.totp_enabled_at IS NOT NULL, u.created_at, u.updated_at,
+// sessionColumns are the user's columns (userCols), then the session's
+// (scanSessionRow).
+var sessionColumns = userCols.sql("u") + `,
 		s.last_seen_at, s.expires_at, s.step_up_at, s.pending_totp, coalesce(p.require_totp, false)`
 
-const (
+var (
 	// sessionSelect reads one session (a batch of one: its plan is cached,
 	// see revealSelect).
 	sessionSelect = `SELECT 1::bigint, ` + sessionColumns + `
@@ -51,7 +53,11 @@ func readSessionBatch(pool *pgxpool.Pool) func(context.Context, []*batchCall[[]b
 }
 
 func scanSessionRow(rows pgx.Rows, ord *int64, r *sessionRow) error {
-	u := &r.user
-	return rows.Scan(ord, &u.ID, &u.Email, &u.Name, &u.Role, &u.Status, &u.TOTPEnabled, &u.CreatedAt, &u.UpdatedAt,
-		&r.lastSeen, &r.expires, &r.stepUp, &r.pendingTOTP, &r.requireTOTP)
+	return rows.Scan(sessionDests(ord, r)...)
+}
+
+// sessionDests are where a row of sessionColumns goes, after its ord.
+func sessionDests(ord *int64, r *sessionRow) []any {
+	dests := userCols.dests(append(make([]any, 0, 1+len(userCols)+5), ord), &r.user)
+	return append(dests, &r.lastSeen, &r.expires, &r.stepUp, &r.pendingTOTP, &r.requireTOTP)
 }

@@ -11,11 +11,31 @@ import (
 	"github.com/keyledger/keyledger/crypto"
 )
 
-const tokenColumns = `t.id, t.user_id, u.email, t.name, t.hint, t.scopes, t.created_at, t.expires_at, t.last_used_at, t.last_used_ip`
+// tokenCols are a token's columns: its row (t) and its user's email (u).
+var tokenCols = columns[keyledger.Token]{
+	{"t.id", func(t *keyledger.Token) any { return &t.ID }},
+	{"t.user_id", func(t *keyledger.Token) any { return &t.UserID }},
+	{"u.email", func(t *keyledger.Token) any { return &t.UserEmail }},
+	{"t.name", func(t *keyledger.Token) any { return &t.Name }},
+	{"t.hint", func(t *keyledger.Token) any { return &t.Hint }},
+	{"t.scopes", func(t *keyledger.Token) any { return &t.Scopes }},
+	{"t.created_at", func(t *keyledger.Token) any { return &t.CreatedAt }},
+	{"t.expires_at", func(t *keyledger.Token) any { return &t.ExpiresAt }},
+	{"t.last_used_at", func(t *keyledger.Token) any { return &t.LastUsedAt }},
+	{"t.last_used_ip", func(t *keyledger.Token) any { return &t.LastUsedIP }},
+}
+
+var (
+	tokenColumns = tokenCols.sql("")
+	// tokenActorSelect reads a token with its user (userCols) and whether
+	// the user's role requires two-factor sign-in.
+	tokenActorSelect = `SELECT ` + tokenColumns + `, ` + userCols.sql("u") + `, coalesce(p.require_totp, false)
+		FROM api_tokens t JOIN users u ON u.id = t.user_id LEFT JOIN role_policies p ON p.role = u.role WHERE t.token_hash = $1`
+)
 
 func scanToken(row pgx.Row) (*keyledger.Token, error) {
 	var t keyledger.Token
-	err := row.Scan(&t.ID, &t.UserID, &t.UserEmail, &t.Name, &t.Hint, &t.Scopes, &t.CreatedAt, &t.ExpiresAt, &t.LastUsedAt, &t.LastUsedIP)
+	err := row.Scan(tokenCols.dests(make([]any, 0, len(tokenCols)), &t)...)
 	return &t, err
 }
 
@@ -116,19 +136,16 @@ func (s *Store) TokenActor(ctx context.Context, secret, ip, userAgent string) (k
 	var u keyledger.User
 	var t *keyledger.Token
 	var requireTOTP bool
-	row := s.pool.QueryRow(ctx, `SELECT `+tokenColumns+`, u.name, u.role, u.status, u.totp_enabled_at IS NOT NULL, u.created_at, u.updated_at,
-			coalesce(p.require_totp, false)
-		FROM api_tokens t JOIN users u ON u.id = t.user_id LEFT JOIN role_policies p ON p.role = u.role WHERE t.token_hash = $1`, hash)
+	row := s.pool.QueryRow(ctx, tokenActorSelect, hash)
 	t = &keyledger.Token{}
-	err := row.Scan(&t.ID, &t.UserID, &t.UserEmail, &t.Name, &t.Hint, &t.Scopes, &t.CreatedAt, &t.ExpiresAt, &t.LastUsedAt, &t.LastUsedIP,
-		&u.Name, &u.Role, &u.Status, &u.TOTPEnabled, &u.CreatedAt, &u.UpdatedAt, &requireTOTP)
+	dests := userCols.dests(tokenCols.dests(make([]any, 0, len(tokenCols)+len(userCols)+1), t), &u)
+	err := row.Scan(append(dests, &requireTOTP)...)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return a, ErrBadToken
 	}
 	if err != nil {
 		return a, s.internal(ctx, "check token", err)
 	}
-	u.ID, u.Email = t.UserID, t.UserEmail
 	if !u.Active() || !now.Before(t.ExpiresAt) {
 		return a, ErrBadToken
 	}
@@ -160,14 +177,20 @@ func (s *Store) TokenActor(ctx context.Context, secret, ip, userAgent string) (k
 	return a, nil
 }
 
-// tokenLiveSQL is true when the request came without a token ($2 = 0), or
-// its token ($2) still exists, belongs to the actor (a, in the query), has
-// not expired at $3, and the actor's role does not require a second factor
+// tokenLive is true when the request came without a token (token = 0),
+// or its token still exists, belongs to the actor (a, in the query), has
+// not expired at at, and the actor's role does not require a second factor
 // the actor lacks. Reveals and exports check it in their own query, so a
 // token revoked (or a policy turned on) a moment ago elsewhere cannot
 // reveal through tokenCache.
-const tokenLiveSQL = `CASE WHEN $2::bigint = 0 THEN true ELSE EXISTS (SELECT 1 FROM api_tokens t WHERE t.id = $2 AND t.user_id = a.id AND t.expires_at > $3)
+func tokenLive(token, at string) string {
+	return `CASE WHEN ` + token + ` = 0 THEN true ELSE EXISTS (SELECT 1 FROM api_tokens t WHERE t.id = ` + token + ` AND t.user_id = a.id AND t.expires_at > ` + at + `)
 	AND NOT EXISTS (SELECT 1 FROM role_policies rp WHERE rp.role = a.role AND rp.require_totp AND a.totp_enabled_at IS NULL) END`
+}
+
+// tokenLiveSQL is tokenLive for a statement whose $2 is the token id and
+// $3 the time.
+var tokenLiveSQL = tokenLive("$2::bigint", "$3")
 
 func actorTokenID(a keyledger.Actor) int64 {
 	if a.Token == nil {

@@ -9,11 +9,12 @@ import (
 	"github.com/keyledger/keyledger"
 )
 
-const userColumns = "id, email, name, role, status, totp_enabled_at IS NOT NULL, created_at, updated_at"
+// userColumns is userCols' select list, unqualified.
+var userColumns = userCols.sql("")
 
 func scanUser(row pgx.Row) (*keyledger.User, error) {
 	var u keyledger.User
-	if err := row.Scan(&u.ID, &u.Email, &u.Name, &u.Role, &u.Status, &u.TOTPEnabled, &u.CreatedAt, &u.UpdatedAt); err != nil {
+	if err := row.Scan(userCols.dests(make([]any, 0, len(userCols)), &u)...); err != nil {
 		return nil, err
 	}
 	return &u, nil

@@ -135,12 +135,8 @@ type KeyDetailView struct {
 
 // RevealRow is one line of "who has seen this key".
 type RevealRow struct {
-	Time       time.Time
-	Email      string
-	Version    int
-	Reason     string
-	StillValid bool
-	Export     bool
+	keyledger.RevealRecord
+	Export bool
 }
 
 // RevealView shows a revealed value once.

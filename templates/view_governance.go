@@ -3,7 +3,6 @@ package templates
 import (
 	"net/url"
 	"strconv"
-	"time"
 
 	"github.com/keyledger/keyledger"
 )
@@ -20,12 +19,7 @@ type DashboardView struct {
 
 // DashboardOwner is one row of the owner × environment table.
 type DashboardOwner struct {
-	ID     int64
-	Email  string
-	Name   string
-	Active bool
-	Counts map[string]int
-	Total  int
+	keyledger.OwnerKeys
 }
 
 // DisplayName is the name, or the email when there is none.
@@ -85,15 +79,8 @@ type UserPageView struct {
 
 // SeenRow is one reveal or export by the person.
 type SeenRow struct {
-	Time        time.Time
-	Export      bool
-	KeyID       string
-	KeyName     string
-	Environment string
-	Version     int
-	Reason      string
-	Current     bool
-	Archived    bool
+	keyledger.SeenRecord
+	Export bool
 }
 
 // CurrentCount is how many seen rows are still current versions.
@@ -122,19 +109,8 @@ type OffboardingListView struct {
 
 // OffboardingRow is one checklist in the list.
 type OffboardingRow struct {
-	ID          int64
-	UserEmail   string
-	UserName    string
-	StartedAt   time.Time
-	StartedBy   string
-	CompletedAt *time.Time
-	Frozen      bool
-	Open        int
-	Total       int
+	keyledger.OffboardingSummary
 }
-
-// Done is how many items are resolved.
-func (r OffboardingRow) Done() int { return r.Total - r.Open }
 
 // Person is the name and email of the departing person.
 func (r OffboardingRow) Person() string {

@@ -21,7 +21,7 @@ func (s *Server) dashboard(c echo.Context) error {
 	}
 	v := templates.DashboardView{Environments: d.Environments, Total: d.Total, EnvTotals: map[string]int{}}
 	for _, o := range d.Owners {
-		v.Owners = append(v.Owners, templates.DashboardOwner{ID: o.ID, Email: o.Email, Name: o.Name, Active: o.Active, Counts: o.Counts, Total: o.Total})
+		v.Owners = append(v.Owners, templates.DashboardOwner{OwnerKeys: o})
 		for env, n := range o.Counts {
 			v.EnvTotals[env] += n
 		}
@@ -92,8 +92,7 @@ func (s *Server) renderUserPage(c echo.Context, status int, f userForm) error {
 	v := templates.UserPageView{Person: person, Self: actor.User.ID == person.ID, Keys: keys,
 		Owner: f.owner, Selected: f.selected, Errors: f.errs, Message: f.msg}
 	for _, r := range seen {
-		v.Seen = append(v.Seen, templates.SeenRow{Time: r.Time, Export: r.Action == keyledger.ActionKeyExport, KeyID: r.KeyID, KeyName: r.KeyName,
-			Environment: r.Environment, Version: r.Version, Reason: r.Reason, Current: r.Current, Archived: r.Archived})
+		v.Seen = append(v.Seen, templates.SeenRow{SeenRecord: r, Export: r.Action == keyledger.ActionKeyExport})
 	}
 	if keyledger.CanLead(actor.User) == nil {
 		v.CanLead = true

@@ -170,7 +170,7 @@ func (s *Server) renderKeyDetailWith(c echo.Context, id string, status int, x de
 	v.StepUpError, v.StepUpMessage = x.stepUpErr, x.stepUpMsg
 	v.CanVerify = s.cfg.Verifier != nil && s.cfg.Verifier.Supports(k.Provider) && (v.RevealAllowed || v.CanEdit)
 	for _, r := range reveals {
-		v.Reveals = append(v.Reveals, templates.RevealRow{Time: r.Time, Email: r.Email, Version: r.Version, Reason: r.Reason, StillValid: r.StillValid, Export: r.Action == keyledger.ActionKeyExport})
+		v.Reveals = append(v.Reveals, templates.RevealRow{RevealRecord: r, Export: r.Action == keyledger.ActionKeyExport})
 	}
 	p := s.page(c, k.Name, "keys")
 	p.Flash = x.flash

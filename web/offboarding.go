@@ -34,8 +34,7 @@ func (s *Server) renderOffboardingList(c echo.Context, status int, v templates.O
 		return err
 	}
 	for _, o := range list {
-		row := templates.OffboardingRow{ID: o.ID, UserEmail: o.UserEmail, UserName: o.UserName, StartedAt: o.StartedAt, StartedBy: o.StartedBy,
-			CompletedAt: o.CompletedAt, Frozen: o.Frozen, Open: o.Open, Total: o.Total}
+		row := templates.OffboardingRow{OffboardingSummary: o}
 		if o.CompletedAt == nil {
 			v.Open = append(v.Open, row)
 		} else {
