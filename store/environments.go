@@ -70,3 +70,83 @@ func (s *Store) environmentID(ctx context.Context, name string) (int64, error) {
 	s.envIDs.Store(name, id)
 	return id, nil
 }
+
+// CreateEnvironment adds an environment. Admins only; audited.
+func (s *Store) CreateEnvironment(ctx context.Context, actor keyledger.Actor, in keyledger.EnvironmentInput) (keyledger.Environment, error) {
+	if err := noToken(actor); err != nil {
+		return keyledger.Environment{}, err
+	}
+	env, err := keyledger.ValidateEnvironment(in)
+	if err != nil {
+		return env, err
+	}
+	err = s.tx(ctx, func(tx pgx.Tx) error {
+		actor, err := freshActorMay(ctx, tx, actor, keyledger.CanAdminister)
+		if err != nil {
+			return err
+		}
+		err = tx.QueryRow(ctx, `INSERT INTO environments (name, reveal_policy, reason_required, sensitive, rotation_days, allow_token_reveal, position)
+			VALUES ($1, $2, $3, $4, $5, $6, (SELECT coalesce(max(position), 0) + 10 FROM environments)) RETURNING id`,
+			env.Name, string(env.RevealPolicy), env.ReasonRequired, env.Sensitive, env.RotationDays, env.AllowTokenReveal).Scan(&env.ID)
+		if isUniqueViolation(err, "") {
+			return &keyledger.Error{Code: keyledger.ECONFLICT, Message: "That environment exists.", Fields: map[string]string{"name": "An environment with this name exists."}}
+		}
+		if err != nil {
+			return err
+		}
+		return writeAudit(ctx, tx, auditEntry{Actor: actor, Action: keyledger.ActionEnvCreate, Environment: env.Name, Details: envDetails(env)})
+	})
+	if err != nil {
+		return env, s.internal(ctx, "create environment", err)
+	}
+	return env, nil
+}
+
+// UpdateEnvironment changes an environment's policy. It applies to the
+// very next request: policy is read inside each reveal's transaction.
+func (s *Store) UpdateEnvironment(ctx context.Context, actor keyledger.Actor, name string, in keyledger.EnvironmentInput) (keyledger.Environment, error) {
+	if err := noToken(actor); err != nil {
+		return keyledger.Environment{}, err
+	}
+	in.Name = name
+	env, err := keyledger.ValidateEnvironment(in)
+	if err != nil {
+		return env, err
+	}
+	err = s.tx(ctx, func(tx pgx.Tx) error {
+		actor, err := freshActorMay(ctx, tx, actor, keyledger.CanAdminister)
+		if err != nil {
+			return err
+		}
+		before, err := scanEnv(tx.QueryRow(ctx, "SELECT "+envColumns+" FROM environments WHERE name = $1 FOR UPDATE", env.Name))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return keyledger.ErrNotFound("Environment")
+		}
+		if err != nil {
+			return err
+		}
+		env.ID = before.ID
+		if _, err := tx.Exec(ctx, `UPDATE environments SET reveal_policy = $2, reason_required = $3, sensitive = $4, rotation_days = $5, allow_token_reveal = $6 WHERE id = $1`,
+			env.ID, string(env.RevealPolicy), env.ReasonRequired, env.Sensitive, env.RotationDays, env.AllowTokenReveal); err != nil {
+			return err
+		}
+		// Keys following the environment's default get a new due date.
+		if before.RotationDays != env.RotationDays {
+			if _, err := tx.Exec(ctx, `UPDATE keys SET rotate_by = last_rotated_at + make_interval(days => $2)
+				WHERE environment_id = $1 AND rotation_days IS NULL AND archived_at IS NULL`, env.ID, env.RotationDays); err != nil {
+				return err
+			}
+		}
+		return writeAudit(ctx, tx, auditEntry{Actor: actor, Action: keyledger.ActionEnvUpdate, Environment: env.Name,
+			Details: map[string]any{"before": envDetails(before), "after": envDetails(env)}})
+	})
+	if err != nil {
+		return env, s.internal(ctx, "update environment", err)
+	}
+	return env, nil
+}
+
+func envDetails(e keyledger.Environment) map[string]any {
+	return map[string]any{"reveal_policy": string(e.RevealPolicy), "reason_required": e.ReasonRequired, "sensitive": e.Sensitive,
+		"rotation_days": e.RotationDays, "allow_token_reveal": e.AllowTokenReveal}
+}

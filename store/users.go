@@ -209,3 +209,122 @@ func deactivateUser(ctx context.Context, tx pgx.Tx, actor keyledger.Actor, email
 	}
 	return u, nil
 }
+
+// UserByID finds a user: for the person themselves, leads and admins (and
+// system actors). Anyone else is told there is no such user.
+func (s *Store) UserByID(ctx context.Context, actor keyledger.Actor, id int64) (*keyledger.User, error) {
+	if actor.User == nil || actor.User.ID != id || !actor.User.Active() {
+		if err := mayRead(actor, keyledger.CanLead); err != nil {
+			return nil, keyledger.ErrNotFound("User")
+		}
+	}
+	return s.userByID(ctx, id)
+}
+
+// userByID is UserByID for callers that have checked the actor.
+func (s *Store) userByID(ctx context.Context, id int64) (*keyledger.User, error) {
+	u, err := scanUser(s.pool.QueryRow(ctx, "SELECT "+userColumns+" FROM users WHERE id = $1", id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, keyledger.ErrNotFound("User")
+	}
+	if err != nil {
+		return nil, s.internal(ctx, "find user", err)
+	}
+	return u, nil
+}
+
+// lastAdminGuard refuses to leave the instance without an active admin.
+func lastAdminGuard(ctx context.Context, tx pgx.Tx, userID int64) error {
+	// FOR UPDATE: two admins stepping down at once must not each count
+	// the other as the one who stays (write skew).
+	rows, err := tx.Query(ctx, "SELECT id FROM users WHERE role = 'admin' AND status = $2 AND id <> $1 FOR UPDATE", userID, string(keyledger.UserActive))
+	if err != nil {
+		return err
+	}
+	others, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return err
+	}
+	if len(others) == 0 {
+		return keyledger.Errorf(keyledger.ECONFLICT, "This is the last active admin; make someone else admin first.")
+	}
+	return nil
+}
+
+// SetRole changes a user's role. Admins only; audited.
+func (s *Store) SetRole(ctx context.Context, actor keyledger.Actor, userID int64, role keyledger.Role) (*keyledger.User, error) {
+	defer s.tokens.clear()
+	if err := noToken(actor); err != nil {
+		return nil, err
+	}
+	if _, ok := keyledger.ParseRole(string(role)); !ok {
+		return nil, &keyledger.Error{Code: keyledger.EINVALID, Message: "Choose admin, lead or member.", Fields: map[string]string{"role": "Choose admin, lead or member."}}
+	}
+	var u *keyledger.User
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		actor, err := freshActorMay(ctx, tx, actor, keyledger.CanAdminister)
+		if err != nil {
+			return err
+		}
+		before, err := scanUser(tx.QueryRow(ctx, "SELECT "+userColumns+" FROM users WHERE id = $1 FOR UPDATE", userID))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return keyledger.ErrNotFound("User")
+		}
+		if err != nil {
+			return err
+		}
+		if before.Role == role {
+			u = before
+			return nil
+		}
+		if before.Role == keyledger.RoleAdmin && before.Active() {
+			if err := lastAdminGuard(ctx, tx, userID); err != nil {
+				return err
+			}
+		}
+		if u, err = scanUser(tx.QueryRow(ctx, "UPDATE users SET role = $2, updated_at = now() WHERE id = $1 RETURNING "+userColumns, userID, string(role))); err != nil {
+			return err
+		}
+		return writeAudit(ctx, tx, auditEntry{Actor: actor, Action: keyledger.ActionUserRole, SubjectID: u.ID, SubjectEmail: u.Email,
+			Details: map[string]any{"from": string(before.Role), "to": string(role)}})
+	})
+	if err != nil {
+		return nil, s.internal(ctx, "set role", err)
+	}
+	return u, nil
+}
+
+// ReactivateUser lets a deactivated or frozen user sign in again. Admins
+// only; audited.
+func (s *Store) ReactivateUser(ctx context.Context, actor keyledger.Actor, userID int64) (*keyledger.User, error) {
+	if err := noToken(actor); err != nil {
+		return nil, err
+	}
+	var u *keyledger.User
+	err := s.write(ctx, func(tx pgx.Tx, t *touched) error {
+		actor, err := freshActorMay(ctx, tx, actor, keyledger.CanAdminister)
+		if err != nil {
+			return err
+		}
+		u, err = scanUser(tx.QueryRow(ctx, `UPDATE users SET status = $2, deactivated_at = NULL, updated_at = now()
+			WHERE id = $1 AND status <> $2 RETURNING `+userColumns, userID, string(keyledger.UserActive)))
+		if errors.Is(err, pgx.ErrNoRows) {
+			if _, gerr := scanUser(tx.QueryRow(ctx, "SELECT "+userColumns+" FROM users WHERE id = $1", userID)); gerr == nil {
+				return keyledger.Errorf(keyledger.ECONFLICT, "This user is already active.")
+			}
+			return keyledger.ErrNotFound("User")
+		}
+		if err != nil {
+			return err
+		}
+		if err := writeAudit(ctx, tx, auditEntry{Actor: actor, Action: keyledger.ActionUserReactivate, SubjectID: u.ID, SubjectEmail: u.Email}); err != nil {
+			return err
+		}
+		*t = touchedUser(actor, s.now(), u.ID)
+		return nil
+	})
+	if err != nil {
+		return nil, s.internal(ctx, "reactivate user", err)
+	}
+	return u, nil
+}

@@ -1,0 +1,64 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/keyledger/keyledger"
+)
+
+// versionSubject binds a ciphertext to its key and version: copied onto
+// another row it no longer opens.
+func versionSubject(keyID string, version int) string {
+	return fmt.Sprintf("key/%s/v/%d", strings.ToLower(keyID), version)
+}
+
+// KeyVersions lists a key's versions, newest first.
+func (s *Store) KeyVersions(ctx context.Context, actor keyledger.Actor, id string) ([]keyledger.KeyVersion, error) {
+	if _, err := s.GetKey(ctx, actor, id); err != nil {
+		return nil, err
+	}
+	rows, err := s.pool.Query(ctx, `SELECT v.version, v.created_at, coalesce(u.email, ''), v.superseded_at, v.destroy_after, v.destroyed_at, v.masked_hint
+		FROM key_versions v LEFT JOIN users u ON u.id = v.created_by WHERE v.key_id = $1 ORDER BY v.version DESC`, id)
+	if err != nil {
+		return nil, s.internal(ctx, "list key versions", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (keyledger.KeyVersion, error) {
+		var v keyledger.KeyVersion
+		err := r.Scan(&v.Version, &v.CreatedAt, &v.CreatedBy, &v.SupersededAt, &v.DestroyAfter, &v.DestroyedAt, &v.MaskedHint)
+		return v, err
+	})
+	if err != nil {
+		return nil, s.internal(ctx, "list key versions", err)
+	}
+	return out, nil
+}
+
+// KeyReveals lists who has seen a key's value (reveals and exports),
+// newest first.
+func (s *Store) KeyReveals(ctx context.Context, actor keyledger.Actor, id string, limit int) ([]keyledger.RevealRecord, error) {
+	k, err := s.GetKey(ctx, actor, id)
+	if err != nil {
+		return nil, err
+	}
+	if limit <= 0 {
+		limit = 100
+	}
+	rows, err := s.pool.Query(ctx, `SELECT at, actor_email, coalesce(key_version, 0), reason, action, ip FROM audit_events
+		WHERE key_id = $1 AND action = ANY($2) ORDER BY at DESC, id DESC LIMIT $3`, id, []string{keyledger.ActionKeyReveal, keyledger.ActionKeyExport}, limit)
+	if err != nil {
+		return nil, s.internal(ctx, "list reveals", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (keyledger.RevealRecord, error) {
+		var rr keyledger.RevealRecord
+		err := r.Scan(&rr.Time, &rr.Email, &rr.Version, &rr.Reason, &rr.Action, &rr.IP)
+		rr.StillValid = rr.Version == k.CurrentVersion
+		return rr, err
+	})
+	if err != nil {
+		return nil, s.internal(ctx, "list reveals", err)
+	}
+	return out, nil
+}
