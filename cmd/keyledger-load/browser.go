@@ -63,7 +63,7 @@ func (j cookieJar) header() string {
 }
 
 func getPage(ctx context.Context, h *http.Client, u string, jar cookieJar) (int, string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, http.NoBody)
 	if err != nil {
 		return 0, "", err
 	}

@@ -32,7 +32,9 @@ var (
 func TestMain(m *testing.M) {
 	code := m.Run()
 	if buildDir != "" {
-		os.RemoveAll(buildDir)
+		if err := os.RemoveAll(buildDir); err != nil {
+			fmt.Fprintln(os.Stderr, "remove the test build:", err)
+		}
 	}
 	os.Exit(code)
 }
@@ -179,9 +181,9 @@ func runBinary(t *testing.T, env map[string]string, args ...string) (int, string
 
 func TestServeEndToEnd(t *testing.T) {
 	keyledgerBinary(t)
-	url := storetest.NewDatabase(t)
+	dbURL := storetest.NewDatabase(t)
 	key := newKEK(t)
-	boot := mustRun(t, dbEnv(url, key), "", "bootstrap")
+	boot := mustRun(t, dbEnv(dbURL, key), "", "bootstrap")
 	m := printedPassword.FindStringSubmatch(boot.stdout)
 	if m == nil {
 		t.Fatalf("bootstrap printed no password:\n%s", boot.stdout)
@@ -189,7 +191,7 @@ func TestServeEndToEnd(t *testing.T) {
 	password := m[1]
 
 	addr := freeAddr(t)
-	env := dbEnv(url, key)
+	env := dbEnv(dbURL, key)
 	env["KEYLEDGER_LISTEN"] = addr
 	env["KEYLEDGER_LOG_FORMAT"] = "json"
 	startedAt := time.Now()

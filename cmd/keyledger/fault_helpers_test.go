@@ -226,7 +226,7 @@ func countAudit(t testing.TB, pool *pgxpool.Pool, action string) int {
 }
 
 // superExec runs SQL as the superuser on the database at url.
-func superExec(t testing.TB, dbURL string, sql string, args ...any) {
+func superExec(t testing.TB, dbURL, sql string, args ...any) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -349,7 +349,7 @@ func dialRefused(base string) bool {
 	if err != nil {
 		return errors.Is(err, syscall.ECONNREFUSED)
 	}
-	c.Close()
+	_ = c.Close() // only probing whether the port answers
 	return false
 }
 

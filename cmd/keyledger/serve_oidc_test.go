@@ -88,7 +88,7 @@ func TestServeOIDCProviderLate(t *testing.T) {
 			"token_endpoint": issuer + "/token", "jwks_uri": issuer + "/jwks", "id_token_signing_alg_values_supported": []string{"RS256"}})
 	})}
 	go func() { _ = idp.Serve(ln) }()
-	defer idp.Close()
+	defer func() { _ = idp.Close() }() // teardown
 	deadline = time.Now().Add(20 * time.Second)
 	for {
 		if _, body := get("/login"); strings.Contains(body, `data-testid="login-sso"`) {
