@@ -480,7 +480,7 @@ func (s *Store) KeyVersions(ctx context.Context, actor keyledger.Actor, id strin
 	return out, nil
 }
 
-// Reveal is one reveal of a key, as shown in "who has seen this key".
+// RevealRecord is one reveal of a key, as shown in "who has seen this key".
 type RevealRecord struct {
 	Time       time.Time
 	Email      string
