@@ -323,7 +323,7 @@ func (c *apiClient) do(ctx context.Context, method, path string, query url.Value
 	if err != nil {
 		return networkError(c.base, err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }() // a response body: closing it loses nothing
 	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
 		loc, err := resp.Location()
 		if err != nil {

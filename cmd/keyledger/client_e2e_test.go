@@ -52,7 +52,7 @@ func waitReady(t *testing.T, srv *process, base string) {
 		}
 		resp, err := client.Get(base + "/readyz")
 		if err == nil {
-			resp.Body.Close()
+			_ = resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
 				return
 			}

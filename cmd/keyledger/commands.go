@@ -399,7 +399,7 @@ func (m *Main) healthcheck(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("not ready: %w", err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }() // a response body: closing it loses nothing
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("not ready: %s", strings.TrimSpace(string(body)))

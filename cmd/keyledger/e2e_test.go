@@ -207,7 +207,7 @@ func TestServeEndToEnd(t *testing.T) {
 		}
 		resp, err := client.Get(base + "/readyz")
 		if err == nil {
-			resp.Body.Close()
+			_ = resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
 				break
 			}
@@ -225,7 +225,7 @@ func TestServeEndToEnd(t *testing.T) {
 			t.Fatalf("GET %s: %v", path, err)
 		}
 		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
+		_ = resp.Body.Close()
 		if resp.StatusCode != http.StatusOK {
 			t.Errorf("GET %s: %d\n%s", path, resp.StatusCode, body)
 		}
@@ -283,7 +283,7 @@ func signIn(t *testing.T, base, email, password string) {
 		t.Fatal(err)
 	}
 	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	m := csrfField.FindStringSubmatch(string(body))
 	if m == nil {
 		t.Fatalf("no _csrf field on /login:\n%s", body)
@@ -295,7 +295,7 @@ func signIn(t *testing.T, base, email, password string) {
 		t.Fatal(err)
 	}
 	page, _ := io.ReadAll(final.Body)
-	final.Body.Close()
+	_ = final.Body.Close()
 	if final.StatusCode != http.StatusOK || final.Request.URL.Path == "/login" {
 		t.Fatalf("sign in: ended at %s with %d:\n%s", final.Request.URL, final.StatusCode, page)
 	}

@@ -251,7 +251,7 @@ func signInWithTOTP(t testing.TB, base, email, secret string) (int, string, []by
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	if resp.Request.URL.Path != "/login/2fa" {
 		t.Fatalf("password step for %s ended at %s (%d), want /login/2fa", email, resp.Request.URL.Path, resp.StatusCode)
 	}
@@ -263,7 +263,7 @@ func signInWithTOTP(t testing.TB, base, email, secret string) (int, string, []by
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	body, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, resp.Request.URL.Path, body
 }

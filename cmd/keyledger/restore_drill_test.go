@@ -346,7 +346,7 @@ func waitReadyz(t *testing.T, base string, served <-chan result) {
 		}
 		resp, err := client.Get(base + "/readyz")
 		if err == nil {
-			resp.Body.Close()
+			_ = resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
 				return
 			}

@@ -51,7 +51,7 @@ func TestServeOIDCProviderLate(t *testing.T) {
 			return nil, ""
 		}
 		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
+		_ = resp.Body.Close()
 		return resp, string(b)
 	}
 	deadline := time.Now().Add(30 * time.Second)
