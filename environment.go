@@ -69,7 +69,7 @@ func ValidateEnvironment(in EnvironmentInput) (Environment, error) {
 		v.Add("name", "Name is too long (at most 50 characters).")
 	default:
 		for _, r := range env.Name {
-			if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			if (r < 'a' || r > 'z') && (r < '0' || r > '9') && r != '-' && r != '_' {
 				v.Add("name", "Use lower-case letters, digits, - and _ only (it appears in URLs and exports).")
 				break
 			}

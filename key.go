@@ -282,18 +282,18 @@ func normalizeProject(s string) string {
 	return strings.TrimSpace(norm.NFKC.String(s))
 }
 
-func requiredText(v *Validation, field, label, s string, max int) {
+func requiredText(v *Validation, field, label, s string, maxLen int) {
 	if s == "" {
 		v.Add(field, label+" is required.")
 		return
 	}
-	if p := CheckName(s, max); p != "" {
+	if p := CheckName(s, maxLen); p != "" {
 		v.Add(field, label+" "+p+".")
 	}
 }
 
-func optionalText(v *Validation, field, label, s string, max int, multiline bool) {
-	if p := checkText(s, max, multiline); p != "" {
+func optionalText(v *Validation, field, label, s string, maxLen int, multiline bool) {
+	if p := checkText(s, maxLen, multiline); p != "" {
 		v.Add(field, label+" "+p+".")
 	}
 }
@@ -314,6 +314,7 @@ func parseRotationDays(v *Validation, s string) int {
 // RotationStatus classifies a key's due date.
 type RotationStatus string
 
+// The rotation statuses, worst first.
 const (
 	RotationOverdue RotationStatus = "overdue"
 	RotationDueSoon RotationStatus = "due_soon"

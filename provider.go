@@ -10,6 +10,8 @@ import (
 // provider nobody here has heard of still groups its keys together.
 type Provider string
 
+// The known providers; DetectProvider tells all but ProviderOther from a
+// key's prefix.
 const (
 	ProviderOpenAI    Provider = "openai"
 	ProviderAnthropic Provider = "anthropic"
@@ -47,7 +49,7 @@ func providerPrefix(value string) (string, Provider) {
 		{"AKIA", ProviderAWS},
 		{"ASIA", ProviderAWS},
 	}
-	for _, c := range prefixes {
+	for _, c := range &prefixes {
 		if strings.HasPrefix(value, c.prefix) {
 			if len(value) == len(c.prefix) {
 				return "", ""
@@ -87,7 +89,7 @@ func (p Provider) Label() string {
 // for AWS, whose access key id and secret access key are separate variables.
 // Anything else is derived from the key's name, falling back to the provider
 // id, so that the suggestion is always a valid POSIX variable name.
-func EnvVarName(p Provider, keyName string, value string) string {
+func EnvVarName(p Provider, keyName, value string) string {
 	switch p {
 	case ProviderOpenAI:
 		return "OPENAI_API_KEY"

@@ -9,6 +9,7 @@ import (
 // ShellFormat is a syntax a revealed key can be copied out in.
 type ShellFormat string
 
+// The shell syntaxes offered next to a revealed key.
 const (
 	FormatBash       ShellFormat = "bash"
 	FormatFish       ShellFormat = "fish"

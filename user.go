@@ -8,6 +8,7 @@ import (
 // Role is what a user may do beyond revealing keys. See DESIGN.md section 4.
 type Role string
 
+// The roles, most powerful first; policy.go decides what each may do.
 const (
 	RoleAdmin  Role = "admin"
 	RoleLead   Role = "lead"
@@ -33,6 +34,7 @@ func (r Role) AtLeastLead() bool { return r == RoleAdmin || r == RoleLead }
 // UserStatus is active or deactivated; a deactivated user can do nothing.
 type UserStatus string
 
+// The user statuses.
 const (
 	UserActive      UserStatus = "active"
 	UserDeactivated UserStatus = "deactivated"

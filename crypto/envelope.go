@@ -10,6 +10,7 @@ import (
 	"golang.org/x/crypto/chacha20poly1305"
 )
 
+// Errors Open returns; callers tell them apart with errors.Is.
 var (
 	ErrDecrypt    = errors.New("decryption failed: data was tampered with, moved to another row, or sealed under another master key")
 	ErrUnknownKEK = errors.New("sealed under a master key that is not loaded")

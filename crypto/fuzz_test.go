@@ -37,23 +37,23 @@ func genuineEnvelopes(tb testing.TB, ringA, ringB *Keyring) []genuine {
 func FuzzOpen(f *testing.F) {
 	a, b := testKEK(f, 1), testKEK(f, 2)
 	ringA, ringB := testRing(f, a, b), testRing(f, b, a)
-	real := genuineEnvelopes(f, ringA, ringB)
-	for _, g := range real {
+	known := genuineEnvelopes(f, ringA, ringB)
+	for _, g := range known {
 		e := g.env
 		f.Add(g.subject, e.KEKID, e.WrappedDEK, e.Nonce, e.Ciphertext)
 		f.Add(g.subject+"x", e.KEKID, e.WrappedDEK, e.Nonce, e.Ciphertext)
 		f.Add(g.subject, e.KEKID, e.WrappedDEK[:len(e.WrappedDEK)-1], e.Nonce, e.Ciphertext)
 	}
-	f.Add(real[0].subject, real[0].env.KEKID, real[0].env.WrappedDEK, real[1].env.Nonce, real[1].env.Ciphertext)
+	f.Add(known[0].subject, known[0].env.KEKID, known[0].env.WrappedDEK, known[1].env.Nonce, known[1].env.Ciphertext)
 	f.Add("", "", []byte(nil), []byte(nil), []byte(nil))
 
 	f.Fuzz(func(t *testing.T, subject, kekID string, wrapped, nonce, ciphertext []byte) {
 		env := Envelope{KEKID: kekID, WrappedDEK: wrapped, Nonce: nonce, Ciphertext: ciphertext}
 		isGenuine := func() *genuine {
-			for i, g := range real {
+			for i, g := range known {
 				if g.subject == subject && g.env.KEKID == kekID && bytes.Equal(g.env.WrappedDEK, wrapped) &&
 					bytes.Equal(g.env.Nonce, nonce) && bytes.Equal(g.env.Ciphertext, ciphertext) {
-					return &real[i]
+					return &known[i]
 				}
 			}
 			return nil
@@ -92,7 +92,7 @@ func FuzzOpen(f *testing.F) {
 		// only a forged wrapped DEK or KEKID is interesting).
 		if moved, err := ringA.Rewrap(subject, env); err == nil && kekID != a.ID() {
 			found := false
-			for _, g := range real {
+			for _, g := range known {
 				if g.subject == subject && g.env.KEKID == kekID && bytes.Equal(g.env.WrappedDEK, wrapped) {
 					found = true
 				}

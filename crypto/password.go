@@ -80,7 +80,7 @@ func HashPassword(password string, p PasswordParams) (string, error) {
 // phc was made with parameters other than p, so the caller can store a fresh
 // HashPassword(password, p). A wrong password is (false, false, nil); an
 // error means phc is malformed or its parameters are out of bounds.
-func VerifyPassword(password, phc string, p PasswordParams) (ok bool, needsRehash bool, err error) {
+func VerifyPassword(password, phc string, p PasswordParams) (ok, needsRehash bool, err error) {
 	stored, salt, hash, err := parsePHC(phc)
 	if err != nil {
 		return false, false, err

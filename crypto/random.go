@@ -39,7 +39,7 @@ func RandomToken(n int) (string, error) {
 // key must be a KeySize-byte secret. Fingerprint panics otherwise, because a
 // short key would silently make every fingerprint guessable; the key comes
 // from configuration, so the panic shows at the first use after startup.
-func Fingerprint(key []byte, value []byte) []byte {
+func Fingerprint(key, value []byte) []byte {
 	if len(key) != KeySize {
 		panic(fmt.Sprintf("crypto: fingerprint key is %d bytes, want %d", len(key), KeySize))
 	}

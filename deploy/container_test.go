@@ -529,7 +529,7 @@ func TestDockerfileStages(t *testing.T) {
 		f := strings.Fields(in.args)
 		return in.cmd == "COPY" && len(f) >= 2 && f[len(f)-2] == "."
 	})
-	if copyMod < 0 || download < 0 || copyAll < 0 || !(copyMod < download && download < copyAll) {
+	if copyMod < 0 || download < 0 || copyAll < 0 || copyMod >= download || download >= copyAll {
 		t.Errorf("builder should COPY go.mod go.sum, RUN go mod download, then COPY . . (steps at %d, %d, %d)", copyMod, download, copyAll)
 	}
 	cgoOff := false

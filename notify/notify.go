@@ -202,16 +202,16 @@ func icon(kind string) string {
 // subject, which keeps subjects readable and header lines short.
 const subjectFieldRunes = 80
 
-// keyPhrase is `Key "name" (project, environment)`, each field cut to max
-// runes when max > 0.
-func keyPhrase(n keyledger.Notification, max int) string {
-	name := truncate(clean(n.KeyName), max)
+// keyPhrase is `Key "name" (project, environment)`, each field cut to
+// maxRunes runes when maxRunes > 0.
+func keyPhrase(n keyledger.Notification, maxRunes int) string {
+	name := truncate(clean(n.KeyName), maxRunes)
 	if name == "" {
 		name = "(unnamed)"
 	}
 	s := `Key "` + name + `"`
 	var where []string
-	for _, w := range []string{truncate(clean(n.Project), max), truncate(clean(n.Environment), max)} {
+	for _, w := range []string{truncate(clean(n.Project), maxRunes), truncate(clean(n.Environment), maxRunes)} {
 		if w != "" {
 			where = append(where, w)
 		}
@@ -222,13 +222,13 @@ func keyPhrase(n keyledger.Notification, max int) string {
 	return s
 }
 
-// truncate cuts s to max runes, the last being "…", when max > 0.
-func truncate(s string, max int) string {
-	if max <= 0 || utf8.RuneCountInString(s) <= max {
+// truncate cuts s to maxRunes runes, the last being "…", when maxRunes > 0.
+func truncate(s string, maxRunes int) string {
+	if maxRunes <= 0 || utf8.RuneCountInString(s) <= maxRunes {
 		return s
 	}
 	r := []rune(s)
-	return strings.TrimRight(string(r[:max-1]), " ") + "…"
+	return strings.TrimRight(string(r[:maxRunes-1]), " ") + "…"
 }
 
 func ownerPhrase(n keyledger.Notification) string {

@@ -208,7 +208,9 @@ func (s *SMTP) send(ctx context.Context, n keyledger.Notification, rcpts []strin
 	if err != nil {
 		return nil, err
 	}
-	defer sc.Close()
+	// Closes the connection on every path; by then the message was
+	// accepted (wc.Close below) or its error returned.
+	defer func() { _ = sc.Close() }()
 	// go-mail's low-level client takes the address in angle brackets.
 	if err := sc.Mail("<" + s.from.Address + ">"); err != nil {
 		return nil, fmt.Errorf("MAIL FROM: %w", err)

@@ -115,7 +115,7 @@ func (s *testSMTPServer) serve() {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			defer conn.Close()
+			defer func() { _ = conn.Close() }() // teardown
 			_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
 			if s.silent {
 				// Hold the connection open without a greeting until the
@@ -132,11 +132,13 @@ func (s *testSMTPServer) session(conn net.Conn, sess *smtpSession) {
 	_, isTLS := conn.(*tls.Conn)
 	r := bufio.NewReader(conn)
 	w := bufio.NewWriter(conn)
+	// A failed write means the client under test hung up: it sees that
+	// as its own error, which is what the test checks.
 	reply := func(lines ...string) {
 		for _, l := range lines {
-			w.WriteString(l + "\r\n")
+			_, _ = w.WriteString(l + "\r\n")
 		}
-		w.Flush()
+		_ = w.Flush()
 	}
 	readLine := func() (string, bool) {
 		line, err := r.ReadString('\n')

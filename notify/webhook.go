@@ -102,7 +102,7 @@ func (w *Webhook) post(ctx context.Context, text string) error {
 	if err != nil {
 		return fmt.Errorf("webhook: posting to the webhook URL: %w", stripURL(err))
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }() // read-only: closing it loses nothing
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxWebhookResponse))
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		// The status text is ours, not the receiver's: a receiver could

@@ -29,7 +29,9 @@ func webhookReceiver(t *testing.T, status int) (*httptest.Server, <-chan receive
 		body, _ := io.ReadAll(r.Body)
 		ch <- received{r.Method, r.Header.Get("Content-Type"), r.URL.Path, body}
 		w.WriteHeader(status)
-		io.WriteString(w, "invalid_token "+webhookToken)
+		if _, err := io.WriteString(w, "invalid_token "+webhookToken); err != nil {
+			t.Errorf("webhook receiver: %v", err)
+		}
 	}))
 	t.Cleanup(srv.Close)
 	return srv, ch

@@ -535,6 +535,7 @@ func TestUpdateKey(t *testing.T) {
 				keyledger.ActionKeyUpdate, k.ID, tc.actor.ID).Scan(&details); err != nil {
 				t.Fatalf("key.update event: %v", err)
 			}
+			//nolint:gocritic // sprintfQuotedString: this is the JSON text as stored, not Go quoting
 			if !strings.Contains(details, fmt.Sprintf(`"project": {"to": "%s", "from": "p%d"}`, project, i)) {
 				t.Errorf("details %s do not record the project change", details)
 			}

@@ -126,7 +126,7 @@ func TestRotateKeyPermissions(t *testing.T) {
 				value := secretValue(t, "sk-proj-")
 				got, err := f.s.RotateKey(ctx, as(tt.user), k.ID, keyledger.RotateInput{Value: value})
 				if !tt.ok {
-					e := wantCode(t, err, keyledger.EFORBIDDEN)
+					e := wantCodeError(t, err, keyledger.EFORBIDDEN)
 					if got != nil {
 						t.Errorf("refused rotation returned %+v", got)
 					}

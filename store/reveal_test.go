@@ -70,7 +70,7 @@ func TestRevealPolicyMatrix(t *testing.T) {
 				reason := "debugging ticket #42 — löwe"
 				got, err := f.s.Reveal(ctx, as(r.user), k.ID, "  "+reason+"\n")
 				if !allowed {
-					e := wantCode(t, err, keyledger.EFORBIDDEN)
+					e := wantCodeError(t, err, keyledger.EFORBIDDEN)
 					if got.Value != "" || got.Key != nil {
 						t.Errorf("refused reveal returned %+v", got)
 					}

@@ -109,7 +109,7 @@ func rotationConflict(current int) error {
 // RollbackKey makes a superseded version current again, within its grace
 // period: for when a new key turned out not to work. The version it
 // replaces becomes superseded with a fresh grace period.
-func (s *Store) RollbackKey(ctx context.Context, actor keyledger.Actor, id string, version int, graceDays int) (*keyledger.Key, error) {
+func (s *Store) RollbackKey(ctx context.Context, actor keyledger.Actor, id string, version, graceDays int) (*keyledger.Key, error) {
 	if err := keyledger.CheckScope(actor, keyledger.ScopeWrite); err != nil {
 		return nil, err
 	}

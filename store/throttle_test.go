@@ -38,7 +38,7 @@ func from(ip string) keyledger.Actor { return keyledger.Actor{IP: ip, UserAgent:
 // wantThrottled fails unless err is a 429 that says when to come back.
 func wantThrottled(t testing.TB, err error) time.Duration {
 	t.Helper()
-	e := wantCode(t, err, keyledger.ETOOMANY)
+	e := wantCodeError(t, err, keyledger.ETOOMANY)
 	if e.RetryAfter <= 0 || !strings.Contains(e.Message, "Try again in") {
 		t.Fatalf("throttled without a time to come back: %+v", e)
 	}
@@ -59,7 +59,7 @@ func TestThrottleOversizedRefusedBeforeHash(t *testing.T) {
 		hashes := f.s.PasswordHashes()
 		failures := f.count(t, "SELECT count(*) FROM login_failures WHERE ip = $1", attacker.IP)
 		_, err := f.s.Authenticate(ctx, attacker, tc.email, tc.password)
-		e := wantCode(t, err, keyledger.EINVALID)
+		e := wantCodeError(t, err, keyledger.EINVALID)
 		if !strings.Contains(e.Message, "too long") {
 			t.Errorf("%s: message %q does not say what is wrong", name, e.Message)
 		}
@@ -336,7 +336,7 @@ func TestThrottleAlertsAdminsOnce(t *testing.T) {
 	if got.Kind != keyledger.AlertAccountAttack || got.Account != f.member.Email || got.Failures != lim.AlertAfter || got.Addresses < 2 {
 		t.Errorf("notification %+v", got)
 	}
-	if strings.Join(got.Recipients, ",") != strings.Join([]string{admin2.Email, f.admin.Email}, ",") {
+	if strings.Join(got.Recipients, ",") != admin2.Email+","+f.admin.Email {
 		t.Errorf("recipients %v, want the admins", got.Recipients)
 	}
 	if c := f.count(t, "SELECT count(*) FROM audit_events WHERE action = $1", keyledger.ActionAccountAttack); c != 1 {

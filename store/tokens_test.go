@@ -339,9 +339,8 @@ func TestTokenLastUse(t *testing.T) {
 		t.Errorf("last use rewritten within the minute: %v", at)
 	}
 	// From another address: written at once.
-	other := keyledger.Actor{}
-	var err error
-	if other, err = f.s.TokenActor(ctx, secret, "198.51.100.77", "curl/8"); err != nil {
+	other, err := f.s.TokenActor(ctx, secret, "198.51.100.77", "curl/8")
+	if err != nil {
 		t.Fatal(err)
 	}
 	if at, ip := lastUse(); !at.Equal(t0.Add(30*time.Second)) || ip != "198.51.100.77" || other.Token.LastUsedIP != "198.51.100.77" {
@@ -538,7 +537,7 @@ func TestTokenScopes(t *testing.T) {
 
 	wantScope := func(err error, scope string) {
 		t.Helper()
-		e := wantCode(t, err, keyledger.EFORBIDDEN)
+		e := wantCodeError(t, err, keyledger.EFORBIDDEN)
 		if !strings.Contains(e.Message, `"`+scope+`"`) {
 			t.Errorf("refusal %q does not name the %s scope", e.Message, scope)
 		}
@@ -638,7 +637,7 @@ func TestTokenRevealSensitive(t *testing.T) {
 
 	// Off: refused outright (a token cannot step up), not asked to.
 	_, err = f.s.Reveal(ctx, a, k.ID, "deploy")
-	if e := wantCode(t, err, keyledger.EFORBIDDEN); !strings.Contains(e.Message, "access token") {
+	if e := wantCodeError(t, err, keyledger.EFORBIDDEN); !strings.Contains(e.Message, "access token") {
 		t.Errorf("refusal %q does not say tokens are not allowed", e.Message)
 	}
 	_, err = f.s.ExportKeys(ctx, a, "production", "", "deploy", keyledger.FormatDotenv)

@@ -39,7 +39,7 @@ type answer struct {
 func get(ctx context.Context, base *url.URL, path string, headers ...string) (*http.Request, error) {
 	u := base.JoinPath(path)
 	u.RawQuery, u.Fragment = "", ""
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), http.NoBody)
 	if err != nil {
 		return nil, err
 	}

@@ -236,7 +236,7 @@ func (v *Verifier) verify(ctx context.Context, p keyledger.Provider, secret stri
 	if err != nil {
 		return v.networkFailure(parent, ctx, label, err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }() // a response body: closing it loses nothing
 	// A read error (deadline, reset) leaves a partial body; the status
 	// line already says what happened, so classify with what was read.
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxBody))

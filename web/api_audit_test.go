@@ -52,7 +52,7 @@ func TestAPIAudit(t *testing.T) {
 	if err := json.Unmarshal(e.Details, &details); err != nil || details.ViaToken != memberTokID {
 		t.Errorf("details %s (%v), want via_token %d", e.Details, err, memberTokID)
 	}
-	if !(got.Events[0].ID > got.Events[1].ID && got.Events[1].ID > got.Events[2].ID) {
+	if got.Events[0].ID <= got.Events[1].ID || got.Events[1].ID <= got.Events[2].ID {
 		t.Error("events not newest first")
 	}
 

@@ -241,7 +241,7 @@ func (a *apiT) send(method, path string, h http.Header, body []byte) apiResp {
 	if err != nil {
 		a.t.Fatal(err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
 		a.t.Fatal(err)

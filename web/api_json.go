@@ -248,15 +248,15 @@ func decodeCursor(s, kind string) (apiCursor, error) {
 	return c, nil
 }
 
-// queryLimit reads the limit parameter: def when absent, else 1..max.
-func queryLimit(c echo.Context, v *keyledger.Validation, def, max int) int {
+// queryLimit reads the limit parameter: def when absent, else 1..maxLimit.
+func queryLimit(c echo.Context, v *keyledger.Validation, def, maxLimit int) int {
 	raw := c.QueryParam("limit")
 	if raw == "" {
 		return def
 	}
 	n, err := strconv.Atoi(raw)
-	if err != nil || n < 1 || n > max {
-		v.Add("limit", fmt.Sprintf("limit is a whole number from 1 to %d.", max))
+	if err != nil || n < 1 || n > maxLimit {
+		v.Add("limit", fmt.Sprintf("limit is a whole number from 1 to %d.", maxLimit))
 		return def
 	}
 	return n

@@ -167,7 +167,7 @@ func authzSend(c *client, method, path string, form url.Values, header http.Head
 		c.t.Fatal(err)
 	}
 	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	if m := csrfField.FindSubmatch(b); m != nil {
 		c.csrf = string(m[1])
 	}
@@ -527,7 +527,7 @@ func authzCases() []authzCase {
 			}},
 		{route: "GET /rotation", method: "GET", path: fixedPath("/rotation"), want: everyone("GET", "/rotation", ok200)},
 		{route: "GET /export", method: "GET", perEnv: true, needsKey: true, prepare: authzOwnProject,
-			path: func(k *keyledger.Key) string { return authzExportPath(k) },
+			path: authzExportPath,
 			want: func(a, _ string, k *keyledger.Key) authzWant { return needUser(a, "GET", authzExportPath(k), ok200) },
 			check: func(t *testing.T, env *testEnv, k *keyledger.Key, _ url.Values, got authzWant) {
 				if got.status != http.StatusOK {

@@ -142,7 +142,7 @@ func (c *client) get(path string) (*http.Response, string) {
 		c.t.Fatal(err)
 	}
 	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	if m := csrfField.FindSubmatch(body); m != nil {
 		c.csrf = string(m[1])
 	}
@@ -172,7 +172,7 @@ func (c *client) post(path string, form url.Values) (*http.Response, string) {
 		c.t.Fatal(err)
 	}
 	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	if m := csrfField.FindSubmatch(body); m != nil {
 		c.csrf = string(m[1])
 	}

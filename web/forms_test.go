@@ -111,7 +111,7 @@ func formsBadBytes(t testing.TB, resp *http.Response, body, field string) {
 
 func TestFormsRegisterBadInput(t *testing.T) {
 	t.Parallel()
-	long := func(r string, n int) string { return strings.Repeat(r, n) }
+	long := strings.Repeat
 	dupValue := func(suffix string) func(*testing.T, *testEnv, url.Values) {
 		return func(t *testing.T, env *testEnv, form url.Values) {
 			_, v := authzKey(env, t, "member2", "staging", "first "+authzRand(3))
@@ -557,7 +557,7 @@ func formsRaw(t testing.TB, c *client, path string, body io.Reader, length int64
 		t.Fatal(err)
 	}
 	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	return resp, string(b)
 }
 

@@ -173,11 +173,12 @@ func governanceFlash(c echo.Context) []templates.Flash {
 	var out []templates.Flash
 	if v := q.Get("reassigned"); v != "" {
 		if n, err := strconv.Atoi(v); err == nil && n >= 0 {
-			if n == 0 {
+			switch n {
+			case 0:
 				out = append(out, templates.Flash{Kind: "warn", Message: "There were no live keys to reassign."})
-			} else if n == 1 {
+			case 1:
 				out = append(out, templates.Flash{Kind: "ok", Message: "Reassigned 1 key. The new owner is accountable for it from now on."})
-			} else {
+			default:
 				out = append(out, templates.Flash{Kind: "ok", Message: "Reassigned " + strconv.Itoa(n) + " keys. The new owner is accountable for them from now on."})
 			}
 		}

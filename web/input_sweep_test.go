@@ -60,7 +60,7 @@ func TestBadBytesNeverServerError(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		resp.Body.Close()
+		_ = resp.Body.Close()
 		return resp.StatusCode
 	}
 	keys := func() int {

@@ -180,7 +180,7 @@ func TestLifecycleRotateThroughForm(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("rotate form: %d", resp.StatusCode)
 	}
-	if m := lcHidden.FindStringSubmatch(body); m == nil || m[1] != "1" {
+	if m := lcHidden.FindStringSubmatch(body); len(m) < 2 || m[1] != "1" {
 		t.Fatalf("the rotate form's version field: %v", m)
 	}
 	if !lcGraceField(body, "7") {
@@ -410,7 +410,7 @@ func TestLifecycleRotateRefused(t *testing.T) {
 			if !strings.Contains(body, `data-testid="rotate-submit"`) || !strings.Contains(body, `data-testid="form-error"`) {
 				t.Error("the rotate form is not re-rendered with its message")
 			}
-			if m := formsValueTextarea.FindStringSubmatch(body); m == nil || m[1] != "" {
+			if m := formsValueTextarea.FindStringSubmatch(body); len(m) < 2 || m[1] != "" {
 				t.Errorf("the value textarea is missing or not empty: %q", m)
 			}
 			formsNoValue(t, env, body, tc.value)
@@ -474,7 +474,7 @@ func lcRawPost(c *client, token, path string, form url.Values) (int, string, str
 	if err != nil {
 		return 0, "", "", err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	b, err := io.ReadAll(resp.Body)
 	return resp.StatusCode, resp.Header.Get("Location"), string(b), err
 }
@@ -494,7 +494,7 @@ func TestLifecycleRotateRace(t *testing.T) {
 	for round := 1; round <= rounds; round++ {
 		_, form := c.get("/keys/" + k.ID + "/rotate")
 		m := lcHidden.FindStringSubmatch(form)
-		if m == nil || m[1] != strconv.Itoa(round) {
+		if len(m) < 2 || m[1] != strconv.Itoa(round) {
 			t.Fatalf("round %d: the form's version field is %v", round, m)
 		}
 		values := [2]string{authzSecret(), authzSecret()}
@@ -1169,7 +1169,7 @@ func TestLifecycleRotationPage(t *testing.T) {
 		t.Fatalf("rotate: %d\n%s", resp.StatusCode, authzMain(body, ""))
 	}
 	_, page = c.get("/rotation")
-	if m := regexp.MustCompile(`(?s)<section data-testid="rotation-overdue">(.*?)</section>`).FindStringSubmatch(page); m == nil || strings.Contains(m[1], late.Name) {
+	if m := regexp.MustCompile(`(?s)<section data-testid="rotation-overdue">(.*?)</section>`).FindStringSubmatch(page); len(m) < 2 || strings.Contains(m[1], late.Name) {
 		t.Error("a rotated key is still overdue")
 	}
 }

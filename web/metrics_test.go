@@ -49,7 +49,7 @@ func mustCIDRs(t testing.TB, cidrs string) []*net.IPNet {
 // scrape GETs /metrics with the given headers, without cookies.
 func scrape(t testing.TB, env *testEnv, headers map[string]string) (*http.Response, string) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, env.HTTP.URL+"/metrics", nil)
+	req, err := http.NewRequest(http.MethodGet, env.HTTP.URL+"/metrics", http.NoBody)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +60,7 @@ func scrape(t testing.TB, env *testEnv, headers map[string]string) (*http.Respon
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	body, _ := io.ReadAll(resp.Body)
 	return resp, string(body)
 }

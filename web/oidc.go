@@ -504,12 +504,12 @@ func (s *Server) oidcRefuse(c echo.Context, status int, err error, next string) 
 }
 
 // printable keeps the printable characters of a text the provider sent
-// (no controls, no line breaks), cut to max runes. Templates escape it.
-func printable(v string, max int) string {
+// (no controls, no line breaks), cut to maxRunes runes. Templates escape it.
+func printable(v string, maxRunes int) string {
 	var b strings.Builder
 	n := 0
 	for _, r := range v {
-		if n >= max {
+		if n >= maxRunes {
 			break
 		}
 		if unicode.IsPrint(r) {

@@ -35,8 +35,8 @@ import (
 
 var oidcProviderDir = filepath.Join("testdata", "oidc-provider")
 
-// nodeIdP is one running oidc-provider.
-type nodeIdP struct {
+// nodeIDP is one running oidc-provider.
+type nodeIDP struct {
 	issuer string
 	stderr *syncBuffer
 
@@ -47,7 +47,7 @@ type nodeIdP struct {
 }
 
 // issuedAccessTokens are the access tokens the provider handed out.
-func (p *nodeIdP) issuedAccessTokens() []string {
+func (p *nodeIDP) issuedAccessTokens() []string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return append([]string(nil), p.accessTokens...)
@@ -70,7 +70,7 @@ func requireNodeProvider(t *testing.T) {
 // newNodeSSOEnv starts a test env whose single sign-on is oidc-provider
 // (domain corp.example allowed), discovered. idTokenClaims makes the
 // provider put the email claims into the ID token too.
-func newNodeSSOEnv(t *testing.T, idTokenClaims bool) (*testEnv, *nodeIdP) {
+func newNodeSSOEnv(t *testing.T, idTokenClaims bool) (*testEnv, *nodeIDP) {
 	t.Helper()
 	requireNodeProvider(t)
 	// The test opens the provider's socket and hands it down, so the
@@ -85,8 +85,8 @@ func newNodeSSOEnv(t *testing.T, idTokenClaims bool) (*testEnv, *nodeIdP) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer sock.Close()
-	idp := &nodeIdP{issuer: "http://" + ln.Addr().String(), stderr: &syncBuffer{}}
+	defer func() { _ = sock.Close() }() // teardown
+	idp := &nodeIDP{issuer: "http://" + ln.Addr().String(), stderr: &syncBuffer{}}
 	env := newEnv(t, func(c *web.Config) {
 		c.OIDC = &web.OIDCConfig{Issuer: idp.issuer, ClientID: idpClientID, ClientSecret: idpClientSecret, AllowedDomains: []string{"corp.example"}}
 	})
@@ -113,7 +113,7 @@ func newNodeSSOEnv(t *testing.T, idTokenClaims bool) (*testEnv, *nodeIdP) {
 	}
 	exited := make(chan struct{})
 	t.Cleanup(func() {
-		stdin.Close()
+		_ = stdin.Close() // teardown: the process is killed next
 		_ = cmd.Process.Kill()
 		<-exited
 	})
@@ -172,7 +172,7 @@ func (c *client) postAbs(rawURL string, form url.Values) (*http.Response, string
 		c.t.Fatal(err)
 	}
 	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	return resp, string(b)
 }
 
@@ -181,7 +181,7 @@ func (c *client) postAbs(rawURL string, form url.Values) (*http.Response, string
 // any password does) and its consent form. It returns the callback URL the
 // provider sends the browser back to. When the browser still has a
 // session at the provider, there is no form to fill in.
-func nodeSSOStart(t *testing.T, c *client, idp *nodeIdP, login string) string {
+func nodeSSOStart(t *testing.T, c *client, idp *nodeIDP, login string) string {
 	t.Helper()
 	resp, body := c.get("/auth/oidc/login")
 	loc := resp.Header.Get("Location")

@@ -49,7 +49,7 @@ type idpGrant struct {
 	nonce                  string
 }
 
-type testIdP struct {
+type testIDP struct {
 	t   testing.TB
 	srv *httptest.Server
 	key *rsa.PrivateKey
@@ -89,13 +89,13 @@ type testIdP struct {
 	userinfoCalls int
 }
 
-func newTestIdP(t testing.TB) *testIdP {
+func newTestIDP(t testing.TB) *testIDP {
 	t.Helper()
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		t.Fatal(err)
 	}
-	idp := &testIdP{t: t, key: key, kid: "test-key-1", codes: map[string]idpGrant{}, accessTokens: map[string]idpUser{}}
+	idp := &testIDP{t: t, key: key, kid: "test-key-1", codes: map[string]idpGrant{}, accessTokens: map[string]idpUser{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /.well-known/openid-configuration", idp.discovery)
 	mux.HandleFunc("GET /jwks", idp.jwks)
@@ -107,7 +107,7 @@ func newTestIdP(t testing.TB) *testIdP {
 	return idp
 }
 
-func (idp *testIdP) set(f func(*testIdP)) {
+func (idp *testIDP) set(f func(*testIDP)) {
 	idp.mu.Lock()
 	defer idp.mu.Unlock()
 	f(idp)
@@ -119,7 +119,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-func (idp *testIdP) discovery(w http.ResponseWriter, _ *http.Request) {
+func (idp *testIDP) discovery(w http.ResponseWriter, _ *http.Request) {
 	idp.mu.Lock()
 	down := idp.down
 	idp.discoveries++
@@ -145,11 +145,11 @@ func (idp *testIdP) discovery(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, doc)
 }
 
-func (idp *testIdP) jwks(w http.ResponseWriter, _ *http.Request) {
+func (idp *testIDP) jwks(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &idp.key.PublicKey, KeyID: idp.kid, Algorithm: "RS256", Use: "sig"}}})
 }
 
-func (idp *testIdP) authorize(w http.ResponseWriter, r *http.Request) {
+func (idp *testIDP) authorize(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	for _, check := range []struct{ name, got, want string }{
 		{"client_id", q.Get("client_id"), idpClientID},
@@ -193,7 +193,7 @@ func (idp *testIdP) authorize(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, back.String(), http.StatusFound)
 }
 
-func (idp *testIdP) token(w http.ResponseWriter, r *http.Request) {
+func (idp *testIDP) token(w http.ResponseWriter, r *http.Request) {
 	idp.mu.Lock()
 	defer idp.mu.Unlock()
 	fail := func(status int, code string) {
@@ -263,7 +263,7 @@ func (idp *testIdP) token(w http.ResponseWriter, r *http.Request) {
 
 // userinfoAnswer is the UserInfo endpoint: the claims of the person the
 // bearer token was issued for.
-func (idp *testIdP) userinfoAnswer(w http.ResponseWriter, r *http.Request) {
+func (idp *testIDP) userinfoAnswer(w http.ResponseWriter, r *http.Request) {
 	idp.mu.Lock()
 	defer idp.mu.Unlock()
 	idp.userinfoCalls++
@@ -286,7 +286,7 @@ func (idp *testIdP) userinfoAnswer(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, claims)
 }
 
-func (idp *testIdP) sign(claims map[string]any) string {
+func (idp *testIDP) sign(claims map[string]any) string {
 	key := idp.key
 	if idp.signWith != nil {
 		key = idp.signWith
@@ -312,7 +312,7 @@ func (idp *testIdP) sign(claims map[string]any) string {
 }
 
 // withOIDC configures single sign-on against idp.
-func withOIDC(idp *testIdP, domains ...string) envOption {
+func withOIDC(idp *testIDP, domains ...string) envOption {
 	return func(c *web.Config) {
 		c.OIDC = &web.OIDCConfig{Issuer: idp.srv.URL, ClientID: idpClientID, ClientSecret: idpClientSecret, AllowedDomains: domains}
 	}
@@ -322,9 +322,9 @@ func withPasswordLoginOff() envOption { return func(c *web.Config) { c.PasswordL
 
 // newSSOEnv is a test env with single sign-on against a fresh provider,
 // discovered.
-func newSSOEnv(t *testing.T, opts ...envOption) (*testEnv, *testIdP) {
+func newSSOEnv(t *testing.T, opts ...envOption) (*testEnv, *testIDP) {
 	t.Helper()
-	idp := newTestIdP(t)
+	idp := newTestIDP(t)
 	env := newEnv(t, append([]envOption{withOIDC(idp, "corp.example")}, opts...)...)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -342,7 +342,7 @@ func (c *client) fetch(rawURL string) (*http.Response, string) {
 		c.t.Fatal(err)
 	}
 	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	if m := csrfField.FindSubmatch(b); m != nil {
 		c.csrf = string(m[1])
 	}
@@ -428,7 +428,7 @@ func expectRefused(t *testing.T, c *client, resp *http.Response, body string, st
 func TestOIDCSignIn(t *testing.T) {
 	t.Parallel()
 	env, idp := newSSOEnv(t)
-	idp.set(func(i *testIdP) { i.user = idpUser{Sub: "u-1", Email: "Member@Example.com", Verified: true} })
+	idp.set(func(i *testIDP) { i.user = idpUser{Sub: "u-1", Email: "Member@Example.com", Verified: true} })
 	c := env.client()
 
 	// The sign-in page offers both ways in.
@@ -514,7 +514,7 @@ func TestOIDCSignIn(t *testing.T) {
 func TestOIDCFixation(t *testing.T) {
 	t.Parallel()
 	env, idp := newSSOEnv(t)
-	idp.set(func(i *testIdP) { i.user = idpUser{Sub: "u-2", Email: "member2@example.com", Verified: true} })
+	idp.set(func(i *testIDP) { i.user = idpUser{Sub: "u-2", Email: "member2@example.com", Verified: true} })
 	c := env.client()
 	cb := ssoStart(t, c, "")
 	// Signed in (as someone else) between the start and the callback.
@@ -536,7 +536,7 @@ func TestOIDCFixation(t *testing.T) {
 func TestOIDCWrongState(t *testing.T) {
 	t.Parallel()
 	env, idp := newSSOEnv(t)
-	idp.set(func(i *testIdP) { i.user = idpUser{Sub: "u-1", Email: "member@example.com", Verified: true} })
+	idp.set(func(i *testIDP) { i.user = idpUser{Sub: "u-1", Email: "member@example.com", Verified: true} })
 	c := env.client()
 	cb, _ := url.Parse(ssoStart(t, c, ""))
 	for _, state := range []string{"", "x", cb.Query().Get("state") + "x", strings.ToUpper(cb.Query().Get("state"))} {
@@ -574,23 +574,23 @@ func TestOIDCTokenRefused(t *testing.T) {
 	}
 	cases := []struct {
 		name  string
-		setup func(i *testIdP)
+		setup func(i *testIDP)
 	}{
-		{"tampered signature", func(i *testIdP) { i.tamper = true }},
-		{"signed by another key", func(i *testIdP) { i.signWith = other }},
-		{"nonce mismatch", func(i *testIdP) { i.claims = func(c map[string]any) { c["nonce"] = authzRand(32) } }},
-		{"no nonce", func(i *testIdP) { i.claims = func(c map[string]any) { delete(c, "nonce") } }},
-		{"wrong audience", func(i *testIdP) { i.claims = func(c map[string]any) { c["aud"] = "someone-else" } }},
-		{"two audiences, azp not us", func(i *testIdP) {
+		{"tampered signature", func(i *testIDP) { i.tamper = true }},
+		{"signed by another key", func(i *testIDP) { i.signWith = other }},
+		{"nonce mismatch", func(i *testIDP) { i.claims = func(c map[string]any) { c["nonce"] = authzRand(32) } }},
+		{"no nonce", func(i *testIDP) { i.claims = func(c map[string]any) { delete(c, "nonce") } }},
+		{"wrong audience", func(i *testIDP) { i.claims = func(c map[string]any) { c["aud"] = "someone-else" } }},
+		{"two audiences, azp not us", func(i *testIDP) {
 			i.claims = func(c map[string]any) { c["aud"] = []string{"someone-else", idpClientID}; c["azp"] = "someone-else" }
 		}},
-		{"wrong issuer", func(i *testIdP) { i.claims = func(c map[string]any) { c["iss"] = "https://evil.example" } }},
-		{"expired", func(i *testIdP) {
+		{"wrong issuer", func(i *testIDP) { i.claims = func(c map[string]any) { c["iss"] = "https://evil.example" } }},
+		{"expired", func(i *testIDP) {
 			i.claims = func(c map[string]any) { c["exp"] = time.Now().Add(-time.Hour).Unix() }
 		}},
 	}
 	for _, tc := range cases {
-		idp.set(func(i *testIdP) {
+		idp.set(func(i *testIDP) {
 			i.user, i.claims, i.tamper, i.signWith = base, nil, false, nil
 			tc.setup(i)
 		})
@@ -602,7 +602,7 @@ func TestOIDCTokenRefused(t *testing.T) {
 	}
 	// The same provider, untampered: the sign-in works (so the refusals
 	// above were the tampering's doing).
-	idp.set(func(i *testIdP) { i.user, i.claims, i.tamper, i.signWith = base, nil, false, nil })
+	idp.set(func(i *testIDP) { i.user, i.claims, i.tamper, i.signWith = base, nil, false, nil })
 	if resp, body := ssoSignIn(t, env.client(), ""); resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("untampered sign-in = %d\n%s", resp.StatusCode, body)
 	}
@@ -625,12 +625,12 @@ func TestOIDCTokenRefused(t *testing.T) {
 func TestOIDCNonceReplay(t *testing.T) {
 	t.Parallel()
 	env, idp := newSSOEnv(t)
-	idp.set(func(i *testIdP) { i.user = idpUser{Sub: "u-1", Email: "member@example.com", Verified: true} })
+	idp.set(func(i *testIDP) { i.user = idpUser{Sub: "u-1", Email: "member@example.com", Verified: true} })
 	first := env.client()
 	if resp, _ := ssoSignIn(t, first, ""); resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("first sign-in = %d", resp.StatusCode)
 	}
-	idp.set(func(i *testIdP) { i.replay = i.issued[0] })
+	idp.set(func(i *testIDP) { i.replay = i.issued[0] })
 	c := env.client()
 	resp, body := ssoSignIn(t, c, "")
 	expectRefused(t, c, resp, body, http.StatusUnauthorized, "could not be verified")
@@ -645,11 +645,11 @@ func TestOIDCNonceReplay(t *testing.T) {
 func TestOIDCStolenCode(t *testing.T) {
 	t.Parallel()
 	env, idp := newSSOEnv(t)
-	idp.set(func(i *testIdP) { i.user = idpUser{Sub: "u-9", Email: "lead@example.com", Verified: true} })
+	idp.set(func(i *testIDP) { i.user = idpUser{Sub: "u-9", Email: "lead@example.com", Verified: true} })
 	victim := env.client()
 	victimCB, _ := url.Parse(ssoStart(t, victim, ""))
 
-	idp.set(func(i *testIdP) { i.user = idpUser{Sub: "u-1", Email: "member@example.com", Verified: true} })
+	idp.set(func(i *testIDP) { i.user = idpUser{Sub: "u-1", Email: "member@example.com", Verified: true} })
 	attacker := env.client()
 	attackerCB, _ := url.Parse(ssoStart(t, attacker, ""))
 	q := attackerCB.Query()
@@ -677,7 +677,7 @@ func TestOIDCEmailMustBeVerified(t *testing.T) {
 		{Sub: "u-1", Email: "member@example.com", Verified: "false"},
 		{Sub: "u-1", Email: "", Verified: true},
 	} {
-		idp.set(func(i *testIdP) { i.user = u })
+		idp.set(func(i *testIDP) { i.user = u })
 		c := env.client()
 		resp, body := ssoSignIn(t, c, "")
 		expectRefused(t, c, resp, body, http.StatusForbidden, "did not confirm an email address")
@@ -686,7 +686,7 @@ func TestOIDCEmailMustBeVerified(t *testing.T) {
 		t.Errorf("%d sessions from unverified emails", n)
 	}
 	// Some providers send the claim as a string.
-	idp.set(func(i *testIdP) { i.user = idpUser{Sub: "u-1", Email: "member@example.com", Verified: "true"} })
+	idp.set(func(i *testIDP) { i.user = idpUser{Sub: "u-1", Email: "member@example.com", Verified: "true"} })
 	if resp, _ := ssoSignIn(t, env.client(), ""); resp.StatusCode != http.StatusSeeOther {
 		t.Errorf("email_verified \"true\" = %d, want a sign-in", resp.StatusCode)
 	}
@@ -706,7 +706,7 @@ func TestOIDCAccounts(t *testing.T) {
 	before := users()
 
 	// Unknown, domain not allowed: refused, nobody created.
-	idp.set(func(i *testIdP) { i.user = idpUser{Sub: "x-1", Email: "stranger@elsewhere.example", Verified: true} })
+	idp.set(func(i *testIDP) { i.user = idpUser{Sub: "x-1", Email: "stranger@elsewhere.example", Verified: true} })
 	c := env.client()
 	resp, body := ssoSignIn(t, c, "")
 	expectRefused(t, c, resp, body, http.StatusForbidden, "does not create accounts for its domain")
@@ -715,7 +715,7 @@ func TestOIDCAccounts(t *testing.T) {
 	}
 
 	// Unknown, allowed domain: a member is created and signed in.
-	idp.set(func(i *testIdP) {
+	idp.set(func(i *testIDP) {
 		i.user = idpUser{Sub: "x-2", Email: "New.Hire@corp.example", Name: "New Hire", Verified: true}
 	})
 	c = env.client()
@@ -757,7 +757,7 @@ func TestOIDCAccounts(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		idp.set(func(i *testIdP) { i.user = idpUser{Sub: "g-" + email, Email: email, Verified: true} })
+		idp.set(func(i *testIDP) { i.user = idpUser{Sub: "g-" + email, Email: email, Verified: true} })
 		c := env.client()
 		resp, body := ssoSignIn(t, c, "")
 		expectRefused(t, c, resp, body, http.StatusUnauthorized, m[1])
@@ -782,7 +782,7 @@ func TestOIDCDomainNeedsOneAddress(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, email := range []string{"a@evil.example@corp.example", `"a@evil.example"@corp.example`, "a@corp.example (comment)"} {
-		idp.set(func(p *testIdP) { p.user = idpUser{Sub: fmt.Sprintf("two-at-%d", i), Email: email, Verified: true} })
+		idp.set(func(p *testIDP) { p.user = idpUser{Sub: fmt.Sprintf("two-at-%d", i), Email: email, Verified: true} })
 		c := env.client()
 		resp, body := ssoSignIn(t, c, "")
 		if resp.StatusCode != http.StatusForbidden {
@@ -800,7 +800,7 @@ func TestOIDCSecondFactor(t *testing.T) {
 	t.Parallel()
 	env, idp := newSSOEnv(t)
 	secret, _ := enrollTOTP(t, env.client().login("lead"))
-	idp.set(func(i *testIdP) { i.user = idpUser{Sub: "l-1", Email: "lead@example.com", Verified: true} })
+	idp.set(func(i *testIDP) { i.user = idpUser{Sub: "l-1", Email: "lead@example.com", Verified: true} })
 	c := env.client()
 	resp, _ := ssoSignIn(t, c, "/audit")
 	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/login/2fa?next=%2Faudit" {
@@ -819,14 +819,14 @@ func TestOIDCSecondFactor(t *testing.T) {
 func TestOIDCProviderError(t *testing.T) {
 	t.Parallel()
 	env, idp := newSSOEnv(t)
-	idp.set(func(i *testIdP) { i.deny = "access_denied" })
+	idp.set(func(i *testIDP) { i.deny = "access_denied" })
 	c := env.client()
 	resp, body := ssoSignIn(t, c, "")
 	expectRefused(t, c, resp, body, http.StatusForbidden, "Your identity provider did not sign you in (access_denied: The user cancelled &lt;b&gt;the sign-in&lt;/b&gt;)")
 	if strings.Contains(body, "<b>the") {
 		t.Error("the provider's description reached the page unescaped")
 	}
-	idp.set(func(i *testIdP) { i.deny = "server_error" })
+	idp.set(func(i *testIDP) { i.deny = "server_error" })
 	c = env.client()
 	resp, body = ssoSignIn(t, c, "")
 	expectRefused(t, c, resp, body, http.StatusBadRequest, "server_error")
@@ -882,7 +882,7 @@ func TestOIDCPasswordLoginOff(t *testing.T) {
 		Email: "ops@example.com", Name: "Ops", Role: keyledger.RoleAdmin, Password: Password}); err != nil {
 		t.Fatal(err)
 	}
-	idp.set(func(i *testIdP) { i.user = idpUser{Sub: "o-1", Email: "ops@example.com", Verified: true} })
+	idp.set(func(i *testIDP) { i.user = idpUser{Sub: "o-1", Email: "ops@example.com", Verified: true} })
 	if resp, _ := ssoSignIn(t, c, ""); resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("SSO with password sign-in off = %d", resp.StatusCode)
 	}
@@ -898,8 +898,8 @@ func TestOIDCPasswordLoginOff(t *testing.T) {
 // button says SSO is temporarily unavailable until discovery succeeds.
 func TestOIDCProviderDownAtStart(t *testing.T) {
 	t.Parallel()
-	idp := newTestIdP(t)
-	idp.set(func(i *testIdP) {
+	idp := newTestIDP(t)
+	idp.set(func(i *testIDP) {
 		i.down = true
 		i.user = idpUser{Sub: "u-1", Email: "member@example.com", Verified: true}
 	})
@@ -927,10 +927,10 @@ func TestOIDCProviderDownAtStart(t *testing.T) {
 
 	// Up again once keyledger has tried at least once.
 	for tried := false; !tried; {
-		idp.set(func(i *testIdP) { tried = i.discoveries > 0 })
+		idp.set(func(i *testIDP) { tried = i.discoveries > 0 })
 		time.Sleep(10 * time.Millisecond)
 	}
-	idp.set(func(i *testIdP) { i.down = false })
+	idp.set(func(i *testIDP) { i.down = false })
 	select {
 	case err := <-done:
 		if err != nil {
@@ -951,8 +951,8 @@ func TestOIDCProviderDownAtStart(t *testing.T) {
 	}
 
 	// Discovery stops with its context.
-	idp2 := newTestIdP(t)
-	idp2.set(func(i *testIdP) { i.down = true })
+	idp2 := newTestIDP(t)
+	idp2.set(func(i *testIDP) { i.down = true })
 	env2 := newEnv(t, withOIDC(idp2))
 	ctx2, cancel2 := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel2()
@@ -987,7 +987,7 @@ func TestOIDCNotConfigured(t *testing.T) {
 func TestOIDCRoutesByActor(t *testing.T) {
 	t.Parallel()
 	env, idp := newSSOEnv(t)
-	idp.set(func(i *testIdP) { i.user = idpUser{Sub: "u-1", Email: "member2@example.com", Verified: true} })
+	idp.set(func(i *testIDP) { i.user = idpUser{Sub: "u-1", Email: "member2@example.com", Verified: true} })
 	for _, actor := range authzActors {
 		t.Run(actor, func(t *testing.T) {
 			c := authzActorClient(env, t, actor)
@@ -1034,7 +1034,7 @@ func TestOIDCUserInfo(t *testing.T) {
 		claims["auth_time"] = time.Now().Add(-time.Hour).Unix()
 	}
 	reset := func(user idpUser, userinfo func(map[string]any)) {
-		idp.set(func(i *testIdP) {
+		idp.set(func(i *testIDP) {
 			i.user, i.claims, i.userinfo, i.userinfoStatus, i.userinfoURL, i.userinfoCalls = user, minimal, userinfo, 0, "", 0
 		})
 	}
@@ -1115,7 +1115,7 @@ func TestOIDCUserInfo(t *testing.T) {
 
 	// UserInfo refuses the access token.
 	reset(idpUser{Sub: "u-2", Email: "member2@example.com", Verified: true}, nil)
-	idp.set(func(i *testIdP) { i.userinfoStatus = http.StatusUnauthorized })
+	idp.set(func(i *testIDP) { i.userinfoStatus = http.StatusUnauthorized })
 	c = env.client()
 	resp, body = ssoSignIn(t, c, "")
 	expectRefused(t, c, resp, body, http.StatusUnauthorized, "could not be verified")
@@ -1127,7 +1127,7 @@ func TestOIDCUserInfo(t *testing.T) {
 	// for each of the next two.
 	rediscovered := func(userinfoURL string) *testEnv {
 		reset(idpUser{Sub: "u-2", Email: "member2@example.com", Verified: true}, nil)
-		idp.set(func(i *testIdP) { i.userinfoURL = userinfoURL })
+		idp.set(func(i *testIDP) { i.userinfoURL = userinfoURL })
 		e := newEnv(t, withOIDC(idp, "corp.example"))
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -1155,7 +1155,7 @@ func TestOIDCUserInfo(t *testing.T) {
 
 	// ID tokens with the email claims: no UserInfo request.
 	reset(idpUser{Sub: "u-1", Email: "member@example.com", Verified: true}, nil)
-	idp.set(func(i *testIdP) { i.claims = nil })
+	idp.set(func(i *testIDP) { i.claims = nil })
 	if resp, _ := ssoSignIn(t, env.client(), ""); resp.StatusCode != http.StatusSeeOther || calls() != 0 {
 		t.Errorf("full ID token: callback = %d, %d UserInfo requests, want 303 and none", resp.StatusCode, calls())
 	}

@@ -68,7 +68,7 @@ func (s *Server) handleError(err error, c echo.Context) {
 		return
 	}
 	err = stoppedBy(c.Request().Context(), err)
-	status := http.StatusInternalServerError
+	var status int // every case below sets it
 	message := keyledger.ErrorMessage(err)
 	code := keyledger.ErrorCode(err)
 	var he *echo.HTTPError

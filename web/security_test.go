@@ -29,7 +29,7 @@ func secRoundTrip(t testing.TB, c *client, req *http.Request) (*http.Response, s
 		t.Fatal(err)
 	}
 	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	c.http.Jar.SetCookies(u, resp.Cookies())
 	if m := csrfField.FindSubmatch(b); m != nil {
 		c.csrf = string(m[1])
@@ -55,7 +55,7 @@ func secPost(t testing.TB, c *client, path string, form url.Values, header http.
 
 func secGet(t testing.TB, c *client, path string, header http.Header) (*http.Response, string) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, c.env.HTTP.URL+path, nil)
+	req, err := http.NewRequest(http.MethodGet, c.env.HTTP.URL+path, http.NoBody)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,7 +200,7 @@ func TestSecurityHeaders(t *testing.T) {
 		}
 		seen[a] = true
 		resp, body := anon.get(a)
-		if resp.StatusCode != http.StatusOK || len(body) == 0 {
+		if resp.StatusCode != http.StatusOK || body == "" {
 			t.Errorf("%s: status %d", a, resp.StatusCode)
 		}
 		secCheckHeaders(t, a, resp)
@@ -683,7 +683,7 @@ func TestSecurityCookies(t *testing.T) {
 			t.Fatal(err)
 		}
 		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
+		_ = resp.Body.Close()
 		cookies := map[string]*http.Cookie{}
 		for _, ck := range resp.Cookies() {
 			cookies[ck.Name] = ck
@@ -696,7 +696,7 @@ func TestSecurityCookies(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		resp.Body.Close()
+		_ = resp.Body.Close()
 		if resp.StatusCode != http.StatusSeeOther {
 			t.Fatalf("sign-in: %d", resp.StatusCode)
 		}
@@ -764,7 +764,7 @@ func TestSecurityRequestID(t *testing.T) {
 		}
 		ids[rid] = true
 		m := regexp.MustCompile(`data-testid="request-id">([^<]*)<`).FindStringSubmatch(body)
-		if m == nil || m[1] != rid {
+		if len(m) < 2 || m[1] != rid {
 			t.Errorf("%s: page request id %v, header %q", name, m, rid)
 		}
 		if !strings.Contains(authzMain(body, ""), rid) {

@@ -54,7 +54,7 @@ type Config struct {
 	Metrics MetricsConfig
 }
 
-// DefaultSessions: a secrets app signs idle people out after an hour and
+// DefaultSessions is the session policy: a secrets app signs idle people out after an hour and
 // everyone after twelve.
 func DefaultSessions() store.SessionTimeouts {
 	return store.SessionTimeouts{Idle: time.Hour, Absolute: 12 * time.Hour}
@@ -125,7 +125,7 @@ func New(cfg Config, st *store.Store, log *slog.Logger) (*Server, error) {
 		}
 	})
 	e.Use(middleware.RequestIDWithConfig(middleware.RequestIDConfig{
-		Generator: func() string { return randomID() },
+		Generator: randomID,
 		// A client-sent id is ignored: ids in logs must be ours.
 		TargetHeader: echo.HeaderXRequestID,
 	}))

@@ -345,7 +345,7 @@ func TestAdminResetsTOTP(t *testing.T) {
 func TestSSOOnlyAccountConfirmsBySigningInAgain(t *testing.T) {
 	t.Parallel()
 	env, idp := newSSOEnv(t)
-	idp.set(func(i *testIdP) {
+	idp.set(func(i *testIDP) {
 		i.user = idpUser{Sub: "sso-1", Email: "only.sso@corp.example", Name: "Only SSO", Verified: true}
 	})
 	c := env.client()

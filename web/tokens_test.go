@@ -46,7 +46,7 @@ func mintToken(t testing.TB, env *testEnv, u *keyledger.User, name string) (int6
 // apiStatus is the status GET /api/v1/whoami answers the token.
 func apiStatus(t testing.TB, env *testEnv, secret string) int {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, env.HTTP.URL+"/api/v1/whoami", nil)
+	req, err := http.NewRequest(http.MethodGet, env.HTTP.URL+"/api/v1/whoami", http.NoBody)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +55,7 @@ func apiStatus(t testing.TB, env *testEnv, secret string) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	return resp.StatusCode
 }
 

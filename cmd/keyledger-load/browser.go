@@ -63,7 +63,7 @@ func (j cookieJar) header() string {
 }
 
 func getPage(ctx context.Context, h *http.Client, u string, jar cookieJar) (int, string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, http.NoBody)
 	if err != nil {
 		return 0, "", err
 	}
@@ -74,7 +74,7 @@ func getPage(ctx context.Context, h *http.Client, u string, jar cookieJar) (int,
 	if err != nil {
 		return 0, "", err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }() // a response body: closing it loses nothing
 	b, err := io.ReadAll(resp.Body)
 	jar.take(resp)
 	return resp.StatusCode, string(b), err
@@ -105,7 +105,7 @@ func signInBrowser(ctx context.Context, h *http.Client, base, email string) (bro
 		return browserSession{}, fmt.Errorf("POST /login: %w", err)
 	}
 	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	_ = resp.Body.Close() // a response body: closing it loses nothing
 	if resp.StatusCode != http.StatusSeeOther {
 		return browserSession{}, fmt.Errorf("POST /login as %s: status %d, want 303: %.300s", email, resp.StatusCode, b)
 	}

@@ -65,7 +65,8 @@ func (m *Main) readClientConfig() (clientConfig, string, error) {
 	if err != nil {
 		return c, path, fmt.Errorf("cannot read %s: %v", path, err)
 	}
-	defer f.Close()
+	// Opened read-only: closing it cannot lose data.
+	defer func() { _ = f.Close() }()
 	if fi, err := f.Stat(); err == nil && runtime.GOOS != "windows" && fi.Mode().Perm()&0o077 != 0 {
 		fmt.Fprintf(m.Stderr, "keyledger: warning: %s holds a token but other users may read it; run 'chmod 600 %s'\n", path, path)
 	}
@@ -101,9 +102,12 @@ func (m *Main) writeClientConfig(c clientConfig) (string, error) {
 		return "", fmt.Errorf("save %s: %w", path, err)
 	}
 	tmp := f.Name()
+	// Cleanup after a failed save is best effort: the save error is the
+	// one to report, and a leftover temporary file is 0600 (CreateTemp) in
+	// the 0700 directory.
 	fail := func(err error) (string, error) {
-		f.Close()
-		os.Remove(tmp)
+		_ = f.Close()
+		_ = os.Remove(tmp)
 		return "", fmt.Errorf("save %s: %w", path, err)
 	}
 	if err := f.Chmod(0o600); err != nil {
@@ -116,11 +120,11 @@ func (m *Main) writeClientConfig(c clientConfig) (string, error) {
 		return fail(err)
 	}
 	if err := f.Close(); err != nil {
-		os.Remove(tmp)
+		_ = os.Remove(tmp)
 		return "", fmt.Errorf("save %s: %w", path, err)
 	}
 	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
+		_ = os.Remove(tmp)
 		return "", fmt.Errorf("save %s: %w", path, err)
 	}
 	return path, nil
@@ -319,7 +323,7 @@ func (c *apiClient) do(ctx context.Context, method, path string, query url.Value
 	if err != nil {
 		return networkError(c.base, err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }() // a response body: closing it loses nothing
 	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
 		loc, err := resp.Location()
 		if err != nil {

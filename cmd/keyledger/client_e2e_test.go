@@ -23,7 +23,7 @@ import (
 
 // runIO runs the built binary with env (added to this process's, without
 // KEYLEDGER_* variables) and stdin, and returns its exit code and outputs.
-func runIO(t *testing.T, env map[string]string, stdin string, name string, args ...string) (int, string, string) {
+func runIO(t *testing.T, env map[string]string, stdin, name string, args ...string) (int, string, string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -52,7 +52,7 @@ func waitReady(t *testing.T, srv *process, base string) {
 		}
 		resp, err := client.Get(base + "/readyz")
 		if err == nil {
-			resp.Body.Close()
+			_ = resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
 				return
 			}

@@ -118,7 +118,9 @@ func (a *fakeAPI) serve(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set(k, v)
 		}
 		w.WriteHeader(f.status)
-		io.WriteString(w, f.body)
+		if _, err := io.WriteString(w, f.body); err != nil {
+			a.t.Errorf("fake API: write the %s body: %v", r.URL.Path, err)
+		}
 		return
 	}
 	if r.Header.Get("Authorization") != "Bearer "+a.token {
@@ -823,7 +825,7 @@ func TestRunForwardsSignals(t *testing.T) {
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}
-			defer cmd.Process.Kill()
+			defer func() { _ = cmd.Process.Kill() }() // teardown; it may have exited already
 			if line, err := bufio.NewReader(out).ReadString('\n'); err != nil || line != "ready\n" {
 				t.Fatalf("child said %q, %v; stderr %s", line, err, stderr.String())
 			}
@@ -848,7 +850,7 @@ func TestRunForwardsSignals(t *testing.T) {
 func TestNormalizeServer(t *testing.T) {
 	for in, want := range map[string]string{
 		"https://keys.example.com":         "https://keys.example.com",
-		" https://keys.example.com/ ":      "https://keys.example.com",
+		" https://keys.example.com/ ":      "https://keys.example.com", //nolint:gocritic // mapKey: the spaces are the input under test
 		"http://127.0.0.1:8080/":           "http://127.0.0.1:8080",
 		"https://example.com/keyledger/":   "https://example.com/keyledger",
 		"keys.example.com":                 "",

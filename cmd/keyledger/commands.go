@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -84,7 +85,7 @@ func (m *Main) bootstrap(ctx context.Context, cfg Config) error {
 				return fmt.Errorf("KEYLEDGER_MASTER_KEY_FILE: create %s: %w", cfg.MasterKeyFile, err)
 			}
 			if _, err := fmt.Fprintln(f, k); err != nil {
-				f.Close()
+				_ = f.Close() // the write error is the one to report
 				return err
 			}
 			if err := f.Close(); err != nil {
@@ -181,7 +182,7 @@ func (m *Main) readPassword() (string, error) {
 		if err != nil {
 			return "", err
 		}
-		if string(a) != string(b) {
+		if !bytes.Equal(a, b) {
 			return "", errors.New("the passwords do not match")
 		}
 		return string(a), nil
@@ -390,7 +391,7 @@ func (m *Main) healthcheck(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+net.JoinHostPort(host, port)+"/readyz", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+net.JoinHostPort(host, port)+"/readyz", http.NoBody)
 	if err != nil {
 		return err
 	}
@@ -398,7 +399,7 @@ func (m *Main) healthcheck(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("not ready: %w", err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }() // a response body: closing it loses nothing
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("not ready: %s", strings.TrimSpace(string(body)))

@@ -324,7 +324,7 @@ func loadOIDC(e env, c *Config) error {
 		return cfgErr("KEYLEDGER_OIDC_ISSUER: want the provider's issuer URL without credentials in it (not shown); the client secret goes in KEYLEDGER_OIDC_CLIENT_SECRET")
 	}
 	if err != nil || u.Host == "" || u.RawQuery != "" || u.Fragment != "" ||
-		(u.Scheme != "https" && !(u.Scheme == "http" && isLoopbackHost(u.Hostname()))) {
+		(u.Scheme != "https" && (u.Scheme != "http" || !isLoopbackHost(u.Hostname()))) {
 		return cfgErr("KEYLEDGER_OIDC_ISSUER: want the provider's https issuer URL such as https://login.example.com/realms/acme (http only for localhost), got %q", c.OIDCIssuer)
 	}
 	if c.OIDCClientID == "" {
@@ -410,7 +410,7 @@ func validDomain(d string) bool {
 			return false
 		}
 		for _, r := range l {
-			if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') {
+			if (r < 'a' || r > 'z') && (r < '0' || r > '9') && r != '-' {
 				return false
 			}
 		}

@@ -45,7 +45,7 @@ func TestStartPprof(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	body, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != http.StatusOK || len(body) == 0 {
 		t.Fatalf("pprof cmdline: %d, %d bytes", resp.StatusCode, len(body))

@@ -32,7 +32,9 @@ var (
 func TestMain(m *testing.M) {
 	code := m.Run()
 	if buildDir != "" {
-		os.RemoveAll(buildDir)
+		if err := os.RemoveAll(buildDir); err != nil {
+			fmt.Fprintln(os.Stderr, "remove the test build:", err)
+		}
 	}
 	os.Exit(code)
 }
@@ -179,9 +181,9 @@ func runBinary(t *testing.T, env map[string]string, args ...string) (int, string
 
 func TestServeEndToEnd(t *testing.T) {
 	keyledgerBinary(t)
-	url := storetest.NewDatabase(t)
+	dbURL := storetest.NewDatabase(t)
 	key := newKEK(t)
-	boot := mustRun(t, dbEnv(url, key), "", "bootstrap")
+	boot := mustRun(t, dbEnv(dbURL, key), "", "bootstrap")
 	m := printedPassword.FindStringSubmatch(boot.stdout)
 	if m == nil {
 		t.Fatalf("bootstrap printed no password:\n%s", boot.stdout)
@@ -189,7 +191,7 @@ func TestServeEndToEnd(t *testing.T) {
 	password := m[1]
 
 	addr := freeAddr(t)
-	env := dbEnv(url, key)
+	env := dbEnv(dbURL, key)
 	env["KEYLEDGER_LISTEN"] = addr
 	env["KEYLEDGER_LOG_FORMAT"] = "json"
 	startedAt := time.Now()
@@ -205,7 +207,7 @@ func TestServeEndToEnd(t *testing.T) {
 		}
 		resp, err := client.Get(base + "/readyz")
 		if err == nil {
-			resp.Body.Close()
+			_ = resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
 				break
 			}
@@ -223,7 +225,7 @@ func TestServeEndToEnd(t *testing.T) {
 			t.Fatalf("GET %s: %v", path, err)
 		}
 		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
+		_ = resp.Body.Close()
 		if resp.StatusCode != http.StatusOK {
 			t.Errorf("GET %s: %d\n%s", path, resp.StatusCode, body)
 		}
@@ -281,7 +283,7 @@ func signIn(t *testing.T, base, email, password string) {
 		t.Fatal(err)
 	}
 	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	m := csrfField.FindStringSubmatch(string(body))
 	if m == nil {
 		t.Fatalf("no _csrf field on /login:\n%s", body)
@@ -293,7 +295,7 @@ func signIn(t *testing.T, base, email, password string) {
 		t.Fatal(err)
 	}
 	page, _ := io.ReadAll(final.Body)
-	final.Body.Close()
+	_ = final.Body.Close()
 	if final.StatusCode != http.StatusOK || final.Request.URL.Path == "/login" {
 		t.Fatalf("sign in: ended at %s with %d:\n%s", final.Request.URL, final.StatusCode, page)
 	}

@@ -102,7 +102,7 @@ func TestFaultRevealBehindTableLock(t *testing.T) {
 	}
 	body := make([]byte, 4096)
 	n, _ := resp.Body.Read(body)
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	body = body[:n]
 	code, msg := apiErrorOf(body)
 	if resp.StatusCode != http.StatusServiceUnavailable || code != keyledger.EUNAVAILABLE {

@@ -53,7 +53,7 @@ func TestFaultSIGTERMPastGrace(t *testing.T) {
 				answers <- answer{kind: "api", err: err}
 				return
 			}
-			defer resp.Body.Close()
+			defer func() { _ = resp.Body.Close() }()
 			buf := make([]byte, 4096)
 			n, _ := resp.Body.Read(buf)
 			answers <- answer{kind: "api", status: resp.StatusCode, retry: resp.Header.Get("Retry-After"), body: string(buf[:n])}

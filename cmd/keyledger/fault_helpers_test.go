@@ -121,7 +121,7 @@ func apiCall(c *http.Client, method, base, token, path string, body any) (int, [
 	if err != nil {
 		return 0, nil, err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	b, err := io.ReadAll(resp.Body)
 	return resp.StatusCode, b, err
 }
@@ -169,7 +169,7 @@ func signInBrowser(t testing.TB, base, email string, keepAlive bool) *browser {
 		t.Fatal(err)
 	}
 	page, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	if resp.StatusCode != http.StatusOK || resp.Request.URL.Path == "/login" {
 		t.Fatalf("sign in as %s: ended at %s with %d:\n%s", email, resp.Request.URL, resp.StatusCode, page)
 	}
@@ -185,7 +185,7 @@ func (b *browser) csrfFrom(t testing.TB, path string) string {
 		t.Fatal(err)
 	}
 	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	m := csrfField.FindStringSubmatch(string(body))
 	if m == nil {
 		t.Fatalf("no _csrf field on %s (%d):\n%s", path, resp.StatusCode, body)
@@ -199,7 +199,7 @@ func (b *browser) get(path string) (int, []byte, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	body, err := io.ReadAll(resp.Body)
 	return resp.StatusCode, body, err
 }
@@ -210,7 +210,7 @@ func (b *browser) reveal(id string) (int, []byte, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	body, err := io.ReadAll(resp.Body)
 	return resp.StatusCode, body, err
 }
@@ -226,7 +226,7 @@ func countAudit(t testing.TB, pool *pgxpool.Pool, action string) int {
 }
 
 // superExec runs SQL as the superuser on the database at url.
-func superExec(t testing.TB, dbURL string, sql string, args ...any) {
+func superExec(t testing.TB, dbURL, sql string, args ...any) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -349,7 +349,7 @@ func dialRefused(base string) bool {
 	if err != nil {
 		return errors.Is(err, syscall.ECONNREFUSED)
 	}
-	c.Close()
+	_ = c.Close() // only probing whether the port answers
 	return false
 }
 
@@ -359,7 +359,7 @@ func getStatus(c *http.Client, base, path string) (int, string, error) {
 	if err != nil {
 		return 0, "", err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	b, err := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b), err
 }

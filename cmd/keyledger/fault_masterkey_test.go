@@ -29,10 +29,10 @@ func TestFaultMasterKeyRotationKilled(t *testing.T) {
 	t.Parallel()
 	keyledgerBinary(t)
 	ctx := context.Background()
-	url := storetest.NewDatabase(t)
+	dbURL := storetest.NewDatabase(t)
 	keyA, keyB := newKEK(t), newKEK(t)
 	idA, idB := kekID(t, keyA), kekID(t, keyB)
-	stA, pool := openStore(t, url, keyA, fastOpts())
+	stA, pool := openStore(t, dbURL, keyA, fastOpts())
 	lead := seedUser(t, stA, "lead@example.com", keyledger.RoleLead)
 	twofa := seedUser(t, stA, "twofa@example.com", keyledger.RoleMember)
 	totpSecret := enrollTOTP(t, stA, twofa)
@@ -85,14 +85,14 @@ func TestFaultMasterKeyRotationKilled(t *testing.T) {
 	// A gate, so that the kill lands mid-batch every time: from the 601st
 	// re-wrap on (the second batch of 500), each UPDATE waits for an
 	// advisory lock this test holds.
-	superExec(t, url, `CREATE SEQUENCE fault_rotation_gate;
+	superExec(t, dbURL, `CREATE SEQUENCE fault_rotation_gate;
 		CREATE FUNCTION fault_rotation_gate() RETURNS trigger LANGUAGE plpgsql AS $$
 		BEGIN
 			IF nextval('fault_rotation_gate') > 600 THEN PERFORM pg_advisory_xact_lock_shared(7177); END IF;
 			RETURN NEW;
 		END $$;
 		CREATE TRIGGER fault_rotation_gate BEFORE UPDATE ON key_versions FOR EACH ROW EXECUTE FUNCTION fault_rotation_gate()`)
-	gate, err := pgx.Connect(ctx, url)
+	gate, err := pgx.Connect(ctx, dbURL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +101,7 @@ func TestFaultMasterKeyRotationKilled(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	env := dbEnv(url, keyB+","+keyA)
+	env := dbEnv(dbURL, keyB+","+keyA)
 	rot := start(t, env, "masterkey", "rotate")
 	deadline := time.Now().Add(60 * time.Second)
 	for !strings.Contains(rot.output.String(), "key_versions: re-wrapped 500,") {
@@ -141,7 +141,7 @@ func TestFaultMasterKeyRotationKilled(t *testing.T) {
 		t.Fatal(err)
 	}
 	// DROP waits for the killed run's transaction to be rolled back.
-	superExec(t, url, `DROP TRIGGER fault_rotation_gate ON key_versions; DROP FUNCTION fault_rotation_gate(); DROP SEQUENCE fault_rotation_gate`)
+	superExec(t, dbURL, `DROP TRIGGER fault_rotation_gate ON key_versions; DROP FUNCTION fault_rotation_gate(); DROP SEQUENCE fault_rotation_gate`)
 	if v, _, _ := under(idB); v != 500 {
 		t.Errorf("after the killed run's rollback: %d versions under B, want 500", v)
 	}
@@ -167,7 +167,7 @@ func TestFaultMasterKeyRotationKilled(t *testing.T) {
 
 	// Only B: the store opens (canary, instance secrets) and every key
 	// reveals its value.
-	stB, _ := openStore(t, url, keyB, fastOpts())
+	stB, _ := openStore(t, dbURL, keyB, fastOpts())
 	revealStart := time.Now()
 	bad := make(chan string, nKeys)
 	for w := range seeders {
@@ -187,7 +187,8 @@ func TestFaultMasterKeyRotationKilled(t *testing.T) {
 	close(bad)
 	n := 0
 	for msg := range bad {
-		if n++; n <= 5 {
+		n++
+		if n <= 5 {
 			t.Error(msg)
 		}
 	}
@@ -198,7 +199,7 @@ func TestFaultMasterKeyRotationKilled(t *testing.T) {
 
 	// And through a server started with only B.
 	token := mintToken(t, stB, lead, "read", "reveal")
-	srv, base := serveAt(t, dbEnv(url, keyB))
+	srv, base := serveAt(t, dbEnv(dbURL, keyB))
 	waitReady(t, srv, base)
 	c := &http.Client{Timeout: 10 * time.Second}
 	for _, i := range []int{0, 499, 500, 599, 600, 1234, nKeys - 1} {
@@ -250,7 +251,7 @@ func signInWithTOTP(t testing.TB, base, email, secret string) (int, string, []by
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	if resp.Request.URL.Path != "/login/2fa" {
 		t.Fatalf("password step for %s ended at %s (%d), want /login/2fa", email, resp.Request.URL.Path, resp.StatusCode)
 	}
@@ -262,7 +263,7 @@ func signInWithTOTP(t testing.TB, base, email, secret string) (int, string, []by
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	body, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, resp.Request.URL.Path, body
 }

@@ -24,7 +24,7 @@ func fakeReadyz(t *testing.T, addr string, status int, body string) string {
 		_, _ = w.Write([]byte(body))
 	})}
 	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { srv.Close() })
+	t.Cleanup(func() { _ = srv.Close() }) // teardown
 	return ln.Addr().String()
 }
 

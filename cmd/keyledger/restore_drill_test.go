@@ -251,7 +251,9 @@ func waitChained(t *testing.T, env map[string]string, atLeast int64) int64 {
 			t.Fatalf("audit verify: %q", r.stdout)
 		}
 		var n int64
-		fmt.Sscan(m[1], &n)
+		if _, err := fmt.Sscan(m[1], &n); err != nil {
+			t.Fatalf("audit verify count %q: %v", m[1], err)
+		}
 		if !strings.Contains(r.stdout, "not yet chained") && n >= atLeast {
 			return n
 		}
@@ -344,7 +346,7 @@ func waitReadyz(t *testing.T, base string, served <-chan result) {
 		}
 		resp, err := client.Get(base + "/readyz")
 		if err == nil {
-			resp.Body.Close()
+			_ = resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
 				return
 			}

@@ -51,7 +51,7 @@ func TestServeOIDCProviderLate(t *testing.T) {
 			return nil, ""
 		}
 		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
+		_ = resp.Body.Close()
 		return resp, string(b)
 	}
 	deadline := time.Now().Add(30 * time.Second)
@@ -88,7 +88,7 @@ func TestServeOIDCProviderLate(t *testing.T) {
 			"token_endpoint": issuer + "/token", "jwks_uri": issuer + "/jwks", "id_token_signing_alg_values_supported": []string{"RS256"}})
 	})}
 	go func() { _ = idp.Serve(ln) }()
-	defer idp.Close()
+	defer func() { _ = idp.Close() }() // teardown
 	deadline = time.Now().Add(20 * time.Second)
 	for {
 		if _, body := get("/login"); strings.Contains(body, `data-testid="login-sso"`) {

@@ -90,7 +90,9 @@ func NewDatabase(t testing.TB) string {
 	if _, err := admin.Exec(ctx, "SELECT pg_advisory_lock($1)", templateLock); err != nil {
 		t.Fatalf("storetest: lock: %v", err)
 	}
-	defer admin.Exec(context.Background(), "SELECT pg_advisory_unlock($1)", templateLock)
+	// Best effort: closing admin (deferred above, so it runs after this)
+	// ends the session, which releases the lock anyway.
+	defer func() { _, _ = admin.Exec(context.Background(), "SELECT pg_advisory_unlock($1)", templateLock) }()
 	var exists bool
 	if err := admin.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", tmpl).Scan(&exists); err != nil {
 		t.Fatalf("storetest: %v", err)
