@@ -744,7 +744,7 @@ func TestFormsCSRFFailureKeepsReason(t *testing.T) {
 		t.Fatalf("the refusal offers no retry form:\n%s", body)
 	}
 	kept := regexp.MustCompile(`<input id="retry-reason" name="reason" value="([^"]*)"`).FindStringSubmatch(form[1])
-	if kept == nil || html.UnescapeString(kept[1]) != reason {
+	if len(kept) < 2 || html.UnescapeString(kept[1]) != reason {
 		t.Fatalf("the retry form does not keep the reason: %q", kept)
 	}
 	tok := csrfField.FindStringSubmatch(form[1])
