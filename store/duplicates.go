@@ -95,14 +95,7 @@ func (s *Store) SendValueAlerts(ctx context.Context, n keyledger.Notifier, links
 		note := p.n
 		note.Kind = keyledger.AlertDuplicateValue
 		note.URL = links.Key(note.KeyID)
-		if p.ownerStatus == string(keyledger.UserActive) {
-			note.Recipients = append(note.Recipients, note.OwnerEmail)
-		}
-		for _, l := range leads {
-			if l != note.OwnerEmail {
-				note.Recipients = append(note.Recipients, l)
-			}
-		}
+		note.Recipients = keyRecipients(note.OwnerEmail, p.ownerStatus, leads)
 		tag, err := s.pool.Exec(ctx, "UPDATE value_alerts SET sent_at = $2 WHERE id = $1 AND sent_at IS NULL", p.id, s.now())
 		if err != nil {
 			errs = append(errs, err)
@@ -130,6 +123,21 @@ func (s *Store) SendValueAlerts(ctx context.Context, n keyledger.Notifier, links
 
 // leadEmails lists who hears about keys beyond their owner: the active
 // leads, or the active admins when a team has no leads.
+// keyRecipients are who hears about a key: its owner while active, and the
+// leads (see leadEmails), each once.
+func keyRecipients(owner, ownerStatus string, leads []string) []string {
+	var to []string
+	if ownerStatus == string(keyledger.UserActive) {
+		to = append(to, owner)
+	}
+	for _, l := range leads {
+		if l != owner {
+			to = append(to, l)
+		}
+	}
+	return to
+}
+
 func (s *Store) leadEmails(ctx context.Context) ([]string, error) {
 	leads, err := s.pool.Query(ctx, `SELECT email FROM users WHERE status = $1 AND (role = 'lead'
 		OR (role = 'admin' AND NOT EXISTS (SELECT 1 FROM users WHERE status = $1 AND role = 'lead'))) ORDER BY email`, string(keyledger.UserActive))

@@ -47,14 +47,9 @@ func (s *Store) SendReminders(ctx context.Context, n keyledger.Notifier, links k
 		return 0, nil
 	}
 	// Leads are told; a team without leads hears through its admins.
-	leads, err := s.pool.Query(ctx, `SELECT email FROM users WHERE status = $1 AND (role = 'lead'
-		OR (role = 'admin' AND NOT EXISTS (SELECT 1 FROM users WHERE status = $1 AND role = 'lead'))) ORDER BY email`, string(keyledger.UserActive))
+	leadEmails, err := s.leadEmails(ctx)
 	if err != nil {
-		return 0, s.internal(ctx, "find leads", err)
-	}
-	leadEmails, err := pgx.CollectRows(leads, pgx.RowTo[string])
-	if err != nil {
-		return 0, s.internal(ctx, "find leads", err)
+		return 0, err
 	}
 	sent := 0
 	var errs []error
@@ -69,14 +64,7 @@ func (s *Store) SendReminders(ctx context.Context, n keyledger.Notifier, links k
 			note.Kind = keyledger.RemindDueSoon
 		}
 		note.URL = links.Key(note.KeyID)
-		if d.ownerStatus == string(keyledger.UserActive) {
-			note.Recipients = append(note.Recipients, note.OwnerEmail)
-		}
-		for _, l := range leadEmails {
-			if l != note.OwnerEmail {
-				note.Recipients = append(note.Recipients, l)
-			}
-		}
+		note.Recipients = keyRecipients(note.OwnerEmail, d.ownerStatus, leadEmails)
 		claimed, err := s.claimReminder(ctx, note.KeyID, now)
 		if err != nil {
 			errs = append(errs, err)
