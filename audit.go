@@ -75,7 +75,7 @@ func AuditActions() []string {
 		ActionKeyCreate, ActionKeyUpdate, ActionKeyReveal, ActionKeyArchive,
 		ActionKeyRotate, ActionKeyRollback, ActionVersionDestroy, ActionKeyVerify, ActionKeyExport, ActionKeyRemind,
 		ActionKeyReassign, ActionKeyDuplicateValue, ActionKeyValueDamaged, ActionTokenCreate, ActionTokenRevoke, ActionTokenUse, ActionUserCreate, ActionUserDeactivate, ActionUserReactivate, ActionUserFreeze, ActionUserRole,
-		ActionPasswordRehash, ActionPasswordChange, ActionPasswordLink, ActionTOTPEnable, ActionTOTPDisable, ActionTOTPFailed,
+		ActionPasswordRehash, ActionPasswordChange, ActionPasswordLink, ActionTOTPEnable, ActionTOTPDisable, ActionTOTPReset, ActionTOTPFailed,
 		ActionStepUp, ActionReauthFailed, ActionAccountAttack, ActionSessionRevoke, ActionEnvCreate, ActionEnvUpdate, ActionRolePolicy,
 		ActionOffboardStart, ActionOffboardResolve, ActionOffboardWaive, ActionOffboardAdd, ActionOffboardComplete,
 		ActionMasterKeyRotate,
