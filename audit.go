@@ -56,16 +56,19 @@ const (
 	ActionReauthFailed   = "auth.password_check_failed"
 	// ActionAccountAttack: an account's failed sign-ins crossed the alert
 	// threshold; the admins are told (once per account per window).
-	ActionAccountAttack    = "auth.account_under_attack"
-	ActionSessionRevoke    = "session.revoke"
-	ActionEnvCreate        = "environment.create"
-	ActionEnvUpdate        = "environment.update"
-	ActionRolePolicy       = "role.policy_change"
-	ActionOffboardStart    = "offboarding.start"
-	ActionOffboardResolve  = "offboarding.item_resolved"
-	ActionOffboardWaive    = "offboarding.item_waived"
-	ActionOffboardAdd      = "offboarding.item_added"
-	ActionOffboardComplete = "offboarding.complete"
+	ActionAccountAttack = "auth.account_under_attack"
+	ActionSessionRevoke = "session.revoke"
+	// ActionSessionRevokeOthers: a person signed out all their sessions
+	// but the one they asked from.
+	ActionSessionRevokeOthers = "session.revoke_others"
+	ActionEnvCreate           = "environment.create"
+	ActionEnvUpdate           = "environment.update"
+	ActionRolePolicy          = "role.policy_change"
+	ActionOffboardStart       = "offboarding.start"
+	ActionOffboardResolve     = "offboarding.item_resolved"
+	ActionOffboardWaive       = "offboarding.item_waived"
+	ActionOffboardAdd         = "offboarding.item_added"
+	ActionOffboardComplete    = "offboarding.complete"
 )
 
 // AuditActions lists the actions for filter menus.
@@ -76,7 +79,7 @@ func AuditActions() []string {
 		ActionKeyRotate, ActionKeyRollback, ActionVersionDestroy, ActionKeyVerify, ActionKeyExport, ActionKeyRemind,
 		ActionKeyReassign, ActionKeyDuplicateValue, ActionKeyValueDamaged, ActionTokenCreate, ActionTokenRevoke, ActionTokenUse, ActionUserCreate, ActionUserDeactivate, ActionUserReactivate, ActionUserFreeze, ActionUserRole,
 		ActionPasswordRehash, ActionPasswordChange, ActionPasswordLink, ActionTOTPEnable, ActionTOTPDisable, ActionTOTPReset, ActionTOTPFailed,
-		ActionStepUp, ActionReauthFailed, ActionAccountAttack, ActionSessionRevoke, ActionEnvCreate, ActionEnvUpdate, ActionRolePolicy,
+		ActionStepUp, ActionReauthFailed, ActionAccountAttack, ActionSessionRevoke, ActionSessionRevokeOthers, ActionEnvCreate, ActionEnvUpdate, ActionRolePolicy,
 		ActionOffboardStart, ActionOffboardResolve, ActionOffboardWaive, ActionOffboardAdd, ActionOffboardComplete,
 		ActionMasterKeyRotate,
 	}

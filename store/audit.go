@@ -244,7 +244,8 @@ func (s *Store) ListAudit(ctx context.Context, actor keyledger.Actor, f AuditFil
 		add("key_id = $%d", f.KeyID)
 	}
 	if f.Action != "" {
-		add("action = $%d", f.Action)
+		// A group (reveals and exports) stands for several actions.
+		add("action = ANY($%d)", keyledger.AuditActionGroup(f.Action))
 	}
 	if f.Environment != "" {
 		add("environment = $%d", keyledger.NormalizeEnvironmentName(f.Environment))
@@ -278,6 +279,36 @@ func (s *Store) ListAudit(ctx context.Context, actor keyledger.Actor, f AuditFil
 	}
 	page.Events = events
 	return page, nil
+}
+
+// AuditKey is a key as the audit filter offers it: by name, with what
+// tells two keys of the same name apart.
+type AuditKey struct {
+	ID, Name, Project, Environment string
+	Archived                       bool
+}
+
+// AuditKeys lists every key, archived ones too (their events stay in the
+// log), by name, so that leads and admins pick a key for the audit filter
+// by name rather than by id.
+func (s *Store) AuditKeys(ctx context.Context, actor keyledger.Actor) ([]AuditKey, error) {
+	if err := keyledger.CanViewAudit(actor.User); err != nil {
+		return nil, err
+	}
+	rows, err := s.pool.Query(ctx, `SELECT k.id::text, k.name, k.project, e.name, k.archived_at IS NOT NULL
+		FROM keys k JOIN environments e ON e.id = k.environment_id
+		ORDER BY k.archived_at IS NOT NULL, lower(k.name), k.project, e.name, k.id`)
+	if err != nil {
+		return nil, s.internal(ctx, "list audit keys", err)
+	}
+	keys, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (AuditKey, error) {
+		var k AuditKey
+		return k, r.Scan(&k.ID, &k.Name, &k.Project, &k.Environment, &k.Archived)
+	})
+	if err != nil {
+		return nil, s.internal(ctx, "list audit keys", err)
+	}
+	return keys, nil
 }
 
 // chainLock is the advisory lock that keeps one chainer at a time, held

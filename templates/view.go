@@ -163,6 +163,14 @@ type AuditView struct {
 	NextBeforeID int64
 	Actions      []string
 	Environments []keyledger.Environment
+	Keys         []AuditKeyChoice
+	// Now is the store's clock, for "3 hours ago".
+	Now time.Time
+}
+
+// AuditKeyChoice is one key in the audit filter's key menu.
+type AuditKeyChoice struct {
+	ID, Label string
 }
 
 // AuditFilterView echoes the audit page's query.
@@ -233,6 +241,39 @@ func datetime(t time.Time) string {
 		return ""
 	}
 	return t.UTC().Format("2006-01-02 15:04 UTC")
+}
+
+// isoTime is a time for a <time datetime=…> attribute.
+func isoTime(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+
+// relativeTime says how long before now t was ("3 hours ago"), in the
+// largest whole unit; the exact time goes in the title beside it.
+func relativeTime(now, t time.Time) string {
+	d := now.Sub(t)
+	suffix := " ago"
+	if d < 0 {
+		d, suffix = -d, " from now"
+	}
+	unit := func(n int64, one string) string {
+		if n == 1 {
+			return "1 " + one + suffix
+		}
+		return strconv.FormatInt(n, 10) + " " + one + "s" + suffix
+	}
+	day := 24 * time.Hour
+	switch {
+	case d < time.Minute:
+		return "just now"
+	case d < time.Hour:
+		return unit(int64(d/time.Minute), "minute")
+	case d < day:
+		return unit(int64(d/time.Hour), "hour")
+	case d < 30*day:
+		return unit(int64(d/day), "day")
+	case d < 365*day:
+		return unit(int64(d/(30*day)), "month")
+	}
+	return unit(int64(d/(365*day)), "year")
 }
 
 func datetimePtr(t *time.Time) string {

@@ -175,3 +175,13 @@ func (f AuditFilterView) CSVQuery() string {
 	q := f.Query(0)
 	return "/audit.csv" + q[len("/audit"):]
 }
+
+// hasKey says whether the key menu offers id.
+func (v AuditView) hasKey(id string) bool {
+	for _, k := range v.Keys {
+		if k.ID == id {
+			return true
+		}
+	}
+	return false
+}

@@ -66,7 +66,8 @@ func TestQueryBudget(t *testing.T) {
 		{"key detail", 6, page("/keys/" + key.ID)},
 		{"dashboard", 3, page("/dashboard")},
 		{"rotation", 7, page("/rotation")},
-		{"audit log", 3, page("/audit")},
+		// 4: the events, the environments, the key menu (by name) and the session.
+		{"audit log", 4, page("/audit")},
 		{"browser reveal", 3, func() int {
 			resp, _ := lead.post("/keys/"+key.ID+"/reveal", nil)
 			return resp.StatusCode
