@@ -202,6 +202,28 @@ func (s *Store) RevokeSession(ctx context.Context, actor keyledger.Actor, hexID 
 	return nil
 }
 
+// EndOtherSessions signs the actor out everywhere but the session current
+// (the raw id of the asking session) and says how many sessions ended.
+func (s *Store) EndOtherSessions(ctx context.Context, actor keyledger.Actor, current string) (int64, error) {
+	if actor.User == nil || current == "" {
+		return 0, ErrNoSession
+	}
+	var n int64
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, "DELETE FROM sessions WHERE user_id = $1 AND id_hash <> $2", actor.User.ID, hashSessionID(current))
+		if err != nil {
+			return err
+		}
+		n = tag.RowsAffected()
+		return writeAudit(ctx, tx, auditEntry{Actor: actor, Action: keyledger.ActionSessionRevokeOthers, SubjectID: actor.User.ID,
+			SubjectEmail: actor.User.Email, Details: map[string]any{"sessions_revoked": n}})
+	})
+	if err != nil {
+		return 0, s.internal(ctx, "end other sessions", err)
+	}
+	return n, nil
+}
+
 // EndSession signs out: the server-side row goes, so the cookie is dead
 // even if someone copied it.
 func (s *Store) EndSession(ctx context.Context, meta keyledger.Actor, id string) error {

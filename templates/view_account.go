@@ -124,12 +124,14 @@ type NewTokenView struct {
 
 // SessionRow is one of the person's live sessions.
 type SessionRow struct {
-	ID       string
-	Device   string
-	IP       string
-	Created  time.Time
-	LastSeen time.Time
-	Current  bool
+	ID     string
+	Device string
+	// UserAgent is the raw string, kept for the title.
+	UserAgent string
+	IP        string
+	Created   time.Time
+	LastSeen  time.Time
+	Current   bool
 }
 
 // TOTPEnrollView is the two-factor page: enrollment, recovery codes, or

@@ -152,13 +152,16 @@ func (s *Server) renderProfile(c echo.Context, status int, v templates.ProfileVi
 		v.MustEnrollTOTP = st.MustEnrollTOTP
 	}
 	for _, si := range list {
-		v.Sessions = append(v.Sessions, templates.SessionRow{ID: si.ID, Device: device(si.UserAgent), IP: si.IP,
+		v.Sessions = append(v.Sessions, templates.SessionRow{ID: si.ID, Device: device(si.UserAgent), UserAgent: si.UserAgent, IP: si.IP,
 			Created: si.CreatedAt, LastSeen: si.LastSeenAt, Current: si.Current})
 	}
 	p := s.page(c, "Your profile", "profile")
 	q := c.QueryParams()
 	if q.Get("password") != "" {
 		p.Flash = append(p.Flash, templates.Flash{Kind: "ok", Message: "Password changed. Your other sessions were signed out; your access tokens still work (see below: revoke any you do not recognise)."})
+	}
+	if q.Get("others") != "" {
+		p.Flash = append(p.Flash, templates.Flash{Kind: "ok", Message: "Your other sessions were signed out; this one stays."})
 	}
 	if q.Get("revoked") != "" {
 		p.Flash = append(p.Flash, templates.Flash{Kind: "ok", Message: "Session revoked."})
@@ -173,18 +176,6 @@ func (s *Server) renderProfile(c echo.Context, status int, v templates.ProfileVi
 		p.Flash = append(p.Flash, templates.Flash{Kind: "ok", Message: "Confirmed. For the next 10 minutes you can reveal and export keys of sensitive environments."})
 	}
 	return render(c, status, templates.ProfilePage(p, v))
-}
-
-// device shortens a user agent to something a person recognises.
-func device(ua string) string {
-	ua = strings.TrimSpace(ua)
-	if ua == "" {
-		return "unknown device"
-	}
-	if r := []rune(ua); len(r) > 120 {
-		return string(r[:120]) + "…"
-	}
-	return ua
 }
 
 func (s *Server) profilePassword(c echo.Context) error {
@@ -236,6 +227,15 @@ func (s *Server) profileRevokeSession(c echo.Context) error {
 		return c.Redirect(http.StatusSeeOther, "/login")
 	}
 	return c.Redirect(http.StatusSeeOther, "/profile?revoked=1")
+}
+
+// profileRevokeOtherSessions signs the person out everywhere else: the
+// answer to "I signed in on a shared machine" without changing the password.
+func (s *Server) profileRevokeOtherSessions(c echo.Context) error {
+	if _, err := s.store.EndOtherSessions(c.Request().Context(), s.actor(c), sessionOf(c)); err != nil {
+		return err
+	}
+	return c.Redirect(http.StatusSeeOther, "/profile?others=revoked")
 }
 
 // Personal access tokens: one's own, on the profile page.

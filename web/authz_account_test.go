@@ -44,6 +44,7 @@ type acctCell struct {
 	envName string
 	token   string // set-password link token
 	sid     string // hex session id, as in /profile/sessions/:sid/revoke
+	current string // hex id of the asking session, when signed in
 	// tokenID is the access token a revoke is aimed at, tokenSecret its
 	// secret.
 	tokenID     int64
@@ -285,6 +286,7 @@ func authzAccountCases() []authzCase {
 		linkGone                                           = &acctCell{}
 		profile, pwRight, pwWrong                          = &acctCell{}, &acctCell{}, &acctCell{}
 		revokeOther, revokeForeign, revokeCurrent          = &acctCell{}, &acctCell{}, &acctCell{}
+		revokeOthers                                       = &acctCell{}
 		enrollPage, enrollRight, enrollWrong               = &acctCell{}, &acctCell{}, &acctCell{}
 		disableRight, disableWrong                         = &acctCell{}, &acctCell{}
 		stepRight, stepWrong, stepEmpty, stepOffsite       = &acctCell{}, &acctCell{}, &acctCell{}, &acctCell{}
@@ -640,6 +642,25 @@ func authzAccountCases() []authzCase {
 			check: func(t *testing.T, _ *testEnv, _ *keyledger.Key, _ url.Values, got authzWant) {
 				if alive := revokeCurrent.sessionAlive(t, revokeCurrent.sid); alive == (got.status == http.StatusSeeOther) {
 					t.Errorf("session alive = %v after status %d", alive, got.status)
+				}
+			}},
+
+		{route: "POST /profile/sessions/revoke-others", method: "POST", prepare: revokeOthers.prepare(nil), form: revokeOthers.form(nil),
+			path: func(*keyledger.Key) string {
+				revokeOthers.current = ""
+				if signedIn(revokeOthers.actor) {
+					revokeOthers.current = revokeOthers.currentSession(revokeOthers.self())
+				}
+				revokeOthers.sid = revokeOthers.newSession(revokeOthers.self())
+				return "/profile/sessions/revoke-others"
+			},
+			want: signedInOnly("POST", "", see("/profile?others=revoked")),
+			check: func(t *testing.T, _ *testEnv, _ *keyledger.Key, _ url.Values, got authzWant) {
+				if alive := revokeOthers.sessionAlive(t, revokeOthers.sid); alive == (got.status == http.StatusSeeOther) {
+					t.Errorf("other session alive = %v after status %d", alive, got.status)
+				}
+				if revokeOthers.current != "" && !revokeOthers.sessionAlive(t, revokeOthers.current) {
+					t.Error("the asking session ended too")
 				}
 			}},
 

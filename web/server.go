@@ -187,6 +187,7 @@ func New(cfg Config, st *store.Store, log *slog.Logger) (*Server, error) {
 	auth.GET("/profile", s.profilePage)
 	auth.POST("/profile/password", s.profilePassword)
 	auth.POST("/profile/sessions/:sid/revoke", s.profileRevokeSession)
+	auth.POST("/profile/sessions/revoke-others", s.profileRevokeOtherSessions)
 	auth.GET("/profile/2fa", s.totpEnrollPage)
 	auth.POST("/profile/2fa", s.totpEnrollConfirm)
 	auth.POST("/profile/2fa/disable", s.totpDisable)
