@@ -265,7 +265,9 @@ func (s *Server) profileCreateToken(c echo.Context) error {
 	// The page holds the secret, shown this once.
 	c.Response().Header().Set("Cache-Control", "no-store")
 	v := templates.NewTokenView{Token: secret, Name: tok.Name, Scopes: tok.Scopes, Expires: tok.ExpiresAt,
-		Command: "echo " + shellQuote(secret) + " | keyledger login --server " + shellWord(s.baseURL(c))}
+		// No token in the command: login prompts for it with input hidden,
+		// so it stays out of shell history and the process list.
+		Command: "keyledger login --server " + shellWord(s.baseURL(c))}
 	return render(c, http.StatusOK, templates.NewTokenPage(s.page(c, "Access token created", "profile"), v))
 }
 

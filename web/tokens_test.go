@@ -138,9 +138,17 @@ func TestProfileTokens(t *testing.T) {
 	if secret == "" {
 		t.Fatalf("no token shown:\n%s", authzMain(body, ""))
 	}
-	wantCmd := "echo '" + secret + "' | keyledger login --server " + env.HTTP.URL
+	// The command prompts for the token (input hidden), so the token
+	// never lands in shell history the way `echo 'klt_…' |` would.
+	wantCmd := "keyledger login --server " + env.HTTP.URL
 	if !strings.Contains(html.UnescapeString(body), `data-testid="login-command">`+wantCmd+"<") {
 		t.Errorf("the login command is not %q:\n%s", wantCmd, authzMain(body, ""))
+	}
+	if strings.Count(body, secret) != 1 || strings.Contains(body, "echo ") {
+		t.Errorf("the token appears %d times on the page (want once, in the token box), or an echo command is suggested", strings.Count(body, secret))
+	}
+	if !strings.Contains(body, "paste the token at the prompt") {
+		t.Errorf("the page does not say the command prompts for the token:\n%s", authzMain(body, ""))
 	}
 	for _, want := range []string{`data-copy-target="new-token"`, `data-copy-target="login-command"`, "shown only this once", "read, reveal"} {
 		if !strings.Contains(body, want) {
@@ -338,7 +346,7 @@ func TestProfileTokenCommandUsesBaseURL(t *testing.T) {
 	if secret == "" {
 		t.Fatal("no token shown")
 	}
-	want := "echo '" + secret + "' | keyledger login --server https://keys.example.com<"
+	want := `data-testid="login-command">keyledger login --server https://keys.example.com<`
 	if !strings.Contains(html.UnescapeString(body), want) {
 		t.Errorf("the command does not use the base URL:\n%s", authzMain(body, ""))
 	}
@@ -445,7 +453,7 @@ func TestBrowserProfileTokens(t *testing.T) {
 	if !strings.HasPrefix(secret, keyledger.TokenPrefix) {
 		b.fatalf("new token %q", secret)
 	}
-	if cmd := b.text(`[data-testid="login-command"]`); cmd != "echo '"+secret+"' | keyledger login --server "+env.HTTP.URL {
+	if cmd := b.text(`[data-testid="login-command"]`); cmd != "keyledger login --server "+env.HTTP.URL {
 		t.Errorf("login command %q", cmd)
 	}
 	if hidden := evalIn[int](b, `document.querySelectorAll('button[data-copy-target]:not([hidden])').length`); hidden != 2 {
