@@ -4,9 +4,12 @@ import (
 	"context"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/keyledger/keyledger"
+	"github.com/keyledger/keyledger/store"
 )
 
 // section returns the element that carries data-testid=id, up to the end
@@ -25,11 +28,14 @@ func section(t *testing.T, body, tag, id string) string {
 // zone apart from Edit, and "who has seen this key" one line per person.
 func TestKeyPageHierarchy(t *testing.T) {
 	t.Parallel()
-	env := newEnv(t)
+	// The store's clock runs two days ahead of the wall clock once the
+	// reveals are done: the page must count by it, not by time.Now.
+	var offset atomic.Int64
+	env := newEnvWithStore(t, store.Options{Now: func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }})
 	ctx := context.Background()
 	k := env.createKey("member", "development", "hier-key", "sk-test-hierarchy-0123456789abcdef")
-	// 31 days and a few hours past due by the store's clock.
-	if _, err := env.Pool.Exec(ctx, `UPDATE keys SET rotate_by = $1::timestamptz - interval '31 days 5 hours' WHERE id = $2`, env.Store.Now(), k.ID); err != nil {
+	// 29 days and a few hours past due by the wall clock, 31 by the store's.
+	if _, err := env.Pool.Exec(ctx, `UPDATE keys SET rotate_by = now() - interval '29 days 5 hours' WHERE id = $1`, k.ID); err != nil {
 		t.Fatal(err)
 	}
 	for i := range 3 {
@@ -43,6 +49,7 @@ func TestKeyPageHierarchy(t *testing.T) {
 	if _, err := env.Store.DeactivateUser(ctx, keyledger.SystemActor("test"), "member2@example.com"); err != nil {
 		t.Fatal(err)
 	}
+	offset.Store(int64(2 * 24 * time.Hour))
 	lead := env.client().login("lead")
 	resp, body := lead.get("/keys/" + k.ID)
 	if resp.StatusCode != 200 {
@@ -69,6 +76,14 @@ func TestKeyPageHierarchy(t *testing.T) {
 		if strings.Index(body, `data-testid="reveal-submit"`) > strings.Index(body, "<h2>Details</h2>") {
 			t.Error("Reveal comes after Details")
 		}
+		// One primary action: every other button in main is secondary.
+		main := body[strings.Index(body, "<main"):strings.Index(body, "</main>")]
+		for _, b := range regexp.MustCompile(`<(?:button|a)[^>]*(?:type="submit"|role="button")[^>]*>`).FindAllString(main, -1) {
+			primary := !strings.Contains(b, "secondary") && !strings.Contains(b, "outline")
+			if primary != strings.Contains(b, `data-testid="reveal-submit"`) {
+				t.Errorf("primary=%v for %s; want Reveal the only primary action", primary, b)
+			}
+		}
 	})
 	t.Run("viewers collapsed", func(t *testing.T) {
 		rows := regexp.MustCompile(`(?s)<tr data-testid="viewer-row">.*?</tr>`).FindAllString(body, -1)
@@ -81,6 +96,11 @@ func TestKeyPageHierarchy(t *testing.T) {
 		}
 		if !strings.Contains(rows[1], "Member") || !strings.Contains(rows[1], "3 reveals") || strings.Contains(rows[1], "deactivated") {
 			t.Errorf("member's row = %s", rows[1])
+		}
+		for i, r := range rows {
+			if !strings.Contains(r, "2 days ago") {
+				t.Errorf("row %d does not say its last reveal was 2 days ago (store clock): %s", i, r)
+			}
 		}
 		if !strings.Contains(rows[1], "debugging c") {
 			t.Errorf("member's row does not show the latest reason: %s", rows[1])
