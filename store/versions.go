@@ -75,7 +75,7 @@ func (s *Store) KeyViewers(ctx context.Context, actor keyledger.Actor, id string
 	if limit <= 0 {
 		limit = 100
 	}
-	rows, err := s.pool.Query(ctx, `SELECT a.actor_email, coalesce(u.name, ''), coalesce(u.status = 'active', false),
+	rows, err := s.pool.Query(ctx, `SELECT a.actor_email, coalesce(u.name, ''), coalesce(u.status = $5, false),
 			count(*), count(*) FILTER (WHERE a.action = $3), max(a.at),
 			(array_agg(a.reason ORDER BY a.at DESC, a.id DESC))[1],
 			(array_agg(coalesce(a.key_version, 0) ORDER BY a.at DESC, a.id DESC))[1]
@@ -83,7 +83,7 @@ func (s *Store) KeyViewers(ctx context.Context, actor keyledger.Actor, id string
 		WHERE a.key_id = $1 AND a.action = ANY($2)
 		GROUP BY a.actor_email, u.id
 		ORDER BY max(a.at) DESC, a.actor_email LIMIT $4`,
-		id, []string{keyledger.ActionKeyReveal, keyledger.ActionKeyExport}, keyledger.ActionKeyExport, limit)
+		id, []string{keyledger.ActionKeyReveal, keyledger.ActionKeyExport}, keyledger.ActionKeyExport, limit, keyledger.UserActive)
 	if err != nil {
 		return nil, s.internal(ctx, "list key viewers", err)
 	}

@@ -86,7 +86,7 @@ func TestKeyPageHierarchy(t *testing.T) {
 		}
 	})
 	t.Run("viewers collapsed", func(t *testing.T) {
-		rows := regexp.MustCompile(`(?s)<tr data-testid="viewer-row">.*?</tr>`).FindAllString(body, -1)
+		rows := regexp.MustCompile(`(?s)<tr data-testid="reveal-row">.*?</tr>`).FindAllString(body, -1)
 		if len(rows) != 2 {
 			t.Fatalf("%d viewer rows, want 2 (one per person): %v", len(rows), rows)
 		}
