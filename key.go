@@ -407,3 +407,19 @@ type RevealRecord struct {
 	IP         string
 	StillValid bool // the version revealed is still the current one
 }
+
+// KeyViewer is one person in "who has seen this key": their reveals and
+// exports of the key collapsed into one line.
+type KeyViewer struct {
+	Email string
+	Name  string
+	// Active is false for a deactivated (or unknown) account.
+	Active  bool
+	Reveals int // reveals and exports together
+	Exports int
+	Last    time.Time
+	// LastReason and LastVersion are those of the latest reveal.
+	LastReason  string
+	LastVersion int
+	StillValid  bool // the latest version they saw is still the current one
+}

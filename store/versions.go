@@ -62,3 +62,39 @@ func (s *Store) KeyReveals(ctx context.Context, actor keyledger.Actor, id string
 	}
 	return out, nil
 }
+
+// KeyViewers is "who has seen this key": one row per person, newest
+// first, with counts over all their reveals and exports. The collapse is
+// done here rather than in web so the counts are exact, not limited to the
+// latest limit events; it stays one statement after GetKey, as KeyReveals.
+func (s *Store) KeyViewers(ctx context.Context, actor keyledger.Actor, id string, limit int) ([]keyledger.KeyViewer, error) {
+	k, err := s.GetKey(ctx, actor, id)
+	if err != nil {
+		return nil, err
+	}
+	if limit <= 0 {
+		limit = 100
+	}
+	rows, err := s.pool.Query(ctx, `SELECT a.actor_email, coalesce(u.name, ''), coalesce(u.status = $5, false),
+			count(*), count(*) FILTER (WHERE a.action = $3), max(a.at),
+			(array_agg(a.reason ORDER BY a.at DESC, a.id DESC))[1],
+			(array_agg(coalesce(a.key_version, 0) ORDER BY a.at DESC, a.id DESC))[1]
+		FROM audit_events a LEFT JOIN users u ON u.id = a.actor_id
+		WHERE a.key_id = $1 AND a.action = ANY($2)
+		GROUP BY a.actor_email, u.id
+		ORDER BY max(a.at) DESC, a.actor_email LIMIT $4`,
+		id, []string{keyledger.ActionKeyReveal, keyledger.ActionKeyExport}, keyledger.ActionKeyExport, limit, keyledger.UserActive)
+	if err != nil {
+		return nil, s.internal(ctx, "list key viewers", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (keyledger.KeyViewer, error) {
+		var v keyledger.KeyViewer
+		err := r.Scan(&v.Email, &v.Name, &v.Active, &v.Reveals, &v.Exports, &v.Last, &v.LastReason, &v.LastVersion)
+		v.StillValid = v.LastVersion == k.CurrentVersion
+		return v, err
+	})
+	if err != nil {
+		return nil, s.internal(ctx, "list key viewers", err)
+	}
+	return out, nil
+}

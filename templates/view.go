@@ -112,8 +112,9 @@ type KeyForm struct {
 type KeyDetailView struct {
 	Key      *keyledger.Key
 	Versions []keyledger.KeyVersion
-	Reveals  []RevealRow
-	CanEdit  bool
+	// Viewers is "who has seen this key", one line per person.
+	Viewers []keyledger.KeyViewer
+	CanEdit bool
 	// RevealAllowed is false with RevealRefusal saying why.
 	RevealAllowed bool
 	RevealRefusal string
@@ -131,12 +132,6 @@ type KeyDetailView struct {
 	StepUpError  string
 	// StepUpMessage explains a refusal for want of a step-up.
 	StepUpMessage string
-}
-
-// RevealRow is one line of "who has seen this key".
-type RevealRow struct {
-	keyledger.RevealRecord
-	Export bool
 }
 
 // RevealView shows a revealed value once.

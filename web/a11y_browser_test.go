@@ -243,6 +243,10 @@ func TestBrowserAccessibility(t *testing.T) {
 	if _, err := env.Store.Reveal(ctx, keyledger.Actor{User: env.Users["member"]}, dev.ID, "local development of checkout"); err != nil {
 		t.Fatal(err)
 	}
+	// Overdue, so the key page's overdue banner is audited too.
+	if _, err := env.Pool.Exec(ctx, `UPDATE keys SET rotate_by = now() - interval '31 days' WHERE id = $1`, dev.ID); err != nil {
+		t.Fatal(err)
+	}
 	oid, err := env.Store.StartOffboarding(ctx, actorOf(env, "lead"), "member2@example.com", false, "leaving")
 	if err != nil {
 		t.Fatal(err)

@@ -155,11 +155,11 @@ func (s *Server) renderKeyDetailWith(c echo.Context, id string, status int, x de
 	if err != nil {
 		return err
 	}
-	reveals, err := s.store.KeyReveals(ctx, actor, id, 100)
+	viewers, err := s.store.KeyViewers(ctx, actor, id, 100)
 	if err != nil {
 		return err
 	}
-	v := templates.KeyDetailView{Key: k, Versions: versions, Reason: x.reason, ReasonError: x.reasonErr, Note: x.note, NoteError: x.noteErr,
+	v := templates.KeyDetailView{Key: k, Versions: versions, Viewers: viewers, Reason: x.reason, ReasonError: x.reasonErr, Note: x.note, NoteError: x.noteErr,
 		CanEdit: keyledger.CanEditKey(actor.User, k.OwnerID) == nil, Now: s.store.Now()}
 	if err := keyledger.CanReveal(actor.User, k.EnvironmentInfo, k.OwnerID); err != nil {
 		v.RevealRefusal = keyledger.ErrorMessage(err)
@@ -169,9 +169,6 @@ func (s *Server) renderKeyDetailWith(c echo.Context, id string, status int, x de
 	v.StepUpNeeded = s.stepUpNeeded(c, k.EnvironmentInfo) || x.stepUpErr != ""
 	v.StepUpError, v.StepUpMessage = x.stepUpErr, x.stepUpMsg
 	v.CanVerify = s.cfg.Verifier != nil && s.cfg.Verifier.Supports(k.Provider) && (v.RevealAllowed || v.CanEdit)
-	for _, r := range reveals {
-		v.Reveals = append(v.Reveals, templates.RevealRow{RevealRecord: r, Export: r.Action == keyledger.ActionKeyExport})
-	}
 	p := s.page(c, k.Name, "keys")
 	p.Flash = x.flash
 	if k.Environment != "production" && !k.Archived() && keyledger.LooksLive(k.MaskedHint) {
