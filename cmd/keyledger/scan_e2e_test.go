@@ -37,6 +37,17 @@ func git(t *testing.T, dir string, args ...string) {
 	}
 }
 
+func gitOut(t *testing.T, dir string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("git", args...)
+	cmd.Dir = dir
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("git %v: %v", args, err)
+	}
+	return strings.TrimSpace(string(out))
+}
+
 func writeRepoFile(t *testing.T, dir, name, content string) {
 	t.Helper()
 	p := filepath.Join(dir, name)
@@ -173,6 +184,26 @@ func TestScanEndToEnd(t *testing.T) {
 	code, stdout, _ = scan(staged, "--staged", "--git-history")
 	if code != 2 {
 		t.Errorf("--staged with --git-history: exit %d, want 2 (usage)", code)
+	}
+
+	// --git-history finds a value committed once and removed since, in
+	// the commit that added it; a clean tree with a clean history exits 0.
+	hist := gitRepo(t)
+	writeRepoFile(t, hist, "README.md", "# hist\n")
+	git(t, hist, "add", "-A")
+	git(t, hist, "commit", "-q", "-m", "first")
+	writeRepoFile(t, hist, "deploy/leak.sh", "#!/bin/sh\nexport OPENAI_API_KEY="+oldValue+"\n")
+	git(t, hist, "add", "-A")
+	git(t, hist, "commit", "-q", "-m", "leak")
+	leakCommit := gitOut(t, hist, "rev-parse", "--short=7", "HEAD")
+	git(t, hist, "rm", "-q", "deploy/leak.sh")
+	git(t, hist, "commit", "-q", "-m", "unleak")
+	if code, _, _ := scan(hist); code != 0 {
+		t.Errorf("cleaned tree: exit %d, want 0", code)
+	}
+	code, stdout, _ = scan(hist, "--git-history")
+	if code != 1 || !regexp.MustCompile(`(?m)^`+leakCommit+`[0-9a-f]*:deploy/leak\.sh:2: OpenAI checkout \(development`).MatchString(stdout) {
+		t.Errorf("--git-history: exit %d, want 1 and the commit %s\n%s", code, leakCommit, stdout)
 	}
 
 	// Outside a git repository the tree is walked.

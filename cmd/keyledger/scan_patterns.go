@@ -62,7 +62,8 @@ func findCandidates(content []byte) []candidate {
 				continue
 			}
 			v := line[start:end]
-			if !mixed(v) || shannon(v) < minEntropy {
+			if v[0] == '/' || v[0] == '.' || !mixed(v) || shannon(v) < minEntropy {
+				// A path (absolute or relative) is no key, however varied.
 				continue
 			}
 			out = append(out, candidate{line: n + 1, value: string(v)})
