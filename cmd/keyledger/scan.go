@@ -52,11 +52,11 @@ type scanner struct {
 // Exit 1 when a registered key is found, 0 when none is, 2 when the scan
 // could not be made (or not completely: an unreadable file).
 func (m *Main) scan(ctx context.Context, args []string) error {
-	fs := m.newFlags("scan", "scan [--staged | --git-history] [--max-size BYTES] [PATH...]")
-	staged := fs.Bool("staged", false, "scan the git index (what the next commit holds), for a pre-commit hook")
-	history := fs.Bool("git-history", false, "scan every file version of every commit reachable from HEAD")
-	maxSize := fs.Int64("max-size", 1<<20, "skip files larger than this many bytes")
-	paths, help, err := parseInterspersed(fs, args)
+	flags := m.newFlags("scan", "scan [--staged | --git-history] [--max-size BYTES] [PATH...]")
+	staged := flags.Bool("staged", false, "scan the git index (what the next commit holds), for a pre-commit hook")
+	history := flags.Bool("git-history", false, "scan every file version of every commit reachable from HEAD")
+	maxSize := flags.Int64("max-size", 1<<20, "skip files larger than this many bytes")
+	paths, help, err := parseInterspersed(flags, args)
 	if help || err != nil {
 		return err
 	}
@@ -113,7 +113,7 @@ func (m *Main) runScan(ctx context.Context, paths []string, staged, history bool
 	return nil
 }
 
-// git runs git in dir and returns its standard output.
+// runGit runs git in dir and returns its standard output.
 func runGit(ctx context.Context, dir string, args ...string) ([]byte, error) {
 	cmd := exec.CommandContext(ctx, "git", args...)
 	cmd.Dir = dir
@@ -304,7 +304,9 @@ func (s *scanner) scanHistory(ctx context.Context) error {
 	go func() {
 		w := bufio.NewWriter(in)
 		for _, b := range blobs {
-			fmt.Fprintln(w, b.id)
+			if _, err := fmt.Fprintln(w, b.id); err != nil {
+				break // git exited; its error is reported by Wait
+			}
 		}
 		_ = w.Flush()
 		_ = in.Close()
@@ -323,13 +325,19 @@ func (s *scanner) scanHistory(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("git cat-file: unexpected %q", header)
 		}
+		if f[1] != "blob" || size > s.maxSize {
+			// Trees, and blobs too large to scan: skipped without
+			// holding them in memory.
+			if _, err := io.CopyN(io.Discard, r, size+1); err != nil {
+				return fmt.Errorf("git cat-file: %w", err)
+			}
+			continue
+		}
 		content := make([]byte, size+1) // and the newline after it
 		if _, err := io.ReadFull(r, content); err != nil {
 			return fmt.Errorf("git cat-file: %w", err)
 		}
-		if f[1] == "blob" {
-			s.search(b.path+"@"+b.id[:12], content[:size])
-		}
+		s.search(b.path+"@"+b.id[:12], content[:size])
 	}
 	if err := cmd.Wait(); err != nil {
 		return fmt.Errorf("git cat-file: %w", err)

@@ -181,7 +181,7 @@ func TestScanEndToEnd(t *testing.T) {
 	if code != 1 || !strings.Contains(stdout, "app.env:1: OpenAI checkout") || strings.Contains(stdout, "later.env") {
 		t.Errorf("--staged: exit %d\n%s", code, stdout)
 	}
-	code, stdout, _ = scan(staged, "--staged", "--git-history")
+	code, _, _ = scan(staged, "--staged", "--git-history")
 	if code != 2 {
 		t.Errorf("--staged with --git-history: exit %d, want 2 (usage)", code)
 	}

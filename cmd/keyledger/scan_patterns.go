@@ -107,7 +107,7 @@ func shannon(v []byte) float64 {
 		counts[b]++
 	}
 	var h float64
-	for _, c := range counts {
+	for _, c := range &counts {
 		if c > 0 {
 			p := float64(c) / float64(len(v))
 			h -= p * math.Log2(p)
