@@ -365,6 +365,9 @@ func (s *scanner) nameCommits(ctx context.Context) error {
 	return nil
 }
 
+// leakBatchBytes caps the candidates' bytes in one leaks/check call.
+const leakBatchBytes = 32 << 10
+
 // checkCandidates asks the server which distinct candidate values are a
 // registered key's, in batches the endpoint accepts, and returns the hits
 // by value. Candidates longer than the endpoint takes are no key.
@@ -378,8 +381,17 @@ func checkCandidates(ctx context.Context, c *apiClient, findings []finding) (map
 		}
 	}
 	hits := map[string][]wire.LeakHit{}
-	for start := 0; start < len(values); start += keyledger.MaxLeakCandidates {
-		batch := values[start:min(start+keyledger.MaxLeakCandidates, len(values))]
+	for len(values) > 0 {
+		// A batch also stays well under the server's default body limit
+		// (64 KiB): 500 long candidates would not.
+		n, size := 0, 0
+		for n < len(values) && n < keyledger.MaxLeakCandidates && size+len(values[n]) < leakBatchBytes {
+			size += len(values[n]) + 16 // quotes, comma, escapes
+			n++
+		}
+		n = max(n, 1)
+		batch := values[:n]
+		values = values[n:]
 		var res wire.LeakCheckResult
 		if err := c.do(ctx, http.MethodPost, "/leaks/check", nil, wire.LeakCheckRequest{Candidates: batch}, &res); err != nil {
 			return nil, err
