@@ -42,6 +42,10 @@ const (
 	ActionTokenCreate     = "token.create"
 	ActionTokenRevoke     = "token.revoke"
 	ActionTokenUse        = "token.first_use"
+	// ActionLeakCheck is one call of the leak check (keyledger scan):
+	// details carry how many candidates were sent and how many matched,
+	// never a candidate.
+	ActionLeakCheck = "leak.check"
 
 	ActionUserRole       = "user.role_change"
 	ActionUserReactivate = "user.reactivate"
@@ -77,7 +81,7 @@ func AuditActions() []string {
 		ActionSignIn, ActionSignInFailed, ActionSignInThrottle, ActionSignOut,
 		ActionKeyCreate, ActionKeyUpdate, ActionKeyReveal, ActionKeyArchive,
 		ActionKeyRotate, ActionKeyRollback, ActionVersionDestroy, ActionKeyVerify, ActionKeyExport, ActionKeyRemind,
-		ActionKeyReassign, ActionKeyDuplicateValue, ActionKeyValueDamaged, ActionTokenCreate, ActionTokenRevoke, ActionTokenUse, ActionUserCreate, ActionUserDeactivate, ActionUserReactivate, ActionUserFreeze, ActionUserRole,
+		ActionKeyReassign, ActionKeyDuplicateValue, ActionKeyValueDamaged, ActionTokenCreate, ActionTokenRevoke, ActionTokenUse, ActionLeakCheck, ActionUserCreate, ActionUserDeactivate, ActionUserReactivate, ActionUserFreeze, ActionUserRole,
 		ActionPasswordRehash, ActionPasswordChange, ActionPasswordLink, ActionTOTPEnable, ActionTOTPDisable, ActionTOTPReset, ActionTOTPFailed,
 		ActionStepUp, ActionReauthFailed, ActionAccountAttack, ActionSessionRevoke, ActionSessionRevokeOthers, ActionEnvCreate, ActionEnvUpdate, ActionRolePolicy,
 		ActionOffboardStart, ActionOffboardResolve, ActionOffboardWaive, ActionOffboardAdd, ActionOffboardComplete,

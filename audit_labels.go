@@ -28,6 +28,7 @@ var auditActionLabels = map[string]string{
 	ActionTokenCreate:         "Access token created",
 	ActionTokenRevoke:         "Access token revoked",
 	ActionTokenUse:            "Access token first used",
+	ActionLeakCheck:           "Checked for leaked keys",
 	ActionUserRole:            "Role changed",
 	ActionUserReactivate:      "User reactivated",
 	ActionUserFreeze:          "User frozen",

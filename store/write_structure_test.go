@@ -32,6 +32,7 @@ var txWithoutSync = map[string]string{
 	"Store.EndOtherSessions": "ends the person's other sessions (see above)",
 	"Store.PurgeExpired":     "system job: expired sessions and old throttle rows",
 	"Store.TokenActor":       "token bookkeeping (last used)",
+	"Store.CheckLeaks":       "only its leak.check audit event (neither a reveal nor an export)",
 	"Store.OIDCUser":         "sign-in by OIDC: a session of an active account, or a new account, which owns and saw nothing",
 	"Store.oidcRefused":      "audit of a refused OIDC sign-in (neither a reveal nor an export)",
 	"Store.Session":          "session bookkeeping (expiry, last seen)",

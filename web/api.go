@@ -49,6 +49,7 @@ func (s *Server) registerAPI(e *echo.Echo) {
 	api.GET("/environments", s.apiEnvironments, read)
 	api.GET("/audit", s.apiAudit, read)
 	api.POST("/export", s.apiExport)
+	api.POST("/leaks/check", s.apiLeakCheck, read)
 }
 
 func apiNotFound(echo.Context) error {

@@ -222,6 +222,16 @@ func apiAuthzCases() []apiAuthzCase {
 				}
 				authzCheckVerified(t, a.env, k, want)
 			}},
+		// Any live token with read answers, for any environment; the
+		// candidate here is no stored value (TestAPILeakCheck checks hits).
+		{route: "POST /api/v1/leaks/check", method: "POST", perEnv: true, needsKey: true, path: apiFixed("/api/v1/leaks/check"),
+			body: func(_ *apiT, _, _, uniq string) any { return map[string]any{"candidates": []string{"sk-proj-" + uniq}} },
+			want: func(a, _ string) int { return authed(a, http.StatusOK) },
+			check: func(t *testing.T, _ *apiT, _ *keyledger.Key, _, _, _ string, r apiResp) {
+				if r.Status == http.StatusOK && !strings.Contains(string(r.Body), `"hits":[]`) {
+					t.Errorf("hits for a value nobody stored: %s", r.Body)
+				}
+			}},
 		{route: "GET /api/v1/environments", method: "GET", path: apiFixed("/api/v1/environments"),
 			want: func(a, _ string) int { return authed(a, http.StatusOK) }},
 		{route: "GET /api/v1/audit", method: "GET", path: apiFixed("/api/v1/audit"),

@@ -51,6 +51,9 @@ Client (talks to a keyledger server's API with a personal access token):
   keyledger keys show ID [--json]
   keyledger keys reveal ID [--reason R] [--version N]
                                     print one value (and a newline), for scripts
+  keyledger scan [--staged | --git-history] [PATH...]
+                                    find registered key values in files (never printed);
+                                    exit 0 clean, 1 a registered key found, 2 could not scan
 
 `
 
@@ -137,6 +140,8 @@ func (m *Main) run(ctx context.Context, args []string) error {
 	// The client commands run where there is no server configuration.
 	case "login ":
 		return m.login(ctx, args)
+	case "scan ":
+		return m.scan(ctx, args)
 	case "whoami ":
 		return m.whoami(ctx, args)
 	case "env ":

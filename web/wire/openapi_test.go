@@ -29,6 +29,7 @@ var described = []any{
 	wire.Environment{}, wire.EnvironmentList{}, wire.AuditEvent{}, wire.AuditList{},
 	wire.ExportRequest{}, wire.Export{}, wire.ExportVariable{}, wire.ExportLeftOut{},
 	wire.Whoami{}, wire.WhoamiToken{},
+	wire.LeakCheckRequest{}, wire.LeakCheckResult{}, wire.LeakHit{},
 }
 
 // inline are the types described inside their parent's schema rather than
