@@ -80,12 +80,6 @@ type AccountAlertArgs struct{}
 // Kind names the job in River's tables.
 func (AccountAlertArgs) Kind() string { return "keyledger.account_alerts" }
 
-type accountAlertWorker struct {
-	river.WorkerDefaults[AccountAlertArgs]
-	s   *Store
-	cfg JobsConfig
-}
-
 // AuditCheckpointArgs signs the audit chain's head and publishes it.
 type AuditCheckpointArgs struct{}
 
@@ -96,15 +90,6 @@ type checkpointWorker struct {
 	river.WorkerDefaults[AuditCheckpointArgs]
 	s   *Store
 	cfg JobsConfig
-}
-
-func (w *accountAlertWorker) Work(ctx context.Context, job *river.Job[AccountAlertArgs]) error {
-	if w.cfg.Notifier == nil {
-		// No channel configured: the alert stays in the audit log.
-		return nil
-	}
-	_, err := w.s.SendAccountAlerts(ctx, w.cfg.Notifier, w.cfg.Links)
-	return err
 }
 
 func (w *checkpointWorker) Work(ctx context.Context, job *river.Job[AuditCheckpointArgs]) error {
@@ -183,31 +168,20 @@ type ValueAlertsArgs struct{}
 // Kind names the job.
 func (ValueAlertsArgs) Kind() string { return "keyledger.value_alerts" }
 
-type valueAlertsWorker struct {
-	river.WorkerDefaults[ValueAlertsArgs]
-	s   *Store
-	cfg JobsConfig
+// notifyWorker runs one of the store's senders (reminders, account
+// alerts, value alerts). Without a notifier configured there is no
+// channel: what would have been sent stays in the audit log.
+type notifyWorker[A river.JobArgs] struct {
+	river.WorkerDefaults[A]
+	cfg  JobsConfig
+	send func(context.Context, keyledger.Notifier, keyledger.Links) (int, error)
 }
 
-func (w *valueAlertsWorker) Work(ctx context.Context, job *river.Job[ValueAlertsArgs]) error {
+func (w *notifyWorker[A]) Work(ctx context.Context, _ *river.Job[A]) error {
 	if w.cfg.Notifier == nil {
 		return nil
 	}
-	_, err := w.s.SendValueAlerts(ctx, w.cfg.Notifier, w.cfg.Links)
-	return err
-}
-
-type remindWorker struct {
-	river.WorkerDefaults[RemindArgs]
-	s   *Store
-	cfg JobsConfig
-}
-
-func (w *remindWorker) Work(ctx context.Context, job *river.Job[RemindArgs]) error {
-	if w.cfg.Notifier == nil {
-		return nil
-	}
-	_, err := w.s.SendReminders(ctx, w.cfg.Notifier, w.cfg.Links)
+	_, err := w.send(ctx, w.cfg.Notifier, w.cfg.Links)
 	return err
 }
 
@@ -233,10 +207,10 @@ func (s *Store) NewJobs(cfg JobsConfig) (*river.Client[pgx.Tx], error) {
 	river.AddWorker(workers, &verifyScanWorker{s: s, cfg: cfg})
 	river.AddWorker(workers, &verifyKeyWorker{s: s, cfg: cfg})
 	river.AddWorker(workers, &destroyWorker{s: s})
-	river.AddWorker(workers, &remindWorker{s: s, cfg: cfg})
-	river.AddWorker(workers, &accountAlertWorker{s: s, cfg: cfg})
+	river.AddWorker(workers, &notifyWorker[RemindArgs]{cfg: cfg, send: s.SendReminders})
+	river.AddWorker(workers, &notifyWorker[AccountAlertArgs]{cfg: cfg, send: s.SendAccountAlerts})
 	river.AddWorker(workers, &checkpointWorker{s: s, cfg: cfg})
-	river.AddWorker(workers, &valueAlertsWorker{s: s, cfg: cfg})
+	river.AddWorker(workers, &notifyWorker[ValueAlertsArgs]{cfg: cfg, send: s.SendValueAlerts})
 	periodic := func(every time.Duration, args river.JobArgs) *river.PeriodicJob {
 		return river.NewPeriodicJob(river.PeriodicInterval(every),
 			func() (river.JobArgs, *river.InsertOpts) { return args, nil },
