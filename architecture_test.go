@@ -17,13 +17,14 @@ var allowedImports = map[string][]string{
 	"static":             nil,
 	"verify":             {""},
 	"notify":             {""},
+	"provideradmin":      {""},
 	"templates":          {""},
 	"store":              {"", "crypto", "migrations"},
 	"store/pgcluster":    nil,
 	"store/storetest":    {"crypto", "migrations", "store"},
 	"web":                {"", "crypto", "static", "store", "templates", "web/wire"},
 	"web/wire":           {""},
-	"cmd/keyledger":      {"", "crypto", "notify", "store", "verify", "web", "web/wire"},
+	"cmd/keyledger":      {"", "crypto", "notify", "provideradmin", "store", "verify", "web", "web/wire"},
 	"cmd/keyledger-load": {"", "crypto", "store"},
 	"deploy":             nil, // tests of the container files only
 	"deploy/helm":        nil, // tests of the Helm chart only
