@@ -220,7 +220,7 @@ func (f *Anthropic) auth(next http.Handler) http.Handler {
 			f.fail(w, http.StatusUnauthorized, "authentication_error", msg)
 			return
 		}
-		if fl, ok := f.nextFailure(); ok {
+		if fl, ok := f.nextFailure(r.URL.Path); ok {
 			if fl.retryAfter != "" {
 				w.Header().Set("retry-after", fl.retryAfter)
 			}
