@@ -189,3 +189,19 @@ func TestAnthropicSendsVersionHeader(t *testing.T) {
 		t.Errorf("without anthropic-version: %d, want 400", resp.StatusCode)
 	}
 }
+
+func TestAnthropicRevokeOfAnArchivedKeyIsDone(t *testing.T) {
+	f, c := newAnthropic(t)
+	archived := f.AddKey(providertest.AnthropicKey{Name: "a", Status: "archived"})
+	if err := c.Revoke(context.Background(), anthropicCred(f.AdminKey()), keyledger.ProviderKeyRef{ID: archived}); err != nil {
+		t.Errorf("revoke of an archived key = %v, want nil (it cannot be used)", err)
+	}
+	if k, _ := f.Key(archived); k.Status != "archived" {
+		t.Errorf("status = %q, want archived (unchanged)", k.Status)
+	}
+	// A rejection for a key that is still active is reported.
+	active := f.AddKey(providertest.AnthropicKey{Name: "b"})
+	f.FailPath("/v1/organizations/api_keys/"+active, 1, http.StatusBadRequest, "")
+	err := c.Revoke(context.Background(), anthropicCred(f.AdminKey()), keyledger.ProviderKeyRef{ID: active})
+	adminErr(t, err, keyledger.ProviderRejected)
+}

@@ -331,6 +331,12 @@ func (f *Anthropic) updateKey(w http.ResponseWriter, r *http.Request) {
 		if k.ID != id {
 			continue
 		}
+		if k.Status == "archived" || k.Status == "expired" {
+			// Not documented: Anthropic says archived keys cannot be
+			// reactivated; the fake refuses any change to them.
+			f.fail(w, http.StatusBadRequest, "invalid_request_error", "API key is "+k.Status+" and cannot be modified")
+			return
+		}
 		if in.Status != nil {
 			k.Status = *in.Status
 		}
