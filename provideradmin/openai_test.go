@@ -255,3 +255,21 @@ func TestOpenAIKeysStopsAtTheFirstFailure(t *testing.T) {
 	}
 	adminErr(t, err, keyledger.ProviderRateLimited)
 }
+
+func TestOpenAIProjectGoneBetweenListingsHasNoKeys(t *testing.T) {
+	f, c := newOpenAI(t)
+	f.Generate(3, 9)
+	f.FailPath("/v1/organization/projects/proj_gen_001/api_keys", 1, http.StatusNotFound, "")
+	keys, err := c.Keys(context.Background(), openAICred(f.AdminKey()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) != 6 {
+		t.Errorf("keys = %d, want the 6 of the two projects that still exist", len(keys))
+	}
+	for _, k := range keys {
+		if k.Project == "proj_gen_001" {
+			t.Errorf("key %s of the vanished project listed", k.ID)
+		}
+	}
+}
