@@ -220,7 +220,7 @@ func (a *anthropic) usage(ctx context.Context, since time.Time) ([]keyledger.Pro
 			// The reference names an array parameter group_by; group_by[]
 			// is how Anthropic's SDKs and examples send it.
 			"group_by[]": {"api_key_id"},
-			"limit":        {strconv.Itoa(anthropicUsageLimit)},
+			"limit":      {strconv.Itoa(anthropicUsageLimit)},
 		}
 		if next != "" {
 			q.Set("page", next)
