@@ -192,7 +192,7 @@ func TestOpenAIRevokeRefusesMalformedRefs(t *testing.T) {
 		{ID: "key_a?x=1", Project: "proj_a"},  // query smuggling
 	} {
 		err := c.Revoke(context.Background(), cred, ref)
-		adminErr(t, err, keyledger.ProviderRejected)
+		requireKind(t, err, keyledger.ProviderRejected)
 	}
 	if reqs := f.Requests(); len(reqs) != 0 {
 		t.Errorf("malformed refs reached the provider: %+v", reqs)
@@ -253,7 +253,7 @@ func TestOpenAIKeysStopsAtTheFirstFailure(t *testing.T) {
 	if keys != nil {
 		t.Errorf("keys = %d on failure, want nil (a partial inventory would read as deletions)", len(keys))
 	}
-	adminErr(t, err, keyledger.ProviderRateLimited)
+	requireKind(t, err, keyledger.ProviderRateLimited)
 }
 
 func TestOpenAIProjectGoneBetweenListingsHasNoKeys(t *testing.T) {
