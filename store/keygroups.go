@@ -89,47 +89,50 @@ func (s *Store) ListKeyGroups(ctx context.Context, actor keyledger.Actor, f KeyF
 		order = fmt.Sprintf("%s(s) %s NULLS LAST, name_key, project", agg, dir)
 	}
 	args = append(args, page.PerPage, (page.Page-1)*page.PerPage)
-	// One statement counts (rows, matching keys, all keys) and picks the
-	// page's groups; counting and paging read the same snapshot.
-	q := `WITH m AS MATERIALIZED (SELECT k.name_key, k.project` + sortCol + ` FROM keys k` + join + cond + `),
+	// One statement: m is the matching keys (the filter is evaluated
+	// once), g the page's groups, cnt the counts (rows, matching keys,
+	// all keys), read in one snapshot. The counts come with every key row,
+	// and alone on one row when the page is empty.
+	q := `WITH m AS MATERIALIZED (SELECT k.id, k.name_key, k.project` + sortCol + ` FROM keys k` + join + cond + `),
 		g AS (SELECT name_key, project, row_number() OVER (ORDER BY ` + order + `) AS n
-			FROM m GROUP BY name_key, project ORDER BY n` +
-		fmt.Sprintf(" LIMIT $%d OFFSET $%d)", len(args)-1, len(args)) + `
-		SELECT (SELECT count(*) FROM (SELECT DISTINCT name_key, project FROM m) d), (SELECT count(*) FROM m),
-			(SELECT count(*) FROM keys k` + all + `),
-			ARRAY(SELECT name_key FROM g ORDER BY n), ARRAY(SELECT project FROM g ORDER BY n)`
-	var nameKeys, projects []string
-	if err := s.pool.QueryRow(ctx, q, args...).Scan(&page.TotalGroups, &page.Matching, &page.All, &nameKeys, &projects); err != nil {
-		return page, s.internal(ctx, "list key groups", err)
-	}
-	if len(nameKeys) == 0 {
-		return page, nil
-	}
-	page.Groups = make([]KeyGroup, len(nameKeys))
-	for i := range nameKeys {
-		page.Groups[i].Project = projects[i]
-	}
-	args = args[:len(args)-2]
-	args = append(args, nameKeys, projects)
-	// The page's keys, each tagged with its group's place on the page.
-	q = "SELECT g.n, " + strings.TrimPrefix(keySelect, "SELECT ") +
-		fmt.Sprintf(" JOIN unnest($%d::text[], $%d::text[]) WITH ORDINALITY AS g(name_key, project, n)", len(args)-1, len(args)) +
-		" ON g.name_key = k.name_key AND g.project = k.project" + cond + " ORDER BY g.n, e.position, k.name_clash, k.id"
+			FROM m GROUP BY name_key, project ORDER BY n` + fmt.Sprintf(" LIMIT $%d OFFSET $%d)", len(args)-1, len(args)) + `,
+		cnt AS (SELECT (SELECT count(*) FROM (SELECT DISTINCT name_key, project FROM m) d) AS groups,
+			(SELECT count(*) FROM m) AS matching, (SELECT count(*) FROM keys k` + all + `) AS total)
+		SELECT cnt.groups, cnt.matching, cnt.total, p.* FROM cnt LEFT JOIN LATERAL (
+			SELECT g.n, e.position AS pos, k.name_clash AS clash, k.id AS kid, ` + strings.TrimPrefix(keySelect, "SELECT ") + `
+			JOIN m ON m.id = k.id JOIN g ON g.name_key = m.name_key AND g.project = m.project) p ON true
+		ORDER BY p.n, p.pos, p.clash, p.kid`
 	rows, err := s.pool.Query(ctx, q, args...)
 	if err != nil {
 		return page, s.internal(ctx, "list key groups", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var n int64
-		k, err := scanKey(numbered{rows, &n})
+		var (
+			n, pos *int64
+			clash  *int
+			kid    *[16]byte
+		)
+		if rows.RawValues()[3] == nil {
+			// The empty page's lone row: counts only (nil skips a column).
+			dest := make([]any, len(rows.FieldDescriptions()))
+			dest[0], dest[1], dest[2] = &page.TotalGroups, &page.Matching, &page.All
+			if err := rows.Scan(dest...); err != nil {
+				return page, s.internal(ctx, "list key groups", err)
+			}
+			continue
+		}
+		k, err := scanKey(withLeading{rows, []any{&page.TotalGroups, &page.Matching, &page.All, &n, &pos, &clash, &kid}})
 		if err != nil {
 			return page, s.internal(ctx, "list key groups", err)
 		}
-		g := &page.Groups[n-1]
-		if len(g.Keys) == 0 {
-			g.Name = k.Name
+		// n numbers the groups of the whole list; the page starts after
+		// its offset.
+		i := int(*n) - (page.Page-1)*page.PerPage
+		for i > len(page.Groups) {
+			page.Groups = append(page.Groups, KeyGroup{Name: k.Name, Project: k.Project})
 		}
+		g := &page.Groups[i-1]
 		g.Keys = append(g.Keys, *k)
 	}
 	if err := rows.Err(); err != nil {
@@ -138,10 +141,10 @@ func (s *Store) ListKeyGroups(ctx context.Context, actor keyledger.Actor, f KeyF
 	return page, nil
 }
 
-// numbered scans a leading ordinal column into n, then the rest as usual.
-type numbered struct {
+// withLeading scans leading columns into pre, then the rest as usual.
+type withLeading struct {
 	pgx.Row
-	n *int64
+	pre []any
 }
 
-func (r numbered) Scan(dest ...any) error { return r.Row.Scan(append([]any{r.n}, dest...)...) }
+func (r withLeading) Scan(dest ...any) error { return r.Row.Scan(append(r.pre, dest...)...) }

@@ -145,8 +145,9 @@ func verifyWord(result string) string {
 	return string(out)
 }
 
+// daysUntil rounds up: a key due in 9.5 days is due in 10.
 func daysUntil(now, t time.Time) string {
-	d := int(t.Sub(now) / (24 * time.Hour))
+	d := int((t.Sub(now) + 24*time.Hour - 1) / (24 * time.Hour))
 	if d < 1 {
 		return "less than a day"
 	}
