@@ -59,24 +59,30 @@ func (s *Store) ListKeyGroups(ctx context.Context, actor keyledger.Actor, f KeyF
 		return page, err
 	}
 	cond := " WHERE " + strings.Join(where, " AND ")
-	// The unfiltered count keeps only the live-or-archived condition,
-	// which keyConditions always puts first.
-	all := " WHERE " + where[0]
+	// "of 42 keys": the live keys, counted once for all concurrent
+	// requests; archived keys (rarely listed) are counted in the statement.
+	total := "(SELECT count(*) FROM keys WHERE archived_at IS NOT NULL)"
+	if f.Status != "archived" {
+		if page.All, err = s.liveKeyCount(ctx); err != nil {
+			return page, err
+		}
+		total = "NULL::bigint"
+	}
 
 	dir, agg := "ASC", "min"
 	if f.Desc {
 		dir, agg = "DESC", "max"
 	}
-	var join, sortCol, order string
+	var join, order string
 	switch f.Sort {
 	case "", "name":
-		order = fmt.Sprintf("name_key %s, project %s", dir, dir)
+		order = fmt.Sprintf("k.name_key %s, k.project %s", dir, dir)
 	case "project":
-		order = fmt.Sprintf("lower(project) %s, project %s, name_key", dir, dir)
+		order = fmt.Sprintf("lower(k.project) %s, k.project %s, k.name_key", dir, dir)
 	default:
 		col, ok := keySorts[f.Sort]
 		if !ok {
-			order = fmt.Sprintf("name_key %s, project %s", dir, dir)
+			order = fmt.Sprintf("k.name_key %s, k.project %s", dir, dir)
 			break
 		}
 		switch f.Sort {
@@ -85,28 +91,29 @@ func (s *Store) ListKeyGroups(ctx context.Context, actor keyledger.Actor, f KeyF
 		case "owner":
 			join = " JOIN users o ON o.id = k.owner_id"
 		}
-		sortCol = ", " + col + " AS s"
-		order = fmt.Sprintf("%s(s) %s NULLS LAST, name_key, project", agg, dir)
+		order = fmt.Sprintf("%s(%s) %s NULLS LAST, k.name_key, k.project", agg, col, dir)
 	}
 	args = append(args, page.PerPage, (page.Page-1)*page.PerPage)
-	// One statement: m is the matching keys (the filter is evaluated
-	// once), g the page's groups, cnt the counts (rows, matching keys,
-	// all keys), read in one snapshot. The counts come with every key row,
-	// and alone on one row when the page is empty.
-	q := `WITH m AS MATERIALIZED (SELECT k.id, k.name_key, k.project` + sortCol + ` FROM keys k` + join + cond + `),
-		g AS (SELECT name_key, project, row_number() OVER (ORDER BY ` + order + `) AS n
-			FROM m GROUP BY name_key, project ORDER BY n` + fmt.Sprintf(" LIMIT $%d OFFSET $%d)", len(args)-1, len(args)) + `,
-		cnt AS (SELECT (SELECT count(*) FROM (SELECT DISTINCT name_key, project FROM m) d) AS groups,
-			(SELECT count(*) FROM m) AS matching, (SELECT count(*) FROM keys k` + all + `) AS total)
+	// One statement, in one snapshot: g is the page's groups (by name,
+	// an index-only walk of keys_env_group_idx or keys_group_idx that
+	// stops at the page), cnt the number of groups and of matching keys
+	// (one more index-only pass), then the page's keys. The counts come
+	// with every key row, and alone on one row when the page is empty.
+	q := `WITH g AS (SELECT k.name_key, k.project, row_number() OVER (ORDER BY ` + order + `) AS n
+			FROM keys k` + join + cond + ` GROUP BY k.name_key, k.project ORDER BY ` + order +
+		fmt.Sprintf(" LIMIT $%d OFFSET $%d)", len(args)-1, len(args)) + `,
+		cnt AS (SELECT count(*) AS groups, coalesce(sum(x.n), 0) AS matching, ` + total + ` AS total
+			FROM (SELECT count(*) AS n FROM keys k` + cond + ` GROUP BY k.name_key, k.project) x)
 		SELECT cnt.groups, cnt.matching, cnt.total, p.* FROM cnt LEFT JOIN LATERAL (
 			SELECT g.n, e.position AS pos, k.name_clash AS clash, k.id AS kid, ` + strings.TrimPrefix(keySelect, "SELECT ") + `
-			JOIN m ON m.id = k.id JOIN g ON g.name_key = m.name_key AND g.project = m.project) p ON true
+			JOIN g ON g.name_key = k.name_key AND g.project = k.project` + cond + `) p ON true
 		ORDER BY p.n, p.pos, p.clash, p.kid`
 	rows, err := s.pool.Query(ctx, q, args...)
 	if err != nil {
 		return page, s.internal(ctx, "list key groups", err)
 	}
 	defer rows.Close()
+	var archived *int
 	for rows.Next() {
 		var (
 			n, pos *int64
@@ -116,13 +123,13 @@ func (s *Store) ListKeyGroups(ctx context.Context, actor keyledger.Actor, f KeyF
 		if rows.RawValues()[3] == nil {
 			// The empty page's lone row: counts only (nil skips a column).
 			dest := make([]any, len(rows.FieldDescriptions()))
-			dest[0], dest[1], dest[2] = &page.TotalGroups, &page.Matching, &page.All
+			dest[0], dest[1], dest[2] = &page.TotalGroups, &page.Matching, &archived
 			if err := rows.Scan(dest...); err != nil {
 				return page, s.internal(ctx, "list key groups", err)
 			}
 			continue
 		}
-		k, err := scanKey(withLeading{rows, []any{&page.TotalGroups, &page.Matching, &page.All, &n, &pos, &clash, &kid}})
+		k, err := scanKey(withLeading{rows, []any{&page.TotalGroups, &page.Matching, &archived, &n, &pos, &clash, &kid}})
 		if err != nil {
 			return page, s.internal(ctx, "list key groups", err)
 		}
@@ -138,7 +145,21 @@ func (s *Store) ListKeyGroups(ctx context.Context, actor keyledger.Actor, f KeyF
 	if err := rows.Err(); err != nil {
 		return page, s.internal(ctx, "list key groups", err)
 	}
+	if archived != nil {
+		page.All = *archived
+	}
 	return page, nil
+}
+
+// liveKeyCount counts live keys; concurrent key lists share one count.
+func (s *Store) liveKeyCount(ctx context.Context) (int, error) {
+	return s.liveKeys.do(ctx, func(ctx context.Context) (int, error) {
+		var n int
+		if err := s.pool.QueryRow(ctx, "SELECT count(*) FROM keys WHERE archived_at IS NULL").Scan(&n); err != nil {
+			return 0, s.internal(ctx, "count keys", err)
+		}
+		return n, nil
+	})
 }
 
 // withLeading scans leading columns into pre, then the rest as usual.

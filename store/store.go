@@ -126,6 +126,7 @@ type Store struct {
 	dashboards coalescer[Dashboard]
 	rotations  coalescer[RotationOverview]
 	menus      coalescer[KeyListMenus]
+	liveKeys   coalescer[int]
 }
 
 // New checks the master keys against the database (refusing a wrong one),
