@@ -59,16 +59,46 @@ func (s *Store) ListKeyGroups(ctx context.Context, actor keyledger.Actor, f KeyF
 		return page, err
 	}
 	cond := " WHERE " + strings.Join(where, " AND ")
-	// "of 42 keys": the live keys, counted once for all concurrent
-	// requests; archived keys (rarely listed) are counted in the statement.
-	total := "(SELECT count(*) FROM keys WHERE archived_at IS NOT NULL)"
-	if f.Status != "archived" {
-		if page.All, err = s.liveKeyCount(ctx); err != nil {
-			return page, err
-		}
-		total = "NULL::bigint"
+	// Concurrent lists with the same filter share the counts, and with
+	// the same page too the page (coalescer: each still sees every write
+	// made before it asked). Under load most of a list's work is shared.
+	filter := fmt.Sprintf("%q", []string{f.Environment, f.OwnerEmail, f.Provider, f.Project, f.Q, f.Status})
+	counts, err := s.keyGroupCounts.do(ctx, filter, func(ctx context.Context) (groupCounts, error) {
+		return s.countKeyGroups(ctx, cond, args, f.Status == "archived")
+	})
+	if err != nil {
+		return page, err
 	}
+	page.TotalGroups, page.Matching, page.All = counts.groups, counts.matching, counts.all
+	pageKey := fmt.Sprintf("%s %q %v %d %d", filter, f.Sort, f.Desc, page.Page, page.PerPage)
+	page.Groups, err = s.keyGroupPages.do(ctx, pageKey, func(ctx context.Context) ([]KeyGroup, error) {
+		return s.keyGroupPage(ctx, f, cond, args, page.Page, page.PerPage)
+	})
+	return page, err
+}
 
+// groupCounts are a filter's counts: rows, matching keys, and all keys
+// (live, or archived for the archived status).
+type groupCounts struct{ groups, matching, all int }
+
+func (s *Store) countKeyGroups(ctx context.Context, cond string, args []any, archived bool) (groupCounts, error) {
+	var c groupCounts
+	all := "archived_at IS NULL"
+	if archived {
+		all = "archived_at IS NOT NULL"
+	}
+	// One index-only pass (keys_env_group_idx, keys_group_idx) counts
+	// both groups and keys.
+	err := s.pool.QueryRow(ctx, `SELECT count(*), coalesce(sum(x.n), 0), (SELECT count(*) FROM keys WHERE `+all+`)
+		FROM (SELECT count(*) AS n FROM keys k`+cond+` GROUP BY k.name_key, k.project) x`, args...).Scan(&c.groups, &c.matching, &c.all)
+	if err != nil {
+		return c, s.internal(ctx, "count key groups", err)
+	}
+	return c, nil
+}
+
+// keyGroupPage reads one page of groups with their matching keys.
+func (s *Store) keyGroupPage(ctx context.Context, f KeyFilter, cond string, args []any, pageNo, perPage int) ([]KeyGroup, error) {
 	dir, agg := "ASC", "min"
 	if f.Desc {
 		dir, agg = "DESC", "max"
@@ -93,73 +123,41 @@ func (s *Store) ListKeyGroups(ctx context.Context, actor keyledger.Actor, f KeyF
 		}
 		order = fmt.Sprintf("%s(%s) %s NULLS LAST, k.name_key, k.project", agg, col, dir)
 	}
-	args = append(args, page.PerPage, (page.Page-1)*page.PerPage)
-	// One statement, in one snapshot: g is the page's groups (by name,
-	// an index-only walk of keys_env_group_idx or keys_group_idx that
-	// stops at the page), cnt the number of groups and of matching keys
-	// (one more index-only pass), then the page's keys. The counts come
-	// with every key row, and alone on one row when the page is empty.
+	offset := (pageNo - 1) * perPage
+	args = append(args[:len(args):len(args)], perPage, offset)
+	// g is the page's groups: by name, an index-only walk of
+	// keys_env_group_idx or keys_group_idx that stops at the page. Then
+	// the groups' matching keys, numbered by their group's place.
 	q := `WITH g AS (SELECT k.name_key, k.project, row_number() OVER (ORDER BY ` + order + `) AS n
 			FROM keys k` + join + cond + ` GROUP BY k.name_key, k.project ORDER BY ` + order +
-		fmt.Sprintf(" LIMIT $%d OFFSET $%d)", len(args)-1, len(args)) + `,
-		cnt AS (SELECT count(*) AS groups, coalesce(sum(x.n), 0) AS matching, ` + total + ` AS total
-			FROM (SELECT count(*) AS n FROM keys k` + cond + ` GROUP BY k.name_key, k.project) x)
-		SELECT cnt.groups, cnt.matching, cnt.total, p.* FROM cnt LEFT JOIN LATERAL (
-			SELECT g.n, e.position AS pos, k.name_clash AS clash, k.id AS kid, ` + strings.TrimPrefix(keySelect, "SELECT ") + `
-			JOIN g ON g.name_key = k.name_key AND g.project = k.project` + cond + `) p ON true
-		ORDER BY p.n, p.pos, p.clash, p.kid`
+		fmt.Sprintf(" LIMIT $%d OFFSET $%d)", len(args)-1, len(args)) + `
+		SELECT g.n, ` + strings.TrimPrefix(keySelect, "SELECT ") + `
+		JOIN g ON g.name_key = k.name_key AND g.project = k.project` + cond + `
+		ORDER BY g.n, e.position, k.name_clash, k.id`
 	rows, err := s.pool.Query(ctx, q, args...)
 	if err != nil {
-		return page, s.internal(ctx, "list key groups", err)
+		return nil, s.internal(ctx, "list key groups", err)
 	}
 	defer rows.Close()
-	var archived *int
+	var groups []KeyGroup
 	for rows.Next() {
-		var (
-			n, pos *int64
-			clash  *int
-			kid    *[16]byte
-		)
-		if rows.RawValues()[3] == nil {
-			// The empty page's lone row: counts only (nil skips a column).
-			dest := make([]any, len(rows.FieldDescriptions()))
-			dest[0], dest[1], dest[2] = &page.TotalGroups, &page.Matching, &archived
-			if err := rows.Scan(dest...); err != nil {
-				return page, s.internal(ctx, "list key groups", err)
-			}
-			continue
-		}
-		k, err := scanKey(withLeading{rows, []any{&page.TotalGroups, &page.Matching, &archived, &n, &pos, &clash, &kid}})
+		var n int
+		k, err := scanKey(withLeading{rows, []any{&n}})
 		if err != nil {
-			return page, s.internal(ctx, "list key groups", err)
+			return nil, s.internal(ctx, "list key groups", err)
 		}
 		// n numbers the groups of the whole list; the page starts after
 		// its offset.
-		i := int(*n) - (page.Page-1)*page.PerPage
-		for i > len(page.Groups) {
-			page.Groups = append(page.Groups, KeyGroup{Name: k.Name, Project: k.Project})
+		for i := n - offset; i > len(groups); {
+			groups = append(groups, KeyGroup{Name: k.Name, Project: k.Project})
 		}
-		g := &page.Groups[i-1]
+		g := &groups[len(groups)-1]
 		g.Keys = append(g.Keys, *k)
 	}
 	if err := rows.Err(); err != nil {
-		return page, s.internal(ctx, "list key groups", err)
+		return nil, s.internal(ctx, "list key groups", err)
 	}
-	if archived != nil {
-		page.All = *archived
-	}
-	return page, nil
-}
-
-// liveKeyCount counts live keys; concurrent key lists share one count.
-func (s *Store) liveKeyCount(ctx context.Context) (int, error) {
-	return s.liveKeys.do(ctx, func(ctx context.Context) (int, error) {
-		var n int
-		if err := s.pool.QueryRow(ctx, "SELECT count(*) FROM keys WHERE archived_at IS NULL").Scan(&n); err != nil {
-			return 0, s.internal(ctx, "count keys", err)
-		}
-		return n, nil
-	})
+	return groups, nil
 }
 
 // withLeading scans leading columns into pre, then the rest as usual.

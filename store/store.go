@@ -126,7 +126,9 @@ type Store struct {
 	dashboards coalescer[Dashboard]
 	rotations  coalescer[RotationOverview]
 	menus      coalescer[KeyListMenus]
-	liveKeys   coalescer[int]
+	// The key list's counts by filter, and its pages.
+	keyGroupCounts keyedCoalescer[groupCounts]
+	keyGroupPages  keyedCoalescer[[]KeyGroup]
 }
 
 // New checks the master keys against the database (refusing a wrong one),
