@@ -59,105 +59,106 @@ func (s *Store) ListKeyGroups(ctx context.Context, actor keyledger.Actor, f KeyF
 		return page, err
 	}
 	cond := " WHERE " + strings.Join(where, " AND ")
-	// Concurrent lists with the same filter share the counts, and with
-	// the same page too the page (coalescer: each still sees every write
-	// made before it asked). Under load most of a list's work is shared.
-	filter := fmt.Sprintf("%q", []string{f.Environment, f.OwnerEmail, f.Provider, f.Project, f.Q, f.Status})
-	counts, err := s.keyGroupCounts.do(ctx, filter, func(ctx context.Context) (groupCounts, error) {
-		return s.countKeyGroups(ctx, cond, args, f.Status == "archived")
+	// Every group of the filter, in list order, with the counts: one
+	// index-only pass (keys_env_group_idx, keys_group_idx), shared by
+	// concurrent lists with the same filter and order (coalescer: each
+	// still sees every write made before it asked). A page is then a
+	// slice of it, and only its keys are read.
+	order, join := groupOrder(f)
+	key := fmt.Sprintf("%q", []string{f.Environment, f.OwnerEmail, f.Provider, f.Project, f.Q, f.Status, order})
+	idx, err := s.keyGroupIndexes.do(ctx, key, func(ctx context.Context) (groupIndex, error) {
+		return s.keyGroupIndex(ctx, cond, args, order, join, f.Status == "archived")
 	})
 	if err != nil {
 		return page, err
 	}
-	page.TotalGroups, page.Matching, page.All = counts.groups, counts.matching, counts.all
-	pageKey := fmt.Sprintf("%s %q %v %d %d", filter, f.Sort, f.Desc, page.Page, page.PerPage)
-	page.Groups, err = s.keyGroupPages.do(ctx, pageKey, func(ctx context.Context) ([]KeyGroup, error) {
-		return s.keyGroupPage(ctx, f, cond, args, page.Page, page.PerPage)
-	})
+	page.TotalGroups, page.Matching, page.All = len(idx.nameKeys), idx.matching, idx.all
+	from := min((page.Page-1)*page.PerPage, len(idx.nameKeys))
+	to := min(from+page.PerPage, len(idx.nameKeys))
+	page.Groups, err = s.keyGroupPage(ctx, cond, args, idx.nameKeys[from:to], idx.projects[from:to])
 	return page, err
 }
 
-// groupCounts are a filter's counts: rows, matching keys, and all keys
-// (live, or archived for the archived status).
-type groupCounts struct{ groups, matching, all int }
-
-func (s *Store) countKeyGroups(ctx context.Context, cond string, args []any, archived bool) (groupCounts, error) {
-	var c groupCounts
-	all := "archived_at IS NULL"
-	if archived {
-		all = "archived_at IS NOT NULL"
-	}
-	// One index-only pass (keys_env_group_idx, keys_group_idx) counts
-	// both groups and keys.
-	err := s.pool.QueryRow(ctx, `SELECT count(*), coalesce(sum(x.n), 0), (SELECT count(*) FROM keys WHERE `+all+`)
-		FROM (SELECT count(*) AS n FROM keys k`+cond+` GROUP BY k.name_key, k.project) x`, args...).Scan(&c.groups, &c.matching, &c.all)
-	if err != nil {
-		return c, s.internal(ctx, "count key groups", err)
-	}
-	return c, nil
-}
-
-// keyGroupPage reads one page of groups with their matching keys.
-func (s *Store) keyGroupPage(ctx context.Context, f KeyFilter, cond string, args []any, pageNo, perPage int) ([]KeyGroup, error) {
+// groupOrder is the ORDER BY of groups for f's sort, and the join it needs.
+func groupOrder(f KeyFilter) (order, join string) {
 	dir, agg := "ASC", "min"
 	if f.Desc {
 		dir, agg = "DESC", "max"
 	}
-	var join, order string
 	switch f.Sort {
-	case "", "name":
-		order = fmt.Sprintf("k.name_key %s, k.project %s", dir, dir)
 	case "project":
-		order = fmt.Sprintf("lower(k.project) %s, k.project %s, k.name_key", dir, dir)
-	default:
-		col, ok := keySorts[f.Sort]
-		if !ok {
-			order = fmt.Sprintf("k.name_key %s, k.project %s", dir, dir)
-			break
-		}
-		switch f.Sort {
-		case "environment":
-			join = " JOIN environments e ON e.id = k.environment_id"
-		case "owner":
-			join = " JOIN users o ON o.id = k.owner_id"
-		}
-		order = fmt.Sprintf("%s(%s) %s NULLS LAST, k.name_key, k.project", agg, col, dir)
+		return fmt.Sprintf("lower(k.project) %s, k.project %s, k.name_key", dir, dir), ""
+	case "environment":
+		join = " JOIN environments e ON e.id = k.environment_id"
+	case "owner":
+		join = " JOIN users o ON o.id = k.owner_id"
 	}
-	offset := (pageNo - 1) * perPage
-	args = append(args[:len(args):len(args)], perPage, offset)
-	// g is the page's groups: by name, an index-only walk of
-	// keys_env_group_idx or keys_group_idx that stops at the page. Then
-	// the groups' matching keys, numbered by their group's place.
-	q := `WITH g AS (SELECT k.name_key, k.project, row_number() OVER (ORDER BY ` + order + `) AS n
-			FROM keys k` + join + cond + ` GROUP BY k.name_key, k.project ORDER BY ` + order +
-		fmt.Sprintf(" LIMIT $%d OFFSET $%d)", len(args)-1, len(args)) + `
-		SELECT g.n, ` + strings.TrimPrefix(keySelect, "SELECT ") + `
-		JOIN g ON g.name_key = k.name_key AND g.project = k.project` + cond + `
-		ORDER BY g.n, e.position, k.name_clash, k.id`
+	col, ok := keySorts[f.Sort]
+	if !ok || f.Sort == "name" {
+		return fmt.Sprintf("k.name_key %s, k.project %s", dir, dir), ""
+	}
+	return fmt.Sprintf("%s(%s) %s NULLS LAST, k.name_key, k.project", agg, col, dir), join
+}
+
+// groupIndex is every group of a filter in list order, and the counts:
+// matching keys and all keys (live, or archived for the archived status).
+type groupIndex struct {
+	nameKeys, projects []string
+	matching, all      int
+}
+
+func (s *Store) keyGroupIndex(ctx context.Context, cond string, args []any, order, join string, archived bool) (groupIndex, error) {
+	var x groupIndex
+	all := "archived_at IS NULL"
+	if archived {
+		all = "archived_at IS NOT NULL"
+	}
+	err := s.pool.QueryRow(ctx, `SELECT coalesce(array_agg(g.name_key ORDER BY g.i), '{}'), coalesce(array_agg(g.project ORDER BY g.i), '{}'),
+			coalesce(sum(g.n), 0), (SELECT count(*) FROM keys WHERE `+all+`)
+		FROM (SELECT k.name_key, k.project, count(*) AS n, row_number() OVER (ORDER BY `+order+`) AS i
+			FROM keys k`+join+cond+` GROUP BY k.name_key, k.project) g`, args...).Scan(&x.nameKeys, &x.projects, &x.matching, &x.all)
+	if err != nil {
+		return x, s.internal(ctx, "list key groups", err)
+	}
+	return x, nil
+}
+
+// keyGroupPage reads the matching keys of the page's groups, in order.
+func (s *Store) keyGroupPage(ctx context.Context, cond string, args []any, nameKeys, projects []string) ([]KeyGroup, error) {
+	args = append(args[:len(args):len(args)], nameKeys, projects)
+	q := "SELECT g.n, " + strings.TrimPrefix(keySelect, "SELECT ") +
+		fmt.Sprintf(" JOIN unnest($%d::text[], $%d::text[]) WITH ORDINALITY AS g(name_key, project, n)", len(args)-1, len(args)) +
+		" ON g.name_key = k.name_key AND g.project = k.project" + cond + " ORDER BY g.n, e.position, k.name_clash, k.id"
 	rows, err := s.pool.Query(ctx, q, args...)
 	if err != nil {
 		return nil, s.internal(ctx, "list key groups", err)
 	}
 	defer rows.Close()
-	var groups []KeyGroup
+	groups := make([]KeyGroup, len(nameKeys))
 	for rows.Next() {
 		var n int
 		k, err := scanKey(withLeading{rows, []any{&n}})
 		if err != nil {
 			return nil, s.internal(ctx, "list key groups", err)
 		}
-		// n numbers the groups of the whole list; the page starts after
-		// its offset.
-		for i := n - offset; i > len(groups); {
-			groups = append(groups, KeyGroup{Name: k.Name, Project: k.Project})
+		g := &groups[n-1]
+		if len(g.Keys) == 0 {
+			g.Name, g.Project = k.Name, k.Project
 		}
-		g := &groups[len(groups)-1]
 		g.Keys = append(g.Keys, *k)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, s.internal(ctx, "list key groups", err)
 	}
-	return groups, nil
+	// A group whose keys changed since the index was read (archived,
+	// renamed) has none now: leave it out rather than show an empty row.
+	out := groups[:0]
+	for _, g := range groups {
+		if len(g.Keys) > 0 {
+			out = append(out, g)
+		}
+	}
+	return out, nil
 }
 
 // withLeading scans leading columns into pre, then the rest as usual.

@@ -126,9 +126,8 @@ type Store struct {
 	dashboards coalescer[Dashboard]
 	rotations  coalescer[RotationOverview]
 	menus      coalescer[KeyListMenus]
-	// The key list's counts by filter, and its pages.
-	keyGroupCounts keyedCoalescer[groupCounts]
-	keyGroupPages  keyedCoalescer[[]KeyGroup]
+	// The key list's groups in order, by filter and sort.
+	keyGroupIndexes keyedCoalescer[groupIndex]
 }
 
 // New checks the master keys against the database (refusing a wrong one),
