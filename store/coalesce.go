@@ -95,3 +95,39 @@ func (c *coalescer[T]) run(ctx context.Context, f *flight[T], fn func(context.Co
 	c.mu.Unlock()
 	close(f.done)
 }
+
+// keyedCoalescer is a coalescer per key (a filter, a page): requests for
+// the same key share computations as coalescer describes, requests for
+// different keys never do. A key's entry lives while requests use it, so
+// the map holds only the keys being asked for now.
+type keyedCoalescer[T any] struct {
+	mu sync.Mutex
+	m  map[string]*keyedFlights[T]
+}
+
+type keyedFlights[T any] struct {
+	c     coalescer[T]
+	users int
+}
+
+func (k *keyedCoalescer[T]) do(ctx context.Context, key string, fn func(context.Context) (T, error)) (T, error) {
+	k.mu.Lock()
+	if k.m == nil {
+		k.m = map[string]*keyedFlights[T]{}
+	}
+	e := k.m[key]
+	if e == nil {
+		e = &keyedFlights[T]{}
+		k.m[key] = e
+	}
+	e.users++
+	k.mu.Unlock()
+	defer func() {
+		k.mu.Lock()
+		if e.users--; e.users == 0 {
+			delete(k.m, key)
+		}
+		k.mu.Unlock()
+	}()
+	return e.c.do(ctx, fn)
+}

@@ -118,3 +118,54 @@ func TestCoalescerWaiterCancel(t *testing.T) {
 		t.Fatalf("shared computation: %d", v)
 	}
 }
+
+// TestKeyedCoalescerKeepsKeysApart: concurrent requests share a
+// computation only with requests for the same key, and the map forgets a
+// key nobody is asking for.
+func TestKeyedCoalescerKeepsKeysApart(t *testing.T) {
+	var k keyedCoalescer[string]
+	var runs atomic.Int64
+	release := make(chan struct{})
+	started := make(chan struct{}, 8)
+	fn := func(key string) func(context.Context) (string, error) {
+		return func(context.Context) (string, error) {
+			runs.Add(1)
+			started <- struct{}{}
+			<-release
+			return key, nil
+		}
+	}
+	var wg sync.WaitGroup
+	got := make([]string, 6)
+	for i, key := range []string{"a", "b", "a", "b", "a", "b"} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			v, err := k.do(t.Context(), key, fn(key))
+			if err != nil {
+				t.Error(err)
+			}
+			got[i] = v
+		}()
+		if i < 2 {
+			<-started // "a" and "b" each have a computation running
+		}
+	}
+	time.Sleep(50 * time.Millisecond) // the other four wait for their key's next computation
+	close(release)
+	wg.Wait()
+	for i, v := range got {
+		if want := []string{"a", "b"}[i%2]; v != want {
+			t.Errorf("request %d for %q got %q", i, want, v)
+		}
+	}
+	// Two running, then at most one more per key for the four that waited.
+	if n := runs.Load(); n < 2 || n > 4 {
+		t.Errorf("%d computations for 6 requests over 2 keys, want 2 to 4", n)
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if len(k.m) != 0 {
+		t.Errorf("%d keys left in the map after every request ended", len(k.m))
+	}
+}

@@ -100,60 +100,9 @@ func (s *Store) listKeys(ctx context.Context, f KeyFilter) (KeyPage, error) {
 	if page.Page < 1 {
 		page.Page = 1
 	}
-	var where []string
-	var args []any
-	add := func(cond string, v any) {
-		args = append(args, v)
-		where = append(where, strings.ReplaceAll(cond, "$?", fmt.Sprintf("$%d", len(args))))
-	}
-	if f.Status == "archived" {
-		where = append(where, "k.archived_at IS NOT NULL")
-	} else {
-		where = append(where, "k.archived_at IS NULL")
-	}
-	// Conditions are on keys alone (names resolved by subqueries the
-	// planner runs once), so the page is chosen from the keys indexes
-	// before anything is joined.
-	if f.Environment != "" {
-		envID, err := s.environmentID(ctx, keyledger.NormalizeEnvironmentName(f.Environment))
-		if err != nil {
-			return page, err
-		}
-		add("k.environment_id = $?", envID)
-	}
-	if f.OwnerEmail != "" {
-		add("k.owner_id = (SELECT id FROM users WHERE email = $?)", keyledger.NormalizeEmail(f.OwnerEmail))
-	}
-	if f.Provider != "" {
-		add("k.provider = $?", strings.ToLower(strings.TrimSpace(f.Provider)))
-	}
-	if f.Project != "" {
-		add("k.project = $?", strings.TrimSpace(f.Project))
-	}
-	if q := strings.TrimSpace(f.Q); q != "" {
-		// Escape LIKE metacharacters so a search for "50%" means that.
-		q = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(strings.ToLower(q))
-		add(`(lower(k.name) LIKE '%' || $? || '%' OR lower(k.project) LIKE '%' || $? || '%' OR lower(k.description) LIKE '%' || $? || '%')`, q)
-	}
-	now := s.now()
-	switch f.Status {
-	case "overdue":
-		add("k.rotate_by <= $?", now)
-	case "due_soon":
-		add("k.rotate_by > $?", now)
-		add("k.rotate_by <= $?", now.Add(keyledger.DueSoonWindow))
-	case "ok":
-		add("k.rotate_by > $?", now.Add(keyledger.DueSoonWindow))
-	case "failing":
-		add("k.verify_result = ANY($?)", []string{keyledger.VerifyInvalid, keyledger.VerifyForbidden, keyledger.VerifyQuota})
-	case "never_verified":
-		where = append(where, "k.last_verified_at IS NULL")
-	case "orphaned":
-		add("k.owner_id IN (SELECT id FROM users WHERE status <> $?)", string(keyledger.UserActive))
-	case "stale":
-		add("k.created_at <= $?", now.Add(-StaleAfter))
-		args = append(args, seenActions, now.Add(-StaleAfter))
-		where = append(where, fmt.Sprintf("NOT EXISTS (SELECT 1 FROM audit_events a WHERE a.key_id = k.id AND a.action = ANY($%d) AND a.at > $%d)", len(args)-1, len(args)))
+	where, args, err := s.keyConditions(ctx, f)
+	if err != nil {
+		return page, err
 	}
 	if f.AfterID != "" {
 		if !isUUID(f.AfterID) {
@@ -206,6 +155,68 @@ func (s *Store) listKeys(ctx context.Context, f KeyFilter) (KeyPage, error) {
 	}
 	page.Keys = keys
 	return page, nil
+}
+
+// keyConditions turns a filter into SQL conditions on keys k, with the
+// values as parameters (never SQL text). The list and its grouped form
+// share it, so a filter means the same in both.
+func (s *Store) keyConditions(ctx context.Context, f KeyFilter) ([]string, []any, error) {
+	var where []string
+	var args []any
+	add := func(cond string, v any) {
+		args = append(args, v)
+		where = append(where, strings.ReplaceAll(cond, "$?", fmt.Sprintf("$%d", len(args))))
+	}
+	if f.Status == "archived" {
+		where = append(where, "k.archived_at IS NOT NULL")
+	} else {
+		where = append(where, "k.archived_at IS NULL")
+	}
+	// Conditions are on keys alone (names resolved by subqueries the
+	// planner runs once), so the page is chosen from the keys indexes
+	// before anything is joined.
+	if f.Environment != "" {
+		envID, err := s.environmentID(ctx, keyledger.NormalizeEnvironmentName(f.Environment))
+		if err != nil {
+			return nil, nil, err
+		}
+		add("k.environment_id = $?", envID)
+	}
+	if f.OwnerEmail != "" {
+		add("k.owner_id = (SELECT id FROM users WHERE email = $?)", keyledger.NormalizeEmail(f.OwnerEmail))
+	}
+	if f.Provider != "" {
+		add("k.provider = $?", strings.ToLower(strings.TrimSpace(f.Provider)))
+	}
+	if f.Project != "" {
+		add("k.project = $?", strings.TrimSpace(f.Project))
+	}
+	if q := strings.TrimSpace(f.Q); q != "" {
+		// Escape LIKE metacharacters so a search for "50%" means that.
+		q = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(strings.ToLower(q))
+		add(`(lower(k.name) LIKE '%' || $? || '%' OR lower(k.project) LIKE '%' || $? || '%' OR lower(k.description) LIKE '%' || $? || '%')`, q)
+	}
+	now := s.now()
+	switch f.Status {
+	case "overdue":
+		add("k.rotate_by <= $?", now)
+	case "due_soon":
+		add("k.rotate_by > $?", now)
+		add("k.rotate_by <= $?", now.Add(keyledger.DueSoonWindow))
+	case "ok":
+		add("k.rotate_by > $?", now.Add(keyledger.DueSoonWindow))
+	case "failing":
+		add("k.verify_result = ANY($?)", []string{keyledger.VerifyInvalid, keyledger.VerifyForbidden, keyledger.VerifyQuota})
+	case "never_verified":
+		where = append(where, "k.last_verified_at IS NULL")
+	case "orphaned":
+		add("k.owner_id IN (SELECT id FROM users WHERE status <> $?)", string(keyledger.UserActive))
+	case "stale":
+		add("k.created_at <= $?", now.Add(-StaleAfter))
+		args = append(args, seenActions, now.Add(-StaleAfter))
+		where = append(where, fmt.Sprintf("NOT EXISTS (SELECT 1 FROM audit_events a WHERE a.key_id = k.id AND a.action = ANY($%d) AND a.at > $%d)", len(args)-1, len(args)))
+	}
+	return where, args, nil
 }
 
 // KeyListMenus are the choices of the key list's filter menus.

@@ -126,6 +126,8 @@ type Store struct {
 	dashboards coalescer[Dashboard]
 	rotations  coalescer[RotationOverview]
 	menus      coalescer[KeyListMenus]
+	// The key list's groups in order, by filter and sort.
+	keyGroupIndexes keyedCoalescer[groupIndex]
 }
 
 // New checks the master keys against the database (refusing a wrong one),

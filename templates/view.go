@@ -33,13 +33,18 @@ type Flash struct {
 	Message string
 }
 
-// KeyListView is the key list with its filters.
+// KeyListView is the key list with its filters: one row per key name and
+// project, one column per environment.
 type KeyListView struct {
-	Keys         []keyledger.Key
-	Total        int
-	Page         int
-	Pages        int
-	Filter       KeyFilterView
+	Rows []KeyRow
+	// Matching keys of All ("5 of 42 keys"); All is 0 only when there
+	// are no keys at all (first run).
+	Matching, All int
+	Page, Pages   int
+	Filter        KeyFilterView
+	// Columns are the environments shown as columns, in their configured
+	// order: all of them, or the one filtered on.
+	Columns      []keyledger.Environment
 	Environments []keyledger.Environment
 	Owners       []keyledger.User
 	Projects     []string

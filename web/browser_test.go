@@ -434,11 +434,12 @@ func TestBrowserKeyFlow(t *testing.T) {
 
 	// member2 finds the production key in the list and opens it.
 	b.signIn("member2@example.com", "Member2 (member)")
-	if rows := evalIn[int](b, `document.querySelectorAll('[data-testid="key-row"]').length`); rows != 2 {
-		b.fatalf("member2 sees %d key rows, want 2", rows)
+	if rows := evalIn[int](b, `document.querySelectorAll('[data-testid="key-cell"]').length`); rows != 2 {
+		b.fatalf("member2 sees %d keys, want 2", rows)
 	}
+	// The row of OpenAI prod, then its production cell's link.
 	link, err := chromedp.Run(b.ctx, chromedp.Evaluate[string](
-		`[...document.querySelectorAll('[data-testid="key-row"] a')].find(a => a.textContent.trim() === "OpenAI prod").getAttribute("href")`))
+		`[...document.querySelectorAll('[data-testid="key-row"]')].find(r => r.querySelector('.key-name').textContent.trim() === "OpenAI prod").querySelector('[data-environment="production"] a.key-link').getAttribute("href")`))
 	if err != nil {
 		b.fatalf("find OpenAI prod in the key list: %v", err)
 	}
@@ -542,8 +543,8 @@ func TestBrowserScreenshot(t *testing.T) {
 	b := newBrowser(t, env.HTTP.URL, 120*time.Second)
 	b.do("set the viewport", chromedp.EmulateViewport(1280, 800))
 	b.signIn("lead@example.com", "Lead (lead)")
-	if rows := evalIn[int](b, `document.querySelectorAll('[data-testid="key-row"]').length`); rows != len(keys) {
-		b.fatalf("the key list shows %d rows, want %d", rows, len(keys))
+	if rows := evalIn[int](b, `document.querySelectorAll('[data-testid="key-cell"]').length`); rows != len(keys) {
+		b.fatalf("the key list shows %d keys, want %d", rows, len(keys))
 	}
 	shoot := func(name string) {
 		t.Helper()

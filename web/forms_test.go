@@ -391,7 +391,7 @@ func TestFormsSQLMetacharactersStoredVerbatim(t *testing.T) {
 		if r.StatusCode != http.StatusOK {
 			t.Fatalf("search %q: %d", q, r.StatusCode)
 		}
-		if n := strings.Count(b, `data-testid="key-row"`); n != want {
+		if n := strings.Count(b, `data-testid="key-cell"`); n != want {
 			t.Errorf("search %q: %d rows, want %d", q, n, want)
 		}
 	}

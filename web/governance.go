@@ -42,7 +42,15 @@ func (s *Server) dashboard(c echo.Context) error {
 		{Status: "stale", Title: fmt.Sprintf("No reveal in %d days", staleDays), Count: d.Stale,
 			Help: fmt.Sprintf("Registered over %d days ago and not revealed or exported since: still needed?", staleDays)},
 	}
-	return render(c, http.StatusOK, templates.DashboardPage(s.page(c, "Ownership", "dashboard"), v))
+	var key any
+	if len(d.Owners) > 0 {
+		key = &d.Owners[0]
+	}
+	body, err := s.dashboardBody.render(c.Request().Context(), key, templates.DashboardBody(v))
+	if err != nil {
+		return err
+	}
+	return render(c, http.StatusOK, templates.SharedPage(s.page(c, "Ownership", "dashboard"), body))
 }
 
 // userID reads the :uid parameter; anything but a positive number is a

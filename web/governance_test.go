@@ -159,7 +159,7 @@ func TestGovernanceDashboard(t *testing.T) {
 			t.Errorf("%s: status %d", href, resp.StatusCode)
 			continue
 		}
-		if rows := govCount(list, "key-row"); rows != n {
+		if rows := govCount(list, "key-cell"); rows != n {
 			t.Errorf("%s: %d rows, the dashboard says %d", href, rows, n)
 		}
 		// And the CSV of the same list has as many rows.

@@ -15,7 +15,7 @@ func (s *Server) keyList(c echo.Context) error {
 	f := keyFilterFrom(c)
 	f.Page, _ = strconv.Atoi(c.QueryParam("page"))
 	f.PerPage = 50
-	res, err := s.store.ListKeys(ctx, s.actor(c), f)
+	res, err := s.store.ListKeyGroups(ctx, s.actor(c), f)
 	if err != nil {
 		return err
 	}
@@ -24,11 +24,22 @@ func (s *Server) keyList(c echo.Context) error {
 		return err
 	}
 	v := templates.KeyListView{
-		Keys: res.Keys, Total: res.Total, Page: res.Page, Pages: res.Pages(),
+		Matching: res.Matching, All: res.All, Page: res.Page, Pages: res.Pages(),
 		Filter: templates.KeyFilterView{Environment: f.Environment, Owner: f.OwnerEmail, Provider: f.Provider, Project: f.Project,
 			Q: f.Q, Status: f.Status, Sort: f.Sort, Desc: f.Desc},
 		Environments: menus.Environments, Owners: menus.Owners, Projects: menus.Projects,
 		Providers: []string{"openai", "anthropic", "stripe", "github", "aws", "other"},
+	}
+	// One column per environment, in the configured order; filtering on
+	// one leaves its column only.
+	for _, e := range menus.Environments {
+		if f.Environment == "" || e.Name == keyledger.NormalizeEnvironmentName(f.Environment) {
+			v.Columns = append(v.Columns, e)
+		}
+	}
+	v.Rows = make([]templates.KeyRow, len(res.Groups))
+	for i, g := range res.Groups {
+		v.Rows[i] = templates.KeyRow{Name: g.Name, Project: g.Project, Keys: g.Keys}
 	}
 	return render(c, http.StatusOK, templates.KeyListPage(s.page(c, "Keys", "keys"), v))
 }

@@ -97,7 +97,16 @@ func (s *Server) rotationPage(c echo.Context) error {
 		t := titles[g.Status]
 		groups = append(groups, templates.RotationGroup{Status: g.Status, Title: t[0], Empty: t[1], Keys: g.Keys, Total: g.Total})
 	}
-	return render(c, http.StatusOK, templates.RotationPage(s.page(c, "Rotation", "rotation"), groups))
+	var key any
+	if len(o.Groups) > 0 {
+		key = &o.Groups[0]
+	}
+	p := s.page(c, "Rotation", "rotation")
+	body, err := s.rotationBody.render(c.Request().Context(), key, templates.RotationBody(p.Now, groups))
+	if err != nil {
+		return err
+	}
+	return render(c, http.StatusOK, templates.SharedPage(p, body))
 }
 
 func (s *Server) exportPage(c echo.Context) error {

@@ -72,6 +72,8 @@ type Server struct {
 	limiter  *tokenLimiter
 	oidc     *oidcClient // nil: single sign-on off
 	metrics  *metrics    // nil: metrics off
+	// The rotation and dashboard bodies, rendered once per store result.
+	rotationBody, dashboardBody sharedBody
 }
 
 // New builds the HTTP handler.

@@ -45,6 +45,17 @@ type result struct {
 	reveals  []reveal // reveal scenarios: every 200
 	statuses map[int]int
 	samples  []string
+	// serverCPU and pgCPU are the CPU time the server and the load
+	// database's Postgres backends used during the run (cpu.go).
+	serverCPU, pgCPU time.Duration
+}
+
+// cpuPerRequest is d per successful answer in ms, or "—" unmeasured.
+func (r result) cpuPerRequest(d time.Duration) string {
+	if r.ok == 0 || d <= 0 {
+		return "—"
+	}
+	return fmt.Sprintf("%.2f", ms(d)/float64(r.ok))
 }
 
 func (r result) rate() float64 {

@@ -228,6 +228,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	loadStart := loadAverage()
 
+	cpu, err := newCPUMeter(ctx, dbURL, o.dbName, srv.cmd.Process.Pid)
+	if err != nil {
+		logf("CPU per request not measured: %v", err)
+	} else {
+		defer cpu.close()
+	}
 	var results []result
 	for _, sc := range o.scenarios {
 		for _, n := range o.clients {
@@ -243,14 +249,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			if o.pprofDir != "" && n == maxClients(o) {
 				prof = srv.profile(ctx, o.duration, filepath.Join(o.pprofDir, sc+".pprof"))
 			}
+			var before cpuSample
+			if cpu != nil {
+				before = cpu.sample(ctx)
+			}
 			r := runScenario(ctx, h, srv.base, sc, n, o.duration, seed, sessions)
+			if cpu != nil {
+				r.serverCPU, r.pgCPU = cpu.sample(ctx).since(before)
+			}
 			if prof != nil {
 				if err := <-prof; err != nil {
 					logf("profile of %s: %v", sc, err)
 				}
 			}
 			results = append(results, r)
-			logf("%-15s %3d clients: %8.1f req/s  p50 %7.2f ms  p99 %7.2f ms  errors %d  (%d B/answer)", sc, n, r.rate(), ms(r.p50), ms(r.p99), r.errors, r.avgBytes())
+			logf("%-15s %3d clients: %8.1f req/s  p50 %7.2f ms  p99 %7.2f ms  errors %d  (%d B/answer)  CPU/req: server %s, Postgres %s", sc, n, r.rate(), ms(r.p50), ms(r.p99), r.errors, r.avgBytes(), r.cpuPerRequest(r.serverCPU), r.cpuPerRequest(r.pgCPU))
 			if o.verbose || (r.errors > 0 && r.ok == 0) {
 				for _, e := range r.samples {
 					logf("    error: %s", e)

@@ -142,9 +142,10 @@ func (r report) markdown() string {
 		r.seed.totalKeys, len(r.seed.devKeys), r.seed.devPages, r.seed.totalUsers, nl, r.seed.totalUsers-1-nl, len(r.seed.tokens))
 	fmt.Fprintf(&b, "- each row runs for %s with that many closed-loop clients; req/s, p50 and p99 count 200 answers only; errors are all other answers\n\n", o.duration)
 
-	fmt.Fprintf(&b, "| scenario | clients | req/s | p50 ms | p99 ms | errors |\n|---|---:|---:|---:|---:|---:|\n")
+	fmt.Fprintf(&b, "| scenario | clients | req/s | p50 ms | p99 ms | errors | CPU ms/req server | CPU ms/req Postgres |\n|---|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, x := range r.results {
-		fmt.Fprintf(&b, "| %s | %d | %.0f | %.2f | %.2f | %d |\n", describe(x.scenario), x.clients, x.rate(), ms(x.p50), ms(x.p99), x.errors)
+		fmt.Fprintf(&b, "| %s | %d | %.0f | %.2f | %.2f | %d | %s | %s |\n", describe(x.scenario), x.clients, x.rate(), ms(x.p50), ms(x.p99), x.errors,
+			x.cpuPerRequest(x.serverCPU), x.cpuPerRequest(x.pgCPU))
 	}
 
 	fmt.Fprintf(&b, "\nServer RSS (VmRSS every 200 ms, %d samples): max **%.1f MiB**", r.rss.samples, mib(r.rss.maxKiB))

@@ -185,8 +185,10 @@ func seedDatabase(ctx context.Context, dbURL, masterKey string, o options, logf 
 				_, _ = rand.Read(raw)
 				value := "ldv_" + hex.EncodeToString(raw)
 				env := environments[i%len(environments)]
+				// Each name and project has a key in every environment,
+				// as teams register them: the key list groups them in one row.
 				in := keyledger.KeyInput{
-					Name:        fmt.Sprintf("load-key-%05d", i),
+					Name:        fmt.Sprintf("load-key-%05d", i/len(environments)),
 					Provider:    providers[i%len(providers)],
 					Project:     projects[(i/len(environments))%len(projects)],
 					Environment: env,
