@@ -75,6 +75,19 @@ const (
 	ActionOffboardComplete    = "offboarding.complete"
 )
 
+// Acting on keys at their provider (admin API connections).
+const (
+	// ActionProviderRevoke: a key was revoked at its provider (OpenAI
+	// deleted it, Anthropic set it inactive), or found already gone.
+	ActionProviderRevoke = "key.provider_revoke"
+	// ActionProviderRevokeFailed: the provider refused or did not answer;
+	// nothing was marked revoked.
+	ActionProviderRevokeFailed = "key.provider_revoke_failed"
+	// ActionSpendSpike: a key's daily use at its provider broke the
+	// spend rule; its owner and the leads are told.
+	ActionSpendSpike = "key.spend_spike"
+)
+
 // AuditActions lists the actions for filter menus.
 func AuditActions() []string {
 	return []string{
@@ -86,6 +99,7 @@ func AuditActions() []string {
 		ActionStepUp, ActionReauthFailed, ActionAccountAttack, ActionSessionRevoke, ActionSessionRevokeOthers, ActionEnvCreate, ActionEnvUpdate, ActionRolePolicy,
 		ActionOffboardStart, ActionOffboardResolve, ActionOffboardWaive, ActionOffboardAdd, ActionOffboardComplete,
 		ActionMasterKeyRotate,
+		ActionProviderRevoke, ActionProviderRevokeFailed, ActionSpendSpike,
 	}
 }
 

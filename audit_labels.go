@@ -51,6 +51,10 @@ var auditActionLabels = map[string]string{
 	ActionOffboardWaive:       "Offboarding item waived",
 	ActionOffboardAdd:         "Offboarding item added",
 	ActionOffboardComplete:    "Offboarding completed",
+
+	ActionProviderRevoke:       "Key revoked at the provider",
+	ActionProviderRevokeFailed: "Revoke at the provider failed",
+	ActionSpendSpike:           "Usage spike at the provider",
 }
 
 // AuditActionLabel is the human name of an audit action ("Signed in" for
