@@ -73,6 +73,18 @@ const (
 	ActionOffboardWaive       = "offboarding.item_waived"
 	ActionOffboardAdd         = "offboarding.item_added"
 	ActionOffboardComplete    = "offboarding.complete"
+
+	// Provider connections. Details name the provider, the connection
+	// and counts; never the admin key.
+	ActionProviderConnect    = "provider.connect"
+	ActionProviderDisconnect = "provider.disconnect"
+	// ActionProviderCheckFail is an admin key the provider refused (or
+	// could not be asked about) when adding a connection; nothing was
+	// stored.
+	ActionProviderCheckFail = "provider.check_failed"
+	ActionProviderSync      = "provider.sync"
+	ActionProviderSyncFail  = "provider.sync_failed"
+	ActionProviderLink      = "provider.key_linked"
 )
 
 // Acting on keys at their provider (admin API connections).
@@ -99,6 +111,7 @@ func AuditActions() []string {
 		ActionStepUp, ActionReauthFailed, ActionAccountAttack, ActionSessionRevoke, ActionSessionRevokeOthers, ActionEnvCreate, ActionEnvUpdate, ActionRolePolicy,
 		ActionOffboardStart, ActionOffboardResolve, ActionOffboardWaive, ActionOffboardAdd, ActionOffboardComplete,
 		ActionMasterKeyRotate,
+		ActionProviderConnect, ActionProviderDisconnect, ActionProviderCheckFail, ActionProviderSync, ActionProviderSyncFail, ActionProviderLink,
 		ActionProviderRevoke, ActionProviderRevokeFailed, ActionSpendSpike,
 	}
 }

@@ -81,6 +81,26 @@ func CanAdminister(u *User) error {
 	return Errorf(EFORBIDDEN, "Only admins may do this.")
 }
 
+// CanViewInventory decides whether u may see the provider inventory: every
+// key that exists at the connected providers, registered or not. Leads and
+// admins, like the ownership dashboard it feeds.
+func CanViewInventory(u *User) error {
+	if u.Active() && u.Role.AtLeastLead() {
+		return nil
+	}
+	return Errorf(EFORBIDDEN, "Only leads and admins may see the provider inventory.")
+}
+
+// CanManageProviders decides whether u may add, remove and sync provider
+// connections, or link a provider key by hand: an admin key can list and
+// revoke every key of an organization, so only admins hold it.
+func CanManageProviders(u *User) error {
+	if u.Active() && u.Role == RoleAdmin {
+		return nil
+	}
+	return Errorf(EFORBIDDEN, "Only admins may manage provider connections.")
+}
+
 // CheckScope refuses a token action its scopes do not cover. Browser
 // sessions (no token) are not limited by scopes.
 func CheckScope(a Actor, scope string) error {

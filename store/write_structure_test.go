@@ -72,6 +72,11 @@ var txWithoutSync = map[string]string{
 	"Store.SendAccountAlerts":      "system job: alert bookkeeping",
 	"Store.SendValueAlerts":        "system job: alert bookkeeping",
 	"Store.checkKeyring":           "the master key canary at start",
+	// Provider connections and the keys they list are not followed by a
+	// checklist (the keys' owners are keyledger's, unchanged by a sync).
+	"Store.AddProviderConnection":    "a connection holds no key of anyone's",
+	"Store.auditCheckFailure":        "the audit event of a refused admin key",
+	"Store.RemoveProviderConnection": "a connection holds no key of anyone's",
 	// The audit chain links events already written.
 	"Store.chainBatch":       "the audit chainer",
 	"Store.ensureAuditEpoch": "audit bookkeeping at start",
