@@ -56,7 +56,7 @@ func syncOffboardings(ctx context.Context, tx pgx.Tx, actor keyledger.Actor, now
 			GROUP BY k.id, k.name, e.name, k.current_version
 			-- A resolved item whose condition holds again (the key was
 			-- handed back, or they saw the new version) opens again.
-			ON CONFLICT (offboarding_id, kind, coalesce(key_id, '00000000-0000-0000-0000-000000000000'))
+			ON CONFLICT (offboarding_id, kind, coalesce(key_id, '00000000-0000-0000-0000-000000000000')) WHERE provider_key_ref IS NULL
 			DO UPDATE SET status = $5, resolution = '', resolved_at = NULL, resolved_by = NULL, why = EXCLUDED.why
 			WHERE offboarding_items.status = $6
 			RETURNING id, kind, coalesce(key_id::text, ''), key_name, environment`, o.id, o.user, now, seenActions, keyledger.ItemOpen, keyledger.ItemDone)

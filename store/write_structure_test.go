@@ -77,6 +77,11 @@ var txWithoutSync = map[string]string{
 	"Store.AddProviderConnection":    "a connection holds no key of anyone's",
 	"Store.auditCheckFailure":        "the audit event of a refused admin key",
 	"Store.RemoveProviderConnection": "a connection holds no key of anyone's",
+	// Usage at the provider and spend alerts: numbers and alert
+	// bookkeeping about keys, never their owners or versions.
+	"Store.SyncProviderUsage": "system job: usage numbers",
+	"Store.RaiseSpendAlerts":  "system job: alert bookkeeping and its audit event (neither a reveal nor an export)",
+	"Store.SendSpendAlerts":   "system job: alert bookkeeping",
 	// The audit chain links events already written.
 	"Store.chainBatch":       "the audit chainer",
 	"Store.ensureAuditEpoch": "audit bookkeeping at start",

@@ -14,7 +14,7 @@ import (
 // width of the page (no text inside the SVG, so nothing distorts); the
 // numbers live in the <title>/<desc> and the caption.
 const (
-	ChartDays       = 30
+	ChartDays       = keyledger.UsageDays
 	ChartSlot       = 10.0
 	ChartGap        = 2.0
 	ChartTop        = 2.0
