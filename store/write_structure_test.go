@@ -77,6 +77,8 @@ var txWithoutSync = map[string]string{
 	"Store.AddProviderConnection":    "a connection holds no key of anyone's",
 	"Store.auditCheckFailure":        "the audit event of a refused admin key",
 	"Store.RemoveProviderConnection": "a connection holds no key of anyone's",
+	"Store.SyncProviderConnection":   "provider keys and their links; keyledger keys and owners stay",
+	"Store.recordSyncFailure":        "a sync result on the connection",
 	// The audit chain links events already written.
 	"Store.chainBatch":       "the audit chainer",
 	"Store.ensureAuditEpoch": "audit bookkeeping at start",
