@@ -227,33 +227,6 @@ func (it InventoryItem) Has(s InventoryState) bool {
 	return false
 }
 
-// InventoryStatesOf classifies an item at now; the store's SQL filter
-// follows the same rules (TestInventoryStatesAgreeWithFilter).
-func InventoryStatesOf(it InventoryItem, now time.Time) []InventoryState {
-	var out []InventoryState
-	if it.DeletedAt != nil {
-		if it.KeyID != "" && !it.KeyArchived {
-			out = append(out, InventoryDeleted)
-		}
-		return out
-	}
-	switch it.MatchState {
-	case MatchMatched:
-		out = append(out, InventoryRegistered)
-	case MatchAmbiguous:
-		out = append(out, InventoryAmbiguous)
-	default:
-		out = append(out, InventoryShadow)
-	}
-	if !it.OwnerActive || (it.KeyID != "" && !it.KeyOwnerActive) {
-		out = append(out, InventoryOwnerLeft)
-	}
-	if Unused(it.LastUsedAt, it.CreatedAt, now) {
-		out = append(out, InventoryUnused)
-	}
-	return out
-}
-
 // Unused reports a key not used for UnusedAfterDays: last used before
 // then, or never used and created before then. A key never used and of
 // unknown age is not called unused: there is nothing to say it is old.

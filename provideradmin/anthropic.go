@@ -253,12 +253,25 @@ func (a *anthropic) usage(ctx context.Context, since time.Time) ([]keyledger.Pro
 }
 
 // revoke sets the key inactive; a key Anthropic no longer knows is done.
+// An archived or expired key cannot be set inactive (the update is
+// rejected) but cannot be used either, so a rejection is checked against
+// the key's status before it is reported.
 func (a *anthropic) revoke(ctx context.Context, key keyledger.ProviderKeyRef) error {
+	path := "/v1/organizations/api_keys/" + key.ID
 	body := map[string]string{"status": "inactive"}
-	err := a.c.do(ctx, a.call(http.MethodPost, "/v1/organizations/api_keys/"+key.ID, nil, body), nil)
+	err := a.c.do(ctx, a.call(http.MethodPost, path, nil, body), nil)
 	var pe *keyledger.ProviderAdminError
-	if errors.As(err, &pe) && pe.Status == http.StatusNotFound {
+	if !errors.As(err, &pe) {
+		return err
+	}
+	switch {
+	case pe.Status == http.StatusNotFound:
 		return nil
+	case pe.Kind == keyledger.ProviderRejected:
+		var k anthropicKey
+		if gerr := a.c.do(ctx, a.call(http.MethodGet, path, nil, nil), &k); gerr == nil && k.Status != "" && k.Status != "active" {
+			return nil
+		}
 	}
 	return err
 }

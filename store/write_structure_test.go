@@ -77,6 +77,8 @@ var txWithoutSync = map[string]string{
 	"Store.AddProviderConnection":    "a connection holds no key of anyone's",
 	"Store.auditCheckFailure":        "the audit event of a refused admin key",
 	"Store.RemoveProviderConnection": "a connection holds no key of anyone's",
+	"Store.SyncProviderConnection":   "provider keys and their links; keyledger keys and owners stay",
+	"Store.recordSyncFailure":        "a sync result on the connection",
 	// Usage at the provider and spend alerts: numbers and alert
 	// bookkeeping about keys, never their owners or versions.
 	"Store.SyncProviderUsage": "system job: usage numbers",

@@ -220,7 +220,7 @@ func (f *Anthropic) auth(next http.Handler) http.Handler {
 			f.fail(w, http.StatusUnauthorized, "authentication_error", msg)
 			return
 		}
-		if fl, ok := f.nextFailure(); ok {
+		if fl, ok := f.nextFailure(r.URL.Path); ok {
 			if fl.retryAfter != "" {
 				w.Header().Set("retry-after", fl.retryAfter)
 			}
@@ -330,6 +330,12 @@ func (f *Anthropic) updateKey(w http.ResponseWriter, r *http.Request) {
 		k := &f.keys[i]
 		if k.ID != id {
 			continue
+		}
+		if k.Status == "archived" || k.Status == "expired" {
+			// Not documented: Anthropic says archived keys cannot be
+			// reactivated; the fake refuses any change to them.
+			f.fail(w, http.StatusBadRequest, "invalid_request_error", "API key is "+k.Status+" and cannot be modified")
+			return
 		}
 		if in.Status != nil {
 			k.Status = *in.Status

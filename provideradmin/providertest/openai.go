@@ -226,7 +226,7 @@ func (f *OpenAI) auth(next http.Handler) http.Handler {
 			}})
 			return
 		}
-		if fl, ok := f.nextFailure(); ok {
+		if fl, ok := f.nextFailure(r.URL.Path); ok {
 			if fl.retryAfter != "" {
 				w.Header().Set("Retry-After", fl.retryAfter)
 			}

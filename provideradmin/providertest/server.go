@@ -36,6 +36,7 @@ type Request struct {
 
 // failure is one injected error answer.
 type failure struct {
+	path       string // "" = any path
 	status     int
 	retryAfter string
 	message    string
@@ -53,6 +54,8 @@ type server struct {
 	pageCap  int
 	now      func() time.Time
 	echoKey  bool
+	inFlight int
+	maxInFl  int
 }
 
 func (s *server) start(h http.Handler) {
@@ -92,6 +95,15 @@ func (s *server) FailNext(n, status int, retryAfter string) {
 	defer s.mu.Unlock()
 	for range n {
 		s.failures = append(s.failures, failure{status: status, retryAfter: retryAfter, message: http.StatusText(status)})
+	}
+}
+
+// FailPath is FailNext for requests to path only.
+func (s *server) FailPath(path string, n, status int, retryAfter string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for range n {
+		s.failures = append(s.failures, failure{path: path, status: status, retryAfter: retryAfter, message: http.StatusText(status)})
 	}
 }
 
@@ -147,11 +159,20 @@ func (s *server) Count(method, path string) int {
 	return n
 }
 
+// MaxInFlight is the most requests the fake was serving at once, to check
+// a client's concurrency bound.
+func (s *server) MaxInFlight() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.maxInFl
+}
+
 // ResetRequests forgets the requests received so far.
 func (s *server) ResetRequests() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.requests = nil
+	s.maxInFl = 0
 }
 
 // wrap records the request, then applies the delay and injected failures.
@@ -163,7 +184,14 @@ func (s *server) wrap(h http.Handler) http.Handler {
 		s.mu.Lock()
 		s.requests = append(s.requests, Request{Method: r.Method, Path: r.URL.Path, Query: r.URL.Query(), Body: string(body)})
 		delay := s.delay
+		s.inFlight++
+		s.maxInFl = max(s.maxInFl, s.inFlight)
 		s.mu.Unlock()
+		defer func() {
+			s.mu.Lock()
+			s.inFlight--
+			s.mu.Unlock()
+		}()
 		if delay > 0 {
 			t := time.NewTimer(delay)
 			select {
@@ -177,16 +205,17 @@ func (s *server) wrap(h http.Handler) http.Handler {
 	})
 }
 
-// nextFailure pops an injected failure, if any.
-func (s *server) nextFailure() (failure, bool) {
+// nextFailure pops the first injected failure for path, if any.
+func (s *server) nextFailure(path string) (failure, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(s.failures) == 0 {
-		return failure{}, false
+	for i, f := range s.failures {
+		if f.path == "" || f.path == path {
+			s.failures = append(s.failures[:i:i], s.failures[i+1:]...)
+			return f, true
+		}
 	}
-	f := s.failures[0]
-	s.failures = s.failures[1:]
-	return f, true
+	return failure{}, false
 }
 
 func (s *server) clock() time.Time {
