@@ -35,10 +35,18 @@ type KeyAtProvider struct {
 	Usage []UsageDay
 }
 
+// ProviderKeyActive is the status of a key that works at its provider
+// (OpenAI lists only such keys).
+const ProviderKeyActive = "active"
+
+// ProviderKeyInactive is Anthropic's status for a deactivated key, the
+// one keyledger sets when it revokes there.
+const ProviderKeyInactive = "inactive"
+
 // Revocable reports whether revoking at the provider still has something
 // to stop: the key is listed there and keyledger has not revoked it.
 func (k KeyAtProvider) Revocable() bool {
-	return k.DeletedAt == nil && k.RevokedAt == nil && (k.Status == "" || k.Status == "active")
+	return k.DeletedAt == nil && k.RevokedAt == nil && (k.Status == "" || k.Status == ProviderKeyActive)
 }
 
 // ProviderRevokeResult says what a revoke at the provider did.

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -98,3 +99,5 @@ func seenAtProvider(t testing.TB, f *fixture, connID string, r providerKeyRow, n
 	}
 	return id
 }
+
+func errorsAs(err error, target any) bool { return errors.As(err, target) }

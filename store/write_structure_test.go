@@ -81,9 +81,10 @@ var txWithoutSync = map[string]string{
 	"Store.recordSyncFailure":        "a sync result on the connection",
 	// Usage at the provider and spend alerts: numbers and alert
 	// bookkeeping about keys, never their owners or versions.
-	"Store.SyncProviderUsage": "system job: usage numbers",
-	"Store.RaiseSpendAlerts":  "system job: alert bookkeeping and its audit event (neither a reveal nor an export)",
-	"Store.SendSpendAlerts":   "system job: alert bookkeeping",
+	"Store.SyncProviderUsage":  "system job: usage numbers",
+	"Store.RaiseSpendAlerts":   "system job: alert bookkeeping and its audit event (neither a reveal nor an export)",
+	"Store.SendSpendAlerts":    "system job: alert bookkeeping",
+	"Store.auditRevokeFailure": "the audit event of a revoke the provider refused (nothing changed)",
 	// The audit chain links events already written.
 	"Store.chainBatch":       "the audit chainer",
 	"Store.ensureAuditEpoch": "audit bookkeeping at start",
