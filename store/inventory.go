@@ -176,3 +176,25 @@ func (s *Store) inventoryCandidates(ctx context.Context, items []keyledger.Inven
 	}
 	return rows.Err()
 }
+
+// InventoryConnections lists the live connections for the inventory's
+// filter (leads and admins): names and last sync, nothing of the key.
+func (s *Store) InventoryConnections(ctx context.Context, actor keyledger.Actor) ([]keyledger.ProviderConnection, error) {
+	if err := keyledger.CanViewInventory(actor.User); err != nil {
+		return nil, err
+	}
+	return s.liveConnections(ctx)
+}
+
+// InventoryCounts counts the provider keys per state over every live
+// connection, in one statement, for the ownership dashboard.
+func (s *Store) InventoryCounts(ctx context.Context, actor keyledger.Actor) (map[keyledger.InventoryState]int, error) {
+	if err := keyledger.CanViewInventory(actor.User); err != nil {
+		return nil, err
+	}
+	counts, err := s.inventoryCounts(ctx, ` WHERE (`+inventoryConds[keyledger.InventoryDeleted]+` OR pk.deleted_at IS NULL)`, inventoryArgs(s.now()))
+	if err != nil {
+		return nil, s.internal(ctx, "count inventory", err)
+	}
+	return counts, nil
+}

@@ -141,6 +141,10 @@ func (s *Store) ProviderConnections(ctx context.Context, actor keyledger.Actor) 
 	if err := keyledger.CanManageProviders(actor.User); err != nil {
 		return nil, err
 	}
+	return s.liveConnections(ctx)
+}
+
+func (s *Store) liveConnections(ctx context.Context) ([]keyledger.ProviderConnection, error) {
 	rows, err := s.pool.Query(ctx, `SELECT `+connectionColumns+` FROM provider_connections c LEFT JOIN users u ON u.id = c.created_by
 		WHERE c.removed_at IS NULL ORDER BY lower(c.name), c.id`)
 	if err != nil {

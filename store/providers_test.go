@@ -340,3 +340,57 @@ func TestProviderSyncMatchesByHint(t *testing.T) {
 	_, err = f.s.Inventory(ctx, as(f.member), keyledger.InventoryFilter{})
 	wantCode(t, err, keyledger.EFORBIDDEN)
 }
+
+// TestJobsSyncProviderConnections: the job client syncs every live
+// connection once per interval, records a failing one, and leaves a
+// removed one alone.
+func TestJobsSyncProviderConnections(t *testing.T) {
+	t.Parallel()
+	f := newProvFixture(t)
+	f.pa.set(f.openaiKey, []keyledger.ProviderKey{{ID: "key_1", Name: "one", Hint: "sk-proj-abc...wxyz", Project: "proj_1", Status: "active", OwnerActive: true}})
+	ok := f.connect(t, "openai", "Works", f.openaiKey)
+	failing := f.connect(t, "anthropic", "Fails", f.anthKey)
+	f.pa.fail[f.anthKey] = &keyledger.ProviderAdminError{Kind: keyledger.ProviderUnauthorized, Status: 401, Message: "invalid x-api-key"}
+	removedKey := secretValue(t, "sk-admin-")
+	removed := f.connect(t, "openai", "Removed", removedKey)
+	if err := f.s.RemoveProviderConnection(t.Context(), as(f.admin), removed.ID); err != nil {
+		t.Fatal(err)
+	}
+	f.pa.seen = nil // the checks on adding
+	c, err := f.s.NewJobs(store.JobsConfig{ProviderAdmin: f.pa, ProviderSyncInterval: time.Hour, ScanInterval: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = c.Stop(ctx)
+	})
+	waitFor(t, 15*time.Second, "both connections synced", func() bool {
+		a, err1 := f.s.ProviderConnection(t.Context(), as(f.admin), ok.ID)
+		b, err2 := f.s.ProviderConnection(t.Context(), as(f.admin), failing.ID)
+		return err1 == nil && err2 == nil && a.LastSyncStatus == keyledger.SyncOK && b.LastSyncStatus == keyledger.SyncFailed
+	})
+	// Scans keep running every second; within the interval nothing is
+	// synced again.
+	time.Sleep(2500 * time.Millisecond)
+	if n := f.count(t, `SELECT count(*) FROM audit_events WHERE action = $1`, keyledger.ActionProviderSync); n != 1 {
+		t.Errorf("%d syncs within one interval, want 1", n)
+	}
+	if n := f.count(t, `SELECT count(*) FROM audit_events WHERE action = $1`, keyledger.ActionProviderSyncFail); n != 1 {
+		t.Errorf("%d failed syncs within one interval, want 1", n)
+	}
+	f.pa.mu.Lock()
+	defer f.pa.mu.Unlock()
+	for _, k := range f.pa.seen {
+		if k == removedKey {
+			t.Error("a removed connection was synced")
+		}
+	}
+	if n := f.count(t, `SELECT count(*) FROM provider_keys`); n != 1 {
+		t.Errorf("%d provider keys, want 1", n)
+	}
+}

@@ -217,3 +217,18 @@ func (s *Store) recordSyncFailure(ctx context.Context, actor keyledger.Actor, id
 			"kind": string(keyledger.ProviderAdminErrorKindOf(cause)), "error": msg}})
 	})
 }
+
+// ConnectionsToSync lists the live connections not synced within
+// interval (or never), for the scheduler.
+func (s *Store) ConnectionsToSync(ctx context.Context, interval time.Duration) ([]string, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id::text FROM provider_connections
+		WHERE removed_at IS NULL AND (last_sync_at IS NULL OR last_sync_at <= $1) ORDER BY last_sync_at NULLS FIRST, id`, s.now().Add(-interval))
+	if err != nil {
+		return nil, fmt.Errorf("provider connections to sync: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("provider connections to sync: %w", err)
+	}
+	return ids, nil
+}

@@ -15,6 +15,16 @@ type DashboardView struct {
 	EnvTotals map[string]int
 	Total     int
 	Lists     []DashboardList
+	// Inventory counts provider keys keyledger does not account for.
+	Inventory []DashboardInventory
+}
+
+// DashboardInventory is one inventory count on the dashboard, linked to
+// the inventory filtered by its state.
+type DashboardInventory struct {
+	State keyledger.InventoryState
+	Count int
+	Help  string
 }
 
 // DashboardOwner is one row of the owner × environment table.

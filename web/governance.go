@@ -42,6 +42,18 @@ func (s *Server) dashboard(c echo.Context) error {
 		{Status: "stale", Title: fmt.Sprintf("No reveal in %d days", staleDays), Count: d.Stale,
 			Help: fmt.Sprintf("Registered over %d days ago and not revealed or exported since: still needed?", staleDays)},
 	}
+	// Keys at the connected providers that keyledger does not account
+	// for, linked to the filtered inventory.
+	inv, err := s.store.InventoryCounts(c.Request().Context(), s.actor(c))
+	if err != nil {
+		return err
+	}
+	v.Inventory = []templates.DashboardInventory{
+		{State: keyledger.InventoryShadow, Count: inv[keyledger.InventoryShadow],
+			Help: "Keys that exist at a connected provider but are not registered here. Register them, or revoke them at the provider."},
+		{State: keyledger.InventoryOwnerLeft, Count: inv[keyledger.InventoryOwnerLeft],
+			Help: "The owner lost access at the provider, or the registered key's owner is deactivated here."},
+	}
 	return render(c, http.StatusOK, templates.DashboardPage(s.page(c, "Ownership", "dashboard"), v))
 }
 

@@ -44,7 +44,10 @@ func (s *Server) keyFormData(c echo.Context, f *templates.KeyForm) error {
 }
 
 func (s *Server) keyNew(c echo.Context) error {
-	f := templates.KeyForm{Input: keyledger.KeyInput{OwnerEmail: currentUser(c).Email, Environment: c.QueryParam("environment")}}
+	// The inventory's "register it" prefills what the provider told us
+	// about a shadow key (never a value: keyledger has none).
+	f := templates.KeyForm{Input: keyledger.KeyInput{OwnerEmail: currentUser(c).Email, Environment: c.QueryParam("environment"),
+		Name: c.QueryParam("name"), Provider: c.QueryParam("provider"), Project: c.QueryParam("project")}}
 	if err := s.keyFormData(c, &f); err != nil {
 		return err
 	}

@@ -52,6 +52,9 @@ type Config struct {
 	PasswordLoginOff bool
 	// Metrics turns on GET /metrics (see metrics.go); off by default.
 	Metrics MetricsConfig
+	// ProviderAdmin talks to the providers' admin APIs for provider
+	// connections; nil: connections cannot be added or synced.
+	ProviderAdmin keyledger.ProviderAdmin
 }
 
 // DefaultSessions is the session policy: a secrets app signs idle people out after an hour and
@@ -208,6 +211,12 @@ func New(cfg Config, st *store.Store, log *slog.Logger) (*Server, error) {
 	auth.GET("/admin/environments", s.adminEnvironments)
 	auth.POST("/admin/environments", s.adminCreateEnvironment)
 	auth.POST("/admin/environments/:name", s.adminUpdateEnvironment)
+	auth.GET("/admin/providers", s.adminProviders)
+	auth.POST("/admin/providers", s.adminProviderCreate)
+	auth.POST("/admin/providers/:pid/sync", s.adminProviderSync)
+	auth.POST("/admin/providers/:pid/remove", s.adminProviderRemove)
+	auth.GET("/inventory", s.inventoryPage)
+	auth.GET("/inventory.csv", s.inventoryCSV)
 
 	// Leads: ownership audit, people, offboarding.
 	auth.GET("/dashboard", s.dashboard)
