@@ -222,6 +222,9 @@ func (w *providerSyncWorker) Work(ctx context.Context, job *river.Job[ProviderSy
 		return nil
 	}
 	_, err := w.s.SyncProviderConnection(ctx, keyledger.SystemActor("scheduler"), w.cfg.ProviderAdmin, job.Args.ConnectionID)
+	if err == nil {
+		err = w.s.afterProviderSync(ctx, w.cfg, job.Args.ConnectionID)
+	}
 	switch {
 	case keyledger.ErrorCode(err) == keyledger.ENOTFOUND:
 		return nil // removed since it was enqueued

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/keyledger/keyledger"
 )
 
@@ -78,30 +77,24 @@ func (s *Store) SyncProviderUsage(ctx context.Context, pa keyledger.ProviderAdmi
 	return len(order), nil
 }
 
-// liveConnections lists the connections a job works through.
-func (s *Store) liveConnections(ctx context.Context) ([]string, error) {
-	rows, err := s.pool.Query(ctx, "SELECT id::text FROM provider_connections WHERE removed_at IS NULL ORDER BY created_at")
-	if err != nil {
-		return nil, err
-	}
-	return pgx.CollectRows(rows, pgx.RowTo[string])
-}
-
 // SyncAllProviderUsage runs SyncProviderUsage for every live connection
 // supported by pa. One connection failing (a revoked admin key, a rate
 // limit) does not stop the others; the errors come back joined.
 func (s *Store) SyncAllProviderUsage(ctx context.Context, pa keyledger.ProviderAdmin) (int, error) {
-	ids, err := s.liveConnections(ctx)
+	conns, err := s.liveConnections(ctx)
 	if err != nil {
-		return 0, s.internal(ctx, "list provider connections", err)
+		return 0, err
 	}
 	total := 0
 	var errs []error
-	for _, id := range ids {
-		n, err := s.SyncProviderUsage(ctx, pa, id)
+	for _, c := range conns {
+		if !pa.Supports(c.Provider) {
+			continue
+		}
+		n, err := s.SyncProviderUsage(ctx, pa, c.ID)
 		total += n
 		if err != nil {
-			s.log.WarnContext(ctx, "provider usage sync failed", "connection", id, "err", err)
+			s.log.WarnContext(ctx, "provider usage sync failed", "connection", c.ID, "err", err)
 			errs = append(errs, err)
 		}
 	}

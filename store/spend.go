@@ -180,3 +180,21 @@ func (s *Store) SendSpendAlerts(ctx context.Context, n keyledger.Notifier, links
 	}
 	return sent, nil
 }
+
+// afterProviderSync runs, in the sync job, right after a connection's
+// inventory sync: its usage for the last 30 days, then the spend rule
+// over every key's usage, then the alerts it raised. A failure to read
+// usage is logged and leaves the stored usage as it was.
+func (s *Store) afterProviderSync(ctx context.Context, cfg JobsConfig, connectionID string) error {
+	if _, err := s.SyncProviderUsage(ctx, cfg.ProviderAdmin, connectionID); err != nil {
+		return err
+	}
+	if _, err := s.RaiseSpendAlerts(ctx, keyledger.DefaultSpendRule()); err != nil {
+		return err
+	}
+	if cfg.Notifier == nil {
+		return nil // raised and audited; no channel to tell anyone
+	}
+	_, err := s.SendSpendAlerts(ctx, cfg.Notifier, cfg.Links)
+	return err
+}
