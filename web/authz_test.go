@@ -419,6 +419,14 @@ func authzCases() []authzCase {
 					t.Errorf("archived = %v after status %d", archived, got.status)
 				}
 			}},
+		// The matrix's key is linked to no provider key: whoever may
+		// revoke it learns there is nothing to revoke there (409), after
+		// the reason is checked (422); nothing is called.
+		{route: "POST /keys/:id/provider-revoke", name: "with reason", method: "POST", perEnv: true, needsKey: true, path: keyPath("/provider-revoke"),
+			form: func(string, string, string) url.Values { return url.Values{"reason": {"authz matrix"}} },
+			want: editors("POST", "/provider-revoke", func(*keyledger.Key) authzWant { return authzWant{status: http.StatusConflict} })},
+		{route: "POST /keys/:id/provider-revoke", name: "without reason", method: "POST", perEnv: true, needsKey: true, path: keyPath("/provider-revoke"),
+			want: editors("POST", "/provider-revoke", func(*keyledger.Key) authzWant { return authzWant{status: http.StatusUnprocessableEntity} })},
 		{route: "POST /keys/:id/reveal", name: "with reason", method: "POST", perEnv: true, needsKey: true, path: keyPath("/reveal"),
 			form:  func(string, string, string) url.Values { return url.Values{"reason": {"authz matrix"}} },
 			want:  reveal(true),
