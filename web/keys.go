@@ -127,7 +127,7 @@ func flashFromQuery(c echo.Context) []templates.Flash {
 	default:
 		out = append(out, templates.Flash{Kind: "ok", Message: "Revoked at the provider. Programs still using that key will now fail; archive the key here too once nothing needs it."})
 	}
-		switch q.Get("verified") {
+	switch q.Get("verified") {
 	case "":
 	case keyledger.VerifyOK:
 		out = append(out, templates.Flash{Kind: "ok", Message: "Verified: the provider accepted the key."})
