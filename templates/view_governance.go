@@ -146,6 +146,20 @@ type OffboardingView struct {
 	WaiveReason string
 	WaiveError  string
 	Message     string
+	// CanProviderRevoke: keyledger has a provider admin client, so
+	// "revoke at the provider" items offer the revoke.
+	CanProviderRevoke bool
+	// ProviderStepUpNeeded: the viewer has no fresh password or code, so
+	// the revoke form asks for one (keys unknown to keyledger, and keys
+	// of sensitive environments, need it).
+	ProviderStepUpNeeded bool
+	ProviderRevoke       ItemProviderRevokeForm
+}
+
+// ItemProviderRevokeForm is a refused "revoke at the provider" item form.
+type ItemProviderRevokeForm struct {
+	Item int64
+	ProviderRevokeForm
 }
 
 // ItemGroup is the checklist's items of one kind.

@@ -79,3 +79,11 @@ func providerStatusLabel(k keyledger.KeyAtProvider) string {
 	}
 	return k.Status
 }
+
+// providerRevokeFor is the refused form's state when it was for item id.
+func (v OffboardingView) providerRevokeFor(id int64) ItemProviderRevokeForm {
+	if v.ProviderRevoke.Item == id {
+		return v.ProviderRevoke
+	}
+	return ItemProviderRevokeForm{}
+}

@@ -198,6 +198,9 @@ func governanceFlash(c echo.Context) []templates.Flash {
 	if q.Get("started") != "" {
 		out = append(out, templates.Flash{Kind: "ok", Message: "Offboarding started. Work through the checklist; items tick themselves off as the actions happen anywhere in keyledger."})
 	}
+	if q.Get("provider_revoked") != "" {
+		out = append(out, templates.Flash{Kind: "ok", Message: "Revoked at the provider. The item is resolved and the revoke is on the record."})
+	}
 	if q.Get("waived") != "" {
 		out = append(out, templates.Flash{Kind: "ok", Message: "Item waived. The reason is on the record."})
 	}

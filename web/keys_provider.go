@@ -2,6 +2,7 @@ package web
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -95,4 +96,41 @@ func revokeFormError(err error, f *templates.ProviderRevokeForm) (status int, ok
 		return 0, false
 	}
 	return statusOf(code), true
+}
+
+// offboardingProviderRevoke works a "revoke at the provider" item (POST
+// /offboarding/{oid}/items/{item}/provider-revoke: reason, step_up).
+func (s *Server) offboardingProviderRevoke(c echo.Context) error {
+	id, err := offboardingID(c)
+	if err != nil {
+		return err
+	}
+	item, err := strconv.ParseInt(c.Param("item"), 10, 64)
+	if err != nil || item <= 0 {
+		return keyledger.ErrNotFound("Item")
+	}
+	form := templates.ItemProviderRevokeForm{Item: item}
+	form.Reason = strings.TrimSpace(c.FormValue("reason"))
+	if secret := c.FormValue("step_up"); secret != "" {
+		fieldErr, err := s.doStepUp(c, secret)
+		if err != nil {
+			return err
+		}
+		if fieldErr != "" {
+			form.StepUpError = fieldErr
+			return s.renderOffboarding(c, http.StatusUnauthorized, offboardingExtras{providerRevoke: form})
+		}
+	}
+	if _, err := s.store.RevokeOffboardingItemAtProvider(c.Request().Context(), s.actor(c), s.cfg.ProviderAdmin, id, item, form.Reason); err != nil {
+		status, ok := revokeFormError(err, &form.ProviderRevokeForm)
+		if !ok {
+			return err
+		}
+		var ke *keyledger.Error
+		if errors.As(err, &ke) && ke.RetryAfter > 0 {
+			c.Response().Header().Set("Retry-After", strconv.Itoa(int(ke.RetryAfter.Seconds()+0.5)))
+		}
+		return s.renderOffboarding(c, status, offboardingExtras{providerRevoke: form})
+	}
+	return c.Redirect(http.StatusSeeOther, fmt.Sprintf("/offboarding/%d?provider_revoked=1", id))
 }

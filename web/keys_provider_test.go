@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -92,5 +93,59 @@ func TestKeyPageAtProviderAndRevoke(t *testing.T) {
 		if strings.Contains(l, fakes.openai.AdminKey()) {
 			t.Error("the admin key is on a page or in the log")
 		}
+	}
+}
+
+// TestOffboardingRevokeAtProvider: the departing person created a key in
+// OpenAI's dashboard that keyledger never recorded; their checklist lists
+// it, and a lead revokes it from there (reason, password: a key unknown
+// to keyledger may be production), which resolves the item.
+func TestOffboardingRevokeAtProvider(t *testing.T) {
+	t.Parallel()
+	fakes := newProviderFakes(t)
+	env := newEnv(t, fakes.option())
+	fakes.openai.AddProject(providertest.OpenAIProject{ID: "proj_checkout", Name: "checkout"})
+	id := fakes.openai.AddKey(providertest.OpenAIKey{Project: "proj_checkout", Name: "made in the dashboard", RedactedValue: "sk-proj-Qq...Zt4k",
+		OwnerType: "user", OwnerEmail: "member2@example.com"})
+	fakes.connectOpenAI(t, env, "acme")
+	oid, err := env.Store.StartOffboarding(context.Background(), actorOf(env, "lead"), "member2@example.com", false, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := env.Store.Offboarding(context.Background(), actorOf(env, "lead"), oid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var item keyledger.OffboardingItem
+	for _, it := range o.Items {
+		if it.Kind == keyledger.ItemProviderRevoke {
+			item = it
+		}
+	}
+	if item.ID == 0 {
+		t.Fatalf("no provider item in %+v", o.Items)
+	}
+	lead := env.client().login("lead")
+	path := "/offboarding/" + strconv.FormatInt(oid, 10)
+	_, page := lead.get(path)
+	if !strings.Contains(page, `data-testid="group-provider_revoke"`) || !strings.Contains(page, id) || !strings.Contains(page, `data-testid="item-provider-revoke-form"`) {
+		t.Fatal("the checklist does not offer the provider item")
+	}
+	itemPath := path + "/items/" + strconv.FormatInt(item.ID, 10) + "/provider-revoke"
+	resp, page := lead.post(itemPath, url.Values{"reason": {""}, "step_up": {Password}})
+	if resp.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(page, `data-testid="error-provider-reason"`) {
+		t.Errorf("no reason: %d", resp.StatusCode)
+	}
+	fakes.openai.ResetRequests()
+	resp, _ = lead.post(itemPath, url.Values{"reason": {"offboarding member2"}, "step_up": {Password}})
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("revoke: %d", resp.StatusCode)
+	}
+	if n := fakes.openai.Count("DELETE", "/v1/organization/projects/proj_checkout/api_keys/"+id); n != 1 {
+		t.Errorf("the fake saw %d DELETEs of %s", n, id)
+	}
+	_, page = lead.get(path)
+	if !strings.Contains(page, "revoked at the provider") {
+		t.Error("the item does not show as revoked")
 	}
 }

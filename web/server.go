@@ -228,6 +228,7 @@ func New(cfg Config, st *store.Store, log *slog.Logger) (*Server, error) {
 	auth.GET("/offboarding/:oid", s.offboardingPage)
 	auth.GET("/offboarding/:oid/record.csv", s.offboardingCSV)
 	auth.POST("/offboarding/:oid/items/:item/waive", s.offboardingWaive)
+	auth.POST("/offboarding/:oid/items/:item/provider-revoke", s.offboardingProviderRevoke)
 	auth.POST("/offboarding/:oid/reassign", s.offboardingReassign)
 	auth.POST("/offboarding/:oid/revoke", s.offboardingRevoke)
 	auth.POST("/offboarding/:oid/deactivate", s.offboardingDeactivate)
