@@ -236,9 +236,12 @@ func TestBrowserAccessibility(t *testing.T) {
 	chromiumPath(t)
 	axe := axeSource(t)
 	start := time.Now()
-	env := newEnv(t)
+	fakes := newProviderFakes(t)
+	env := newEnv(t, fakes.option())
 	ctx := context.Background()
-	dev := env.createKey("member", "development", "OpenAI dev", authzSecret())
+	devValue := authzSecret()
+	dev := env.createKey("member", "development", "OpenAI dev", devValue)
+	a11yProviders(t, env, fakes, devValue)
 	prod := env.createKey("lead", "production", "OpenAI prod", authzSecret())
 	if _, err := env.Store.Reveal(ctx, keyledger.Actor{User: env.Users["member"]}, dev.ID, "local development of checkout"); err != nil {
 		t.Fatal(err)
@@ -339,6 +342,10 @@ func TestBrowserAccessibility(t *testing.T) {
 			}
 			b.audit("expired form")
 		case "lead":
+			// Revoking at the provider needs a reason (the confirm dialog
+			// is taken off: the browser here answers no dialogs).
+			b.badSubmit(keyPage, `[data-testid="provider-revoke"]`, "error-summary",
+				chromedp.Evaluate[chromedp.Void](`document.querySelector('form[action$="/provider-revoke"]').removeAttribute("data-confirm")`))
 			// Production needs a reason: a reveal without one is a field error.
 			b.badSubmit("/keys/"+prod.ID, `[data-testid="reveal-submit"]`, "error-summary")
 			b.badSubmit("/offboarding", `[data-testid="start-submit"]`, "error-summary")
