@@ -238,7 +238,9 @@ func (w *providerSyncWorker) Work(ctx context.Context, job *river.Job[ProviderSy
 }
 
 // Timeout leaves room for paging through a large organization.
-func (w *providerSyncWorker) Timeout(*river.Job[ProviderSyncArgs]) time.Duration { return 10 * time.Minute }
+func (w *providerSyncWorker) Timeout(*river.Job[ProviderSyncArgs]) time.Duration {
+	return 10 * time.Minute
+}
 
 // ValueAlertsArgs sends pending value alerts (see SendValueAlerts): a
 // key's value offered by someone outside its reveal policy. Every minute,

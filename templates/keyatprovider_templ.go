@@ -372,7 +372,7 @@ func providerKeyDetails(p Page, v KeyDetailView, kp keyledger.KeyAtProvider) tem
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = UsageCharts(NewUsageCharts(kp.Usage, v.Now)).Render(ctx, templ_7745c5c3_Buffer)
+		templ_7745c5c3_Err = UsageCharts(NewUsageCharts(kp.Usage, v.Now).WithID(providerKeyDOM("pk", kp.ID))).Render(ctx, templ_7745c5c3_Buffer)
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}

@@ -513,7 +513,7 @@ func InventoryPage(p Page, v InventoryView) templ.Component {
 					return templ_7745c5c3_Err
 				}
 			}
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 46, " <nav aria-label=\"Inventory states\" data-testid=\"inventory-counts\"><ul class=\"inventory-counts\"><li><a href=\"")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 46, " <section aria-label=\"Inventory states\" data-testid=\"inventory-counts\"><ul><li><a href=\"")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
@@ -608,7 +608,7 @@ func InventoryPage(p Page, v InventoryView) templ.Component {
 					return templ_7745c5c3_Err
 				}
 			}
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 57, "</ul></nav><form method=\"get\" action=\"/inventory\" class=\"filters\"><label for=\"state\">State</label> <select id=\"state\" name=\"state\"><option value=\"\">All</option> ")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 57, "</ul></section><form method=\"get\" action=\"/inventory\" class=\"filters\"><label for=\"state\">State</label> <select id=\"state\" name=\"state\"><option value=\"\">All</option> ")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}

@@ -221,3 +221,24 @@ func TestUsageChartTextAlternative(t *testing.T) {
 		}
 	}
 }
+
+func TestUsageChartIDsAreUniquePerProviderKey(t *testing.T) {
+	days := []keyledger.UsageDay{{Day: chartDay(1), Requests: 5}}
+	var buf bytes.Buffer
+	for _, id := range []string{"pk-1", "pk-2"} {
+		if err := UsageCharts(NewUsageCharts(days, chartNow).WithID(id)).Render(context.Background(), &buf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seen := map[string]bool{}
+	for _, part := range strings.Split(buf.String(), ` id="`)[1:] {
+		id := part[:strings.IndexByte(part, '"')]
+		if seen[id] {
+			t.Errorf("id %q twice", id)
+		}
+		seen[id] = true
+	}
+	if len(seen) != 8 {
+		t.Errorf("%d ids, want 8 (title and desc of two charts, twice)", len(seen))
+	}
+}

@@ -35,6 +35,24 @@ type UsageChartsView struct {
 	ActiveDays int
 	// InputTokens and OutputTokens are the totals behind Tokens.
 	InputTokens, OutputTokens int64
+	// ID prefixes the charts' element ids, unique on the page (a key
+	// can have several provider keys, each with its charts).
+	ID string
+}
+
+// WithID returns v with its element ids prefixed by id.
+func (v UsageChartsView) WithID(id string) UsageChartsView {
+	v.ID = id
+	return v
+}
+
+// domID is the id of part (title, desc) of chart c.
+func (v UsageChartsView) domID(c UsageChart, part string) string {
+	id := "usage-" + c.Series + "-" + part
+	if v.ID != "" {
+		id = v.ID + "-" + id
+	}
+	return id
 }
 
 // Empty reports whether the key was not used at all in the window.

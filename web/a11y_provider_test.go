@@ -1,7 +1,6 @@
 package web_test
 
 import (
-	"context"
 	"testing"
 	"time"
 
@@ -13,6 +12,7 @@ import (
 // OpenAI fake with usage on several days (so the key page draws its
 // charts and offers the revoke form), and a key member2 created in the
 // dashboard (so member2's offboarding checklist has a provider item).
+// The caller connects the fake and syncs usage.
 func a11yProviders(t *testing.T, env *testEnv, fakes *providerFakes, devValue string) {
 	t.Helper()
 	fakes.openai.AddProject(providertest.OpenAIProject{ID: "proj_checkout", Name: "checkout"})
@@ -27,8 +27,4 @@ func a11yProviders(t *testing.T, env *testEnv, fakes *providerFakes, devValue st
 	}
 	fakes.openai.AddKey(providertest.OpenAIKey{Project: "proj_checkout", Name: "made in the dashboard", RedactedValue: "sk-proj-Qq...Zt4k",
 		OwnerType: "user", OwnerEmail: "member2@example.com"})
-	conn := fakes.connectOpenAI(t, env, "acme")
-	if _, err := env.Store.SyncProviderUsage(context.Background(), fakes.client, conn.ID); err != nil {
-		t.Fatal(err)
-	}
 }

@@ -245,6 +245,9 @@ type authzCase struct {
 	// verifier: the route's server checks keys against a fake provider
 	// that accepts every key.
 	verifier bool
+	// providers: the route's server reaches the provider admin API fakes
+	// (providers_test.go).
+	providers bool
 }
 
 func signedIn(actor string) bool { return actor != actorAnonymous && actor != actorDeactivated }
@@ -594,7 +597,7 @@ func authzCases() []authzCase {
 			want: func(a, _ string, k *keyledger.Key) authzWant { return needUser(a, "PUT", "/keys/"+k.ID, nf404) }},
 		{route: "echo_route_not_found /", name: "POST /", method: "POST", path: fixedPath("/"),
 			want: everyone("POST", "/", nf404)},
-	}, append(append(authzGovernanceCases(), authzAccountCases()...), authzOIDCCases()...)...)
+	}, append(append(append(authzGovernanceCases(), authzAccountCases()...), authzOIDCCases()...), authzProviderCases()...)...)
 }
 
 func TestAuthzEveryRouteIsCovered(t *testing.T) {
@@ -651,6 +654,9 @@ func TestAuthzMatrix(t *testing.T) {
 			var opts []envOption
 			if rc.verifier {
 				opts = append(opts, withVerifier(newFakeOpenAI(t, nil).verifier(t)))
+			}
+			if rc.providers {
+				opts = append(opts, newProviderFakes(t).option())
 			}
 			env := newEnv(t, opts...)
 			var secrets []string // every value that exists in this env

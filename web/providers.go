@@ -160,4 +160,3 @@ func (s *Server) inventoryCSV(c echo.Context) error {
 	w.w.Flush()
 	return w.w.Error()
 }
-
