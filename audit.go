@@ -73,6 +73,31 @@ const (
 	ActionOffboardWaive       = "offboarding.item_waived"
 	ActionOffboardAdd         = "offboarding.item_added"
 	ActionOffboardComplete    = "offboarding.complete"
+
+	// Provider connections. Details name the provider, the connection
+	// and counts; never the admin key.
+	ActionProviderConnect    = "provider.connect"
+	ActionProviderDisconnect = "provider.disconnect"
+	// ActionProviderCheckFail is an admin key the provider refused (or
+	// could not be asked about) when adding a connection; nothing was
+	// stored.
+	ActionProviderCheckFail = "provider.check_failed"
+	ActionProviderSync      = "provider.sync"
+	ActionProviderSyncFail  = "provider.sync_failed"
+	ActionProviderLink      = "provider.key_linked"
+)
+
+// Acting on keys at their provider (admin API connections).
+const (
+	// ActionProviderRevoke: a key was revoked at its provider (OpenAI
+	// deleted it, Anthropic set it inactive), or found already gone.
+	ActionProviderRevoke = "key.provider_revoke"
+	// ActionProviderRevokeFailed: the provider refused or did not answer;
+	// nothing was marked revoked.
+	ActionProviderRevokeFailed = "key.provider_revoke_failed"
+	// ActionSpendSpike: a key's daily use at its provider broke the
+	// spend rule; its owner and the leads are told.
+	ActionSpendSpike = "key.spend_spike"
 )
 
 // AuditActions lists the actions for filter menus.
@@ -86,6 +111,8 @@ func AuditActions() []string {
 		ActionStepUp, ActionReauthFailed, ActionAccountAttack, ActionSessionRevoke, ActionSessionRevokeOthers, ActionEnvCreate, ActionEnvUpdate, ActionRolePolicy,
 		ActionOffboardStart, ActionOffboardResolve, ActionOffboardWaive, ActionOffboardAdd, ActionOffboardComplete,
 		ActionMasterKeyRotate,
+		ActionProviderConnect, ActionProviderDisconnect, ActionProviderCheckFail, ActionProviderSync, ActionProviderSyncFail, ActionProviderLink,
+		ActionProviderRevoke, ActionProviderRevokeFailed, ActionSpendSpike,
 	}
 }
 

@@ -5,6 +5,12 @@ package keyledger
 // never change; the labels may.
 var auditActionLabels = map[string]string{
 	ActionSignIn:              "Signed in",
+	ActionProviderConnect:     "Provider connection added",
+	ActionProviderDisconnect:  "Provider connection removed",
+	ActionProviderCheckFail:   "Provider admin key refused",
+	ActionProviderSync:        "Provider keys synced",
+	ActionProviderSyncFail:    "Provider sync failed",
+	ActionProviderLink:        "Provider key linked",
 	ActionSignInFailed:        "Sign-in failed",
 	ActionSignInThrottle:      "Sign-in throttled",
 	ActionSignOut:             "Signed out",
@@ -51,6 +57,10 @@ var auditActionLabels = map[string]string{
 	ActionOffboardWaive:       "Offboarding item waived",
 	ActionOffboardAdd:         "Offboarding item added",
 	ActionOffboardComplete:    "Offboarding completed",
+
+	ActionProviderRevoke:       "Key revoked at the provider",
+	ActionProviderRevokeFailed: "Revoke at the provider failed",
+	ActionSpendSpike:           "Usage spike at the provider",
 }
 
 // AuditActionLabel is the human name of an audit action ("Signed in" for

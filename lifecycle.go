@@ -79,6 +79,12 @@ type Notification struct {
 	AttemptedBy        string
 	AttemptEnvironment string
 	Attempts           int
+	// For AlertSpendSpike: the day that broke the spend rule and its
+	// numbers, and the key as the provider names it (ProviderKeyID, at
+	// Provider); KeyID is empty when the key is not in keyledger.
+	Spend         SpendSpike
+	ProviderKeyID string
+	Provider      string
 }
 
 // Reminder kinds.
@@ -92,6 +98,9 @@ const (
 	// AlertAccountAttack warns the admins of many failed sign-ins for
 	// one account.
 	AlertAccountAttack = "account_under_attack"
+	// AlertSpendSpike: a key's daily use at its provider is far above its
+	// usual (SpendRule), which is what a leaked key looks like.
+	AlertSpendSpike = "spend_spike"
 )
 
 // Notices to one person about their own account (not about a key). They

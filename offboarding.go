@@ -8,6 +8,9 @@ const (
 	ItemRotate     = "rotate"     // a live key whose current version they saw
 	ItemRevoke     = "revoke"     // their sessions and tokens
 	ItemDeactivate = "deactivate" // their account
+	// ItemProviderRevoke: a key they created at a connected provider
+	// (provider_keys.created_by is their email), still active there.
+	ItemProviderRevoke = "provider_revoke"
 )
 
 // Item states.
@@ -43,6 +46,9 @@ type OffboardingItem struct {
 	ResolvedBy  string
 	ResolvedAt  *time.Time
 	CreatedAt   time.Time
+	// ProviderKeyRef is the provider key of an ItemProviderRevoke item
+	// (provider_keys.id); KeyID is then its linked key, if any.
+	ProviderKeyRef int64
 }
 
 // Open counts the items still to do.
@@ -78,6 +84,8 @@ func ItemLabel(kind string) string {
 		return "Revoke sessions and tokens"
 	case ItemDeactivate:
 		return "Deactivate the account"
+	case ItemProviderRevoke:
+		return "Revoke at the provider (they created it there)"
 	}
 	return kind
 }

@@ -81,6 +81,26 @@ func CanAdminister(u *User) error {
 	return Errorf(EFORBIDDEN, "Only admins may do this.")
 }
 
+// CanViewInventory decides whether u may see the provider inventory: every
+// key that exists at the connected providers, registered or not. Leads and
+// admins, like the ownership dashboard it feeds.
+func CanViewInventory(u *User) error {
+	if u.Active() && u.Role.AtLeastLead() {
+		return nil
+	}
+	return Errorf(EFORBIDDEN, "Only leads and admins may see the provider inventory.")
+}
+
+// CanManageProviders decides whether u may add, remove and sync provider
+// connections, or link a provider key by hand: an admin key can list and
+// revoke every key of an organization, so only admins hold it.
+func CanManageProviders(u *User) error {
+	if u.Active() && u.Role == RoleAdmin {
+		return nil
+	}
+	return Errorf(EFORBIDDEN, "Only admins may manage provider connections.")
+}
+
 // CheckScope refuses a token action its scopes do not cover. Browser
 // sessions (no token) are not limited by scopes.
 func CheckScope(a Actor, scope string) error {
@@ -162,4 +182,56 @@ func CanUse(u *User) error {
 		return Errorf(EFORBIDDEN, "Your account is deactivated.")
 	}
 	return nil
+}
+
+// CanProviderRevoke decides whether actor may revoke a key at its provider
+// (OpenAI deletes it, Anthropic deactivates it). That stops every program
+// using the key, and no one can undo it, so it asks more than archiving:
+//   - who: the key's owner, leads and admins, as for editing a key; for a
+//     key only the provider knows (env nil, ownerID 0), leads and admins;
+//   - proof: in a sensitive environment a password or code from the last
+//     StepUpWindow, as for a reveal; a key only the provider knows counts
+//     as sensitive, since nothing says it is not production; an access
+//     token cannot step up, so it is refused there.
+//
+// The reason is checked apart (CheckProviderRevokeReason) so a form can
+// show it next to its field.
+func CanProviderRevoke(a Actor, env *Environment, ownerID int64, now time.Time) error {
+	if env == nil {
+		if err := CanLead(a.User); err != nil {
+			return Errorf(EFORBIDDEN, "Only leads and admins may revoke a key that is not registered in keyledger.")
+		}
+	} else if err := CanEditKey(a.User, ownerID); err != nil {
+		return Errorf(EFORBIDDEN, "Only the key's owner, leads and admins may revoke it at the provider.")
+	}
+	sensitive, where := true, "it is not registered in keyledger, so it may be a production key"
+	if env != nil {
+		sensitive, where = env.Sensitive, env.Name+" is a sensitive environment"
+	}
+	if !sensitive {
+		return nil
+	}
+	if a.Token != nil {
+		return Errorf(EFORBIDDEN, "Revoking this key at the provider needs a fresh password or code, which an access token cannot give; use the browser.")
+	}
+	if !FreshProof(a, now) {
+		return &Error{Code: ESTEPUP, Message: "Confirm it is you: " + where + ", so revoking it at the provider needs your password (or two-factor code) from the last 10 minutes.",
+			Fields: map[string]string{"step_up": "Enter your password or a two-factor code."}}
+	}
+	return nil
+}
+
+// CheckProviderRevokeReason requires a reason for revoking at the provider,
+// in every environment: it is the one record of why production traffic
+// may have stopped.
+func CheckProviderRevokeReason(reason string) (string, error) {
+	r, err := CheckReason(reason, false)
+	if err != nil {
+		return r, err
+	}
+	if r == "" {
+		return r, &Error{Code: EINVALID, Message: "Say why you revoke this key at the provider.",
+			Fields: map[string]string{"reason": "Say why: revoking at the provider stops every program using the key (invisible characters do not count)."}}
+	}
+	return r, nil
 }

@@ -51,6 +51,9 @@ func Text(n keyledger.Notification) string {
 	if n.Kind == keyledger.NoticeTOTPReset {
 		return totpResetText(n)
 	}
+	if n.Kind == keyledger.AlertSpendSpike {
+		return spendText(n)
+	}
 	var b strings.Builder
 	b.WriteString(icon(n.Kind))
 	b.WriteString(" ")
@@ -125,6 +128,8 @@ func Subject(n keyledger.Notification) string {
 		}
 	case keyledger.AlertDuplicateValue:
 		s += ": value held outside its reveal policy"
+	case keyledger.AlertSpendSpike:
+		s += ": usage spike at " + truncate(clean(n.Provider), subjectFieldRunes)
 	default:
 		s += " needs attention"
 	}
@@ -194,8 +199,54 @@ func icon(kind string) string {
 		return "⚠️"
 	case keyledger.AlertDuplicateValue:
 		return "🚨"
+	case keyledger.AlertSpendSpike:
+		return "📈"
 	}
 	return "🔔"
+}
+
+// spendText tells a key's owner and the leads that its use spiked, e.g.
+//
+//	📈 Key "checkout" (core, production) used 12,000 requests on 2026-12-03 (UTC), 8.0× its 14-day median of 1,500. If that is not your own traffic, the key may have leaked: revoke it at OpenAI from its page. Owner: maria@example.com. https://keys.example.com/keys/42
+func spendText(n keyledger.Notification) string {
+	var b strings.Builder
+	b.WriteString(icon(n.Kind) + " " + keyPhrase(n, 0))
+	provider := clean(n.Provider)
+	if n.KeyID == "" && n.ProviderKeyID != "" {
+		b.WriteString(" (" + clean(n.ProviderKeyID) + " at " + provider + ", not registered in keyledger)")
+	}
+	sp := n.Spend
+	value, median := sp.Requests, sp.MedianRequests
+	if sp.Measure == keyledger.SpikeTokens {
+		value, median = sp.Tokens, sp.MedianTokens
+	}
+	b.WriteString(" used " + groupDigits(value) + " " + sp.Measure + " on " + sp.Day.UTC().Format(dateLayout) + " (UTC), ")
+	if median == 0 {
+		b.WriteString("after 14 days without use.")
+	} else {
+		b.WriteString(strconv.FormatFloat(sp.Ratio(), 'f', 1, 64) + "× its 14-day median of " + groupDigits(int64(median+0.5)) + ".")
+	}
+	b.WriteString(" If that is not your own traffic, the key may have leaked: revoke it at " + provider + ".")
+	if owner := ownerPhrase(n); owner != "" {
+		b.WriteString(" Owner: " + owner + ".")
+	}
+	if u := clean(n.URL); u != "" {
+		b.WriteString(" " + u)
+	}
+	return b.String()
+}
+
+// groupDigits writes n with thousands separators: 12000 → "12,000".
+func groupDigits(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	var b strings.Builder
+	for i, r := range s {
+		if i > 0 && r != '-' && s[i-1] != '-' && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 // subjectFieldRunes caps the key name, project and environment in a

@@ -216,3 +216,29 @@ func TestTextDuplicateValueAlert(t *testing.T) {
 		t.Errorf("Subject = %q", s)
 	}
 }
+
+func TestTextSpendSpikeAlert(t *testing.T) {
+	day := time.Date(2026, 12, 3, 0, 0, 0, 0, time.UTC)
+	n := keyledger.Notification{Kind: keyledger.AlertSpendSpike, KeyName: "checkout", Project: "core", Environment: "production",
+		OwnerEmail: "maria@example.com", Provider: "OpenAI", ProviderKeyID: "key_abc", URL: "https://k.example/keys/1",
+		Spend: keyledger.SpendSpike{Day: day, Measure: keyledger.SpikeRequests, Requests: 12000, Tokens: 5, MedianRequests: 1500}}
+	got := Text(n)
+	for _, want := range []string{`Key "checkout" (core, production)`, "12,000 requests on 2026-12-03 (UTC)", "8.0× its 14-day median of 1,500", "revoke it at OpenAI", "Owner: maria@example.com", "https://k.example/keys/1"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("Text = %q, want it to contain %q", got, want)
+		}
+	}
+	if s := Subject(n); s != `[keyledger] Key "checkout" (core, production): usage spike at OpenAI` {
+		t.Errorf("Subject = %q", s)
+	}
+	// A key the provider knows but keyledger does not: named by its
+	// provider id, from nothing (median zero), in tokens.
+	n = keyledger.Notification{Kind: keyledger.AlertSpendSpike, KeyName: "ci bot", Project: "proj_1", Provider: "Anthropic", ProviderKeyID: "apikey_9",
+		Spend: keyledger.SpendSpike{Day: day, Measure: keyledger.SpikeTokens, Requests: 10, Tokens: 2_500_000}}
+	got = Text(n)
+	for _, want := range []string{`Key "ci bot" (proj_1)`, "apikey_9 at Anthropic, not registered in keyledger", "2,500,000 tokens on 2026-12-03 (UTC)", "after 14 days without use"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("Text = %q, want it to contain %q", got, want)
+		}
+	}
+}

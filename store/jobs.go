@@ -37,6 +37,12 @@ type JobsConfig struct {
 	CheckpointInterval time.Duration
 	// Checkpoints may be nil: then checkpoints go to the log only.
 	Checkpoints keyledger.CheckpointPublisher
+	// ProviderAdmin may be nil: then provider connections are not synced
+	// in the background.
+	ProviderAdmin keyledger.ProviderAdmin
+	// ProviderSyncInterval is how often each provider connection is
+	// synced (KEYLEDGER_PROVIDER_SYNC_INTERVAL, default an hour).
+	ProviderSyncInterval time.Duration
 }
 
 // QueueVerify is the queue of provider checks; its worker count bounds
@@ -160,6 +166,82 @@ func (w *destroyWorker) Work(ctx context.Context, job *river.Job[DestroyVersions
 	return err
 }
 
+// ProviderSyncScanArgs finds provider connections due for a sync and
+// enqueues one job per connection.
+type ProviderSyncScanArgs struct{}
+
+// Kind names the job in River's tables.
+func (ProviderSyncScanArgs) Kind() string { return "keyledger.provider_sync_scan" }
+
+// ProviderSyncArgs syncs one provider connection.
+type ProviderSyncArgs struct {
+	ConnectionID string `json:"connection_id"`
+}
+
+// Kind names the job in River's tables.
+func (ProviderSyncArgs) Kind() string { return "keyledger.provider_sync" }
+
+type providerSyncScanWorker struct {
+	river.WorkerDefaults[ProviderSyncScanArgs]
+	s   *Store
+	cfg JobsConfig
+}
+
+func (w *providerSyncScanWorker) Work(ctx context.Context, job *river.Job[ProviderSyncScanArgs]) error {
+	if w.cfg.ProviderAdmin == nil {
+		return nil
+	}
+	ids, err := w.s.ConnectionsToSync(ctx, w.cfg.ProviderSyncInterval)
+	if err != nil || len(ids) == 0 {
+		return err
+	}
+	client := river.ClientFromContext[pgx.Tx](ctx)
+	params := make([]river.InsertManyParams, 0, len(ids))
+	for _, id := range ids {
+		params = append(params, river.InsertManyParams{Args: ProviderSyncArgs{ConnectionID: id}, InsertOpts: &river.InsertOpts{
+			// A failed sync is recorded on the connection and retried at
+			// the next interval, not hammered.
+			MaxAttempts: 1,
+			UniqueOpts:  river.UniqueOpts{ByArgs: true, ByPeriod: w.cfg.ProviderSyncInterval},
+		}})
+	}
+	if _, err := client.InsertMany(ctx, params); err != nil {
+		return fmt.Errorf("enqueue %d provider syncs: %w", len(ids), err)
+	}
+	return nil
+}
+
+type providerSyncWorker struct {
+	river.WorkerDefaults[ProviderSyncArgs]
+	s   *Store
+	cfg JobsConfig
+}
+
+func (w *providerSyncWorker) Work(ctx context.Context, job *river.Job[ProviderSyncArgs]) error {
+	if w.cfg.ProviderAdmin == nil {
+		return nil
+	}
+	_, err := w.s.SyncProviderConnection(ctx, keyledger.SystemActor("scheduler"), w.cfg.ProviderAdmin, job.Args.ConnectionID)
+	if err == nil {
+		err = w.s.afterProviderSync(ctx, w.cfg, job.Args.ConnectionID)
+	}
+	switch {
+	case keyledger.ErrorCode(err) == keyledger.ENOTFOUND:
+		return nil // removed since it was enqueued
+	case keyledger.ProviderAdminErrorKindOf(err) != "":
+		// The provider's answer is on the connection and in the audit
+		// log; River's error list would only repeat it.
+		w.cfg.Logger.WarnContext(ctx, "provider sync failed", "connection", job.Args.ConnectionID, "kind", keyledger.ProviderAdminErrorKindOf(err))
+		return nil
+	}
+	return err
+}
+
+// Timeout leaves room for paging through a large organization.
+func (w *providerSyncWorker) Timeout(*river.Job[ProviderSyncArgs]) time.Duration {
+	return 10 * time.Minute
+}
+
 // ValueAlertsArgs sends pending value alerts (see SendValueAlerts): a
 // key's value offered by someone outside its reveal policy. Every minute,
 // not with the daily reminders: it is news about a possible leak.
@@ -200,6 +282,9 @@ func (s *Store) NewJobs(cfg JobsConfig) (*river.Client[pgx.Tx], error) {
 	if cfg.CheckpointInterval <= 0 {
 		cfg.CheckpointInterval = time.Hour
 	}
+	if cfg.ProviderSyncInterval <= 0 {
+		cfg.ProviderSyncInterval = time.Hour
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = s.log
 	}
@@ -211,6 +296,8 @@ func (s *Store) NewJobs(cfg JobsConfig) (*river.Client[pgx.Tx], error) {
 	river.AddWorker(workers, &notifyWorker[AccountAlertArgs]{cfg: cfg, send: s.SendAccountAlerts})
 	river.AddWorker(workers, &checkpointWorker{s: s, cfg: cfg})
 	river.AddWorker(workers, &notifyWorker[ValueAlertsArgs]{cfg: cfg, send: s.SendValueAlerts})
+	river.AddWorker(workers, &providerSyncScanWorker{s: s, cfg: cfg})
+	river.AddWorker(workers, &providerSyncWorker{s: s, cfg: cfg})
 	periodic := func(every time.Duration, args river.JobArgs) *river.PeriodicJob {
 		return river.NewPeriodicJob(river.PeriodicInterval(every),
 			func() (river.JobArgs, *river.InsertOpts) { return args, nil },
@@ -231,6 +318,9 @@ func (s *Store) NewJobs(cfg JobsConfig) (*river.Client[pgx.Tx], error) {
 			periodic(min(cfg.ScanInterval, time.Minute), AccountAlertArgs{}),
 			periodic(cfg.CheckpointInterval, AuditCheckpointArgs{}),
 			periodic(min(cfg.ScanInterval, time.Minute), ValueAlertsArgs{}),
+			// Scanned more often than the interval, so a new connection
+			// or a shortened interval is picked up soon.
+			periodic(min(cfg.ScanInterval, cfg.ProviderSyncInterval, 10*time.Minute), ProviderSyncScanArgs{}),
 		},
 	})
 	if err != nil {

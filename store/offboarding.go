@@ -56,22 +56,14 @@ func syncOffboardings(ctx context.Context, tx pgx.Tx, actor keyledger.Actor, now
 			GROUP BY k.id, k.name, e.name, k.current_version
 			-- A resolved item whose condition holds again (the key was
 			-- handed back, or they saw the new version) opens again.
-			ON CONFLICT (offboarding_id, kind, coalesce(key_id, '00000000-0000-0000-0000-000000000000'))
+			ON CONFLICT (offboarding_id, kind, coalesce(key_id, '00000000-0000-0000-0000-000000000000')) WHERE provider_key_ref IS NULL
 			DO UPDATE SET status = $5, resolution = '', resolved_at = NULL, resolved_by = NULL, why = EXCLUDED.why
 			WHERE offboarding_items.status = $6
 			RETURNING id, kind, coalesce(key_id::text, ''), key_name, environment`, o.id, o.user, now, seenActions, keyledger.ItemOpen, keyledger.ItemDone)
 		if err != nil {
 			return fmt.Errorf("offboarding %d: add items: %w", o.id, err)
 		}
-		type item struct {
-			id                   int64
-			kind, key, name, env string
-		}
-		scan := func(r pgx.CollectableRow) (item, error) {
-			var it item
-			err := r.Scan(&it.id, &it.kind, &it.key, &it.name, &it.env)
-			return it, err
-		}
+		scan := scanSyncedItem
 		newItems, err := pgx.CollectRows(added, scan)
 		if err != nil {
 			return err
@@ -85,7 +77,7 @@ func syncOffboardings(ctx context.Context, tx pgx.Tx, actor keyledger.Actor, now
 					WHEN i.kind = 'reassign' THEN 'now owned by ' || (SELECT email FROM users WHERE id = k.owner_id)
 					ELSE 'rotated to version ' || k.current_version END
 			FROM keys k
-			WHERE i.offboarding_id = $1 AND i.status = $6 AND i.key_id = k.id AND (
+			WHERE i.offboarding_id = $1 AND i.status = $6 AND i.key_id = k.id AND i.provider_key_ref IS NULL AND (
 				k.archived_at IS NOT NULL
 				OR (i.kind = 'reassign' AND k.owner_id <> $2)
 				OR (i.kind = 'rotate' AND NOT EXISTS (SELECT 1 FROM audit_events a WHERE a.actor_id = $2 AND a.key_id = k.id
@@ -116,6 +108,12 @@ func syncOffboardings(ctx context.Context, tx pgx.Tx, actor keyledger.Actor, now
 			return err
 		}
 		done = append(done, more...)
+		provAdded, resolvedAtProvider, err := syncProviderItems(ctx, tx, o.id, o.user, now, actorID)
+		if err != nil {
+			return err
+		}
+		newItems = append(newItems, provAdded...)
+		done = append(done, resolvedAtProvider...)
 		// An account that is active again (reactivated) needs closing
 		// again, and a session started after the revoke needs revoking.
 		reopened, err := tx.Query(ctx, `UPDATE offboarding_items i SET status = $3, resolution = '', resolved_at = NULL, resolved_by = NULL
@@ -150,6 +148,19 @@ func syncOffboardings(ctx context.Context, tx pgx.Tx, actor keyledger.Actor, now
 		}
 	}
 	return nil
+}
+
+// syncedItem is an item syncOffboardings added or resolved, for its
+// audit event.
+type syncedItem struct {
+	id                   int64
+	kind, key, name, env string
+}
+
+func scanSyncedItem(r pgx.CollectableRow) (syncedItem, error) {
+	var it syncedItem
+	err := r.Scan(&it.id, &it.kind, &it.key, &it.name, &it.env)
+	return it, err
 }
 
 // StartOffboarding opens the checklist for a departing user. With freeze,
@@ -254,7 +265,7 @@ func (s *Store) Offboarding(ctx context.Context, actor keyledger.Actor, id int64
 		return nil, s.internal(ctx, "get offboarding", err)
 	}
 	rows, err := s.pool.Query(ctx, `SELECT i.id, i.kind, coalesce(i.key_id::text, ''), i.key_name, i.environment, i.why, i.status, i.resolution,
-			coalesce(r.email, ''), i.resolved_at, i.created_at
+			coalesce(r.email, ''), i.resolved_at, i.created_at, coalesce(i.provider_key_ref, 0)
 		FROM offboarding_items i LEFT JOIN users r ON r.id = i.resolved_by WHERE i.offboarding_id = $1
 		ORDER BY CASE i.kind WHEN 'reassign' THEN 1 WHEN 'rotate' THEN 2 WHEN 'revoke' THEN 3 ELSE 4 END, i.environment, i.key_name, i.id`, id)
 	if err != nil {
@@ -262,7 +273,7 @@ func (s *Store) Offboarding(ctx context.Context, actor keyledger.Actor, id int64
 	}
 	o.Items, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (keyledger.OffboardingItem, error) {
 		var it keyledger.OffboardingItem
-		err := r.Scan(&it.ID, &it.Kind, &it.KeyID, &it.KeyName, &it.Environment, &it.Why, &it.Status, &it.Resolution, &it.ResolvedBy, &it.ResolvedAt, &it.CreatedAt)
+		err := r.Scan(&it.ID, &it.Kind, &it.KeyID, &it.KeyName, &it.Environment, &it.Why, &it.Status, &it.Resolution, &it.ResolvedBy, &it.ResolvedAt, &it.CreatedAt, &it.ProviderKeyRef)
 		return it, err
 	})
 	if err != nil {

@@ -70,9 +70,13 @@ func sealedColumns() []sealedColumn {
 				return totpSubject(id), nil
 			},
 		},
-		// Provider connections' admin keys go here when they are stored
-		// sealed: one entry, and rotation, the startup check and the tests
-		// cover them.
+		{
+			// A removed connection's envelope is shredded, so only live
+			// connections hold one.
+			name: "provider_connections.admin_key", table: "provider_connections", key: []string{"id"}, prefix: "admin_key_",
+			live:    "removed_at IS NULL",
+			subject: func(k []string) (string, error) { return adminKeySubject(k[0]), nil },
+		},
 	}
 }
 

@@ -145,6 +145,24 @@ func (r *rotationFixture) seedEverySealed(s *store.Store) (keys map[string]strin
 		r.t.Fatal(err)
 	}
 	totp[pending] = enr.Secret
+	// Provider connections' admin keys; a removed one has no envelope.
+	admin := f.user(r.t, "admin@example.com", keyledger.RoleAdmin)
+	for i, p := range []string{"openai", "anthropic", "openai"} {
+		adminKey := secretValue(r.t, "sk-admin-")
+		if p == "anthropic" {
+			adminKey = secretValue(r.t, "sk-ant-admin01-")
+		}
+		c, err := s.AddProviderConnection(context.Background(), as(admin), newStubAdmin(),
+			keyledger.ProviderConnectionInput{Provider: p, Name: fmt.Sprintf("org %d", i), AdminKey: adminKey})
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		if i == 2 {
+			if err := s.RemoveProviderConnection(context.Background(), as(admin), c.ID); err != nil {
+				r.t.Fatal(err)
+			}
+		}
+	}
 	return keys, totp
 }
 

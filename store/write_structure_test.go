@@ -72,6 +72,19 @@ var txWithoutSync = map[string]string{
 	"Store.SendAccountAlerts":      "system job: alert bookkeeping",
 	"Store.SendValueAlerts":        "system job: alert bookkeeping",
 	"Store.checkKeyring":           "the master key canary at start",
+	// Provider connections and the keys they list are not followed by a
+	// checklist (the keys' owners are keyledger's, unchanged by a sync).
+	"Store.AddProviderConnection":    "a connection holds no key of anyone's",
+	"Store.auditCheckFailure":        "the audit event of a refused admin key",
+	"Store.RemoveProviderConnection": "a connection holds no key of anyone's",
+	"Store.SyncProviderConnection":   "provider keys and their links; keyledger keys and owners stay",
+	"Store.recordSyncFailure":        "a sync result on the connection",
+	// Usage at the provider and spend alerts: numbers and alert
+	// bookkeeping about keys, never their owners or versions.
+	"Store.SyncProviderUsage":  "system job: usage numbers",
+	"Store.RaiseSpendAlerts":   "system job: alert bookkeeping and its audit event (neither a reveal nor an export)",
+	"Store.SendSpendAlerts":    "system job: alert bookkeeping",
+	"Store.auditRevokeFailure": "the audit event of a revoke the provider refused (nothing changed)",
 	// The audit chain links events already written.
 	"Store.chainBatch":       "the audit chainer",
 	"Store.ensureAuditEpoch": "audit bookkeeping at start",

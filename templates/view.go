@@ -137,6 +137,29 @@ type KeyDetailView struct {
 	StepUpError  string
 	// StepUpMessage explains a refusal for want of a step-up.
 	StepUpMessage string
+	// AtProvider is what connected providers list for this key: the
+	// linked provider key first, then older versions still there.
+	AtProvider []keyledger.KeyAtProvider
+	// CanProviderRevoke: the person may revoke at the provider (owner,
+	// leads, admins) and keyledger has an admin client.
+	CanProviderRevoke bool
+	// ProviderStepUpNeeded: revoking at the provider will ask for a
+	// password or code first (a sensitive environment, no fresh proof).
+	ProviderStepUpNeeded bool
+	// ProviderRevoke is the state of the revoke form just posted.
+	ProviderRevoke ProviderRevokeForm
+}
+
+// ProviderRevokeForm is a posted "revoke at the provider" form coming
+// back with an error: which provider key, what was typed, what went
+// wrong (Failure: the provider's refusal, in plain words).
+type ProviderRevokeForm struct {
+	ProviderKey   int64
+	Reason        string
+	ReasonError   string
+	StepUpError   string
+	StepUpMessage string
+	Failure       string
 }
 
 // RevealView shows a revealed value once.

@@ -15,6 +15,16 @@ type DashboardView struct {
 	EnvTotals map[string]int
 	Total     int
 	Lists     []DashboardList
+	// Inventory counts provider keys keyledger does not account for.
+	Inventory []DashboardInventory
+}
+
+// DashboardInventory is one inventory count on the dashboard, linked to
+// the inventory filtered by its state.
+type DashboardInventory struct {
+	State keyledger.InventoryState
+	Count int
+	Help  string
 }
 
 // DashboardOwner is one row of the owner × environment table.
@@ -136,6 +146,20 @@ type OffboardingView struct {
 	WaiveReason string
 	WaiveError  string
 	Message     string
+	// CanProviderRevoke: keyledger has a provider admin client, so
+	// "revoke at the provider" items offer the revoke.
+	CanProviderRevoke bool
+	// ProviderStepUpNeeded: the viewer has no fresh password or code, so
+	// the revoke form asks for one (keys unknown to keyledger, and keys
+	// of sensitive environments, need it).
+	ProviderStepUpNeeded bool
+	ProviderRevoke       ItemProviderRevokeForm
+}
+
+// ItemProviderRevokeForm is a refused "revoke at the provider" item form.
+type ItemProviderRevokeForm struct {
+	Item int64
+	ProviderRevokeForm
 }
 
 // ItemGroup is the checklist's items of one kind.

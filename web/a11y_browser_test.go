@@ -236,9 +236,19 @@ func TestBrowserAccessibility(t *testing.T) {
 	chromiumPath(t)
 	axe := axeSource(t)
 	start := time.Now()
-	env := newEnv(t)
+	fakes := newProviderFakes(t)
+	env := newEnv(t, fakes.option())
 	ctx := context.Background()
-	dev := env.createKey("member", "development", "OpenAI dev", authzSecret())
+	devValue := authzSecret()
+	dev := env.createKey("member", "development", "OpenAI dev", devValue)
+	a11yProviders(t, env, fakes, devValue)
+	// A provider connection with every inventory state on show.
+	fakes.openai.Generate(2, 12)
+	env.createKey("member", "development", "Matched at the provider", "sk-proj-Ab"+strings.Repeat("m", 30)+"0003")
+	fakes.connectOpenAI(t, env, "Acme OpenAI")
+	if _, err := env.Store.SyncAllProviderUsage(ctx, fakes.client); err != nil {
+		t.Fatal(err)
+	}
 	prod := env.createKey("lead", "production", "OpenAI prod", authzSecret())
 	if _, err := env.Store.Reveal(ctx, keyledger.Actor{User: env.Users["member"]}, dev.ID, "local development of checkout"); err != nil {
 		t.Fatal(err)
@@ -281,8 +291,8 @@ func TestBrowserAccessibility(t *testing.T) {
 	common := []string{"/keys", "/keys?q=no-such-key", "/keys/new", keyPage, keyPage + "/edit", keyPage + "/rotate",
 		"/rotation", "/export", "/export?environment=development", "/profile", "/profile/2fa", "/step-up?next=%2Fkeys"}
 	leads := []string{"/dashboard", fmt.Sprintf("/users/%d", env.Users["member"].ID), "/offboarding",
-		fmt.Sprintf("/offboarding/%d", oid), "/audit", "/keys/" + prod.ID}
-	admins := []string{"/admin/users", "/admin/environments"}
+		fmt.Sprintf("/offboarding/%d", oid), "/audit", "/keys/" + prod.ID, "/inventory", "/inventory?state=owner_left"}
+	admins := []string{"/admin/users", "/admin/environments", "/admin/providers"}
 	for _, role := range []string{"member", "lead", "admin"} {
 		b.signIn(role+"@example.com", fmt.Sprintf("%s (%s)", strings.ToUpper(role[:1])+role[1:], role))
 		pages := common
@@ -339,11 +349,17 @@ func TestBrowserAccessibility(t *testing.T) {
 			}
 			b.audit("expired form")
 		case "lead":
+			// Revoking at the provider needs a reason (the confirm dialog
+			// is taken off: the browser here answers no dialogs).
+			b.badSubmit(keyPage, `[data-testid="provider-revoke"]`, "error-summary",
+				chromedp.Evaluate[chromedp.Void](`document.querySelector('form[action$="/provider-revoke"]').removeAttribute("data-confirm")`))
 			// Production needs a reason: a reveal without one is a field error.
 			b.badSubmit("/keys/"+prod.ID, `[data-testid="reveal-submit"]`, "error-summary")
 			b.badSubmit("/offboarding", `[data-testid="start-submit"]`, "error-summary")
 		case "admin":
 			b.badSubmit("/admin/users", `[data-testid="create-user"]`, "error-summary")
+			// The connection form with its errors (no admin key typed).
+			b.badSubmit("/admin/providers", `[data-testid="connection-create"]`, "error-summary")
 			// A set-password link (a copy button), and the page behind it.
 			if st := b.navigate("/admin/users"); st != http.StatusOK {
 				b.fatalf("GET /admin/users: status %d", st)

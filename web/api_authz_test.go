@@ -241,6 +241,14 @@ func apiAuthzCases() []apiAuthzCase {
 				}
 				return authed(a, http.StatusForbidden)
 			}},
+		// The provider inventory: leads and admins, like the audit log.
+		{route: "GET /api/v1/inventory", method: "GET", path: apiFixed("/api/v1/inventory"),
+			want: func(a, _ string) int {
+				if a == apiLead || a == apiAdmin {
+					return http.StatusOK
+				}
+				return authed(a, http.StatusForbidden)
+			}},
 		{route: "POST /api/v1/export", method: "POST", perEnv: true, needsKey: true, path: apiFixed("/api/v1/export"),
 			body: func(_ *apiT, _, envName, uniq string) any {
 				return map[string]any{"environment": envName, "project": "p-" + uniq, "reason": "authz matrix", "format": "dotenv"}

@@ -143,6 +143,7 @@ func authzGovernanceCases() []authzCase {
 		}
 	}
 	view, record, waive, reassign, revoke, deactivate, complete := &govObState{}, &govObState{}, &govObState{}, &govObState{}, &govObState{}, &govObState{}, &govObState{}
+	providerRevoke := &govObState{}
 	fixed := func(p string) func() string { return func() string { return p } }
 	return []authzCase{
 		{route: "GET /dashboard", method: "GET", path: fixedPath("/dashboard"),
@@ -298,6 +299,15 @@ func authzGovernanceCases() []authzCase {
 			form:  func(string, string, string) url.Values { return url.Values{"reason": {"authz matrix"}} },
 			want:  leadsOnly("POST", fixed(""), waive.loc("waived")),
 			check: waive.checkDone(keyledger.ItemRevoke, keyledger.ItemWaived)},
+		// Revoke at the provider, leads only; aimed at an item that is not
+		// a provider key's (the matrix connects no provider), so a lead
+		// gets "not found" and nothing is called.
+		{route: "POST /offboarding/:oid/items/:item/provider-revoke", method: "POST", prepare: providerRevoke.prepare(false, false, false),
+			path: func(k *keyledger.Key) string {
+				return fmt.Sprintf("/offboarding/%d/items/%d/provider-revoke", providerRevoke.oid, providerRevoke.revoke)
+			},
+			form: func(string, string, string) url.Values { return url.Values{"reason": {"authz matrix"}} },
+			want: leadsOnly("POST", fixed(""), func() authzWant { return nf404 })},
 		{route: "POST /offboarding/:oid/reassign", method: "POST", prepare: reassign.prepare(false, true, false), path: reassign.path("/reassign"),
 			form: func(string, string, string) url.Values { return url.Values{"owner": {"member2@example.com"}} },
 			want: func(a, e string, k *keyledger.Key) authzWant {

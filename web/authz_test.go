@@ -245,6 +245,9 @@ type authzCase struct {
 	// verifier: the route's server checks keys against a fake provider
 	// that accepts every key.
 	verifier bool
+	// providers: the route's server reaches the provider admin API fakes
+	// (providers_test.go).
+	providers bool
 }
 
 func signedIn(actor string) bool { return actor != actorAnonymous && actor != actorDeactivated }
@@ -419,6 +422,14 @@ func authzCases() []authzCase {
 					t.Errorf("archived = %v after status %d", archived, got.status)
 				}
 			}},
+		// The matrix's key is linked to no provider key: whoever may
+		// revoke it learns there is nothing to revoke there (409), after
+		// the reason is checked (422); nothing is called.
+		{route: "POST /keys/:id/provider-revoke", name: "with reason", method: "POST", perEnv: true, needsKey: true, path: keyPath("/provider-revoke"),
+			form: func(string, string, string) url.Values { return url.Values{"reason": {"authz matrix"}} },
+			want: editors("POST", "/provider-revoke", func(*keyledger.Key) authzWant { return authzWant{status: http.StatusConflict} })},
+		{route: "POST /keys/:id/provider-revoke", name: "without reason", method: "POST", perEnv: true, needsKey: true, path: keyPath("/provider-revoke"),
+			want: editors("POST", "/provider-revoke", func(*keyledger.Key) authzWant { return authzWant{status: http.StatusUnprocessableEntity} })},
 		{route: "POST /keys/:id/reveal", name: "with reason", method: "POST", perEnv: true, needsKey: true, path: keyPath("/reveal"),
 			form:  func(string, string, string) url.Values { return url.Values{"reason": {"authz matrix"}} },
 			want:  reveal(true),
@@ -586,7 +597,7 @@ func authzCases() []authzCase {
 			want: func(a, _ string, k *keyledger.Key) authzWant { return needUser(a, "PUT", "/keys/"+k.ID, nf404) }},
 		{route: "echo_route_not_found /", name: "POST /", method: "POST", path: fixedPath("/"),
 			want: everyone("POST", "/", nf404)},
-	}, append(append(authzGovernanceCases(), authzAccountCases()...), authzOIDCCases()...)...)
+	}, append(append(append(authzGovernanceCases(), authzAccountCases()...), authzOIDCCases()...), authzProviderCases()...)...)
 }
 
 func TestAuthzEveryRouteIsCovered(t *testing.T) {
@@ -643,6 +654,9 @@ func TestAuthzMatrix(t *testing.T) {
 			var opts []envOption
 			if rc.verifier {
 				opts = append(opts, withVerifier(newFakeOpenAI(t, nil).verifier(t)))
+			}
+			if rc.providers {
+				opts = append(opts, newProviderFakes(t).option())
 			}
 			env := newEnv(t, opts...)
 			var secrets []string // every value that exists in this env

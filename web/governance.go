@@ -50,7 +50,20 @@ func (s *Server) dashboard(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return render(c, http.StatusOK, templates.SharedPage(s.page(c, "Ownership", "dashboard"), body))
+	// Keys at the connected providers that keyledger does not account
+	// for, linked to the filtered inventory. Read per request, outside the
+	// shared body, so a cached body never shows stale counts.
+	inv, err := s.store.InventoryCounts(c.Request().Context(), s.actor(c))
+	if err != nil {
+		return err
+	}
+	v.Inventory = []templates.DashboardInventory{
+		{State: keyledger.InventoryShadow, Count: inv[keyledger.InventoryShadow],
+			Help: "Keys that exist at a connected provider but are not registered here. Register them, or revoke them at the provider."},
+		{State: keyledger.InventoryOwnerLeft, Count: inv[keyledger.InventoryOwnerLeft],
+			Help: "The owner lost access at the provider, or the registered key's owner is deactivated here."},
+	}
+	return render(c, http.StatusOK, templates.DashboardPage(s.page(c, "Ownership", "dashboard"), body, v))
 }
 
 // userID reads the :uid parameter; anything but a positive number is a
@@ -193,6 +206,9 @@ func governanceFlash(c echo.Context) []templates.Flash {
 	}
 	if q.Get("started") != "" {
 		out = append(out, templates.Flash{Kind: "ok", Message: "Offboarding started. Work through the checklist; items tick themselves off as the actions happen anywhere in keyledger."})
+	}
+	if q.Get("provider_revoked") != "" {
+		out = append(out, templates.Flash{Kind: "ok", Message: "Revoked at the provider. The item is resolved and the revoke is on the record."})
 	}
 	if q.Get("waived") != "" {
 		out = append(out, templates.Flash{Kind: "ok", Message: "Item waived. The reason is on the record."})

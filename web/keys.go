@@ -55,7 +55,10 @@ func (s *Server) keyFormData(c echo.Context, f *templates.KeyForm) error {
 }
 
 func (s *Server) keyNew(c echo.Context) error {
-	f := templates.KeyForm{Input: keyledger.KeyInput{OwnerEmail: currentUser(c).Email, Environment: c.QueryParam("environment")}}
+	// The inventory's "register it" prefills what the provider told us
+	// about a shadow key (never a value: keyledger has none).
+	f := templates.KeyForm{Input: keyledger.KeyInput{OwnerEmail: currentUser(c).Email, Environment: c.QueryParam("environment"),
+		Name: c.QueryParam("name"), Provider: c.QueryParam("provider"), Project: c.QueryParam("project")}}
 	if err := s.keyFormData(c, &f); err != nil {
 		return err
 	}
@@ -128,6 +131,13 @@ func flashFromQuery(c echo.Context) []templates.Flash {
 	if v := q.Get("rolledback"); v != "" {
 		out = append(out, templates.Flash{Kind: "ok", Message: "Rolled back: version " + digits(v) + " is current again."})
 	}
+	switch q.Get("provider_revoked") {
+	case "":
+	case "already":
+		out = append(out, templates.Flash{Kind: "ok", Message: "Already revoked at the provider by keyledger; nothing more to do."})
+	default:
+		out = append(out, templates.Flash{Kind: "ok", Message: "Revoked at the provider. Programs still using that key will now fail; archive the key here too once nothing needs it."})
+	}
 	switch q.Get("verified") {
 	case "":
 	case keyledger.VerifyOK:
@@ -153,6 +163,8 @@ type detailExtras struct {
 	flash             []templates.Flash
 	// stepUpErr and stepUpMsg explain a refused or failed step-up.
 	stepUpErr, stepUpMsg string
+	// providerRevoke is a revoke-at-the-provider form coming back.
+	providerRevoke templates.ProviderRevokeForm
 }
 
 func (s *Server) renderKeyDetailWith(c echo.Context, id string, status int, x detailExtras) error {
@@ -179,6 +191,12 @@ func (s *Server) renderKeyDetailWith(c echo.Context, id string, status int, x de
 	}
 	v.StepUpNeeded = s.stepUpNeeded(c, k.EnvironmentInfo) || x.stepUpErr != ""
 	v.StepUpError, v.StepUpMessage = x.stepUpErr, x.stepUpMsg
+	if v.AtProvider, err = s.store.KeysAtProvider(ctx, actor, k); err != nil {
+		return err
+	}
+	v.CanProviderRevoke = v.CanEdit && s.cfg.ProviderAdmin != nil && s.cfg.ProviderAdmin.Supports(k.Provider)
+	v.ProviderStepUpNeeded = keyledger.ErrorCode(keyledger.CanProviderRevoke(actor, &k.EnvironmentInfo, k.OwnerID, s.store.Now())) == keyledger.ESTEPUP
+	v.ProviderRevoke = x.providerRevoke
 	v.CanVerify = s.cfg.Verifier != nil && s.cfg.Verifier.Supports(k.Provider) && (v.RevealAllowed || v.CanEdit)
 	p := s.page(c, k.Name, "keys")
 	p.Flash = x.flash

@@ -80,6 +80,8 @@ type offboardingExtras struct {
 	flash       []templates.Flash
 	// askAdmin: a lead tried to deactivate; the message names the person.
 	askAdmin bool
+	// providerRevoke is a refused "revoke at the provider" item form.
+	providerRevoke templates.ItemProviderRevokeForm
 }
 
 func (s *Server) offboardingPage(c echo.Context) error {
@@ -92,6 +94,7 @@ var itemGroups = []struct{ kind, help string }{
 	{keyledger.ItemRotate, "Keys whose current value they revealed or exported: rotating the key (anywhere in keyledger) resolves its item."},
 	{keyledger.ItemRevoke, "Their signed-in sessions and access tokens."},
 	{keyledger.ItemDeactivate, "Their account: once deactivated they can no longer sign in."},
+	{keyledger.ItemProviderRevoke, "Keys they created at a connected provider that still work there, registered in keyledger or not: revoke each at the provider, or waive it with a reason (e.g. a service still needs it and has a new owner)."},
 }
 
 func (s *Server) renderOffboarding(c echo.Context, status int, x offboardingExtras) error {
@@ -108,7 +111,8 @@ func (s *Server) renderOffboarding(c echo.Context, status int, x offboardingExtr
 		x.msg = "Only admins may deactivate accounts. Ask an admin to deactivate " + o.User.Email + " from this checklist."
 	}
 	v := templates.OffboardingView{O: o, CanDeactivate: keyledger.CanAdminister(actor.User) == nil, Owner: x.owner, Errors: x.errs,
-		WaiveItem: x.waiveItem, WaiveReason: x.waiveReason, WaiveError: x.waiveErr, Message: x.msg}
+		WaiveItem: x.waiveItem, WaiveReason: x.waiveReason, WaiveError: x.waiveErr, Message: x.msg,
+		CanProviderRevoke: s.cfg.ProviderAdmin != nil, ProviderStepUpNeeded: !keyledger.FreshProof(actor, s.store.Now()), ProviderRevoke: x.providerRevoke}
 	for _, g := range itemGroups {
 		grp := templates.ItemGroup{Kind: g.kind, Label: keyledger.ItemLabel(g.kind), Help: g.help}
 		for _, it := range o.Items {

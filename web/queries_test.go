@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/keyledger/keyledger"
+	"github.com/keyledger/keyledger/provideradmin/providertest"
 	"github.com/keyledger/keyledger/store"
 )
 
@@ -18,11 +19,31 @@ import (
 // store sends, session lookup included; they are what the code does today,
 // so a change that adds a query has to say so here.
 func TestQueryBudget(t *testing.T) {
-	env := newEnv(t)
+	fakes := newProviderFakes(t)
+	env := newEnv(t, fakes.option())
 	api := newAPI(t, env)
 	lead := env.client().login("lead")
+	admin := env.client().login("admin")
 	token := api.token("lead", "read", "reveal")
+	var conn keyledger.ProviderConnection
+	fakes.openai.AddProject(providertest.OpenAIProject{ID: "proj_budget", Name: "Budget"})
 	seed := func(round int) *keyledger.Key {
+		// Provider keys too, some of them ambiguous (their candidates are
+		// read for the page), synced into the inventory.
+		for i := range 40 {
+			fakes.openai.AddKey(providertest.OpenAIKey{ID: fmt.Sprintf("key_%d_%d", round, i), Project: "proj_budget", Name: fmt.Sprintf("pk %d-%d", round, i),
+				RedactedValue: fmt.Sprintf("sk-proj-Ab...%02d%02d", round, i%5), OwnerInactive: i%4 == 0})
+		}
+		for i := range 5 {
+			for range 2 {
+				env.createKey("member", "development", fmt.Sprintf("twin %d-%d %s", round, i, authzRand(3)), fmt.Sprintf("sk-proj-%s%02d%02d", authzRand(16), round, i))
+			}
+		}
+		if round == 1 {
+			conn = fakes.connectOpenAI(t, env, "Budget")
+		} else if _, err := env.Store.SyncProviderConnection(context.Background(), actorOf(env, "admin"), fakes.client, conn.ID); err != nil {
+			t.Fatal(err)
+		}
 		var first *keyledger.Key
 		for i := range 15 {
 			for _, owner := range []string{"lead", "member", "member2"} {
@@ -63,8 +84,20 @@ func TestQueryBudget(t *testing.T) {
 		{"key list", 6, page("/keys")},
 		{"key list, filtered, page 2", 6, page("/keys?environment=development&page=2")},
 		{"key list, by owner", 6, page("/keys?owner=member%40example.com&sort=owner")},
-		{"key detail", 6, page("/keys/" + key.ID)},
-		{"dashboard", 3, page("/dashboard")},
+		// 7: one more than before for the key at its providers (their
+		// keys and 30 days of usage in one statement).
+		{"key detail", 7, page("/keys/" + key.ID)},
+		// 4: one more than before for the inventory counts.
+		{"dashboard", 4, page("/dashboard")},
+		// 5: the counts, the keys, the ambiguous keys' candidates, the
+		// connections for the filter, and the session.
+		{"inventory", 5, page("/inventory")},
+		{"inventory CSV", 4, page("/inventory.csv")},
+		{"provider connections", 2, func() int {
+			resp, _ := admin.get("/admin/providers")
+			return resp.StatusCode
+		}},
+		{"API inventory", 3, func() int { return api.do(token, http.MethodGet, "/api/v1/inventory", nil).Status }},
 		{"rotation", 7, page("/rotation")},
 		// 4: the events, the environments, the key menu (by name) and the session.
 		{"audit log", 4, page("/audit")},

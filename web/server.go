@@ -52,6 +52,9 @@ type Config struct {
 	PasswordLoginOff bool
 	// Metrics turns on GET /metrics (see metrics.go); off by default.
 	Metrics MetricsConfig
+	// ProviderAdmin talks to the providers' admin APIs for provider
+	// connections; nil: connections cannot be added or synced.
+	ProviderAdmin keyledger.ProviderAdmin
 }
 
 // DefaultSessions is the session policy: a secrets app signs idle people out after an hour and
@@ -173,6 +176,7 @@ func New(cfg Config, st *store.Store, log *slog.Logger) (*Server, error) {
 	auth.POST("/keys/:id/edit", s.keyUpdate)
 	auth.POST("/keys/:id/archive", s.keyArchive)
 	auth.POST("/keys/:id/reveal", s.keyReveal)
+	auth.POST("/keys/:id/provider-revoke", s.keyProviderRevoke)
 	auth.GET("/keys/:id/rotate", s.keyRotatePage)
 	auth.POST("/keys/:id/rotate", s.keyRotate)
 	auth.POST("/keys/:id/rollback", s.keyRollback)
@@ -210,6 +214,12 @@ func New(cfg Config, st *store.Store, log *slog.Logger) (*Server, error) {
 	auth.GET("/admin/environments", s.adminEnvironments)
 	auth.POST("/admin/environments", s.adminCreateEnvironment)
 	auth.POST("/admin/environments/:name", s.adminUpdateEnvironment)
+	auth.GET("/admin/providers", s.adminProviders)
+	auth.POST("/admin/providers", s.adminProviderCreate)
+	auth.POST("/admin/providers/:pid/sync", s.adminProviderSync)
+	auth.POST("/admin/providers/:pid/remove", s.adminProviderRemove)
+	auth.GET("/inventory", s.inventoryPage)
+	auth.GET("/inventory.csv", s.inventoryCSV)
 
 	// Leads: ownership audit, people, offboarding.
 	auth.GET("/dashboard", s.dashboard)
@@ -220,6 +230,7 @@ func New(cfg Config, st *store.Store, log *slog.Logger) (*Server, error) {
 	auth.GET("/offboarding/:oid", s.offboardingPage)
 	auth.GET("/offboarding/:oid/record.csv", s.offboardingCSV)
 	auth.POST("/offboarding/:oid/items/:item/waive", s.offboardingWaive)
+	auth.POST("/offboarding/:oid/items/:item/provider-revoke", s.offboardingProviderRevoke)
 	auth.POST("/offboarding/:oid/reassign", s.offboardingReassign)
 	auth.POST("/offboarding/:oid/revoke", s.offboardingRevoke)
 	auth.POST("/offboarding/:oid/deactivate", s.offboardingDeactivate)

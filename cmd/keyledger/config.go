@@ -43,6 +43,9 @@ type Config struct {
 
 	Verify         verify.Config
 	VerifyInterval time.Duration
+	// ProviderSyncInterval is how often each provider connection's keys
+	// are listed (KEYLEDGER_PROVIDER_SYNC_INTERVAL).
+	ProviderSyncInterval time.Duration
 	// CheckpointInterval is how often the audit chain's head is signed
 	// and published.
 	CheckpointInterval time.Duration
@@ -171,6 +174,7 @@ func loadTimes(e env, c *Config) error {
 		{"KEYLEDGER_WRITE_TIMEOUT", &c.WriteTimeout, time.Second, ""},
 		{"KEYLEDGER_SHUTDOWN_GRACE", &c.ShutdownGrace, 0, ""},
 		{"KEYLEDGER_VERIFY_INTERVAL", &c.VerifyInterval, time.Minute, " so providers are not hammered"},
+		{"KEYLEDGER_PROVIDER_SYNC_INTERVAL", &c.ProviderSyncInterval, time.Minute, " so the providers' admin APIs are not hammered"},
 		{"KEYLEDGER_AUDIT_CHECKPOINT_INTERVAL", &c.CheckpointInterval, time.Minute, " (each checkpoint verifies the whole chain)"},
 	} {
 		if *d.dst, err = duration(e, d.name); err != nil {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/keyledger/keyledger/provideradmin"
 	"github.com/keyledger/keyledger/store"
 	"github.com/keyledger/keyledger/verify"
 	"github.com/keyledger/keyledger/web"
@@ -152,6 +153,13 @@ func (m *Main) serve(ctx context.Context, cfg Config) error {
 		return cfgErr("provider base URLs: %v", err)
 	}
 	wcfg.Verifier = verifier
+	// The admin APIs live at the same base URLs as the key checks.
+	pcfg := provideradmin.Config{OpenAIBaseURL: cfg.Verify.OpenAIBaseURL, AnthropicBaseURL: cfg.Verify.AnthropicBaseURL, Logger: log}
+	if err := pcfg.Validate(); err != nil {
+		return cfgErr("provider base URLs: %v", err)
+	}
+	providerAdmin := provideradmin.New(pcfg)
+	wcfg.ProviderAdmin = providerAdmin
 	notifier, err := cfg.Notifier()
 	if err != nil {
 		return err
@@ -168,7 +176,8 @@ func (m *Main) serve(ctx context.Context, cfg Config) error {
 		return err
 	}
 	jobs, err := st.NewJobs(store.JobsConfig{Verifier: srv.Verifier(), Notifier: notifier, Links: web.NewLinks(cfg.BaseURL),
-		VerifyInterval: cfg.VerifyInterval, Logger: log, CheckpointInterval: cfg.CheckpointInterval, Checkpoints: checkpoints})
+		VerifyInterval: cfg.VerifyInterval, Logger: log, CheckpointInterval: cfg.CheckpointInterval, Checkpoints: checkpoints,
+		ProviderAdmin: providerAdmin, ProviderSyncInterval: cfg.ProviderSyncInterval})
 	if err != nil {
 		return err
 	}
