@@ -54,13 +54,15 @@ type anthropicKey struct {
 	} `json:"created_by"`
 }
 
-// anthropicUser is an object of type "user".
+// anthropicUser is an object of type "user". Only id and email are read;
+// the rest of the users list's shape is not confirmed here.
 type anthropicUser struct {
 	ID    string `json:"id"`
 	Email string `json:"email"`
 }
 
-// anthropicWorkspace is an object of type "workspace".
+// anthropicWorkspace is an object of type "workspace". Only id and name
+// are read.
 type anthropicWorkspace struct {
 	ID   string `json:"id"`
 	Name string `json:"name"`
@@ -215,8 +217,10 @@ func (a *anthropic) usage(ctx context.Context, since time.Time) ([]keyledger.Pro
 		q := url.Values{
 			"starting_at":  {since.Format(time.RFC3339)},
 			"bucket_width": {"1d"},
-			"group_by[]":   {"api_key_id"},
-			"limit":        {strconv.Itoa(anthropicUsageLimit)},
+			// The reference names an array parameter group_by; group_by[]
+			// is how Anthropic's SDKs and examples send it.
+			"group_by[]": {"api_key_id"},
+			"limit":      {strconv.Itoa(anthropicUsageLimit)},
 		}
 		if next != "" {
 			q.Set("page", next)

@@ -178,7 +178,7 @@ func TestAnthropicSendsVersionHeader(t *testing.T) {
 	// every call above passing proves the header. Check a bare request
 	// fails, so the fake really checks.
 	f, _ := newAnthropic(t)
-	req, _ := http.NewRequest(http.MethodGet, f.URL()+"/v1/organizations/api_keys", nil)
+	req, _ := http.NewRequest(http.MethodGet, f.URL()+"/v1/organizations/api_keys", http.NoBody)
 	req.Header.Set("x-api-key", f.AdminKey())
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -203,5 +203,5 @@ func TestAnthropicRevokeOfAnArchivedKeyIsDone(t *testing.T) {
 	active := f.AddKey(providertest.AnthropicKey{Name: "b"})
 	f.FailPath("/v1/organizations/api_keys/"+active, 1, http.StatusBadRequest, "")
 	err := c.Revoke(context.Background(), anthropicCred(f.AdminKey()), keyledger.ProviderKeyRef{ID: active})
-	adminErr(t, err, keyledger.ProviderRejected)
+	requireKind(t, err, keyledger.ProviderRejected)
 }

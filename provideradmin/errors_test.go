@@ -103,7 +103,7 @@ func TestAdminKeyThatCannotBeAHeaderIsNotSent(t *testing.T) {
 	for _, pc := range bothProviders(t) {
 		for _, key := range []string{"", "sk-admin-with space", "sk-admin-\nInjected: 1"} {
 			err := pc.c.Check(context.Background(), pc.cred(key))
-			adminErr(t, err, keyledger.ProviderUnauthorized)
+			requireKind(t, err, keyledger.ProviderUnauthorized)
 		}
 		if n := len(pc.fake.Requests()); n != 0 {
 			t.Errorf("%s: %d requests sent with an impossible admin key", pc.name, n)
@@ -176,7 +176,7 @@ func TestRetryWaitEndsWithTheContext(t *testing.T) {
 	if time.Since(start) > 5*time.Second {
 		t.Errorf("waited %v for a 30s Retry-After past a 100ms deadline", time.Since(start))
 	}
-	adminErr(t, err, keyledger.ProviderTimeout)
+	requireKind(t, err, keyledger.ProviderTimeout)
 }
 
 func TestSlowProviderTimesOut(t *testing.T) {
@@ -196,7 +196,7 @@ func TestSlowProviderTimesOut(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 			defer cancel()
 			_, err := pc.c.Keys(ctx, pc.cred(pc.fake.AdminKey()))
-			adminErr(t, err, keyledger.ProviderTimeout)
+			requireKind(t, err, keyledger.ProviderTimeout)
 			// A cancellation is the caller's, not the provider's.
 			ctx, cancel = context.WithCancel(context.Background())
 			time.AfterFunc(50*time.Millisecond, cancel)
@@ -248,7 +248,7 @@ func TestUnreachableAndUnreadableAreUnavailable(t *testing.T) {
 	}))
 	defer garbage.Close()
 	c = New(Config{OpenAIBaseURL: garbage.URL})
-	adminErr(t, c.Check(context.Background(), openAICred("sk-admin-x")), keyledger.ProviderUnavailable)
+	requireKind(t, c.Check(context.Background(), openAICred("sk-admin-x")), keyledger.ProviderUnavailable)
 }
 
 func TestRedirectsAreNotFollowed(t *testing.T) {

@@ -101,6 +101,12 @@ func adminErr(t *testing.T, err error, kind keyledger.ProviderAdminErrorKind) *k
 	return pe
 }
 
+// requireKind is adminErr for callers that need only the check.
+func requireKind(t *testing.T, err error, kind keyledger.ProviderAdminErrorKind) {
+	t.Helper()
+	_ = adminErr(t, err, kind) // the check is the point; the error itself is not needed
+}
+
 // mustNotContain fails when any of haystacks contains needle.
 func mustNotContain(t *testing.T, needle string, haystacks map[string]string) {
 	t.Helper()

@@ -148,6 +148,12 @@ func (o *openAI) projectKeys(ctx context.Context, p openAIProject) ([]keyledger.
 		var page openAIList[openAIKey]
 		path := "/v1/organization/projects/" + p.ID + "/api_keys"
 		if err := o.c.do(ctx, o.call(http.MethodGet, path, q, nil), &page); err != nil {
+			var pe *keyledger.ProviderAdminError
+			if after == "" && errors.As(err, &pe) && pe.Status == http.StatusNotFound {
+				// The project went away between the two listings: so
+				// did its keys.
+				return false, nil
+			}
 			return false, err
 		}
 		for _, k := range page.Data {

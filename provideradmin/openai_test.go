@@ -192,7 +192,7 @@ func TestOpenAIRevokeRefusesMalformedRefs(t *testing.T) {
 		{ID: "key_a?x=1", Project: "proj_a"},  // query smuggling
 	} {
 		err := c.Revoke(context.Background(), cred, ref)
-		adminErr(t, err, keyledger.ProviderRejected)
+		requireKind(t, err, keyledger.ProviderRejected)
 	}
 	if reqs := f.Requests(); len(reqs) != 0 {
 		t.Errorf("malformed refs reached the provider: %+v", reqs)
@@ -253,5 +253,23 @@ func TestOpenAIKeysStopsAtTheFirstFailure(t *testing.T) {
 	if keys != nil {
 		t.Errorf("keys = %d on failure, want nil (a partial inventory would read as deletions)", len(keys))
 	}
-	adminErr(t, err, keyledger.ProviderRateLimited)
+	requireKind(t, err, keyledger.ProviderRateLimited)
+}
+
+func TestOpenAIProjectGoneBetweenListingsHasNoKeys(t *testing.T) {
+	f, c := newOpenAI(t)
+	f.Generate(3, 9)
+	f.FailPath("/v1/organization/projects/proj_gen_001/api_keys", 1, http.StatusNotFound, "")
+	keys, err := c.Keys(context.Background(), openAICred(f.AdminKey()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) != 6 {
+		t.Errorf("keys = %d, want the 6 of the two projects that still exist", len(keys))
+	}
+	for _, k := range keys {
+		if k.Project == "proj_gen_001" {
+			t.Errorf("key %s of the vanished project listed", k.ID)
+		}
+	}
 }

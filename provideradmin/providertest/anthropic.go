@@ -153,7 +153,8 @@ func (f *Anthropic) Key(id string) (AnthropicKey, bool) {
 // every workspaces+1-th key) and keys keys with deterministic ids
 // (wrkspc_gen_NNN, apikey_gen_NNNNN), hints ending in the key number,
 // creators among 50 users (user_gen_N, dev-N@example.com), every seventh
-// key inactive. It returns the keys added.
+// key inactive. It returns the keys added. Call it once per fake: the ids
+// would repeat.
 func (f *Anthropic) Generate(workspaces, keys int) []AnthropicKey {
 	base := f.clock().Add(-90 * 24 * time.Hour).Truncate(time.Second)
 	for w := range workspaces {

@@ -150,7 +150,8 @@ func (f *OpenAI) KeyCount() int {
 // them, with deterministic ids (proj_gen_NNN, key_gen_NNNNN), names,
 // redacted values ending in the key number, and owners alternating
 // between users (dev-N@example.com) and service accounts; every tenth
-// owner has lost access. It returns the keys added.
+// owner has lost access. It returns the keys added. Call it once per fake:
+// the ids would repeat.
 func (f *OpenAI) Generate(projects, keys int) []OpenAIKey {
 	base := f.clock().Add(-90 * 24 * time.Hour).Truncate(time.Second)
 	for p := range projects {

@@ -226,11 +226,11 @@ func (s *server) clock() time.Time {
 
 // pageSize reads limit (default def, 1..max) and applies the page cap. ok
 // is false when limit is present but out of range.
-func (s *server) pageSize(q url.Values, def, max int) (int, bool) {
+func (s *server) pageSize(q url.Values, def, maxLimit int) (int, bool) {
 	n := def
 	if v := q.Get("limit"); v != "" {
 		l, err := strconv.Atoi(v)
-		if err != nil || l < 1 || l > max {
+		if err != nil || l < 1 || l > maxLimit {
 			return 0, false
 		}
 		n = l
@@ -251,7 +251,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 // page cuts items after the item whose id is after, n at most. ok is false
 // when after names no item.
-func page[T any](items []T, id func(T) string, after string, n int) (out []T, more bool, ok bool) {
+func page[T any](items []T, id func(T) string, after string, n int) (out []T, more, ok bool) {
 	start := 0
 	if after != "" {
 		start = -1
