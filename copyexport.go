@@ -44,3 +44,13 @@ func CanCopyWithoutForm(env Environment) error {
 	}
 	return nil
 }
+
+// CopyShell is the shell of u's quick copy: their choice, or DefaultShell.
+func (u *User) CopyShell() ShellFormat {
+	if u != nil {
+		if f, ok := ParseShellFormat(string(u.Shell)); ok {
+			return f
+		}
+	}
+	return DefaultShell
+}
