@@ -212,4 +212,3 @@ func TestShellPreference(t *testing.T) {
 		t.Errorf("another person's quick copy uses %q", a.Shell)
 	}
 }
-
