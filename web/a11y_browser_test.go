@@ -306,6 +306,19 @@ func TestBrowserAccessibility(t *testing.T) {
 		}
 		switch role {
 		case "member":
+			// The quick copy and the quick search, in use: the button says
+			// "Copied", the search has the focus.
+			b.allowClipboard()
+			if st := b.navigate("/keys?q=OpenAI"); st != http.StatusOK {
+				b.fatalf("GET /keys?q=OpenAI: status %d", st)
+			}
+			b.do("quick copy", chromedp.Click(chromedp.CSS(`[data-testid="copy-export-button"]`), chromedp.NodeVisible))
+			b.waitFor("Copied", `document.getElementById("live-status").textContent === "Copied"`)
+			b.pressSlash()
+			if id := evalIn[string](b, `document.activeElement.id`); id != "quick-q" {
+				t.Errorf("/ focused %q, want the quick search", id)
+			}
+			b.audit("key list after a quick copy, quick search focused")
 			if st := b.navigate("/keys/00000000-0000-0000-0000-000000000000"); st != http.StatusNotFound {
 				b.fatalf("GET a missing key: status %d, want 404", st)
 			}
