@@ -51,16 +51,9 @@ func (s *Server) keyCopyLine(c echo.Context) error {
 	if err != nil {
 		// The reveal is recorded; the value just cannot be carried in
 		// this shell. The message names why, never the value.
-		return keyledger.Errorf(keyledger.EINVALID, "%s Reveal the key from its page to copy it another way.", capitalize(err.Error()))
+		return keyledger.Errorf(keyledger.EINVALID, "This value %s. The reveal was recorded; reveal the key from its page to copy it another way.", err.Error())
 	}
 	return c.JSON(http.StatusOK, copyLine{Line: line, Shell: string(shell), Label: shell.Label(), Variable: name})
-}
-
-func capitalize(s string) string {
-	if s == "" {
-		return s
-	}
-	return strings.ToUpper(s[:1]) + s[1:] + "."
 }
 
 // profileShell remembers the person's shell for the quick copy: from the

@@ -212,3 +212,27 @@ func TestShellPreference(t *testing.T) {
 		t.Errorf("another person's quick copy uses %q", a.Shell)
 	}
 }
+
+// TestCopyExportLineUnrepresentable: a value the chosen shell cannot carry
+// exactly is not copied wrong: 422 with the reason (never the value); the
+// reveal happened and is recorded, as the message says.
+func TestCopyExportLineUnrepresentable(t *testing.T) {
+	t.Parallel()
+	env := newEnv(t)
+	value := "sk-proj-" + authzRand(20) + "%PATH%"
+	dev := env.createKey("member", "development", "OpenAI", value)
+	c := env.client().login("member2")
+	if resp, _ := c.post("/profile/shell", url.Values{"shell": {"cmd"}}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("choose cmd: %d", resp.StatusCode)
+	}
+	resp, a := copyLine(c, dev.ID, nil)
+	if resp.StatusCode != http.StatusUnprocessableEntity || a.Line != "" || !strings.Contains(a.Error.Message, "cannot be written as a cmd.exe line: contains %") {
+		t.Errorf("quick copy of a value with %% for cmd.exe: %d %+v", resp.StatusCode, a)
+	}
+	if strings.Contains(a.Error.Message, value) {
+		t.Error("the refusal contains the value")
+	}
+	if n := authzRevealCount(env, t, dev.ID); n != 1 {
+		t.Errorf("%d reveal events, want 1 (the value was opened)", n)
+	}
+}
