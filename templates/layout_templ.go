@@ -838,7 +838,7 @@ func QuickSearch() templ.Component {
 			templ_7745c5c3_Var42 = templ.NopComponent
 		}
 		ctx = templ.ClearChildren(ctx)
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 67, "<form method=\"get\" action=\"/keys\" class=\"quick-search\" role=\"search\" aria-label=\"Quick search\" data-testid=\"quick-search\"><label for=\"quick-q\" class=\"visually-hidden\">Search keys</label> <input id=\"quick-q\" type=\"search\" name=\"q\" placeholder=\"Search keys (press /)\" aria-keyshortcuts=\"/\" autocomplete=\"off\" spellcheck=\"false\"></form>")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 67, "<search class=\"quick-search\" aria-label=\"Quick search\"><form method=\"get\" action=\"/keys\" data-testid=\"quick-search\"><label for=\"quick-q\" class=\"visually-hidden\">Search keys</label> <input id=\"quick-q\" type=\"search\" name=\"q\" placeholder=\"Search keys (press /)\" aria-keyshortcuts=\"/\" autocomplete=\"off\" spellcheck=\"false\"></form></search>")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
