@@ -252,7 +252,8 @@ func TestBrowserAccessibility(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	b := newBrowser(t, env.HTTP.URL, 5*time.Minute)
+	// Eight minutes: the run takes three to five on a loaded 2-core machine.
+	b := newBrowser(t, env.HTTP.URL, 8*time.Minute)
 	// Test only: the page's CSP would refuse the injected axe script.
 	b.do("inject axe-core",
 		chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {

@@ -173,8 +173,10 @@ func TestBrowserCopyExport(t *testing.T) {
 			if clicks > 2 {
 				t.Errorf("copying took %d clicks after signing in, want at most 2", clicks)
 			}
-			if label := b.text("#the-copy .copy-label"); label != "Copied" {
-				t.Errorf("the button says %q after copying", label)
+			// The visible word flipped to "Copied" (and back after 1.5 s,
+			// which a loaded machine may already have passed).
+			if !evalIn[bool](b, `document.querySelector("#the-copy .copy-label").hasAttribute("data-label")`) {
+				t.Error("the button never said Copied")
 			}
 			if n := authzRevealCount(env, t, dev.ID); n != before+1 {
 				t.Errorf("%d reveal events after one quick copy, want %d", n, before+1)
