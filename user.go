@@ -52,8 +52,11 @@ type User struct {
 	Status UserStatus
 	// TOTPEnabled: the user signs in with a second factor.
 	TOTPEnabled bool
-	CreatedAt   time.Time
-	UpdatedAt   time.Time
+	// Shell is the syntax of the line the quick copy puts on the
+	// clipboard (the person's last choice; DefaultShell until then).
+	Shell     ShellFormat
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
 
 // Active reports whether the user may do anything at all.

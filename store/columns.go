@@ -50,6 +50,7 @@ var userCols = columns[keyledger.User]{
 	{"role", func(u *keyledger.User) any { return &u.Role }},
 	{"status", func(u *keyledger.User) any { return &u.Status }},
 	{"totp_enabled_at IS NOT NULL", func(u *keyledger.User) any { return &u.TOTPEnabled }},
+	{"shell", func(u *keyledger.User) any { return &u.Shell }},
 	{"created_at", func(u *keyledger.User) any { return &u.CreatedAt }},
 	{"updated_at", func(u *keyledger.User) any { return &u.UpdatedAt }},
 }

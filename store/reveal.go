@@ -39,6 +39,21 @@ func (s *Store) Reveal(ctx context.Context, actor keyledger.Actor, id, reason st
 // the slower transactional path, because their checklist must change in
 // the same transaction as the audit event.
 func (s *Store) RevealVersion(ctx context.Context, actor keyledger.Actor, id string, version int, reason string) (Revealed, error) {
+	return s.reveal(ctx, actor, id, version, reason, false)
+}
+
+// RevealForCopy is the key list's quick copy: Reveal of the current
+// version with no reason and no step-up, for a key whose environment asks
+// for neither (keyledger.CanCopyWithoutForm). Any other key is refused
+// before its envelope is opened or anything is recorded; the person goes
+// through the full form. An allowed copy is audited exactly as a reveal.
+func (s *Store) RevealForCopy(ctx context.Context, actor keyledger.Actor, id string) (Revealed, error) {
+	return s.reveal(ctx, actor, id, 0, "", true)
+}
+
+// reveal is RevealVersion; quick refuses what the full form would ask
+// more of.
+func (s *Store) reveal(ctx context.Context, actor keyledger.Actor, id string, version int, reason string, quick bool) (Revealed, error) {
 	var out Revealed
 	if actor.User == nil {
 		return out, keyledger.Errorf(keyledger.EUNAUTHORIZED, "Please sign in.")
@@ -86,6 +101,11 @@ func (s *Store) RevealVersion(ctx context.Context, actor keyledger.Actor, id str
 	}
 	if err := keyledger.CanReveal(actor.User, k.EnvironmentInfo, k.OwnerID); err != nil {
 		return out, err
+	}
+	if quick {
+		if err := keyledger.CanCopyWithoutForm(k.EnvironmentInfo); err != nil {
+			return out, err
+		}
 	}
 	if err := keyledger.CheckStepUp(actor, k.EnvironmentInfo, s.now()); err != nil {
 		return out, err

@@ -55,6 +55,7 @@ var txWithoutSync = map[string]string{
 	"Store.ConfirmTOTP":        "two-factor setup",
 	"Store.CompleteTOTP":       "two-factor sign-in, as startSession",
 	"Store.SetRolePolicy":      "a policy, not a record",
+	"Store.SetShell":           "a person's own preference (the quick copy's shell)",
 	// Offboarding's own actions resolve their item in the same
 	// transaction; CompleteOffboarding syncs before it counts.
 	"Store.withOpenOffboarding": "the checklist actions (waive, revoke, complete) keep their item in step themselves",

@@ -48,6 +48,8 @@ type ProfileView struct {
 	// may not, and confirm by signing in again).
 	NeedProof   bool
 	HasPassword bool
+	// ShellSaved: the quick-copy shell was just saved.
+	ShellSaved bool
 }
 
 // TokenRow is one of the person's personal access tokens.
@@ -153,6 +155,8 @@ type TOTPEnrollView struct {
 	// ProfileView.
 	NeedProof   bool
 	HasPassword bool
+	// ShellSaved: the quick-copy shell was just saved.
+	ShellSaved bool
 }
 
 // StepUpView is the standalone "confirm it is you" form.

@@ -262,7 +262,8 @@ func TestBrowserAccessibility(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	b := newBrowser(t, env.HTTP.URL, 5*time.Minute)
+	// Eight minutes: the run takes three to five on a loaded 2-core machine.
+	b := newBrowser(t, env.HTTP.URL, 8*time.Minute)
 	// Test only: the page's CSP would refuse the injected axe script.
 	b.do("inject axe-core",
 		chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
@@ -316,6 +317,19 @@ func TestBrowserAccessibility(t *testing.T) {
 		}
 		switch role {
 		case "member":
+			// The quick copy and the quick search, in use: the button says
+			// "Copied", the search has the focus.
+			b.allowClipboard()
+			if st := b.navigate("/keys?q=OpenAI"); st != http.StatusOK {
+				b.fatalf("GET /keys?q=OpenAI: status %d", st)
+			}
+			b.do("quick copy", chromedp.Click(chromedp.CSS(`[data-testid="copy-export-button"]`), chromedp.NodeVisible))
+			b.waitFor("Copied", `document.getElementById("live-status").textContent === "Copied"`)
+			b.pressSlash()
+			if id := evalIn[string](b, `document.activeElement.id`); id != "quick-q" {
+				t.Errorf("/ focused %q, want the quick search", id)
+			}
+			b.audit("key list after a quick copy, quick search focused")
 			if st := b.navigate("/keys/00000000-0000-0000-0000-000000000000"); st != http.StatusNotFound {
 				b.fatalf("GET a missing key: status %d, want 404", st)
 			}

@@ -113,7 +113,7 @@ func (s *Server) setPassword(c echo.Context) error {
 // Profile.
 
 func (s *Server) profilePage(c echo.Context) error {
-	return s.renderProfile(c, http.StatusOK, templates.ProfileView{})
+	return s.renderProfile(c, http.StatusOK, templates.ProfileView{ShellSaved: c.QueryParam("shell") == "saved"})
 }
 
 // newTokenForm is the create-token form as first shown.

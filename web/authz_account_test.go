@@ -587,6 +587,23 @@ func authzAccountCases() []authzCase {
 					t.Error("the profile is not the actor's own")
 				}
 			}},
+		// The quick copy's shell: one's own, for anyone signed in.
+		{route: "POST /profile/shell", method: "POST", path: fixedPath("/profile/shell"),
+			form: func(string, string, string) url.Values { return url.Values{"shell": {"fish"}} },
+			want: signedInOnly("POST", "", see("/profile?shell=saved")),
+			check: func(t *testing.T, env *testEnv, _ *keyledger.Key, _ url.Values, got authzWant) {
+				name, ok := authzLoginName[got.actor]
+				if !ok {
+					return
+				}
+				u, err := env.Store.UserByEmail(context.Background(), name+"@example.com")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if (u.Shell == keyledger.FormatFish) != (got.status == http.StatusSeeOther) {
+					t.Errorf("shell %q after status %d", u.Shell, got.status)
+				}
+			}},
 		{route: "POST /profile/password", name: "right current password", method: "POST",
 			prepare: pwRight.prepare(func(st *acctCell) []string { return []string{Password, "new password " + st.uniq} }),
 			form: pwRight.form(func(st *acctCell) url.Values {

@@ -220,6 +220,8 @@ type authzWant struct {
 	// file: a download that carries no value (a CSV of metadata or of
 	// the audit log).
 	file bool
+	// line: the value comes in the quick copy's JSON line, not a page.
+	line bool
 	// body and actor: what the server answered and to whom (set on the
 	// answer got, for check).
 	body, actor string
@@ -248,6 +250,8 @@ type authzCase struct {
 	// providers: the route's server reaches the provider admin API fakes
 	// (providers_test.go).
 	providers bool
+	// header is sent with the request (e.g. Accept: application/json).
+	header http.Header
 }
 
 func signedIn(actor string) bool { return actor != actorAnonymous && actor != actorDeactivated }
@@ -449,6 +453,25 @@ func authzCases() []authzCase {
 					t.Error("the reveal of version 1 does not say which version it shows")
 				}
 			}},
+		// The key list's quick copy: the same POST asking for JSON, with no
+		// reason; only development asks for nothing more, so staging and
+		// production are refused with a reason (422) even for their owner.
+		{route: "POST /keys/:id/reveal", name: "quick copy", method: "POST", perEnv: true, needsKey: true, path: keyPath("/reveal"),
+			header: http.Header{"Accept": {"application/json"}},
+			form:   func(string, string, string) url.Values { return url.Values{"reason": {"sent along"}} },
+			want: func(a, envName string, k *keyledger.Key) authzWant {
+				var w authzWant
+				switch {
+				case envName == "production" && !mayEdit(a):
+					w = no403
+				case envName != "development":
+					w = authzWant{status: http.StatusUnprocessableEntity}
+				default:
+					w = authzWant{status: http.StatusOK, revealed: true, line: true}
+				}
+				return needUser(a, http.MethodPost, "/keys/"+k.ID+"/reveal", w)
+			},
+			check: checkReveals},
 		{route: "GET /keys/:id/rotate", method: "GET", perEnv: true, needsKey: true, path: keyPath("/rotate"),
 			want: editors("GET", "/rotate", func(*keyledger.Key) authzWant { return ok200 }),
 			check: func(t *testing.T, _ *testEnv, _ *keyledger.Key, _ url.Values, got authzWant) {
@@ -691,7 +714,7 @@ func TestAuthzMatrix(t *testing.T) {
 						c := authzActorClient(env, t, actor)
 						path := rc.path(k)
 						want := rc.want(actor, envName, k)
-						resp, body := authzSend(c, rc.method, path, form, nil)
+						resp, body := authzSend(c, rc.method, path, form, rc.header)
 						got := authzWant{status: resp.StatusCode, location: resp.Header.Get("Location"), body: body, actor: actor}
 						if got.status != want.status {
 							t.Errorf("%s %s as %s: status %d, want %d\n%s", rc.method, path, actor, got.status, want.status, authzMain(body, ""))
@@ -710,6 +733,10 @@ func TestAuthzMatrix(t *testing.T) {
 							if want.download {
 								if cd := resp.Header.Get("Content-Disposition"); !strings.HasPrefix(cd, "attachment;") {
 									t.Errorf("%s %s as %s: Content-Disposition %q, want an attachment", rc.method, path, actor, cd)
+								}
+							} else if want.line {
+								if !strings.Contains(body, `"line":`) {
+									t.Errorf("%s %s as %s: an allowed quick copy does not answer the line", rc.method, path, actor)
 								}
 							} else if !strings.Contains(body, `data-testid="secret-value"`) {
 								t.Errorf("%s %s as %s: an allowed reveal does not show the value", rc.method, path, actor)

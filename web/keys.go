@@ -256,6 +256,9 @@ func (s *Server) keyArchive(c echo.Context) error {
 }
 
 func (s *Server) keyReveal(c echo.Context) error {
+	if wantsJSON(c) {
+		return s.keyCopyLine(c)
+	}
 	id := c.Param("id")
 	reason := c.FormValue("reason")
 	version := 0

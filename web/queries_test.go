@@ -105,6 +105,11 @@ func TestQueryBudget(t *testing.T) {
 			resp, _ := lead.post("/keys/"+key.ID+"/reveal", nil)
 			return resp.StatusCode
 		}},
+		// The key list's quick copy: the same three as the reveal form.
+		{"browser quick copy", 3, func() int {
+			resp, _ := authzSend(lead, http.MethodPost, "/keys/"+key.ID+"/reveal", nil, http.Header{"Accept": {"application/json"}})
+			return resp.StatusCode
+		}},
 		{"API key list", 2, func() int { return api.do(token, http.MethodGet, "/api/v1/keys?environment=development", nil).Status }},
 		{"API reveal", 2, func() int {
 			return api.do(token, http.MethodPost, "/api/v1/keys/"+key.ID+"/reveal", map[string]any{}).Status

@@ -95,7 +95,7 @@ func (s *Server) handleError(err error, c echo.Context) {
 		c.Response().Header().Set("Retry-After", "5")
 	}
 	setRetryAfter(c, err)
-	if isAPI(c) {
+	if isAPI(c) || wantsJSON(c) {
 		// Fields: per-field messages, keyed like the form (and API body)
 		// fields; left out when there are none.
 		_ = c.JSON(status, wire.Error{Error: wire.ErrorBody{Code: code, Message: message, RequestID: requestID(c),

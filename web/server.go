@@ -192,6 +192,7 @@ func New(cfg Config, st *store.Store, log *slog.Logger) (*Server, error) {
 	// step-up.
 	auth.GET("/profile", s.profilePage)
 	auth.POST("/profile/password", s.profilePassword)
+	auth.POST("/profile/shell", s.profileShell)
 	auth.POST("/profile/sessions/:sid/revoke", s.profileRevokeSession)
 	auth.POST("/profile/sessions/revoke-others", s.profileRevokeOtherSessions)
 	auth.GET("/profile/2fa", s.totpEnrollPage)
