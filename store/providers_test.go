@@ -15,11 +15,10 @@ import (
 // provider admin API.
 type provFixture struct {
 	*fixture
-	clock                *clock
-	admin, lead, member  *keyledger.User
-	pa                   *stubAdmin
-	openaiKey, anthKey   string
-	openaiConn, anthConn keyledger.ProviderConnection
+	clock               *clock
+	admin, lead, member *keyledger.User
+	pa                  *stubAdmin
+	openaiKey, anthKey  string
 }
 
 func newProvFixture(t *testing.T) *provFixture {

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -204,10 +206,18 @@ func TestProviderConnectionsEndToEnd(t *testing.T) {
 		t.Error("the formula key is not in the owner-left CSV")
 	}
 
-	// The dashboard counts, linked to the filtered inventory.
+	// The dashboard counts, linked to the filtered inventory with as many
+	// rows.
 	_, page = keep(lead.get("/dashboard"))
-	if !strings.Contains(page, `href="/inventory?state=not_in_keyledger"`) || !strings.Contains(page, `href="/inventory?state=owner_left"`) {
-		t.Error("the dashboard does not link the inventory counts")
+	links := regexp.MustCompile(`href="(/inventory\?state=[a-z_]+)"[^>]*data-testid="dash-inventory-link">(\d+)<`).FindAllStringSubmatch(page, -1)
+	if len(links) != 2 || links[0][1] != "/inventory?state=not_in_keyledger" || links[1][1] != "/inventory?state=owner_left" {
+		t.Errorf("dashboard inventory links = %v", links)
+	}
+	for _, l := range links {
+		_, list := lead.get(l[1])
+		if n := strconv.Itoa(strings.Count(list, `data-testid="inventory-row"`)); n != l[2] {
+			t.Errorf("%s: %s rows, the dashboard says %s", l[1], n, l[2])
+		}
 	}
 
 	// The API.
