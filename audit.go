@@ -46,6 +46,19 @@ const (
 	// details carry how many candidates were sent and how many matched,
 	// never a candidate.
 	ActionLeakCheck = "leak.check"
+	// ActionLeakReport is one leak report (form or API), matched or not:
+	// details say whether it matched and which incident, never the value.
+	ActionLeakReport = "leak.report"
+	// ActionLeakOpen opens an incident on a key version (by a report, or
+	// by a duplicate registration from someone who may not reveal it).
+	ActionLeakOpen = "leak.incident_open"
+	// ActionLeakNotify: the owner and leads were told of an incident.
+	ActionLeakNotify = "leak.notified"
+	// ActionLeakRevoke records that the leaked version was revoked: its
+	// value destroyed in keyledger, or revoked at the provider.
+	ActionLeakRevoke = "leak.version_revoked"
+	ActionLeakWaive  = "leak.waived"
+	ActionLeakClose  = "leak.incident_closed"
 
 	ActionUserRole       = "user.role_change"
 	ActionUserReactivate = "user.reactivate"
