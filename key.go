@@ -55,6 +55,8 @@ type Key struct {
 	LastRevealedBy  string
 	RevealCount     int
 	EnvironmentInfo Environment
+	// Compromised: a leak incident is open on one of its versions.
+	Compromised bool
 }
 
 // Archived reports whether the key was retired.

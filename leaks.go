@@ -88,6 +88,9 @@ func ValidateLeakReport(in LeakReportInput) (LeakReportInput, error) {
 		v.Add("where", "Say where you saw it: a URL, or a few words (\"public gist\", \"CI log of build 812\").")
 	} else if p := CheckName(in.Where, MaxLeakWhereRunes); p != "" {
 		v.Add("where", "Where "+p+".")
+	} else if id := ValueIdentity(in.Value); len(id) >= 8 && strings.Contains(in.Where, id) {
+		// "where" is kept on the incident; the value must not be.
+		v.Add("where", "Where must not contain the value itself: give the address or a description without it.")
 	}
 	return in, v.Err()
 }

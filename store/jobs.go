@@ -211,6 +211,7 @@ func (s *Store) NewJobs(cfg JobsConfig) (*river.Client[pgx.Tx], error) {
 	river.AddWorker(workers, &notifyWorker[AccountAlertArgs]{cfg: cfg, send: s.SendAccountAlerts})
 	river.AddWorker(workers, &checkpointWorker{s: s, cfg: cfg})
 	river.AddWorker(workers, &notifyWorker[ValueAlertsArgs]{cfg: cfg, send: s.SendValueAlerts})
+	river.AddWorker(workers, &notifyWorker[LeakAlertsArgs]{cfg: cfg, send: s.SendLeakAlerts})
 	periodic := func(every time.Duration, args river.JobArgs) *river.PeriodicJob {
 		return river.NewPeriodicJob(river.PeriodicInterval(every),
 			func() (river.JobArgs, *river.InsertOpts) { return args, nil },
@@ -231,6 +232,9 @@ func (s *Store) NewJobs(cfg JobsConfig) (*river.Client[pgx.Tx], error) {
 			periodic(min(cfg.ScanInterval, time.Minute), AccountAlertArgs{}),
 			periodic(cfg.CheckpointInterval, AuditCheckpointArgs{}),
 			periodic(min(cfg.ScanInterval, time.Minute), ValueAlertsArgs{}),
+			// Opening an incident enqueues its alert at once; this retries
+			// sends that failed.
+			periodic(min(cfg.ScanInterval, time.Minute), LeakAlertsArgs{}),
 		},
 	})
 	if err != nil {

@@ -16,7 +16,7 @@ type KeyFilter struct {
 	Provider    string
 	Project     string
 	Q           string
-	Status      string // overdue | due_soon | ok | failing | never_verified | orphaned | stale | archived
+	Status      string // overdue | due_soon | ok | failing | never_verified | orphaned | stale | compromised | archived
 	Sort        string // name | project | environment | owner | provider | rotate_by | verified | created
 	Desc        bool
 	Page        int
@@ -146,6 +146,8 @@ func (s *Store) listKeys(ctx context.Context, f KeyFilter) (KeyPage, error) {
 		add("k.rotate_by > $?", now.Add(keyledger.DueSoonWindow))
 	case "failing":
 		add("k.verify_result = ANY($?)", []string{keyledger.VerifyInvalid, keyledger.VerifyForbidden, keyledger.VerifyQuota})
+	case "compromised":
+		where = append(where, "EXISTS (SELECT 1 FROM leak_incidents li WHERE li.key_id = k.id AND li.closed_at IS NULL)")
 	case "never_verified":
 		where = append(where, "k.last_verified_at IS NULL")
 	case "orphaned":

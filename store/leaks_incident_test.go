@@ -103,7 +103,7 @@ func (f *govFixture) incident(t testing.TB, id int64) *keyledger.LeakIncident {
 // TestDuplicateRegistrationOpensLeakIncident: someone who may not reveal
 // a key registers (or rotates to) its value: an incident opens on that
 // key version (source duplicate, the registrant as reporter), joined by a
-// second try, and the registrant may not open the incident's page. Someone
+// second try, and the registrant may not open the incident's page (not found, as for none). Someone
 // who may reveal the key opens nothing.
 func TestDuplicateRegistrationOpensLeakIncident(t *testing.T) {
 	t.Parallel()
@@ -124,8 +124,9 @@ func TestDuplicateRegistrationOpensLeakIncident(t *testing.T) {
 	if source != keyledger.LeakSourceDuplicate || version != "1" {
 		t.Errorf("incident source %s version %s", source, version)
 	}
+	// The registrant is not told which key: the incident is "not found".
 	_, err = f.s.LeakIncident(ctx, as(f.n), id)
-	wantCode(t, err, keyledger.EFORBIDDEN)
+	wantCode(t, err, keyledger.ENOTFOUND)
 	// A rotation to it by the same person joins the open incident.
 	mine, _ := f.govKey(t, f.n, "mine", "development")
 	_, err = f.s.RotateKey(ctx, as(f.n), mine.ID, keyledger.RotateInput{Value: secret})
