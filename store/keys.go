@@ -143,7 +143,7 @@ const keySelect = `SELECT k.id::text, k.name, k.provider, k.project, e.id, e.nam
 	k.owner_id, o.email, o.name, o.status, k.description, k.scope, k.masked_hint, k.current_version, coalesce(k.rotation_days, 0),
 	coalesce(k.rotation_days, e.rotation_days), k.rotate_by, k.last_rotated_at, k.last_verified_at, coalesce(k.verify_result, ''), k.verify_message,
 	k.created_at, coalesce(c.email, ''), k.updated_at, k.archived_at,
-	EXISTS (SELECT 1 FROM leak_incidents li WHERE li.key_id = k.id AND li.closed_at IS NULL)
+	coalesce((SELECT min(li.id) FROM leak_incidents li WHERE li.key_id = k.id AND li.closed_at IS NULL), 0)
 	FROM keys k JOIN environments e ON e.id = k.environment_id JOIN users o ON o.id = k.owner_id LEFT JOIN users c ON c.id = k.created_by`
 
 func scanKey(row pgx.Row) (*keyledger.Key, error) {
@@ -153,7 +153,7 @@ func scanKey(row pgx.Row) (*keyledger.Key, error) {
 	err := row.Scan(&k.ID, &k.Name, &k.Provider, &k.Project, &env.ID, &env.Name, &env.RevealPolicy, &env.ReasonRequired, &env.Sensitive, &env.RotationDays, &env.AllowTokenReveal,
 		&k.OwnerID, &k.OwnerEmail, &k.OwnerName, &ownerStatus, &k.Description, &k.Scope, &k.MaskedHint, &k.CurrentVersion, &k.RotationDays,
 		&k.EffectiveDays, &k.RotateBy, &k.LastRotatedAt, &k.LastVerifiedAt, &k.VerifyResult, &k.VerifyMessage,
-		&k.CreatedAt, &k.CreatedByEmail, &k.UpdatedAt, &k.ArchivedAt, &k.Compromised)
+		&k.CreatedAt, &k.CreatedByEmail, &k.UpdatedAt, &k.ArchivedAt, &k.OpenLeak)
 	if err != nil {
 		return nil, err
 	}

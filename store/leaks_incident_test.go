@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/keyledger/keyledger"
+	"github.com/keyledger/keyledger/store"
 )
 
 // TestLeakIncidentCloseRules: an incident closes only when the leaked
@@ -56,7 +57,7 @@ func TestLeakIncidentCloseRules(t *testing.T) {
 	if n := f.count(t, "SELECT count(*) FROM key_versions WHERE key_id = $1 AND version = 1 AND destroyed_at IS NOT NULL AND ciphertext IS NULL", k.ID); n != 1 {
 		t.Error("the revoked version still has its ciphertext")
 	}
-	if got, _ := f.s.GetKey(ctx, as(f.m), k.ID); got.Compromised {
+	if got, _ := f.s.GetKey(ctx, as(f.m), k.ID); got.Compromised() {
 		t.Error("the key is still compromised after its incident closed")
 	}
 	wantCode(t, f.s.WaiveLeak(ctx, as(f.m), r.IncidentID, "late"), keyledger.ECONFLICT)
@@ -157,6 +158,11 @@ func TestLeakNotificationSentOnce(t *testing.T) {
 	r, err := f.s.ReportLeak(ctx, as(f.n), keyledger.LeakReportInput{Value: value, Where: "https://gist.example.com/x"})
 	if err != nil {
 		t.Fatal(err)
+	}
+	// Its alert is queued in the report's own transaction, for the
+	// workers to send at once.
+	if c := f.count(t, "SELECT count(*) FROM river_job WHERE kind = $1", store.LeakAlertsArgs{}.Kind()); c != 1 {
+		t.Errorf("%d leak alert jobs queued, want 1", c)
 	}
 	down := &fakeNotifier{}
 	down.setErr(errors.New("smtp down"))

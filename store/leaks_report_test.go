@@ -88,17 +88,17 @@ func TestReportLeakMatchesAnyVersion(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !got.Compromised {
+	if !got.Compromised() {
 		t.Error("the key is not marked compromised")
 	}
 	page, err := f.s.ListKeys(ctx, as(f.o), store.KeyFilter{Status: "compromised"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if page.Total != 1 || page.Keys[0].ID != k.ID || !page.Keys[0].Compromised {
+	if page.Total != 1 || page.Keys[0].ID != k.ID || !page.Keys[0].Compromised() {
 		t.Errorf("status=compromised lists %d keys: %+v", page.Total, page.Keys)
 	}
-	if q, _ := f.s.GetKey(ctx, as(f.o), other.ID); q.Compromised {
+	if q, _ := f.s.GetKey(ctx, as(f.o), other.ID); q.Compromised() {
 		t.Error("an unreported key is marked compromised")
 	}
 }
