@@ -15,6 +15,11 @@ type DashboardView struct {
 	EnvTotals map[string]int
 	Total     int
 	Lists     []DashboardList
+	// LeakMedian is the median time from a leak report to the leaked
+	// version's revocation ("" when none was revoked yet), over
+	// LeakRevoked incidents.
+	LeakMedian  string
+	LeakRevoked int
 }
 
 // DashboardOwner is one row of the owner × environment table.

@@ -50,6 +50,7 @@ func (s *Server) registerAPI(e *echo.Echo) {
 	api.GET("/audit", s.apiAudit, read)
 	api.POST("/export", s.apiExport)
 	api.POST("/leaks/check", s.apiLeakCheck, read)
+	api.POST("/leaks", s.apiLeakReport)
 }
 
 func apiNotFound(echo.Context) error {

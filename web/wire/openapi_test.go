@@ -30,6 +30,7 @@ var described = []any{
 	wire.ExportRequest{}, wire.Export{}, wire.ExportVariable{}, wire.ExportLeftOut{},
 	wire.Whoami{}, wire.WhoamiToken{},
 	wire.LeakCheckRequest{}, wire.LeakCheckResult{}, wire.LeakHit{},
+	wire.LeakReportRequest{}, wire.LeakReport{},
 }
 
 // inline are the types described inside their parent's schema rather than
