@@ -64,7 +64,10 @@ func TestQueryBudget(t *testing.T) {
 		{"key list, filtered, page 2", 6, page("/keys?environment=development&page=2")},
 		{"key list, by owner", 6, page("/keys?owner=member%40example.com&sort=owner")},
 		{"key detail", 6, page("/keys/" + key.ID)},
-		{"dashboard", 3, page("/dashboard")},
+		// 4: the session, the environments, the owner × environment
+		// counts, and the leak figures (compromised keys, median time to
+		// revoke).
+		{"dashboard", 4, page("/dashboard")},
 		{"rotation", 7, page("/rotation")},
 		// 4: the events, the environments, the key menu (by name) and the session.
 		{"audit log", 4, page("/audit")},
