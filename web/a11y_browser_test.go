@@ -238,8 +238,10 @@ func TestBrowserAccessibility(t *testing.T) {
 	start := time.Now()
 	env := newEnv(t)
 	ctx := context.Background()
-	dev := env.createKey("member", "development", "OpenAI dev", authzSecret())
-	prod := env.createKey("lead", "production", "OpenAI prod", authzSecret())
+	devValue, prodValue, oldValue := authzSecret(), authzSecret(), authzSecret()
+	dev := env.createKey("member", "development", "OpenAI dev", devValue)
+	prod := env.createKey("lead", "production", "OpenAI prod", prodValue)
+	old := env.createKey("lead", "staging", "Stripe staging", oldValue)
 	if _, err := env.Store.Reveal(ctx, keyledger.Actor{User: env.Users["member"]}, dev.ID, "local development of checkout"); err != nil {
 		t.Fatal(err)
 	}
@@ -251,8 +253,24 @@ func TestBrowserAccessibility(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Leak incidents: one open on the member's key (its page shows the
+	// compromised banner), one open on the lead's, one closed (waived).
+	var leakIDs []int64
+	for _, v := range []string{devValue, prodValue, oldValue} {
+		r, err := env.Store.ReportLeak(ctx, actorOf(env, "member2"), keyledger.LeakReportInput{Value: v, Where: "https://gist.example.com/a11y"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		leakIDs = append(leakIDs, r.IncidentID)
+	}
+	if err := env.Store.WaiveLeak(ctx, actorOf(env, "lead"), leakIDs[2], "a test key without access"); err != nil {
+		t.Fatal(err)
+	}
+	_ = old
 
-	b := newBrowser(t, env.HTTP.URL, 5*time.Minute)
+	// Eight minutes: on a loaded 2-core machine the three roles × pages ×
+	// two widths × two schemes take five or more.
+	b := newBrowser(t, env.HTTP.URL, 8*time.Minute)
 	// Test only: the page's CSP would refuse the injected axe script.
 	b.do("inject axe-core",
 		chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
@@ -279,9 +297,11 @@ func TestBrowserAccessibility(t *testing.T) {
 
 	keyPage := "/keys/" + dev.ID
 	common := []string{"/keys", "/keys?q=no-such-key", "/keys/new", keyPage, keyPage + "/edit", keyPage + "/rotate",
-		"/rotation", "/export", "/export?environment=development", "/profile", "/profile/2fa", "/step-up?next=%2Fkeys"}
+		"/rotation", "/export", "/export?environment=development", "/profile", "/profile/2fa", "/step-up?next=%2Fkeys",
+		"/leaks/new", fmt.Sprintf("/leaks/%d", leakIDs[0])}
 	leads := []string{"/dashboard", fmt.Sprintf("/users/%d", env.Users["member"].ID), "/offboarding",
-		fmt.Sprintf("/offboarding/%d", oid), "/audit", "/keys/" + prod.ID}
+		fmt.Sprintf("/offboarding/%d", oid), "/audit", "/keys/" + prod.ID,
+		"/leaks", fmt.Sprintf("/leaks/%d", leakIDs[1]), fmt.Sprintf("/leaks/%d", leakIDs[2])}
 	admins := []string{"/admin/users", "/admin/environments"}
 	for _, role := range []string{"member", "lead", "admin"} {
 		b.signIn(role+"@example.com", fmt.Sprintf("%s (%s)", strings.ToUpper(role[:1])+role[1:], role))
@@ -313,6 +333,7 @@ func TestBrowserAccessibility(t *testing.T) {
 			b.badSubmit("/keys/new", `[data-testid="register-submit"]`, "error-summary",
 				chromedp.SendKeys(chromedp.ID("project"), "checkout", chromedp.NodeVisible))
 			b.badSubmit(keyPage+"/rotate", `[data-testid="rotate-submit"]`, "error-summary")
+			b.badSubmit("/leaks/new", `[data-testid="leak-submit"]`, "error-summary")
 			// The reveal page, with its copy buttons.
 			if st := b.navigate(keyPage); st != http.StatusOK {
 				b.fatalf("GET %s: status %d", keyPage, st)
@@ -342,6 +363,9 @@ func TestBrowserAccessibility(t *testing.T) {
 			// Production needs a reason: a reveal without one is a field error.
 			b.badSubmit("/keys/"+prod.ID, `[data-testid="reveal-submit"]`, "error-summary")
 			b.badSubmit("/offboarding", `[data-testid="start-submit"]`, "error-summary")
+			// The waiver of an open incident needs a reason.
+			b.badSubmit(fmt.Sprintf("/leaks/%d", leakIDs[1]), `[data-testid="leak-waive-submit"]`, "error-summary",
+				chromedp.Click(chromedp.CSS(`[data-testid="leak-waive-open"]`), chromedp.NodeVisible))
 		case "admin":
 			b.badSubmit("/admin/users", `[data-testid="create-user"]`, "error-summary")
 			// A set-password link (a copy button), and the page behind it.
