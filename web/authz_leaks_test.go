@@ -101,7 +101,9 @@ func authzLeakCases() []authzCase {
 				}
 			}},
 		{route: "POST /leaks/:lid/waive", method: "POST", perEnv: true, needsKey: true, prepare: waive.prepare(false), path: waive.path("/waive"),
-			form: func(string, string, string) url.Values { return url.Values{"reason": {"authz matrix: not a real leak"}} },
+			form: func(string, string, string) url.Values {
+				return url.Values{"reason": {"authz matrix: not a real leak"}}
+			},
 			want: onIncident("POST", waive, "/waive", no403, func() authzWant {
 				return authzWant{status: http.StatusSeeOther, location: fmt.Sprintf("/leaks/%d?waived=1", waive.id)}
 			}),
