@@ -272,6 +272,12 @@ func (s *Store) ArchiveKey(ctx context.Context, actor keyledger.Actor, id string
 		if err != nil {
 			return err
 		}
+		// An archived key has no current version any more: its open leak
+		// incidents are rotated away (they still need the revocation at
+		// the provider, or a waiver).
+		if err := leakKeyArchived(ctx, tx, actor, id, now); err != nil {
+			return err
+		}
 		if err := writeAudit(ctx, tx, auditEntry{Actor: actor, Action: keyledger.ActionKeyArchive, KeyID: id, KeyName: k.Name,
 			Environment: k.Environment, Details: map[string]any{"versions_destroyed": tag.RowsAffected()}}); err != nil {
 			return err

@@ -37,6 +37,29 @@ func leakRotatedAway(ctx context.Context, tx pgx.Tx, a keyledger.Actor, keyID st
 	return closeLeakIfDone(ctx, tx, a, id, now)
 }
 
+// leakKeyArchived marks every open incident of key id rotated away, in
+// the transaction that archives it, closing those revoked already.
+func leakKeyArchived(ctx context.Context, tx pgx.Tx, a keyledger.Actor, keyID string, now time.Time) error {
+	rows, err := tx.Query(ctx, `UPDATE leak_incidents SET rotated_at = $2
+		WHERE key_id = $1 AND closed_at IS NULL AND rotated_at IS NULL RETURNING id`, keyID, now)
+	if err != nil {
+		return fmt.Errorf("leak incidents of an archived key: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return fmt.Errorf("leak incidents of an archived key: %w", err)
+	}
+	for _, id := range ids {
+		if err := addLeakStep(ctx, tx, id, now, keyledger.LeakStepRotated, a, "", "The key was archived."); err != nil {
+			return err
+		}
+		if err := closeLeakIfDone(ctx, tx, a, id, now); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // refuseLeakedVersion refuses to make a version with an open incident
 // current again (a rollback).
 func refuseLeakedVersion(ctx context.Context, tx pgx.Tx, keyID string, version int) error {

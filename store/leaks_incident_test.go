@@ -90,6 +90,26 @@ func TestLeakIncidentCloseRules(t *testing.T) {
 		t.Errorf("report after a waiver: %+v, %v", r3, err)
 	}
 	_ = k2
+
+	// Archiving a key rotates its leaked versions away; the revocation
+	// then closes the incident.
+	k4, v4 := f.govKey(t, f.m, "to-archive", "development")
+	r4, err := f.s.ReportLeak(ctx, as(f.n), keyledger.LeakReportInput{Value: v4, Where: "a screenshot"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.s.ArchiveKey(ctx, as(f.m), k4.ID); err != nil {
+		t.Fatal(err)
+	}
+	if inc := f.incident(t, r4.IncidentID); !inc.Open() || inc.RotatedAt == nil {
+		t.Errorf("after archiving: open %v, rotated %v", inc.Open(), inc.RotatedAt)
+	}
+	if err := f.s.RevokeLeakedVersion(ctx, as(f.m), r4.IncidentID); err != nil {
+		t.Fatal(err)
+	}
+	if inc := f.incident(t, r4.IncidentID); inc.Open() || stepNames(inc) != "reported rotated revoked closed" {
+		t.Errorf("archived and revoked: open %v, timeline %q", inc.Open(), stepNames(inc))
+	}
 }
 
 func (f *govFixture) incident(t testing.TB, id int64) *keyledger.LeakIncident {
