@@ -46,6 +46,19 @@ const (
 	// details carry how many candidates were sent and how many matched,
 	// never a candidate.
 	ActionLeakCheck = "leak.check"
+	// ActionLeakReport is one leak report (form or API), matched or not:
+	// details say whether it matched and which incident, never the value.
+	ActionLeakReport = "leak.report"
+	// ActionLeakOpen opens an incident on a key version (by a report, or
+	// by a duplicate registration from someone who may not reveal it).
+	ActionLeakOpen = "leak.incident_open"
+	// ActionLeakNotify: the owner and leads were told of an incident.
+	ActionLeakNotify = "leak.notified"
+	// ActionLeakRevoke records that the leaked version was revoked: its
+	// value destroyed in keyledger, or revoked at the provider.
+	ActionLeakRevoke = "leak.version_revoked"
+	ActionLeakWaive  = "leak.waived"
+	ActionLeakClose  = "leak.incident_closed"
 
 	ActionUserRole       = "user.role_change"
 	ActionUserReactivate = "user.reactivate"
@@ -106,7 +119,7 @@ func AuditActions() []string {
 		ActionSignIn, ActionSignInFailed, ActionSignInThrottle, ActionSignOut,
 		ActionKeyCreate, ActionKeyUpdate, ActionKeyReveal, ActionKeyArchive,
 		ActionKeyRotate, ActionKeyRollback, ActionVersionDestroy, ActionKeyVerify, ActionKeyExport, ActionKeyRemind,
-		ActionKeyReassign, ActionKeyDuplicateValue, ActionKeyValueDamaged, ActionTokenCreate, ActionTokenRevoke, ActionTokenUse, ActionLeakCheck, ActionUserCreate, ActionUserDeactivate, ActionUserReactivate, ActionUserFreeze, ActionUserRole,
+		ActionKeyReassign, ActionKeyDuplicateValue, ActionKeyValueDamaged, ActionTokenCreate, ActionTokenRevoke, ActionTokenUse, ActionLeakCheck, ActionLeakReport, ActionLeakOpen, ActionLeakNotify, ActionLeakRevoke, ActionLeakWaive, ActionLeakClose, ActionUserCreate, ActionUserDeactivate, ActionUserReactivate, ActionUserFreeze, ActionUserRole,
 		ActionPasswordRehash, ActionPasswordChange, ActionPasswordLink, ActionTOTPEnable, ActionTOTPDisable, ActionTOTPReset, ActionTOTPFailed,
 		ActionStepUp, ActionReauthFailed, ActionAccountAttack, ActionSessionRevoke, ActionSessionRevokeOthers, ActionEnvCreate, ActionEnvUpdate, ActionRolePolicy,
 		ActionOffboardStart, ActionOffboardResolve, ActionOffboardWaive, ActionOffboardAdd, ActionOffboardComplete,

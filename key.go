@@ -55,7 +55,13 @@ type Key struct {
 	LastRevealedBy  string
 	RevealCount     int
 	EnvironmentInfo Environment
+	// OpenLeak is the id of an open leak incident on one of its
+	// versions (the oldest), or 0.
+	OpenLeak int64
 }
+
+// Compromised reports whether a leak incident is open on the key.
+func (k *Key) Compromised() bool { return k.OpenLeak != 0 }
 
 // Archived reports whether the key was retired.
 func (k *Key) Archived() bool { return k.ArchivedAt != nil }

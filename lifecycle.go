@@ -85,6 +85,12 @@ type Notification struct {
 	Spend         SpendSpike
 	ProviderKeyID string
 	Provider      string
+	// For AlertLeak: the leaked version, how the incident was opened
+	// (LeakSourceReport or LeakSourceDuplicate) and where the value was
+	// seen. AttemptedBy is who reported it; URL is the incident's page.
+	LeakVersion int
+	LeakSource  string
+	LeakWhere   string
 }
 
 // Reminder kinds.
@@ -95,6 +101,8 @@ const (
 	// AlertDuplicateValue: someone who may not reveal the key tried to
 	// store its value, so the value is known outside the reveal policy.
 	AlertDuplicateValue = "duplicate_value"
+	// AlertLeak: a leak incident was opened on one of the key's versions.
+	AlertLeak = "leak"
 	// AlertAccountAttack warns the admins of many failed sign-ins for
 	// one account.
 	AlertAccountAttack = "account_under_attack"
@@ -120,6 +128,8 @@ type Links interface {
 	Key(id string) string
 	// FailedSignIns is the audit log showing failed sign-ins.
 	FailedSignIns() string
+	// Leak is the page of the leak incident with id.
+	Leak(id int64) string
 }
 
 // Notifier delivers reminders (chat webhook, email). Implementations must

@@ -235,3 +235,53 @@ func CheckProviderRevokeReason(reason string) (string, error) {
 	}
 	return r, nil
 }
+
+// CanReportLeak decides whether u may report a leaked value: anyone
+// active. The lookup is rate-limited (LeakReportLimit) because it is an
+// oracle.
+func CanReportLeak(u *User) error {
+	if !u.Active() {
+		return Errorf(EFORBIDDEN, "Your account is deactivated.")
+	}
+	return nil
+}
+
+// CanListLeaks decides whether u may see the leaks page: every incident,
+// open and closed. Leads and admins, like the audit log it draws on.
+func CanListLeaks(u *User) error {
+	if u.Active() && u.Role.AtLeastLead() {
+		return nil
+	}
+	return Errorf(EFORBIDDEN, "Only leads and admins may see every leak incident.")
+}
+
+// CanViewLeak decides whether u may see one incident: leads and admins,
+// the key's owner (who must act on it), and whoever reported the value
+// through the report form (reported: they know the key already). Someone
+// whose duplicate registration opened it is not told which key it was.
+func CanViewLeak(u *User, ownerID int64, reported bool) error {
+	if !u.Active() {
+		return Errorf(EFORBIDDEN, "Your account is deactivated.")
+	}
+	if u.Role.AtLeastLead() || u.ID == ownerID || reported {
+		return nil
+	}
+	return Errorf(EFORBIDDEN, "Only the key's owner, leads, admins and the person who reported it may see this incident.")
+}
+
+// CanSeeLeakExposures decides whether u may see who revealed or exported
+// the leaked version: that is the audit log, so leads and admins.
+func CanSeeLeakExposures(u *User) error { return CanViewAudit(u) }
+
+// CanResolveLeak decides whether u may act on an incident (record the
+// revocation, waive it): the key's owner, leads and admins, as for
+// editing the key.
+func CanResolveLeak(u *User, ownerID int64) error {
+	if !u.Active() {
+		return Errorf(EFORBIDDEN, "Your account is deactivated.")
+	}
+	if u.ID == ownerID || u.Role.AtLeastLead() {
+		return nil
+	}
+	return Errorf(EFORBIDDEN, "Only the key's owner, leads and admins may act on this incident.")
+}

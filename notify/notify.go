@@ -89,6 +89,20 @@ func Text(n keyledger.Notification) string {
 			b.WriteString(", " + strconv.Itoa(n.Attempts) + " times")
 		}
 		b.WriteString(", who may not reveal this key: the value is known outside its reveal policy. Find out how they have it, and rotate the key")
+	case keyledger.AlertLeak:
+		b.WriteString(" leaked")
+		if n.LeakVersion > 0 {
+			b.WriteString(" (version " + strconv.Itoa(n.LeakVersion) + ")")
+		}
+		if n.LeakSource == keyledger.LeakSourceDuplicate {
+			b.WriteString(": its value was registered again by " + clean(n.AttemptedBy) + ", who may not reveal it")
+		} else {
+			b.WriteString(": reported by " + clean(n.AttemptedBy))
+			if w := clean(n.LeakWhere); w != "" {
+				b.WriteString(", seen at " + truncate(w, 200))
+			}
+		}
+		b.WriteString(". Rotate it now, then revoke the leaked version; the incident closes when both are done")
 	default:
 		b.WriteString(" needs attention")
 	}
@@ -130,6 +144,8 @@ func Subject(n keyledger.Notification) string {
 		s += ": value held outside its reveal policy"
 	case keyledger.AlertSpendSpike:
 		s += ": usage spike at " + truncate(clean(n.Provider), subjectFieldRunes)
+	case keyledger.AlertLeak:
+		s += " leaked: rotate and revoke it"
 	default:
 		s += " needs attention"
 	}
@@ -197,7 +213,7 @@ func icon(kind string) string {
 		return "⏰"
 	case keyledger.RemindFailing:
 		return "⚠️"
-	case keyledger.AlertDuplicateValue:
+	case keyledger.AlertDuplicateValue, keyledger.AlertLeak:
 		return "🚨"
 	case keyledger.AlertSpendSpike:
 		return "📈"

@@ -242,3 +242,26 @@ func TestTextSpendSpikeAlert(t *testing.T) {
 		}
 	}
 }
+
+func TestTextLeakAlert(t *testing.T) {
+	n := keyledger.Notification{Kind: keyledger.AlertLeak, KeyName: "prod-openai", Project: "core", Environment: "production",
+		OwnerEmail: "owner@example.com", AttemptedBy: "member@example.com", LeakVersion: 2, LeakSource: keyledger.LeakSourceReport,
+		LeakWhere: "https://gist.example.com/x\nBcc: evil@example.com", URL: "https://k.example/leaks/7"}
+	got := Text(n)
+	for _, want := range []string{"🚨", `Key "prod-openai" (core, production) leaked (version 2)`, "reported by member@example.com",
+		"seen at https://gist.example.com/x Bcc", "Rotate it now", "https://k.example/leaks/7"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("Text = %q, want it to contain %q", got, want)
+		}
+	}
+	if strings.Contains(got, "\n") {
+		t.Errorf("Text has a line break: %q", got)
+	}
+	if s := Subject(n); !strings.Contains(s, "prod-openai") || !strings.Contains(s, "leaked") {
+		t.Errorf("Subject = %q", s)
+	}
+	n.LeakSource = keyledger.LeakSourceDuplicate
+	if got := Text(n); !strings.Contains(got, "registered again by member@example.com, who may not reveal it") || strings.Contains(got, "gist.example") {
+		t.Errorf("duplicate Text = %q", got)
+	}
+}

@@ -17,13 +17,20 @@ import (
 // leads when the actor may not reveal it) and returns the conflict to
 // answer once tx has committed. via is "register" or "rotate"; env is the
 // environment the actor was storing into.
-func duplicateValue(ctx context.Context, tx pgx.Tx, actor keyledger.Actor, fp []byte, env, via string, now time.Time) (*keyledger.Error, error) {
+//
+// A value held by someone who may not reveal the key is a leak signal:
+// an incident opens on that key version (or the open one is joined), with
+// the registrant as its reporter. They are not told (the answer stays the
+// same) and may not see the incident (CanViewLeak).
+func (s *Store) duplicateValue(ctx context.Context, tx pgx.Tx, actor keyledger.Actor, fp []byte, env, via string, now time.Time) (*keyledger.Error, error) {
 	var keyID, name, project string
 	var ownerID, envID int64
-	err := tx.QueryRow(ctx, `SELECT k.id::text, k.name, k.project, k.owner_id, k.environment_id
+	var version int
+	var current bool
+	err := tx.QueryRow(ctx, `SELECT k.id::text, k.name, k.project, k.owner_id, k.environment_id, v.version, v.version = k.current_version
 		FROM key_versions v JOIN keys k ON k.id = v.key_id
 		WHERE v.fingerprint = $1 AND v.destroyed_at IS NULL AND k.archived_at IS NULL
-		ORDER BY k.created_at LIMIT 1`, fp).Scan(&keyID, &name, &project, &ownerID, &envID)
+		ORDER BY k.created_at, v.version LIMIT 1`, fp).Scan(&keyID, &name, &project, &ownerID, &envID, &version, &current)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
 	}
@@ -47,6 +54,14 @@ func duplicateValue(ctx context.Context, tx pgx.Tx, actor keyledger.Actor, fp []
 			DO UPDATE SET attempts = value_alerts.attempts + 1, last_at = EXCLUDED.last_at, environment = EXCLUDED.environment`,
 			keyID, who, env, now); err != nil {
 			return nil, fmt.Errorf("record value alert: %w", err)
+		}
+		where := "Registered as a new key in " + env + "."
+		if via == "rotate" {
+			where = "Offered as a rotation of a key in " + env + "."
+		}
+		m := leakMatch{keyID: keyID, name: name, env: keyEnv.Name, version: version, current: current}
+		if _, _, err := s.openLeakIncident(ctx, tx, actor, m, keyledger.LeakSourceDuplicate, where, now); err != nil {
+			return nil, err
 		}
 	}
 	return keyledger.DuplicateValue(mayReveal, name, project, keyEnv.Name, via == "rotate"), nil

@@ -298,6 +298,7 @@ func (s *Store) NewJobs(cfg JobsConfig) (*river.Client[pgx.Tx], error) {
 	river.AddWorker(workers, &notifyWorker[ValueAlertsArgs]{cfg: cfg, send: s.SendValueAlerts})
 	river.AddWorker(workers, &providerSyncScanWorker{s: s, cfg: cfg})
 	river.AddWorker(workers, &providerSyncWorker{s: s, cfg: cfg})
+	river.AddWorker(workers, &notifyWorker[LeakAlertsArgs]{cfg: cfg, send: s.SendLeakAlerts})
 	periodic := func(every time.Duration, args river.JobArgs) *river.PeriodicJob {
 		return river.NewPeriodicJob(river.PeriodicInterval(every),
 			func() (river.JobArgs, *river.InsertOpts) { return args, nil },
@@ -321,6 +322,9 @@ func (s *Store) NewJobs(cfg JobsConfig) (*river.Client[pgx.Tx], error) {
 			// Scanned more often than the interval, so a new connection
 			// or a shortened interval is picked up soon.
 			periodic(min(cfg.ScanInterval, cfg.ProviderSyncInterval, 10*time.Minute), ProviderSyncScanArgs{}),
+			// Opening an incident enqueues its alert at once; this retries
+			// sends that failed.
+			periodic(min(cfg.ScanInterval, time.Minute), LeakAlertsArgs{}),
 		},
 	})
 	if err != nil {

@@ -207,6 +207,8 @@ func (s *Store) keyConditions(ctx context.Context, f KeyFilter) ([]string, []any
 		add("k.rotate_by > $?", now.Add(keyledger.DueSoonWindow))
 	case "failing":
 		add("k.verify_result = ANY($?)", []string{keyledger.VerifyInvalid, keyledger.VerifyForbidden, keyledger.VerifyQuota})
+	case "compromised":
+		where = append(where, "EXISTS (SELECT 1 FROM leak_incidents li WHERE li.key_id = k.id AND li.closed_at IS NULL)")
 	case "never_verified":
 		where = append(where, "k.last_verified_at IS NULL")
 	case "orphaned":

@@ -55,7 +55,7 @@ func (s *Store) CreateKey(ctx context.Context, actor keyledger.Actor, in keyledg
 		// The value is refused when a live key holds it; the hit is
 		// recorded, so this transaction commits and the conflict is
 		// answered after.
-		if conflict, err = duplicateValue(ctx, tx, actor, fp, env.Name, "register", s.now()); err != nil || conflict != nil {
+		if conflict, err = s.duplicateValue(ctx, tx, actor, fp, env.Name, "register", s.now()); err != nil || conflict != nil {
 			return err
 		}
 		days := env.RotationDays
@@ -136,12 +136,14 @@ func resolveEnvOwner(ctx context.Context, tx pgx.Tx, envName, ownerEmail string)
 	return env, ownerID, v.Err()
 }
 
-// keySelect reads keys with their environment and owner. Last-reveal
+// keySelect reads keys with their environment and owner, and whether a
+// leak incident is open on one of their versions (compromised). Last-reveal
 // columns come from the audit index, per key.
 const keySelect = `SELECT k.id::text, k.name, k.provider, k.project, e.id, e.name, e.reveal_policy, e.reason_required, e.sensitive, e.rotation_days, e.allow_token_reveal,
 	k.owner_id, o.email, o.name, o.status, k.description, k.scope, k.masked_hint, k.current_version, coalesce(k.rotation_days, 0),
 	coalesce(k.rotation_days, e.rotation_days), k.rotate_by, k.last_rotated_at, k.last_verified_at, coalesce(k.verify_result, ''), k.verify_message,
-	k.created_at, coalesce(c.email, ''), k.updated_at, k.archived_at
+	k.created_at, coalesce(c.email, ''), k.updated_at, k.archived_at,
+	coalesce((SELECT min(li.id) FROM leak_incidents li WHERE li.key_id = k.id AND li.closed_at IS NULL), 0)
 	FROM keys k JOIN environments e ON e.id = k.environment_id JOIN users o ON o.id = k.owner_id LEFT JOIN users c ON c.id = k.created_by`
 
 func scanKey(row pgx.Row) (*keyledger.Key, error) {
@@ -151,7 +153,7 @@ func scanKey(row pgx.Row) (*keyledger.Key, error) {
 	err := row.Scan(&k.ID, &k.Name, &k.Provider, &k.Project, &env.ID, &env.Name, &env.RevealPolicy, &env.ReasonRequired, &env.Sensitive, &env.RotationDays, &env.AllowTokenReveal,
 		&k.OwnerID, &k.OwnerEmail, &k.OwnerName, &ownerStatus, &k.Description, &k.Scope, &k.MaskedHint, &k.CurrentVersion, &k.RotationDays,
 		&k.EffectiveDays, &k.RotateBy, &k.LastRotatedAt, &k.LastVerifiedAt, &k.VerifyResult, &k.VerifyMessage,
-		&k.CreatedAt, &k.CreatedByEmail, &k.UpdatedAt, &k.ArchivedAt)
+		&k.CreatedAt, &k.CreatedByEmail, &k.UpdatedAt, &k.ArchivedAt, &k.OpenLeak)
 	if err != nil {
 		return nil, err
 	}
@@ -268,6 +270,12 @@ func (s *Store) ArchiveKey(ctx context.Context, actor keyledger.Actor, id string
 		tag, err := tx.Exec(ctx, `UPDATE key_versions SET wrapped_dek = NULL, ciphertext = NULL, destroyed_at = $2,
 			superseded_at = coalesce(superseded_at, $2) WHERE key_id = $1 AND destroyed_at IS NULL`, id, now)
 		if err != nil {
+			return err
+		}
+		// An archived key has no current version any more: its open leak
+		// incidents are rotated away (they still need the revocation at
+		// the provider, or a waiver).
+		if err := leakKeyArchived(ctx, tx, actor, id, now); err != nil {
 			return err
 		}
 		if err := writeAudit(ctx, tx, auditEntry{Actor: actor, Action: keyledger.ActionKeyArchive, KeyID: id, KeyName: k.Name,

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"net/url"
+	"strconv"
 
 	"github.com/keyledger/keyledger"
 )
@@ -16,3 +17,5 @@ func (l testLinks) Key(id string) string { return string(l) + "/keys/" + id }
 func (l testLinks) FailedSignIns() string {
 	return string(l) + "/audit?action=" + url.QueryEscape(keyledger.ActionSignInFailed)
 }
+
+func (l testLinks) Leak(id int64) string { return string(l) + "/leaks/" + strconv.FormatInt(id, 10) }

@@ -25,6 +25,12 @@ type Dashboard struct {
 	Overdue      int
 	DueSoon      int
 	Stale        int
+	// Compromised keys have an open leak incident; MedianToRevoke is the
+	// median time from a leak report to the version's revocation, over
+	// the Revoked incidents that reached it.
+	Compromised    int
+	MedianToRevoke time.Duration
+	Revoked        int
 }
 
 // Dashboard computes the ownership audit in one pass over the live keys,
@@ -104,7 +110,9 @@ func (s *Store) dashboard(ctx context.Context) (Dashboard, error) {
 	if err := rows.Err(); err != nil {
 		return d, s.internal(ctx, "dashboard", err)
 	}
-	return d, nil
+	var err2 error
+	d.Compromised, d.MedianToRevoke, d.Revoked, err2 = s.leakFigures(ctx)
+	return d, err2
 }
 
 func reindex(rows []keyledger.OwnerKeys) map[string]*keyledger.OwnerKeys {

@@ -44,7 +44,7 @@ func (s *Store) RotateKey(ctx context.Context, actor keyledger.Actor, id string,
 			return rotationConflict(k.CurrentVersion)
 		}
 		// As at registration: refused, recorded, answered after commit.
-		if conflict, err = duplicateValue(ctx, tx, actor, fp, k.Environment, "rotate", s.now()); err != nil || conflict != nil {
+		if conflict, err = s.duplicateValue(ctx, tx, actor, fp, k.Environment, "rotate", s.now()); err != nil || conflict != nil {
 			return err
 		}
 		if err := tx.QueryRow(ctx, "SELECT max(version) + 1 FROM key_versions WHERE key_id = $1", id).Scan(&newVersion); err != nil {
@@ -76,6 +76,9 @@ func (s *Store) RotateKey(ctx context.Context, actor keyledger.Actor, id string,
 		if _, err := tx.Exec(ctx, `INSERT INTO key_versions (key_id, version, kek_id, wrapped_dek, nonce, ciphertext, masked_hint, fingerprint, created_by, created_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, id, newVersion, sealed.KEKID, sealed.WrappedDEK, sealed.Nonce, sealed.Ciphertext,
 			hint, fp, actor.User.ID, now); err != nil {
+			return err
+		}
+		if err := leakRotatedAway(ctx, tx, actor, id, expected, newVersion, now); err != nil {
 			return err
 		}
 		if err := writeAudit(ctx, tx, auditEntry{Actor: actor, Action: keyledger.ActionKeyRotate, KeyID: id, KeyName: k.Name, KeyVersion: newVersion,
@@ -127,7 +130,13 @@ func (s *Store) RollbackKey(ctx context.Context, actor keyledger.Actor, id strin
 		if version == k.CurrentVersion {
 			return keyledger.Errorf(keyledger.ECONFLICT, "Version %d is already the current version.", version)
 		}
+		if err := refuseLeakedVersion(ctx, tx, id, version); err != nil {
+			return err
+		}
 		now := s.now()
+		if err := leakRotatedAway(ctx, tx, actor, id, k.CurrentVersion, version, now); err != nil {
+			return err
+		}
 		var fp []byte
 		var hint string
 		var destroyAfter *time.Time

@@ -20,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/keyledger/keyledger"
 	"github.com/keyledger/keyledger/crypto"
+	"github.com/riverqueue/river"
 )
 
 // Options tune a Store. Zero values pick production defaults.
@@ -128,6 +129,9 @@ type Store struct {
 	menus      coalescer[KeyListMenus]
 	// The key list's groups in order, by filter and sort.
 	keyGroupIndexes keyedCoalescer[groupIndex]
+	// jobs inserts background jobs inside the store's transactions
+	// (insert-only: serve's NewJobs client works them).
+	jobs *river.Client[pgx.Tx]
 }
 
 // New checks the master keys against the database (refusing a wrong one),
@@ -157,10 +161,13 @@ func New(ctx context.Context, pool *pgxpool.Pool, keyring *crypto.Keyring, opts 
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	s.throttle = s.throttle.withDefaults()
+	var err error
+	if s.jobs, err = newJobInserter(s); err != nil {
+		return nil, err
+	}
 	if err := s.checkKeyring(ctx); err != nil {
 		return nil, err
 	}
-	var err error
 	if s.fingerprintKey, err = s.instanceSecret(ctx, "fingerprint"); err != nil {
 		return nil, err
 	}

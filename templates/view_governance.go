@@ -17,6 +17,11 @@ type DashboardView struct {
 	Lists     []DashboardList
 	// Inventory counts provider keys keyledger does not account for.
 	Inventory []DashboardInventory
+	// LeakMedian is the median time from a leak report to the leaked
+	// version's revocation ("" when none was revoked yet), over
+	// LeakRevoked incidents.
+	LeakMedian  string
+	LeakRevoked int
 }
 
 // DashboardInventory is one inventory count on the dashboard, linked to

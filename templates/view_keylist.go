@@ -54,6 +54,7 @@ func KeyStatuses() []Option {
 		{"due_soon", "Due within 14 days"},
 		{"ok", "Not due"},
 		{"failing", "Failing verification"},
+		{"compromised", "Compromised (leak open)"},
 		{"never_verified", "Never verified"},
 		{"orphaned", "Owner deactivated"},
 		{"stale", "No reveal in 180 days"},
@@ -80,7 +81,7 @@ func keyCount(v KeyListView) string {
 }
 
 // badge is a problem shown as a badge.
-type badge struct{ Label, Class string }
+type badge struct{ Label, Class, TestID string }
 
 // problems are a key's problems, shown as badges: red for overdue and
 // failing verification, amber for due soon. Everything else is plain text
@@ -90,14 +91,17 @@ func problems(now time.Time, k *keyledger.Key) []badge {
 		return nil
 	}
 	var out []badge
+	if k.Compromised() {
+		out = append(out, badge{"Compromised", "bad", "compromised-badge"})
+	}
 	switch rotationStatus(now, k) {
 	case keyledger.RotationOverdue:
-		out = append(out, badge{overdueLabel(now, k), "bad"})
+		out = append(out, badge{overdueLabel(now, k), "bad", "problem-badge"})
 	case keyledger.RotationDueSoon:
-		out = append(out, badge{"Due in " + daysUntil(now, k.RotateBy), "warn"})
+		out = append(out, badge{"Due in " + daysUntil(now, k.RotateBy), "warn", "problem-badge"})
 	}
 	if keyledger.VerifyFailing(k.VerifyResult) {
-		out = append(out, badge{"Failing: " + verifyWord(k.VerifyResult), "bad"})
+		out = append(out, badge{"Failing: " + verifyWord(k.VerifyResult), "bad", "problem-badge"})
 	}
 	return out
 }

@@ -239,7 +239,7 @@ func TestBrowserAccessibility(t *testing.T) {
 	fakes := newProviderFakes(t)
 	env := newEnv(t, fakes.option())
 	ctx := context.Background()
-	devValue := authzSecret()
+	devValue, prodValue, oldValue := authzSecret(), authzSecret(), authzSecret()
 	dev := env.createKey("member", "development", "OpenAI dev", devValue)
 	a11yProviders(t, env, fakes, devValue)
 	// A provider connection with every inventory state on show.
@@ -249,7 +249,8 @@ func TestBrowserAccessibility(t *testing.T) {
 	if _, err := env.Store.SyncAllProviderUsage(ctx, fakes.client); err != nil {
 		t.Fatal(err)
 	}
-	prod := env.createKey("lead", "production", "OpenAI prod", authzSecret())
+	prod := env.createKey("lead", "production", "OpenAI prod", prodValue)
+	old := env.createKey("lead", "staging", "Stripe staging", oldValue)
 	if _, err := env.Store.Reveal(ctx, keyledger.Actor{User: env.Users["member"]}, dev.ID, "local development of checkout"); err != nil {
 		t.Fatal(err)
 	}
@@ -261,6 +262,20 @@ func TestBrowserAccessibility(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Leak incidents: one open on the member's key (its page shows the
+	// compromised banner), one open on the lead's, one closed (waived).
+	var leakIDs []int64
+	for _, v := range []string{devValue, prodValue, oldValue} {
+		r, err := env.Store.ReportLeak(ctx, actorOf(env, "member2"), keyledger.LeakReportInput{Value: v, Where: "https://gist.example.com/a11y"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		leakIDs = append(leakIDs, r.IncidentID)
+	}
+	if err := env.Store.WaiveLeak(ctx, actorOf(env, "lead"), leakIDs[2], "a test key without access"); err != nil {
+		t.Fatal(err)
+	}
+	_ = old
 
 	// Eight minutes: the run takes three to five on a loaded 2-core machine.
 	b := newBrowser(t, env.HTTP.URL, 8*time.Minute)
@@ -290,9 +305,11 @@ func TestBrowserAccessibility(t *testing.T) {
 
 	keyPage := "/keys/" + dev.ID
 	common := []string{"/keys", "/keys?q=no-such-key", "/keys/new", keyPage, keyPage + "/edit", keyPage + "/rotate",
-		"/rotation", "/export", "/export?environment=development", "/profile", "/profile/2fa", "/step-up?next=%2Fkeys"}
+		"/rotation", "/export", "/export?environment=development", "/profile", "/profile/2fa", "/step-up?next=%2Fkeys",
+		"/leaks/new", fmt.Sprintf("/leaks/%d", leakIDs[0])}
 	leads := []string{"/dashboard", fmt.Sprintf("/users/%d", env.Users["member"].ID), "/offboarding",
-		fmt.Sprintf("/offboarding/%d", oid), "/audit", "/keys/" + prod.ID, "/inventory", "/inventory?state=owner_left"}
+		fmt.Sprintf("/offboarding/%d", oid), "/audit", "/keys/" + prod.ID, "/inventory", "/inventory?state=owner_left",
+		"/leaks", fmt.Sprintf("/leaks/%d", leakIDs[1]), fmt.Sprintf("/leaks/%d", leakIDs[2])}
 	admins := []string{"/admin/users", "/admin/environments", "/admin/providers"}
 	for _, role := range []string{"member", "lead", "admin"} {
 		b.signIn(role+"@example.com", fmt.Sprintf("%s (%s)", strings.ToUpper(role[:1])+role[1:], role))
@@ -337,6 +354,7 @@ func TestBrowserAccessibility(t *testing.T) {
 			b.badSubmit("/keys/new", `[data-testid="register-submit"]`, "error-summary",
 				chromedp.SendKeys(chromedp.ID("project"), "checkout", chromedp.NodeVisible))
 			b.badSubmit(keyPage+"/rotate", `[data-testid="rotate-submit"]`, "error-summary")
+			b.badSubmit("/leaks/new", `[data-testid="leak-submit"]`, "error-summary")
 			// The reveal page, with its copy buttons.
 			if st := b.navigate(keyPage); st != http.StatusOK {
 				b.fatalf("GET %s: status %d", keyPage, st)
@@ -370,6 +388,9 @@ func TestBrowserAccessibility(t *testing.T) {
 			// Production needs a reason: a reveal without one is a field error.
 			b.badSubmit("/keys/"+prod.ID, `[data-testid="reveal-submit"]`, "error-summary")
 			b.badSubmit("/offboarding", `[data-testid="start-submit"]`, "error-summary")
+			// The waiver of an open incident needs a reason.
+			b.badSubmit(fmt.Sprintf("/leaks/%d", leakIDs[1]), `[data-testid="leak-waive-submit"]`, "error-summary",
+				chromedp.Click(chromedp.CSS(`[data-testid="leak-waive-open"]`), chromedp.NodeVisible))
 		case "admin":
 			b.badSubmit("/admin/users", `[data-testid="create-user"]`, "error-summary")
 			// The connection form with its errors (no admin key typed).

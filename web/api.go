@@ -51,6 +51,7 @@ func (s *Server) registerAPI(e *echo.Echo) {
 	api.POST("/export", s.apiExport)
 	api.POST("/leaks/check", s.apiLeakCheck, read)
 	api.GET("/inventory", s.apiInventory, read)
+	api.POST("/leaks", s.apiLeakReport)
 }
 
 func apiNotFound(echo.Context) error {

@@ -232,6 +232,18 @@ func apiAuthzCases() []apiAuthzCase {
 					t.Errorf("hits for a value nobody stored: %s", r.Body)
 				}
 			}},
+		// Any live token with write may report; the value here is no
+		// stored one (TestLeakReportAPI checks matches and the limit).
+		{route: "POST /api/v1/leaks", method: "POST", perEnv: true, path: apiFixed("/api/v1/leaks"),
+			body: func(_ *apiT, _, _, uniq string) any {
+				return map[string]any{"value": "sk-proj-unknown" + uniq, "where": "authz matrix " + uniq}
+			},
+			want: func(a, _ string) int { return scoped(a, http.StatusOK) },
+			check: func(t *testing.T, _ *apiT, _ *keyledger.Key, _, _, _ string, r apiResp) {
+				if r.Status == http.StatusOK && r.JSON["matched"] != false {
+					t.Errorf("a value nobody stored matched: %s", r.Body)
+				}
+			}},
 		{route: "GET /api/v1/environments", method: "GET", path: apiFixed("/api/v1/environments"),
 			want: func(a, _ string) int { return authed(a, http.StatusOK) }},
 		{route: "GET /api/v1/audit", method: "GET", path: apiFixed("/api/v1/audit"),

@@ -620,7 +620,7 @@ func authzCases() []authzCase {
 			want: func(a, _ string, k *keyledger.Key) authzWant { return needUser(a, "PUT", "/keys/"+k.ID, nf404) }},
 		{route: "echo_route_not_found /", name: "POST /", method: "POST", path: fixedPath("/"),
 			want: everyone("POST", "/", nf404)},
-	}, append(append(append(authzGovernanceCases(), authzAccountCases()...), authzOIDCCases()...), authzProviderCases()...)...)
+	}, append(append(append(append(authzGovernanceCases(), authzAccountCases()...), authzOIDCCases()...), authzProviderCases()...), authzLeakCases()...)...)
 }
 
 func TestAuthzEveryRouteIsCovered(t *testing.T) {

@@ -28,7 +28,12 @@ func (s *Server) dashboard(c echo.Context) error {
 	}
 	dueSoonDays := int(keyledger.DueSoonWindow.Hours() / 24)
 	staleDays := int(store.StaleAfter.Hours() / 24)
+	if d.Revoked > 0 {
+		v.LeakMedian, v.LeakRevoked = templates.Span(d.MedianToRevoke), d.Revoked
+	}
 	v.Lists = []templates.DashboardList{
+		{Status: "compromised", Title: "Compromised", Count: d.Compromised, Bad: true,
+			Help: "A leak incident is open: rotate each key and revoke the leaked version (see Leaks)."},
 		{Status: "orphaned", Title: "Orphaned", Count: d.Orphaned, Bad: true,
 			Help: "The owner is deactivated or frozen: nobody is accountable. Reassign them."},
 		{Status: "never_verified", Title: "Never verified", Count: d.NeverChecked,

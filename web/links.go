@@ -2,6 +2,7 @@ package web
 
 import (
 	"net/url"
+	"strconv"
 
 	"github.com/keyledger/keyledger"
 )
@@ -20,6 +21,9 @@ func NewLinks(base string) Links { return Links{base: base} }
 
 // Key is GET /keys/:id.
 func (l Links) Key(id string) string { return l.base + "/keys/" + url.PathEscape(id) }
+
+// Leak is GET /leaks/:id.
+func (l Links) Leak(id int64) string { return l.base + "/leaks/" + strconv.FormatInt(id, 10) }
 
 // FailedSignIns is GET /audit filtered to failed sign-ins.
 func (l Links) FailedSignIns() string {

@@ -87,8 +87,10 @@ func TestQueryBudget(t *testing.T) {
 		// 7: one more than before for the key at its providers (their
 		// keys and 30 days of usage in one statement).
 		{"key detail", 7, page("/keys/" + key.ID)},
-		// 4: one more than before for the inventory counts.
-		{"dashboard", 4, page("/dashboard")},
+		// 5: the session, the environments, the owner × environment
+		// counts, the leak figures (compromised keys, median time to
+		// revoke), and the inventory counts.
+		{"dashboard", 5, page("/dashboard")},
 		// 5: the counts, the keys, the ambiguous keys' candidates, the
 		// connections for the filter, and the session.
 		{"inventory", 5, page("/inventory")},

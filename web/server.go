@@ -187,6 +187,12 @@ func New(cfg Config, st *store.Store, log *slog.Logger) (*Server, error) {
 	auth.GET("/audit", s.auditPage)
 	auth.GET("/audit.csv", s.auditCSV)
 	auth.GET("/keys.csv", s.keyListCSV)
+	auth.GET("/leaks/new", s.leakNewPage)
+	auth.POST("/leaks/new", s.leakReport)
+	auth.GET("/leaks", s.leakList)
+	auth.GET("/leaks/:lid", s.leakPage)
+	auth.POST("/leaks/:lid/revoke", s.leakRevoke)
+	auth.POST("/leaks/:lid/waive", s.leakWaive)
 
 	// Profile: own password, sessions, two-factor sign-in, access tokens,
 	// step-up.

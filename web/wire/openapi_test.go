@@ -31,6 +31,7 @@ var described = []any{
 	wire.Whoami{}, wire.WhoamiToken{},
 	wire.LeakCheckRequest{}, wire.LeakCheckResult{}, wire.LeakHit{},
 	wire.Inventory{}, wire.InventoryCounts{}, wire.InventoryItem{}, wire.InventoryCandidate{},
+	wire.LeakReportRequest{}, wire.LeakReport{},
 }
 
 // inline are the types described inside their parent's schema rather than
