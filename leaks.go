@@ -143,9 +143,11 @@ type LeakIncident struct {
 	CloseReason    string
 	WaiveReason    string
 	ClosedBy       string
-	// ProviderRevocable: the key is linked to a key at a connected
-	// provider, so "Revoke at provider" can be offered.
+	// ProviderRevocable: the leaked version is alive at a connected
+	// provider, as the provider key row ProviderKey, so "Revoke at
+	// provider" can be offered for it.
 	ProviderRevocable bool
+	ProviderKey       int64
 	Steps             []LeakStep
 	Exposures         []LeakExposure
 }

@@ -76,9 +76,9 @@ func refuseLeakedVersion(ctx context.Context, tx pgx.Tx, keyID string, version i
 
 // leakRevoked records that version of key id was revoked (note says how)
 // on its open incident, and closes it if it is rotated away too. It is
-// the hook for revocation at the provider: POST /keys/{id}/provider-revoke
-// (the provider-actions branch) calls it in the transaction that records
-// the revocation.
+// also how a revocation at the provider counts: POST
+// /keys/{id}/provider-revoke calls it in the transaction that records the
+// revocation (store/providerrevoke.go).
 func leakRevoked(ctx context.Context, tx pgx.Tx, a keyledger.Actor, keyID string, version int, note string, now time.Time) (int64, error) {
 	var id int64
 	err := tx.QueryRow(ctx, `UPDATE leak_incidents SET revoked_at = $3
@@ -228,12 +228,23 @@ func (s *Store) WaiveLeak(ctx context.Context, actor keyledger.Actor, id int64, 
 	return s.internal(ctx, "waive leak incident", err)
 }
 
-// providerRevocable reports whether key id is linked to a key at a
-// connected provider, so that "Revoke at provider" can be offered.
-//
-// HOOK(provider-revoke): provider links do not exist on this branch; the
-// provider-actions branch (POST /keys/{id}/provider-revoke) replaces this
-// with its lookup and calls leakRevoked in its revoke transaction.
-func providerRevocable(ctx context.Context, q rowQuerier, keyID string) (bool, error) {
-	return false, nil
+// providerKeyForLeak finds the key at a connected provider that carries
+// version of key keyID (its hint is that version's masked hint), still
+// alive there, so that "Revoke at provider" can be offered for exactly the
+// leaked version; 0 when there is none. A key linked to keyID comes first.
+func providerKeyForLeak(ctx context.Context, q rowQuerier, keyID string, version int) (int64, error) {
+	var id int64
+	err := q.QueryRow(ctx, `SELECT pk.id FROM provider_keys pk
+		JOIN provider_connections c ON c.id = pk.connection_id AND c.removed_at IS NULL
+		JOIN key_versions v ON v.key_id = $1 AND v.version = $2
+		WHERE pk.match_hint <> '' AND pk.match_hint = v.masked_hint AND (pk.key_id = $1 OR pk.key_id IS NULL)
+			AND pk.revoked_at IS NULL AND pk.deleted_at IS NULL
+		ORDER BY pk.key_id IS NULL, pk.id LIMIT 1`, keyID, version).Scan(&id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("find the leaked version at its provider: %w", err)
+	}
+	return id, nil
 }

@@ -66,9 +66,10 @@ func (s *Store) LeakIncident(ctx context.Context, actor keyledger.Actor, id int6
 	if err != nil {
 		return nil, s.internal(ctx, "read incident timeline", err)
 	}
-	if inc.ProviderRevocable, err = providerRevocable(ctx, s.pool, inc.KeyID); err != nil {
+	if inc.ProviderKey, err = providerKeyForLeak(ctx, s.pool, inc.KeyID, inc.Version); err != nil {
 		return nil, s.internal(ctx, "read provider link", err)
 	}
+	inc.ProviderRevocable = inc.ProviderKey != 0
 	if actor.User == nil || keyledger.CanSeeLeakExposures(actor.User) != nil {
 		return &inc, nil
 	}

@@ -142,9 +142,19 @@ func (s *Store) revokeAtProvider(ctx context.Context, actor keyledger.Actor, pa 
 		return res, err
 	}
 	if t.at.RevokedAt != nil {
-		// Idempotent: keyledger revoked it before; nothing to call.
+		// Idempotent: keyledger revoked it before; nothing to call. A
+		// leak incident opened since still learns that it is revoked.
 		res.Already = true
-		return res, nil
+		if t.key == nil || t.at.Version == 0 {
+			return res, nil
+		}
+		now := s.now()
+		err := s.write(ctx, func(tx pgx.Tx, tc *touched) error {
+			*tc = touchedKeys(fresh, now)
+			_, err := leakRevoked(ctx, tx, fresh, t.key.ID, t.at.Version, revokedAtNote(t.at), now)
+			return err
+		})
+		return res, s.internal(ctx, "record revoke at provider", err)
 	}
 	cred, err := s.credential(ctx, t.at.ConnectionID)
 	if err != nil {
@@ -198,7 +208,17 @@ func (s *Store) revokeAtProvider(ctx context.Context, actor keyledger.Actor, pa 
 			return fmt.Errorf("record revoke at provider: %w", err)
 		}
 		res.Key.Status, res.Key.RevokedBy = status, fresh.User.Email
-		return writeAudit(ctx, tx, entry)
+		if err := writeAudit(ctx, tx, entry); err != nil {
+			return err
+		}
+		// The version this provider key carries may have leaked: its
+		// incident counts it revoked (and closes once rotated away too).
+		if t.key != nil && t.at.Version > 0 {
+			if _, err := leakRevoked(ctx, tx, fresh, t.key.ID, t.at.Version, revokedAtNote(t.at), now); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return res, s.internal(ctx, "record revoke at provider", err)
@@ -258,4 +278,10 @@ func retryIn(d time.Duration) string {
 		return "in a minute"
 	}
 	return "in " + d.Round(time.Second).String()
+}
+
+// revokedAtNote is the leak timeline's note for a revocation at the
+// provider.
+func revokedAtNote(at keyledger.KeyAtProvider) string {
+	return "Revoked at " + at.Provider.Label() + " (" + at.ProviderKeyID + ")."
 }
