@@ -26,7 +26,9 @@ import (
 // (from the working tree, the git index or a blob in history).
 type scanFile struct {
 	name string
-	read func(ctx context.Context) ([]byte, error)
+	// read returns the content, in buf if it fits (a worker reuses one
+	// buffer for all its files: no garbage per file).
+	read func(ctx context.Context, buf []byte) ([]byte, error)
 }
 
 // finding is a candidate at a place.
@@ -186,8 +188,8 @@ func treeFiles(ctx context.Context, paths []string, maxSize int64) ([]scanFile, 
 var errSkip = errors.New("skipped")
 
 func diskFile(name, path string, maxSize int64) scanFile {
-	return scanFile{name: name, read: func(context.Context) ([]byte, error) {
-		return readText(path, maxSize)
+	return scanFile{name: name, read: func(_ context.Context, buf []byte) ([]byte, error) {
+		return readText(path, maxSize, buf)
 	}}
 }
 
@@ -199,7 +201,7 @@ const sniffBytes = 8192
 // binary. The size is checked before reading and a binary stops after its
 // first sniffBytes, so memory stays bounded by the workers times maxSize
 // whatever the tree holds.
-func readText(path string, maxSize int64) ([]byte, error) {
+func readText(path string, maxSize int64, buf []byte) ([]byte, error) {
 	fi, err := os.Lstat(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, errSkip // tracked but deleted in the working tree
@@ -216,7 +218,10 @@ func readText(path string, maxSize int64) ([]byte, error) {
 	}
 	defer f.Close()
 	// One byte more than the size seen, to notice a file that grew.
-	buf := make([]byte, fi.Size()+1)
+	if int64(cap(buf)) < fi.Size()+1 {
+		buf = make([]byte, fi.Size()+1)
+	}
+	buf = buf[:fi.Size()+1]
 	n, err := io.ReadFull(f, buf[:min(len(buf), sniffBytes)])
 	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
 		return nil, err
@@ -252,7 +257,7 @@ func stagedFiles(ctx context.Context, paths []string) ([]scanFile, error) {
 	}
 	var out []scanFile
 	for _, rel := range splitNUL(list) {
-		out = append(out, scanFile{name: rel, read: func(ctx context.Context) ([]byte, error) {
+		out = append(out, scanFile{name: rel, read: func(ctx context.Context, _ []byte) ([]byte, error) {
 			return runGit(ctx, root, "show", ":"+rel)
 		}})
 	}
@@ -267,8 +272,12 @@ func (s *scanner) scanAll(ctx context.Context, files []scanFile) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			var buf []byte
 			for f := range work {
-				content, err := f.read(ctx)
+				content, err := f.read(ctx, buf)
+				if cap(content) > cap(buf) {
+					buf = content[:0]
+				}
 				if errors.Is(err, errSkip) {
 					continue
 				}

@@ -198,17 +198,29 @@ func benchLines(rng *rand.Rand) []string {
 	w := func() string { return words[rng.IntN(len(words))] }
 	ident := func() string { return w() + strings.ToUpper(w()[:1]) + w()[1:] }
 	templates := []func() string{
-		func() string { return fmt.Sprintf("func %s(ctx context.Context, %s string) (*%s, error) {", ident(), w(), strings.ToUpper(w()[:1])+w()[1:]) },
+		func() string {
+			return fmt.Sprintf("func %s(ctx context.Context, %s string) (*%s, error) {", ident(), w(), strings.ToUpper(w()[:1])+w()[1:])
+		},
 		func() string { return fmt.Sprintf("\t%s, err := %s.%s(ctx, %s)", w(), w(), ident(), w()) },
-		func() string { return "\tif err != nil {\n\t\treturn nil, fmt.Errorf(\"" + w() + " " + w() + ": %w\", err)\n\t}" },
-		func() string { return "\t// " + w() + " " + w() + " the " + w() + " before the " + w() + " is " + w() + "d, so that " + w() + "s stay " + w() },
+		func() string {
+			return "\tif err != nil {\n\t\treturn nil, fmt.Errorf(\"" + w() + " " + w() + ": %w\", err)\n\t}"
+		},
+		func() string {
+			return "\t// " + w() + " " + w() + " the " + w() + " before the " + w() + " is " + w() + "d, so that " + w() + "s stay " + w()
+		},
 		func() string { return fmt.Sprintf("const %s = %d", ident(), rng.IntN(100000)) },
 		func() string { return fmt.Sprintf("  %s: %s_%s", w(), w(), w()) },
 		func() string { return fmt.Sprintf(`    "%s": "%s-%s",`, w(), w(), w()) },
-		func() string { return fmt.Sprintf("export const %s = (%s) => %s.%s(%s);", ident(), w(), w(), ident(), w()) },
+		func() string {
+			return fmt.Sprintf("export const %s = (%s) => %s.%s(%s);", ident(), w(), w(), ident(), w())
+		},
 		func() string { return fmt.Sprintf("    self.%s = %s(%s=%d)", w(), ident(), w(), rng.IntN(1000)) },
-		func() string { return "The " + w() + " " + w() + " returns a " + w() + " when the " + w() + " has no " + w() + "." },
-		func() string { return fmt.Sprintf("\treturn &%s{%s: %s, %s: %s}, nil", ident(), ident(), w(), ident(), w()) },
+		func() string {
+			return "The " + w() + " " + w() + " returns a " + w() + " when the " + w() + " has no " + w() + "."
+		},
+		func() string {
+			return fmt.Sprintf("\treturn &%s{%s: %s, %s: %s}, nil", ident(), ident(), w(), ident(), w())
+		},
 		func() string { return "}" },
 		func() string { return "" },
 	}
@@ -222,7 +234,7 @@ func benchLines(rng *rand.Rand) []string {
 
 // benchTree writes the tree into dir, commits it, and returns where the
 // planted strings are. registered are current values, old an old one.
-func benchTree(b *testing.B, dir string, rng *rand.Rand, registered []string, old string) benchPlants {
+func benchTree(b testing.TB, dir string, rng *rand.Rand, registered []string, old string) benchPlants {
 	b.Helper()
 	lines := benchLines(rng)
 	write := func(rel string, content []byte) {
