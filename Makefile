@@ -104,8 +104,8 @@ LOADTEST_FLAGS ?=
 loadtest: ## seed a fresh keyledger_load database (10,000 keys), load a real server at 1, 8, 32 clients, print the table
 	go run ./cmd/keyledger-load $(LOADTEST_FLAGS)
 
-screenshot: ## regenerate docs/screenshots/ (main pages, desktop and phone) and docs/screenshot.png with headless Chromium
-	KEYLEDGER_SCREENSHOTS=$(CURDIR)/docs/screenshots KEYLEDGER_SCREENSHOT=$(CURDIR)/docs/screenshot.png go test -count=1 -run TestBrowserScreenshot ./web/
+screenshot: ## regenerate docs/screenshots/ (main pages, desktop and phone; the README shows keys-desktop.png) with headless Chromium
+	KEYLEDGER_SCREENSHOTS=$(CURDIR)/docs/screenshots go test -count=1 -run TestBrowserScreenshot ./web/
 
 clean: ## remove build output
 	rm -rf bin
