@@ -1,5 +1,7 @@
 package keyledger
 
+import "slices"
+
 // auditActionLabels is the one table from an audit action to what people
 // read on the audit page. The actions themselves are stored in the log and
 // never change; the labels may.
@@ -83,6 +85,13 @@ func AuditActionLabel(action string) string {
 // event that handed a key's value out: reveals and exports. It is not an
 // action, so it cannot collide with one (actions contain a dot).
 const AuditGroupRevealsExports = "reveals-and-exports"
+
+// AuditActionFilterKnown says whether an action filter value means
+// something: an audit action or a group of them (the audit page, its CSV
+// and GET /api/v1/audit take the same values).
+func AuditActionFilterKnown(filter string) bool {
+	return filter == AuditGroupRevealsExports || slices.Contains(AuditActions(), filter)
+}
 
 // AuditActionGroup lists the actions a filter value stands for: the group's
 // members, or the action itself.

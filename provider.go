@@ -177,3 +177,20 @@ func hintTail(runes []rune) string {
 func LooksLive(value string) bool {
 	return strings.HasPrefix(value, "sk_live_") || strings.HasPrefix(value, "rk_live_")
 }
+
+// LiveKeyMisplaced reports a live-looking value (or its masked hint, which
+// keeps the prefix) kept in an environment that is not sensitive. What makes
+// an environment "production" is its sensitive flag, not its name: a
+// sensitive "prod-eu" is where a live key belongs, while a "production-mirror"
+// nobody marked sensitive reveals without a step-up, like development.
+func LiveKeyMisplaced(value string, env Environment) bool {
+	return LooksLive(value) && !env.Sensitive
+}
+
+// LiveKeyWarning is the warning shown when LiveKeyMisplaced holds; hint is
+// the masked hint, never the value.
+func LiveKeyWarning(hint, envName string) string {
+	return "This looks like a live production key (" + hint + ") but is registered under " + envName +
+		", which is not a sensitive environment. If it is live, move it to a sensitive environment (such as production) or mark " +
+		envName + " sensitive; otherwise replace it with a test key."
+}

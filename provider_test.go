@@ -276,3 +276,29 @@ func TestLooksLive(t *testing.T) {
 		}
 	}
 }
+
+// TestLiveKeyMisplaced: the sensitive flag, not the environment's name,
+// says where a live key belongs.
+func TestLiveKeyMisplaced(t *testing.T) {
+	tests := []struct {
+		value string
+		env   Environment
+		want  bool
+	}{
+		{"sk_live_51abc", Environment{Name: "production", Sensitive: true}, false},
+		{"sk_live_51abc", Environment{Name: "prod-eu", Sensitive: true}, false},
+		{"sk_live_51abc", Environment{Name: "production"}, true},
+		{"rk_live_…9x", Environment{Name: "production-mirror"}, true},
+		{"sk_live_51abc", Environment{Name: "development"}, true},
+		{"sk_test_51abc", Environment{Name: "development"}, false},
+	}
+	for _, tt := range tests {
+		if got := LiveKeyMisplaced(tt.value, tt.env); got != tt.want {
+			t.Errorf("LiveKeyMisplaced(%q, %+v) = %v, want %v", tt.value, tt.env, got, tt.want)
+		}
+	}
+	w := LiveKeyWarning("sk_live_…9x", "production-mirror")
+	if !strings.Contains(w, "sk_live_…9x") || !strings.Contains(w, "registered under production-mirror") {
+		t.Errorf("warning %q should name the hint and the environment", w)
+	}
+}

@@ -84,7 +84,10 @@ func (s *Store) CreateKey(ctx context.Context, actor keyledger.Actor, in keyledg
 			return err
 		}
 		details := map[string]any{"provider": string(nk.Provider), "project": nk.Project, "owner": nk.OwnerEmail}
-		if keyledger.LooksLive(nk.Value) && env.Name != "production" {
+		if keyledger.LiveKeyMisplaced(nk.Value, env) {
+			// The detail keeps its first name so that existing audit
+			// queries still find it; it now means "outside a sensitive
+			// environment".
 			details["live_value_outside_production"] = true
 		}
 		if err := writeAudit(ctx, tx, auditEntry{Actor: actor, Action: keyledger.ActionKeyCreate, KeyID: id, KeyName: nk.Name, KeyVersion: 1,
@@ -108,8 +111,8 @@ func (s *Store) CreateKey(ctx context.Context, actor keyledger.Actor, in keyledg
 	if res.Key, err = s.GetKey(ctx, actor, id); err != nil {
 		return res, err
 	}
-	if keyledger.LooksLive(nk.Value) && res.Key.Environment != "production" {
-		res.Warnings = append(res.Warnings, fmt.Sprintf("This looks like a live production key (%s) but was registered under %s. If it is live, move it to production or replace it with a test key.", hint, res.Key.Environment))
+	if keyledger.LiveKeyMisplaced(nk.Value, res.Key.EnvironmentInfo) {
+		res.Warnings = append(res.Warnings, keyledger.LiveKeyWarning(hint, res.Key.Environment))
 	}
 	return res, nil
 }

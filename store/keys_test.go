@@ -287,6 +287,19 @@ func TestCreateKeyLiveValueWarning(t *testing.T) {
 	f := newFixture(t, store.Options{})
 	ctx := t.Context()
 	alice := f.user(t, "alice@example.com", keyledger.RoleMember)
+	admin := f.user(t, "admin@example.com", keyledger.RoleAdmin)
+	// The warning follows the environment's sensitive flag, not its name:
+	// a sensitive "prod-eu" is where live keys belong; a "production-mirror"
+	// that nobody marked sensitive reveals without a step-up, so a live key
+	// there is warned about like one in development.
+	for _, e := range []keyledger.EnvironmentInput{
+		{Name: "prod-eu", RevealPolicy: string(keyledger.RevealOwnerLeadsAdmins), ReasonRequired: true, Sensitive: true, RotationDays: "90"},
+		{Name: "production-mirror", RevealPolicy: string(keyledger.RevealAnyUser), RotationDays: "90"},
+	} {
+		if _, err := f.s.CreateEnvironment(ctx, as(admin), e); err != nil {
+			t.Fatal(err)
+		}
+	}
 	tests := []struct {
 		env, prefix string
 		warn        bool
@@ -295,6 +308,10 @@ func TestCreateKeyLiveValueWarning(t *testing.T) {
 		{"staging", "rk_live_", true},
 		{"production", "sk_live_", false},
 		{"development", "sk_test_", false},
+		{"prod-eu", "sk_live_", false},
+		{"prod-eu", "rk_live_", false},
+		{"production-mirror", "sk_live_", true},
+		{"production-mirror", "sk_test_", false},
 	}
 	for _, tc := range tests {
 		value := secretValue(t, tc.prefix)

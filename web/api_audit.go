@@ -3,7 +3,6 @@ package web
 import (
 	"encoding/json"
 	"net/http"
-	"slices"
 	"time"
 
 	"github.com/keyledger/keyledger"
@@ -54,8 +53,8 @@ func (s *Server) apiAudit(c echo.Context) error {
 	f.Limit = queryLimit(c, &v, 50, 500)
 	f.Since = apiAuditTime(&v, "since", q.Get("since"), false)
 	f.Until = apiAuditTime(&v, "until", q.Get("until"), true)
-	if f.Action != "" && !slices.Contains(keyledger.AuditActions(), f.Action) {
-		v.Add("action", "Unknown action; the actions are listed in the API description.")
+	if f.Action != "" && !keyledger.AuditActionFilterKnown(f.Action) {
+		v.Add("action", "Unknown action; use an action (listed in the API description) or reveals-and-exports.")
 	}
 	if raw := q.Get("cursor"); raw != "" {
 		cur, err := decodeCursor(raw, "audit")

@@ -4,10 +4,14 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/keyledger/keyledger"
 	"github.com/keyledger/keyledger/web/wire"
 )
 
@@ -134,5 +138,90 @@ func TestAPIAudit(t *testing.T) {
 	// The audit answer carries no value and no token.
 	if body := string(a.get(lead, "/api/v1/audit?limit=500").Body); strings.Contains(body, "klt_") {
 		t.Error("the audit log carries a token")
+	}
+}
+
+// TestAPIAuditRevealsAndExports: action=reveals-and-exports is the audit
+// page's filter of the same name: every event that handed a value out
+// (reveals and exports, by browser or token) and nothing else, and the
+// page and the API answer the same events.
+func TestAPIAuditRevealsAndExports(t *testing.T) {
+	t.Parallel()
+	env := newEnv(t, withAPIRate(1000))
+	a := newAPI(t, env)
+	k, _ := a.key("member", "development", "handed out")
+	member := a.token("member")
+	a.want(a.do(member, http.MethodPost, "/api/v1/keys/"+k.ID+"/reveal", map[string]any{"reason": "debugging"}), http.StatusOK, "")
+	a.want(a.do(member, http.MethodPost, "/api/v1/export", map[string]any{"environment": "development", "format": "json"}), http.StatusOK, "")
+	// Not handed out: a verify attempt, a creation, sign-ins.
+	web := env.client().login("member")
+	if resp, _ := web.post("/keys/"+k.ID+"/reveal", url.Values{"reason": {"from the page"}}); resp.StatusCode >= 400 {
+		t.Fatalf("page reveal: %d", resp.StatusCode)
+	}
+
+	lead := a.token("lead", "read")
+	r := a.get(lead, "/api/v1/audit?limit=500&action=reveals-and-exports")
+	a.want(r, http.StatusOK, "")
+	var got wire.AuditList
+	r.decode(t, &got)
+	count := map[string]int{}
+	var ids []int64
+	for _, e := range got.Events {
+		count[e.Action]++
+		ids = append(ids, e.ID)
+	}
+	if count["key.reveal"] != 2 || count["key.export"] != 1 || len(got.Events) != 3 {
+		t.Errorf("reveals-and-exports answered %v, want 2 key.reveal and 1 key.export only", count)
+	}
+	// The page's filter answers the same events.
+	_, page := env.client().login("lead").get("/audit?action=reveals-and-exports")
+	var pageIDs []int64
+	for _, m := range regexp.MustCompile(`data-testid="audit-row">\s*<td>(\d+)</td>`).FindAllStringSubmatch(page, -1) {
+		id, _ := strconv.ParseInt(m[1], 10, 64)
+		pageIDs = append(pageIDs, id)
+	}
+	if !slices.Equal(pageIDs, ids) {
+		t.Errorf("the page lists events %v, the API %v", pageIDs, ids)
+	}
+	// Combined with another filter, and a group that does not exist.
+	r = a.get(lead, "/api/v1/audit?action=reveals-and-exports&key="+k.ID+"&environment=staging")
+	a.want(r, http.StatusOK, "")
+	r.decode(t, &got)
+	if len(got.Events) != 0 {
+		t.Errorf("staging reveals of a development key: %d events", len(got.Events))
+	}
+	r = a.get(lead, "/api/v1/audit?action=reveals-and-rotations")
+	a.want(r, http.StatusUnprocessableEntity, "invalid")
+	if r.field("action") == "" {
+		t.Errorf("no message for action: %s", r.Body)
+	}
+}
+
+// TestOpenAPIAuditActionFilter: the document lists exactly the action
+// filter values the server takes (every audit action and the
+// reveals-and-exports group), so a client built from it can offer them.
+func TestOpenAPIAuditActionFilter(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t, newEnv(t))
+	p := a.doc.Paths.Value("/audit").Get.Parameters.GetByInAndName("query", "action")
+	if p == nil || p.Schema == nil || p.Schema.Value == nil {
+		t.Fatal("GET /audit documents no action parameter")
+	}
+	var documented []string
+	for _, v := range p.Schema.Value.Enum {
+		s, _ := v.(string)
+		documented = append(documented, s)
+		if !keyledger.AuditActionFilterKnown(s) {
+			t.Errorf("the document offers %q, which the server refuses", s)
+		}
+	}
+	want := append(keyledger.AuditActions(), keyledger.AuditGroupRevealsExports)
+	slices.Sort(documented)
+	slices.Sort(want)
+	if !slices.Equal(documented, want) {
+		t.Errorf("documented action filters %v, want %v", documented, want)
+	}
+	if keyledger.AuditActionFilterKnown("reveals-and-rotations") || keyledger.AuditActionFilterKnown("") {
+		t.Error("an unknown filter value is known")
 	}
 }

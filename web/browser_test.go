@@ -478,8 +478,9 @@ type screenshotKey struct {
 // TestBrowserScreenshot renders the main pages with realistic data at
 // desktop (1280 px) and phone (390 px) width into the folder named by
 // KEYLEDGER_SCREENSHOTS (docs/screenshots, `make screenshot`), and the
-// key list at desktop width into KEYLEDGER_SCREENSHOT (docs/screenshot.png,
-// the README's picture) when that is set.
+// key list at desktop width into KEYLEDGER_SCREENSHOT when that is set (the
+// README shows docs/screenshots/keys-desktop.png; make screenshot no longer
+// sets it).
 func TestBrowserScreenshot(t *testing.T) {
 	dir, single := os.Getenv("KEYLEDGER_SCREENSHOTS"), os.Getenv("KEYLEDGER_SCREENSHOT")
 	if dir == "" && single == "" {

@@ -200,8 +200,8 @@ func (s *Server) renderKeyDetailWith(c echo.Context, id string, status int, x de
 	v.CanVerify = s.cfg.Verifier != nil && s.cfg.Verifier.Supports(k.Provider) && (v.RevealAllowed || v.CanEdit)
 	p := s.page(c, k.Name, "keys")
 	p.Flash = x.flash
-	if k.Environment != "production" && !k.Archived() && keyledger.LooksLive(k.MaskedHint) {
-		p.Flash = append(p.Flash, templates.Flash{Kind: "warn", Message: "This looks like a live production key (" + k.MaskedHint + ") but is registered under " + k.Environment + ". If it is live, move it to production or replace it with a test key."})
+	if !k.Archived() && keyledger.LiveKeyMisplaced(k.MaskedHint, k.EnvironmentInfo) {
+		p.Flash = append(p.Flash, templates.Flash{Kind: "warn", Message: keyledger.LiveKeyWarning(k.MaskedHint, k.Environment)})
 	}
 	return render(c, status, templates.KeyDetailPage(p, v))
 }

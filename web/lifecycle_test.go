@@ -1187,6 +1187,15 @@ func TestLifecycleRotationPage(t *testing.T) {
 func TestLifecycleRegisterRedirect(t *testing.T) {
 	t.Parallel()
 	env := newEnv(t)
+	// "Production" is the sensitive flag, not the name.
+	for _, e := range []keyledger.EnvironmentInput{
+		{Name: "prod-eu", RevealPolicy: string(keyledger.RevealAnyUser), Sensitive: true, RotationDays: "90"},
+		{Name: "production-mirror", RevealPolicy: string(keyledger.RevealAnyUser), RotationDays: "90"},
+	} {
+		if _, err := env.Store.CreateEnvironment(context.Background(), keyledger.Actor{User: env.Users["admin"]}, e); err != nil {
+			t.Fatal(err)
+		}
+	}
 	c := authzLogin(env, t, "member")
 	cases := []struct {
 		name, env, value string
@@ -1196,6 +1205,8 @@ func TestLifecycleRegisterRedirect(t *testing.T) {
 		{"live restricted key in staging", "staging", "rk_live_" + authzRand(16), true},
 		{"live key in production", "production", "sk_live_" + authzRand(16), false},
 		{"test key in development", "development", "sk_test_" + authzRand(16), false},
+		{"live key in a sensitive environment not named production", "prod-eu", "sk_live_" + authzRand(16), false},
+		{"live key in a non-sensitive environment named like production", "production-mirror", "sk_live_" + authzRand(16), true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -364,7 +364,7 @@ func TestAdminEnvironmentTokenReveal(t *testing.T) {
 			t.Fatalf("no row for %s", name)
 		}
 		r := body[i:]
-		if j := strings.Index(r, "</article>"); j >= 0 {
+		if j := strings.Index(r, "</tr>"); j >= 0 {
 			r = r[:j]
 		}
 		return r

@@ -23,7 +23,7 @@ import (
 
 // runIO runs the built binary with env (added to this process's, without
 // KEYLEDGER_* variables) and stdin, and returns its exit code and outputs.
-func runIO(t *testing.T, env map[string]string, stdin, name string, args ...string) (int, string, string) {
+func runIO(t testing.TB, env map[string]string, stdin, name string, args ...string) (int, string, string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -42,7 +42,7 @@ func runIO(t *testing.T, env map[string]string, stdin, name string, args ...stri
 }
 
 // waitReady waits for a started server's /readyz.
-func waitReady(t *testing.T, srv *process, base string) {
+func waitReady(t testing.TB, srv *process, base string) {
 	t.Helper()
 	client := &http.Client{Timeout: 5 * time.Second}
 	deadline := time.Now().Add(30 * time.Second)

@@ -40,7 +40,7 @@ func TestMain(m *testing.M) {
 }
 
 // keyledgerBinary builds the command once per test run.
-func keyledgerBinary(t *testing.T) string {
+func keyledgerBinary(t testing.TB) string {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("end-to-end: builds and runs the binary")
@@ -67,7 +67,7 @@ func keyledgerBinary(t *testing.T) string {
 }
 
 // freeAddr returns a loopback address with a port nothing listens on.
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -128,7 +128,7 @@ func (p *process) exited() bool {
 }
 
 // wait returns the exit code, or fails the test after d.
-func (p *process) wait(t *testing.T, d time.Duration) int {
+func (p *process) wait(t testing.TB, d time.Duration) int {
 	t.Helper()
 	select {
 	case <-p.done:
@@ -147,7 +147,7 @@ func (p *process) wait(t *testing.T, d time.Duration) int {
 
 // start runs the binary with env; it is killed if still running when the
 // test ends.
-func start(t *testing.T, env map[string]string, args ...string) *process {
+func start(t testing.TB, env map[string]string, args ...string) *process {
 	t.Helper()
 	cmd := exec.Command(keyledgerBinary(t), args...)
 	cmd.Env = processEnv(env)

@@ -26,7 +26,9 @@ import (
 // (from the working tree, the git index or a blob in history).
 type scanFile struct {
 	name string
-	read func(ctx context.Context) ([]byte, error)
+	// read returns the content, in buf if it fits (a worker reuses one
+	// buffer for all its files: no garbage per file).
+	read func(ctx context.Context, buf []byte) ([]byte, error)
 }
 
 // finding is a candidate at a place.
@@ -90,7 +92,7 @@ func (m *Main) runScan(ctx context.Context, paths []string, staged, history bool
 		if len(paths) == 0 {
 			paths = []string{"."}
 		}
-		files, err = treeFiles(ctx, paths)
+		files, err = treeFiles(ctx, paths, maxSize)
 		if err == nil {
 			err = s.scanAll(ctx, files)
 		}
@@ -140,7 +142,7 @@ func splitNUL(b []byte) []string {
 // them, so .gitignore is respected (tracked and untracked files, not the
 // ignored ones); elsewhere the tree is walked. A file named explicitly is
 // scanned even if ignored.
-func treeFiles(ctx context.Context, paths []string) ([]scanFile, error) {
+func treeFiles(ctx context.Context, paths []string, maxSize int64) ([]scanFile, error) {
 	var out []scanFile
 	for _, p := range paths {
 		fi, err := os.Stat(p)
@@ -148,7 +150,7 @@ func treeFiles(ctx context.Context, paths []string) ([]scanFile, error) {
 			return nil, fmt.Errorf("scan %s: %w", p, err)
 		}
 		if !fi.IsDir() {
-			out = append(out, diskFile(filepath.Clean(p), p))
+			out = append(out, diskFile(filepath.Clean(p), p, maxSize))
 			continue
 		}
 		if inside, _ := runGit(ctx, p, "rev-parse", "--is-inside-work-tree"); strings.TrimSpace(string(inside)) == "true" {
@@ -158,7 +160,7 @@ func treeFiles(ctx context.Context, paths []string) ([]scanFile, error) {
 			}
 			for _, rel := range splitNUL(list) {
 				full := filepath.Join(p, rel)
-				out = append(out, diskFile(filepath.Clean(full), full))
+				out = append(out, diskFile(filepath.Clean(full), full, maxSize))
 			}
 			continue
 		}
@@ -170,7 +172,7 @@ func treeFiles(ctx context.Context, paths []string) ([]scanFile, error) {
 				return filepath.SkipDir
 			}
 			if d.Type().IsRegular() {
-				out = append(out, diskFile(filepath.Clean(path), path))
+				out = append(out, diskFile(filepath.Clean(path), path, maxSize))
 			}
 			return nil
 		})
@@ -185,20 +187,59 @@ func treeFiles(ctx context.Context, paths []string) ([]scanFile, error) {
 // file, or gone since git listed it).
 var errSkip = errors.New("skipped")
 
-func diskFile(name, path string) scanFile {
-	return scanFile{name: name, read: func(context.Context) ([]byte, error) {
-		fi, err := os.Lstat(path)
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, errSkip // tracked but deleted in the working tree
-		}
-		if err != nil {
+func diskFile(name, path string, maxSize int64) scanFile {
+	return scanFile{name: name, read: func(_ context.Context, buf []byte) ([]byte, error) {
+		return readText(path, maxSize, buf)
+	}}
+}
+
+// sniffBytes is how much of a file decides whether it is binary (a NUL in
+// it, as git decides).
+const sniffBytes = 8192
+
+// readText reads a regular file that is at most maxSize bytes and not
+// binary. The size is checked before reading and a binary stops after its
+// first sniffBytes, so memory stays bounded by the workers times maxSize
+// whatever the tree holds.
+func readText(path string, maxSize int64, buf []byte) ([]byte, error) {
+	fi, err := os.Lstat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, errSkip // tracked but deleted in the working tree
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() || fi.Size() > maxSize {
+		return nil, errSkip // symlinks, submodules, files too large to scan
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	// One byte more than the size seen, to notice a file that grew.
+	if int64(cap(buf)) < fi.Size()+1 {
+		buf = make([]byte, fi.Size()+1)
+	}
+	buf = buf[:fi.Size()+1]
+	n, err := io.ReadFull(f, buf[:min(len(buf), sniffBytes)])
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	if bytes.IndexByte(buf[:n], 0) >= 0 {
+		return nil, errSkip
+	}
+	if n == sniffBytes {
+		m, err := io.ReadFull(f, buf[n:])
+		if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
 			return nil, err
 		}
-		if !fi.Mode().IsRegular() {
-			return nil, errSkip // symlinks, submodules
-		}
-		return os.ReadFile(path)
-	}}
+		n += m
+	}
+	if int64(n) > maxSize {
+		return nil, errSkip // grew past the limit since Lstat
+	}
+	return buf[:n], nil
 }
 
 // stagedFiles lists the files the index adds or changes, read from the
@@ -216,7 +257,7 @@ func stagedFiles(ctx context.Context, paths []string) ([]scanFile, error) {
 	}
 	var out []scanFile
 	for _, rel := range splitNUL(list) {
-		out = append(out, scanFile{name: rel, read: func(ctx context.Context) ([]byte, error) {
+		out = append(out, scanFile{name: rel, read: func(ctx context.Context, _ []byte) ([]byte, error) {
 			return runGit(ctx, root, "show", ":"+rel)
 		}})
 	}
@@ -231,8 +272,12 @@ func (s *scanner) scanAll(ctx context.Context, files []scanFile) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			var buf []byte
 			for f := range work {
-				content, err := f.read(ctx)
+				content, err := f.read(ctx, buf)
+				if cap(content) > cap(buf) {
+					buf = content[:0]
+				}
 				if errors.Is(err, errSkip) {
 					continue
 				}
@@ -261,7 +306,7 @@ func (s *scanner) scanAll(ctx context.Context, files []scanFile) error {
 // search records the candidates of one file, unless it is too large or
 // binary (a NUL in its first 8 KiB, as git decides).
 func (s *scanner) search(name string, content []byte) {
-	if int64(len(content)) > s.maxSize || bytes.IndexByte(content[:min(len(content), 8192)], 0) >= 0 {
+	if int64(len(content)) > s.maxSize || bytes.IndexByte(content[:min(len(content), sniffBytes)], 0) >= 0 {
 		return
 	}
 	found := findCandidates(content)
