@@ -250,7 +250,7 @@ func MatchHint(hint string) string {
 	if p == "" {
 		return ""
 	}
-	tail := hint
+	var tail string
 	if i := strings.LastIndexAny(hint, ".…*"); i >= 0 {
 		_, size := utf8.DecodeRuneInString(hint[i:])
 		tail = hint[i+size:]

@@ -124,7 +124,8 @@ func (k *keyedCoalescer[T]) do(ctx context.Context, key string, fn func(context.
 	k.mu.Unlock()
 	defer func() {
 		k.mu.Lock()
-		if e.users--; e.users == 0 {
+		e.users--
+		if e.users == 0 {
 			delete(k.m, key)
 		}
 		k.mu.Unlock()

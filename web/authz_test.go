@@ -730,15 +730,16 @@ func TestAuthzMatrix(t *testing.T) {
 							if !got.revealed {
 								t.Errorf("%s %s as %s: an allowed reveal does not carry the value", rc.method, path, actor)
 							}
-							if want.download {
+							switch {
+							case want.download:
 								if cd := resp.Header.Get("Content-Disposition"); !strings.HasPrefix(cd, "attachment;") {
 									t.Errorf("%s %s as %s: Content-Disposition %q, want an attachment", rc.method, path, actor, cd)
 								}
-							} else if want.line {
+							case want.line:
 								if !strings.Contains(body, `"line":`) {
 									t.Errorf("%s %s as %s: an allowed quick copy does not answer the line", rc.method, path, actor)
 								}
-							} else if !strings.Contains(body, `data-testid="secret-value"`) {
+							case !strings.Contains(body, `data-testid="secret-value"`):
 								t.Errorf("%s %s as %s: an allowed reveal does not show the value", rc.method, path, actor)
 							}
 						} else if cd := resp.Header.Get("Content-Disposition"); cd != "" && !want.file {

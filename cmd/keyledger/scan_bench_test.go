@@ -210,7 +210,7 @@ func benchLines(rng *rand.Rand) []string {
 		},
 		func() string { return fmt.Sprintf("const %s = %d", ident(), rng.IntN(100000)) },
 		func() string { return fmt.Sprintf("  %s: %s_%s", w(), w(), w()) },
-		func() string { return fmt.Sprintf(`    "%s": "%s-%s",`, w(), w(), w()) },
+		func() string { return fmt.Sprintf(`    %q: "%s-%s",`, w(), w(), w()) },
 		func() string {
 			return fmt.Sprintf("export const %s = (%s) => %s.%s(%s);", ident(), w(), w(), ident(), w())
 		},
