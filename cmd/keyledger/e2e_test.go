@@ -299,8 +299,19 @@ func signIn(t *testing.T, base, email, password string) {
 	if final.StatusCode != http.StatusOK || final.Request.URL.Path == "/login" {
 		t.Fatalf("sign in: ended at %s with %d:\n%s", final.Request.URL, final.StatusCode, page)
 	}
-	if !strings.Contains(string(page), email) {
-		t.Errorf("signed-in page %s does not show %s", final.Request.URL.Path, email)
+	if !strings.Contains(string(page), `data-testid="whoami"`) {
+		t.Errorf("signed-in page %s does not say who is signed in:\n%s", final.Request.URL.Path, page)
+	}
+	// The profile names the account (the first-run key list has no
+	// email on it to look for).
+	resp, err = c.Get(base + "/profile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	profile, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(profile), email) {
+		t.Errorf("GET /profile after sign-in: %d, without %s", resp.StatusCode, email)
 	}
 }
 
