@@ -174,3 +174,41 @@ func TestLeakIncidentClosesByRevokeAtProvider(t *testing.T) {
 		}
 	})
 }
+
+// TestLeakIncidentOffersOnlyWhatRevokeAtProviderTakes: a provider key
+// nobody linked whose hint is the leaked version's is offered only once
+// that version is superseded, which is when RevokeAtProvider takes it (a
+// button that can only fail is not shown); then it closes the incident.
+func TestLeakIncidentOffersOnlyWhatRevokeAtProviderTakes(t *testing.T) {
+	t.Parallel()
+	f := newRevokeFixture(t)
+	ctx := context.Background()
+	k, id, incID := leakedAtProvider(t, f, "unlinked")
+	row := f.providerKeyRowID(t, id)
+	// As when the sync could not tell which key it is.
+	if _, err := f.pool.Exec(ctx, "UPDATE provider_keys SET key_id = NULL, match_state = 'unmatched' WHERE id = $1", row); err != nil {
+		t.Fatal(err)
+	}
+	_, err := f.s.RevokeAtProvider(ctx, as(f.owner), f.pa, k.ID, row, "leaked")
+	wantCode(t, err, keyledger.ECONFLICT)
+	if inc := f.leak(t, incID); inc.ProviderRevocable {
+		t.Errorf("the current version's unlinked provider key %d is offered, but RevokeAtProvider refuses it", inc.ProviderKey)
+	}
+	if _, err := f.s.RotateKey(ctx, as(f.owner), k.ID, keyledger.RotateInput{Value: "sk-proj-" + secretValue(t, "")}); err != nil {
+		t.Fatal(err)
+	}
+	inc := f.leak(t, incID)
+	if !inc.ProviderRevocable || inc.ProviderKey != row {
+		t.Fatalf("after rotation: offered %d (revocable %v), want %d", inc.ProviderKey, inc.ProviderRevocable, row)
+	}
+	f.oa.ResetRequests()
+	if _, err := f.s.RevokeAtProvider(ctx, as(f.owner), f.pa, k.ID, inc.ProviderKey, "leaked"); err != nil {
+		t.Fatal(err)
+	}
+	if n := f.oa.Count("DELETE", "/v1/organization/projects/proj_core/api_keys/"+id); n != 1 {
+		t.Errorf("the fake saw %d DELETEs of %s, want 1", n, id)
+	}
+	if inc := f.leak(t, incID); inc.Open() || stepNames(inc) != "reported rotated revoked closed" {
+		t.Errorf("open %v, timeline %q", inc.Open(), stepNames(inc))
+	}
+}
