@@ -232,12 +232,18 @@ func (s *Store) WaiveLeak(ctx context.Context, actor keyledger.Actor, id int64, 
 // version of key keyID (its hint is that version's masked hint), still
 // alive there, so that "Revoke at provider" can be offered for exactly the
 // leaked version; 0 when there is none. A key linked to keyID comes first.
+// It offers only what RevokeAtProvider takes (keyAtProviderFrom): a key
+// nobody linked counts once the version is superseded, not while it is
+// current (the sync could not tell whose it is), and only at a connection
+// to the key's provider.
 func providerKeyForLeak(ctx context.Context, q rowQuerier, keyID string, version int) (int64, error) {
 	var id int64
 	err := q.QueryRow(ctx, `SELECT pk.id FROM provider_keys pk
 		JOIN provider_connections c ON c.id = pk.connection_id AND c.removed_at IS NULL
 		JOIN key_versions v ON v.key_id = $1 AND v.version = $2
-		WHERE pk.match_hint <> '' AND pk.match_hint = v.masked_hint AND (pk.key_id = $1 OR pk.key_id IS NULL)
+		JOIN keys k ON k.id = $1 AND k.provider = c.provider
+		WHERE pk.match_hint <> '' AND pk.match_hint = v.masked_hint
+			AND (pk.key_id = $1 OR (pk.key_id IS NULL AND v.superseded_at IS NOT NULL))
 			AND pk.revoked_at IS NULL AND pk.deleted_at IS NULL
 		ORDER BY pk.key_id IS NULL, pk.id LIMIT 1`, keyID, version).Scan(&id)
 	if errors.Is(err, pgx.ErrNoRows) {

@@ -8,18 +8,19 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/keyledger/keyledger/provideradmin/providertest"
 )
 
 // leakFlow drives the incident flow in Chromium, one named step at a
-// time, so that a step can be added between two others: revoking at a
-// fake provider (POST /keys/{id}/provider-revoke, the provider-actions
-// branch) goes in as one more method beside revokeInKeyledger.
+// time: the leaked version is revoked either in keyledger
+// (revokeInKeyledger) or at a fake provider (revokeAtProvider).
 type leakFlow struct {
 	b        *browser
 	t        *testing.T
 	leaked   string // the reported value: no page may ever show it
 	incident string // /leaks/N
 	keyPage  string
+	fakes    *providerFakes // revokeAtProvider's fake OpenAI
 }
 
 // noValue fails when the current page holds the leaked value.
@@ -104,6 +105,32 @@ func (f *leakFlow) revokeInKeyledger() {
 	}
 }
 
+// revokeAtProvider presses "Revoke at provider" on the incident: the
+// fake OpenAI sees exactly one request, the DELETE of providerKeyID in
+// project, and the browser lands on the key page saying so.
+func (f *leakFlow) revokeAtProvider(project, providerKeyID string) {
+	b := f.b
+	f.fakes.openai.ResetRequests()
+	if st := b.press(`[data-testid="leak-provider-revoke"]`); st != http.StatusOK {
+		b.fatalf("Revoke at provider: status %d", st)
+	}
+	if b.path() != f.keyPage+"?provider_revoked=1" {
+		b.fatalf("after revoking at the provider the browser is at %s", b.path())
+	}
+	if flash := b.text(".flash.ok"); !strings.HasPrefix(flash, "Revoked at the provider.") {
+		b.fatalf("flash after revoking at the provider: %q", flash)
+	}
+	if n, all := f.fakes.openai.Count("DELETE", "/v1/organization/projects/"+project+"/api_keys/"+providerKeyID), f.fakes.openai.Requests(); n != 1 || len(all) != 1 {
+		b.fatalf("the fake saw %d DELETEs of %s, want exactly one request; requests: %+v", n, providerKeyID, all)
+	}
+	if _, ok := f.fakes.openai.Key(providerKeyID); ok {
+		b.fatalf("the key %s still exists at the fake", providerKeyID)
+	}
+	if st := b.navigate(f.incident); st != http.StatusOK {
+		b.fatalf("GET %s: status %d", f.incident, st)
+	}
+}
+
 // closed checks the incident's final state and timeline.
 func (f *leakFlow) closed(steps string) {
 	b := f.b
@@ -151,10 +178,10 @@ func TestBrowserLeakIncident(t *testing.T) {
 	b.signIn("member@example.com", "Member (member)")
 	f.openIncidentFromKey()
 	f.rotateNow(authzSecret())
-	// HOOK(provider-revoke): with the provider-actions branch merged, a
-	// key linked to a fake provider's key adds f.revokeAtProvider() here
-	// (press [data-testid="leak-provider-revoke"], check the fake saw the
-	// revocation) in place of, or before, revokeInKeyledger.
+	// Not at a connected provider: nothing to revoke there.
+	if n := evalIn[int](b, `document.querySelectorAll('[data-testid="leak-provider-revoke"]').length`); n != 0 {
+		b.fatalf("an incident on a key at no connected provider offers Revoke at provider")
+	}
 	f.revokeInKeyledger()
 	f.closed("reported rotated revoked closed")
 
@@ -165,4 +192,56 @@ func TestBrowserLeakIncident(t *testing.T) {
 		t.Error("the leaked value is in the server log")
 	}
 	t.Logf("browser leak incident took %v", time.Since(start).Round(time.Millisecond))
+}
+
+// TestBrowserLeakIncidentRevokedAtProvider: the same flow for a
+// development key that OpenAI (a fake) also lists: after Rotate now the
+// owner presses "Revoke at provider" on the incident, the fake sees the
+// DELETE of that key's id and nothing else, and the incident is closed
+// with the revocation on its timeline.
+func TestBrowserLeakIncidentRevokedAtProvider(t *testing.T) {
+	t.Parallel()
+	chromiumPath(t)
+	fakes := newProviderFakes(t)
+	env := newEnv(t, fakes.option())
+	leaked := authzSecret()
+	k := env.createKey("member", "development", "Search OpenAI", leaked)
+	fakes.openai.AddProject(providertest.OpenAIProject{ID: "proj_search", Name: "search"})
+	atOpenAI := fakes.openai.AddKey(providertest.OpenAIKey{Project: "proj_search", Name: "search bot", RedactedValue: providertest.OpenAIRedact(leaked),
+		OwnerType: "user", OwnerEmail: "member@example.com"})
+	// Another key at OpenAI, which must be left alone.
+	other := fakes.openai.AddKey(providertest.OpenAIKey{Project: "proj_search", Name: "other", RedactedValue: providertest.OpenAIRedact(authzSecret()),
+		OwnerType: "user", OwnerEmail: "member@example.com"})
+	fakes.connectOpenAI(t, env, "acme openai")
+	b := newBrowser(t, env.HTTP.URL, 3*time.Minute)
+	f := &leakFlow{b: b, t: t, leaked: leaked, keyPage: "/keys/" + k.ID, fakes: fakes}
+
+	b.signIn("member2@example.com", "Member2 (member)")
+	f.report("a CI log")
+	// The reporter may not act on it: no revoke button.
+	if n := evalIn[int](b, `document.querySelectorAll('[data-testid="leak-provider-revoke"]').length`); n != 0 {
+		b.fatalf("the reporter is offered Revoke at provider")
+	}
+	if st := b.press(`[data-testid="logout"]`); st != http.StatusOK {
+		b.fatalf("sign out: status %d", st)
+	}
+
+	b.signIn("member@example.com", "Member (member)")
+	f.openIncidentFromKey()
+	// A new value whose masked hint differs from the leaked one's
+	// (authzSecret's all end alike): a provider key whose hint fits two
+	// versions counts for the newest, so it would not count for version 1.
+	f.rotateNow("sk-proj-" + authzRand(20) + "Rt2b")
+	f.revokeAtProvider("proj_search", atOpenAI)
+	f.closed("reported rotated revoked closed")
+	if _, ok := fakes.openai.Key(other); !ok {
+		t.Error("another key at OpenAI was deleted")
+	}
+
+	if problems := b.consoleProblems(); len(problems) > 0 {
+		t.Errorf("the pages logged %d console errors or warnings:\n%s", len(problems), strings.Join(problems, "\n"))
+	}
+	if strings.Contains(env.Logs.String(), leaked) {
+		t.Error("the leaked value is in the server log")
+	}
 }
