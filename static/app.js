@@ -121,13 +121,18 @@
     q.select();
   });
 
-  // Copy buttons only make sense when the clipboard API is there.
-  if (navigator.clipboard) {
-    document.querySelectorAll("button[data-copy-target]").forEach(function (b) { b.hidden = false; });
-    document.querySelectorAll("form[data-copy-export]").forEach(function (f) {
+  // Copy buttons only make sense when the clipboard API is there: shown
+  // on load, and in content swapped in later (the key list's live
+  // filters send "keyledger:swapped" from the new results).
+  function showCopyButtons(root) {
+    if (!navigator.clipboard) return;
+    root.querySelectorAll("button[data-copy-target]").forEach(function (b) { b.hidden = false; });
+    root.querySelectorAll("form[data-copy-export]").forEach(function (f) {
       var link = f.querySelector(".copy-export-fallback");
       var btn = f.querySelector("button[type=submit]");
       if (link && btn) { link.hidden = true; btn.hidden = false; }
     });
   }
+  showCopyButtons(document);
+  document.addEventListener("keyledger:swapped", function (ev) { showCopyButtons(ev.target); });
 })();

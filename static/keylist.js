@@ -36,6 +36,7 @@
         if (!next) throw new Error("no results in the answer");
         results.replaceWith(next);
         results = next;
+        next.dispatchEvent(new CustomEvent("keyledger:swapped", { bubbles: true }));
         history.replaceState(null, "", url);
         var live = document.getElementById("live-status");
         var count = next.querySelector("[data-testid=key-count]");

@@ -81,6 +81,8 @@ func keyCount(v KeyListView) string {
 }
 
 // badge is a problem shown as a badge.
+// TestID marks a badge tests look for by name (the compromised one);
+// the others are found by class and text.
 type badge struct{ Label, Class, TestID string }
 
 // problems are a key's problems, shown as badges: red for overdue and
@@ -96,12 +98,12 @@ func problems(now time.Time, k *keyledger.Key) []badge {
 	}
 	switch rotationStatus(now, k) {
 	case keyledger.RotationOverdue:
-		out = append(out, badge{overdueLabel(now, k), "bad", "problem-badge"})
+		out = append(out, badge{overdueLabel(now, k), "bad", ""})
 	case keyledger.RotationDueSoon:
-		out = append(out, badge{"Due in " + daysUntil(now, k.RotateBy), "warn", "problem-badge"})
+		out = append(out, badge{"Due in " + daysUntil(now, k.RotateBy), "warn", ""})
 	}
 	if keyledger.VerifyFailing(k.VerifyResult) {
-		out = append(out, badge{"Failing: " + verifyWord(k.VerifyResult), "bad", "problem-badge"})
+		out = append(out, badge{"Failing: " + verifyWord(k.VerifyResult), "bad", ""})
 	}
 	return out
 }

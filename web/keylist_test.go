@@ -102,9 +102,10 @@ func TestKeyListGroupsByNameAndProject(t *testing.T) {
 	if !strings.Contains(klCell(t, row, "production"), `<span class="visually-hidden">, OpenAI, production</span>`) {
 		t.Error("the production key's link is not named for its row and environment")
 	}
-	// The development cell keeps a place for its quick action; others do not.
-	if !strings.Contains(klCell(t, row, "development"), `data-slot="copy-export"`) || strings.Contains(klCell(t, row, "production"), `data-slot="copy-export"`) {
-		t.Error("the copy-export slot is not in development cells only")
+	// The development cell carries its quick copy; production, which asks
+	// for a reason, does not.
+	if !strings.Contains(klCell(t, row, "development"), `data-testid="copy-export"`) || strings.Contains(klCell(t, row, "production"), `data-testid="copy-export"`) {
+		t.Error("the quick copy is not in the development cell only")
 	}
 	// Filtering on an environment keeps its column only.
 	_, prod := c.get("/keys?environment=production")
