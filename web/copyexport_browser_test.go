@@ -162,7 +162,7 @@ func TestBrowserCopyExport(t *testing.T) {
 				}
 				if v := evalIn[string](b, `document.getElementById("quick-q").value`); v != "" {
 					t.Errorf("/ was typed into the quick search: %q", v)
-				}				// Clear the filter: the live list swaps its results back in,
+				} // Clear the filter: the live list swaps its results back in,
 				// and their copy buttons must work as the first ones did.
 				b.do("clear the filter", chromedp.Evaluate[chromedp.Void](`(() => { const q = document.querySelector("form.filters input[name=q]"); q.value = ""; q.dispatchEvent(new Event("input", {bubbles: true})) })()`))
 				b.waitFor("the list swapped back", `location.search === "" && document.querySelectorAll('[data-testid="copy-export-button"]:not([hidden])').length === 13`)
