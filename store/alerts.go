@@ -84,3 +84,70 @@ func (s *Store) SendAccountAlerts(ctx context.Context, n keyledger.Notifier, lin
 	}
 	return sent, errors.Join(errs...)
 }
+
+// pendingAlert is one alert row waiting to be sent: its id, the
+// notification as read, and the key owner's status (an inactive owner is
+// not told).
+type pendingAlert struct {
+	id          int64
+	n           keyledger.Notification
+	ownerStatus string
+}
+
+// alertSend is what differs between the kinds of alert that sendAlerts
+// sends: how a notification is completed, the statement that claims a
+// row ($1 its id, $2 now; it must change nothing when the row is already
+// claimed), the one that releases the claim after a failed send, and an
+// optional step after a send.
+type alertSend struct {
+	what    string // "leak alert", in errors
+	prepare func(p pendingAlert, note *keyledger.Notification)
+	claim   string
+	release func(p pendingAlert, note keyledger.Notification) (string, []any)
+	sent    func(ctx context.Context, p pendingAlert, note keyledger.Notification) error
+}
+
+// sendAlerts tells each pending alert's key owner (while active) and the
+// leads (the admins when there are no leads), once: each row is claimed
+// before sending, so two replicas never send it twice, and a failed send
+// releases the claim for the next run.
+func (s *Store) sendAlerts(ctx context.Context, n keyledger.Notifier, list []pendingAlert, a alertSend) (int, error) {
+	if len(list) == 0 {
+		return 0, nil
+	}
+	leads, err := s.leadEmails(ctx)
+	if err != nil {
+		return 0, err
+	}
+	sent := 0
+	var errs []error
+	for _, p := range list {
+		note := p.n
+		a.prepare(p, &note)
+		note.Recipients = keyRecipients(note.OwnerEmail, p.ownerStatus, leads)
+		tag, err := s.pool.Exec(ctx, a.claim, p.id, s.now())
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if tag.RowsAffected() == 0 {
+			continue // another replica claimed it
+		}
+		if err := n.Notify(ctx, note); err != nil {
+			sql, args := a.release(p, note)
+			_, _ = s.pool.Exec(context.WithoutCancel(ctx), sql, args...)
+			errs = append(errs, fmt.Errorf("%s %d: %w", a.what, p.id, err))
+			continue
+		}
+		sent++
+		if a.sent != nil {
+			if err := a.sent(ctx, p, note); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return sent, s.internal(ctx, "send "+a.what+"s", errors.Join(errs...))
+	}
+	return sent, nil
+}

@@ -86,54 +86,30 @@ func (s *Store) SendValueAlerts(ctx context.Context, n keyledger.Notifier, links
 	if err != nil {
 		return 0, s.internal(ctx, "find value alerts", err)
 	}
-	type pending struct {
-		id          int64
-		n           keyledger.Notification
-		ownerStatus string
-	}
-	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (pending, error) {
-		var p pending
+	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (pendingAlert, error) {
+		var p pendingAlert
 		err := r.Scan(&p.id, &p.n.KeyID, &p.n.KeyName, &p.n.Project, &p.n.Environment, &p.n.OwnerEmail, &p.n.OwnerName, &p.ownerStatus,
 			&p.n.AttemptedBy, &p.n.AttemptEnvironment, &p.n.Attempts)
 		return p, err
 	})
-	if err != nil || len(list) == 0 {
+	if err != nil {
 		return 0, s.internal(ctx, "find value alerts", err)
 	}
-	leads, err := s.leadEmails(ctx)
-	if err != nil {
-		return 0, err
-	}
-	sent := 0
-	var errs []error
-	for _, p := range list {
-		note := p.n
-		note.Kind = keyledger.AlertDuplicateValue
-		note.URL = links.Key(note.KeyID)
-		note.Recipients = keyRecipients(note.OwnerEmail, p.ownerStatus, leads)
-		tag, err := s.pool.Exec(ctx, "UPDATE value_alerts SET sent_at = $2 WHERE id = $1 AND sent_at IS NULL", p.id, s.now())
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		if tag.RowsAffected() == 0 {
-			continue // another replica claimed it
-		}
-		if err := n.Notify(ctx, note); err != nil {
-			// Released for the next run, unless a new try opened a fresh
-			// pending alert meanwhile (then that one carries the news).
-			_, _ = s.pool.Exec(context.WithoutCancel(ctx), `UPDATE value_alerts SET sent_at = NULL WHERE id = $1
+	return s.sendAlerts(ctx, n, list, alertSend{
+		what: "value alert",
+		prepare: func(_ pendingAlert, note *keyledger.Notification) {
+			note.Kind = keyledger.AlertDuplicateValue
+			note.URL = links.Key(note.KeyID)
+		},
+		claim: "UPDATE value_alerts SET sent_at = $2 WHERE id = $1 AND sent_at IS NULL",
+		// Released for the next run, unless a new try opened a fresh
+		// pending alert meanwhile (then that one carries the news).
+		release: func(p pendingAlert, note keyledger.Notification) (string, []any) {
+			return `UPDATE value_alerts SET sent_at = NULL WHERE id = $1
 				AND NOT EXISTS (SELECT 1 FROM value_alerts b WHERE b.key_id = $2 AND b.attempted_by_email = $3 AND b.sent_at IS NULL)`,
-				p.id, note.KeyID, note.AttemptedBy)
-			errs = append(errs, fmt.Errorf("value alert %d: %w", p.id, err))
-			continue
-		}
-		sent++
-	}
-	if len(errs) > 0 {
-		return sent, s.internal(ctx, "send value alerts", errors.Join(errs...))
-	}
-	return sent, nil
+				[]any{p.id, note.KeyID, note.AttemptedBy}
+		},
+	})
 }
 
 // leadEmails lists who hears about keys beyond their owner: the active

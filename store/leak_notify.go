@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
@@ -51,53 +50,29 @@ func (s *Store) SendLeakAlerts(ctx context.Context, n keyledger.Notifier, links 
 	if err != nil {
 		return 0, s.internal(ctx, "find leak alerts", err)
 	}
-	type pending struct {
-		id          int64
-		n           keyledger.Notification
-		ownerStatus string
-	}
-	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (pending, error) {
-		var p pending
+	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (pendingAlert, error) {
+		var p pendingAlert
 		err := r.Scan(&p.id, &p.n.KeyID, &p.n.KeyName, &p.n.Project, &p.n.Environment, &p.n.OwnerEmail, &p.n.OwnerName, &p.ownerStatus,
 			&p.n.LeakVersion, &p.n.LeakSource, &p.n.AttemptedBy, &p.n.LeakWhere)
 		return p, err
 	})
-	if err != nil || len(list) == 0 {
+	if err != nil {
 		return 0, s.internal(ctx, "find leak alerts", err)
 	}
-	leads, err := s.leadEmails(ctx)
-	if err != nil {
-		return 0, err
-	}
-	sent := 0
-	var errs []error
-	for _, p := range list {
-		note := p.n
-		note.Kind = keyledger.AlertLeak
-		note.URL = links.Leak(p.id)
-		note.Recipients = keyRecipients(note.OwnerEmail, p.ownerStatus, leads)
-		tag, err := s.pool.Exec(ctx, "UPDATE leak_incidents SET notified_at = $2 WHERE id = $1 AND notified_at IS NULL", p.id, s.now())
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		if tag.RowsAffected() == 0 {
-			continue // another replica claimed it
-		}
-		if err := n.Notify(ctx, note); err != nil {
-			_, _ = s.pool.Exec(context.WithoutCancel(ctx), "UPDATE leak_incidents SET notified_at = NULL WHERE id = $1", p.id)
-			errs = append(errs, fmt.Errorf("leak alert %d: %w", p.id, err))
-			continue
-		}
-		sent++
-		if err := s.leakNotified(ctx, p.id, note); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if len(errs) > 0 {
-		return sent, s.internal(ctx, "send leak alerts", errors.Join(errs...))
-	}
-	return sent, nil
+	return s.sendAlerts(ctx, n, list, alertSend{
+		what: "leak alert",
+		prepare: func(p pendingAlert, note *keyledger.Notification) {
+			note.Kind = keyledger.AlertLeak
+			note.URL = links.Leak(p.id)
+		},
+		claim: "UPDATE leak_incidents SET notified_at = $2 WHERE id = $1 AND notified_at IS NULL",
+		release: func(p pendingAlert, _ keyledger.Notification) (string, []any) {
+			return "UPDATE leak_incidents SET notified_at = NULL WHERE id = $1", []any{p.id}
+		},
+		sent: func(ctx context.Context, p pendingAlert, note keyledger.Notification) error {
+			return s.leakNotified(ctx, p.id, note)
+		},
+	})
 }
 
 // leakNotified puts a sent notification on the timeline and in the log.

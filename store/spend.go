@@ -130,55 +130,31 @@ func (s *Store) SendSpendAlerts(ctx context.Context, n keyledger.Notifier, links
 	if err != nil {
 		return 0, s.internal(ctx, "find spend alerts", err)
 	}
-	type pending struct {
-		id          int64
-		n           keyledger.Notification
-		ownerStatus string
-	}
-	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (pending, error) {
-		var p pending
+	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (pendingAlert, error) {
+		var p pendingAlert
 		var provider string
 		err := r.Scan(&p.id, &p.n.Spend.Day, &p.n.Spend.Measure, &p.n.Spend.Requests, &p.n.Spend.Tokens, &p.n.Spend.MedianRequests, &p.n.Spend.MedianTokens,
 			&p.n.ProviderKeyID, &provider, &p.n.KeyID, &p.n.KeyName, &p.n.Project, &p.n.Environment, &p.n.OwnerEmail, &p.n.OwnerName, &p.ownerStatus)
 		p.n.Provider = keyledger.Provider(provider).Label()
 		return p, err
 	})
-	if err != nil || len(list) == 0 {
+	if err != nil {
 		return 0, s.internal(ctx, "find spend alerts", err)
 	}
-	leads, err := s.leadEmails(ctx)
-	if err != nil {
-		return 0, err
-	}
-	sent := 0
-	var errs []error
-	for _, p := range list {
-		note := p.n
-		note.Kind = keyledger.AlertSpendSpike
-		note.Spend.Day = note.Spend.Day.UTC()
-		if note.KeyID != "" {
-			note.URL = links.Key(note.KeyID)
-		}
-		note.Recipients = keyRecipients(note.OwnerEmail, p.ownerStatus, leads)
-		tag, err := s.pool.Exec(ctx, "UPDATE spend_alerts SET sent_at = $2 WHERE id = $1 AND sent_at IS NULL", p.id, s.now())
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		if tag.RowsAffected() == 0 {
-			continue // another replica claimed it
-		}
-		if err := n.Notify(ctx, note); err != nil {
-			_, _ = s.pool.Exec(context.WithoutCancel(ctx), "UPDATE spend_alerts SET sent_at = NULL WHERE id = $1", p.id)
-			errs = append(errs, fmt.Errorf("spend alert %d: %w", p.id, err))
-			continue
-		}
-		sent++
-	}
-	if len(errs) > 0 {
-		return sent, s.internal(ctx, "send spend alerts", errors.Join(errs...))
-	}
-	return sent, nil
+	return s.sendAlerts(ctx, n, list, alertSend{
+		what: "spend alert",
+		prepare: func(_ pendingAlert, note *keyledger.Notification) {
+			note.Kind = keyledger.AlertSpendSpike
+			note.Spend.Day = note.Spend.Day.UTC()
+			if note.KeyID != "" {
+				note.URL = links.Key(note.KeyID)
+			}
+		},
+		claim: "UPDATE spend_alerts SET sent_at = $2 WHERE id = $1 AND sent_at IS NULL",
+		release: func(p pendingAlert, _ keyledger.Notification) (string, []any) {
+			return "UPDATE spend_alerts SET sent_at = NULL WHERE id = $1", []any{p.id}
+		},
+	})
 }
 
 // afterProviderSync runs, in the sync job, right after a connection's
