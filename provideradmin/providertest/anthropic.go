@@ -8,8 +8,10 @@ import (
 	"time"
 )
 
-// AnthropicAdminKey is the admin key a new Anthropic fake accepts.
-const AnthropicAdminKey = "sk-ant-admin01-FAKEanthropicADMINkey0123456789abcdefghij-AAAA"
+// AnthropicAdminKey is the admin key a new Anthropic fake accepts. It has
+// the documented prefix (the connection form checks it) but is short and
+// plainly fake, so no secret scanner takes it for a real key.
+const AnthropicAdminKey = "sk-ant-admin01-" + fakeKeyBody
 
 // AnthropicKey is an API key in the fake organization.
 type AnthropicKey struct {

@@ -11,8 +11,10 @@ import (
 	"time"
 )
 
-// OpenAIAdminKey is the admin key a new OpenAI fake accepts.
-const OpenAIAdminKey = "sk-admin-FAKEopenaiADMINkey0123456789abcdefghij"
+// OpenAIAdminKey is the admin key a new OpenAI fake accepts. It has the
+// documented prefix (the connection form checks it) but is short and
+// plainly fake, so no secret scanner takes it for a real key.
+const OpenAIAdminKey = "sk-admin-" + fakeKeyBody
 
 // OpenAIProject is a project in the fake organization.
 type OpenAIProject struct {
@@ -564,3 +566,8 @@ func decodeCursor(s string) (time.Time, bool) {
 	}
 	return time.Unix(n, 0).UTC(), true
 }
+
+// fakeKeyBody follows the documented prefix in the fakes' admin keys:
+// plainly not a key, and long enough for tests that look for a piece of
+// the admin key in a database dump.
+const fakeKeyBody = "fake-for-tests-only"
