@@ -166,7 +166,16 @@ func (b *browser) badSubmit(path, submit, want string, fill ...chromedp.Action[c
 		b.do("fill "+path, fill...)
 	}
 	b.press(submit)
-	focus := evalIn[string](b, `(() => { const a = document.activeElement; return a ? (a.dataset.testid || a.tagName.toLowerCase() + "#" + a.id) : "" })()`)
+	// The focus moves when app.js runs (a deferred script), which can come
+	// a moment after the load the press waited for: give it up to 2 s.
+	var focus string
+	for range 40 {
+		focus = evalIn[string](b, `(() => { const a = document.activeElement; return a ? (a.dataset.testid || a.tagName.toLowerCase() + "#" + a.id) : "" })()`)
+		if focus == want {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	if focus != want {
 		b.t.Errorf("after a bad submit of %s the focus is on %q, want %s", path, focus, want)
 		return
