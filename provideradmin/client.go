@@ -168,28 +168,12 @@ func baseOrDefault(raw, def string) *url.URL {
 	return u
 }
 
-// parseBaseURL accepts an absolute http or https URL with a host and
-// optionally a path, and nothing else. The error text completes a sentence
-// that starts with the field name.
+// parseBaseURL is keyledger.ParseBaseURL without a trailing slash on the
+// path, so joined endpoint paths never double it.
 func parseBaseURL(raw string) (*url.URL, error) {
-	if strings.TrimSpace(raw) != raw {
-		return nil, errors.New("must not have leading or trailing whitespace")
-	}
-	u, err := url.Parse(raw)
+	u, err := keyledger.ParseBaseURL(raw)
 	if err != nil {
-		return nil, errors.New("is not a valid URL")
-	}
-	switch {
-	case u.Scheme != "http" && u.Scheme != "https":
-		return nil, errors.New("must be an absolute http or https URL")
-	case u.Opaque != "" || u.Host == "" || u.Hostname() == "":
-		return nil, errors.New("must be an absolute http or https URL with a host")
-	case u.User != nil:
-		return nil, errors.New("must not contain a user name or password")
-	case u.RawQuery != "" || u.ForceQuery:
-		return nil, errors.New("must not have a query")
-	case u.Fragment != "" || strings.Contains(raw, "#"):
-		return nil, errors.New("must not have a fragment")
+		return nil, err
 	}
 	u.Path = strings.TrimRight(u.Path, "/")
 	return u, nil

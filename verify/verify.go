@@ -134,7 +134,7 @@ func New(cfg Config) (*Verifier, error) {
 		if raw == "" {
 			raw = b.def
 		}
-		u, err := parseBaseURL(raw)
+		u, err := keyledger.ParseBaseURL(raw)
 		if err != nil {
 			return nil, fmt.Errorf("verify: %s %s", b.field, err.Error())
 		}
@@ -157,32 +157,6 @@ func New(cfg Config) (*Verifier, error) {
 	v.client.CheckRedirect = checkRedirect
 	v.client.Jar = nil
 	return v, nil
-}
-
-// parseBaseURL accepts an absolute http or https URL with a host and
-// optionally a path, and nothing else. The error text completes a sentence
-// that starts with the field name.
-func parseBaseURL(raw string) (*url.URL, error) {
-	if strings.TrimSpace(raw) != raw {
-		return nil, errors.New("must not have leading or trailing whitespace")
-	}
-	u, err := url.Parse(raw)
-	if err != nil {
-		return nil, errors.New("is not a valid URL")
-	}
-	switch {
-	case u.Scheme != "http" && u.Scheme != "https":
-		return nil, errors.New("must be an absolute http or https URL")
-	case u.Opaque != "" || u.Host == "" || u.Hostname() == "":
-		return nil, errors.New("must be an absolute http or https URL with a host")
-	case u.User != nil:
-		return nil, errors.New("must not contain a user name or password")
-	case u.RawQuery != "" || u.ForceQuery:
-		return nil, errors.New("must not have a query")
-	case u.Fragment != "" || strings.Contains(raw, "#"):
-		return nil, errors.New("must not have a fragment")
-	}
-	return u, nil
 }
 
 // Supports reports whether keyledger can check p's keys: OpenAI, Anthropic,
