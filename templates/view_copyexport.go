@@ -1,6 +1,10 @@
 package templates
 
-import "github.com/keyledger/keyledger"
+import (
+	"strconv"
+
+	"github.com/keyledger/keyledger"
+)
 
 // CopyExportView is the quick copy of one key: a button that reveals the
 // key through its reveal POST and puts the line that sets it in the
@@ -74,3 +78,23 @@ type ShellChoice struct {
 
 // ShellOptions lists the shells to choose from.
 func (ShellChoice) ShellOptions() []keyledger.ShellFormat { return keyledger.ShellFormats() }
+
+// KeyListAudience names everything of the viewer u that KeyListBody reads,
+// for a list showing envs: viewers with the same audience get the same
+// body, but for the CSRF token. The role (the first-run hints, and who may
+// reveal in an owner-only environment), the shell of the quick copy, and
+// the person only where an environment lets owners reveal their own keys
+// and u's role alone does not decide it. TestKeyListAudienceCoversTheBody
+// renders the body for many viewers to hold this to the templates.
+func KeyListAudience(u *keyledger.User, envs []keyledger.Environment) string {
+	a := string(u.Role) + "/" + string(u.CopyShell())
+	if u.Role.AtLeastLead() {
+		return a
+	}
+	for _, e := range envs {
+		if e.RevealPolicy != keyledger.RevealAnyUser {
+			return a + "/" + strconv.FormatInt(u.ID, 10)
+		}
+	}
+	return a
+}

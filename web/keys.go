@@ -1,11 +1,14 @@
 package web
 
 import (
+	"context"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
 
 	"github.com/keyledger/keyledger"
+	"github.com/keyledger/keyledger/store"
 	"github.com/keyledger/keyledger/templates"
 	"github.com/labstack/echo/v4"
 )
@@ -15,13 +18,53 @@ func (s *Server) keyList(c echo.Context) error {
 	f := keyFilterFrom(c)
 	f.Page, _ = strconv.Atoi(c.QueryParam("page"))
 	f.PerPage = 50
-	res, err := s.store.ListKeyGroups(ctx, s.actor(c), f)
+	p := s.page(c, "Keys", "keys")
+	st, ok := sessionState(c)
+	if !ok {
+		// Every page request has a session; without its epoch nothing
+		// may come from the cache.
+		body, err := s.keyListBody(ctx, s.actor(c), p, f, nil)
+		if err != nil {
+			return err
+		}
+		return render(c, http.StatusOK, templates.KeyListPage(p, body))
+	}
+	// The list as of the epoch this request read with its session: kept
+	// rendered (web/pagecache.go) for every viewer with the same
+	// audience, with a hole where each viewer's CSRF token goes. Relative
+	// times ("due in 3 days") are as of the minute.
+	menus, err := s.keyListMenus.get(ctx, st.ListEpoch, 0, "", func(ctx context.Context) (store.KeyListMenus, error) {
+		return s.store.KeyListMenus(ctx, s.actor(c))
+	})
 	if err != nil {
 		return err
 	}
-	menus, err := s.store.KeyListMenus(ctx, s.actor(c))
+	minute := p.Now.Unix() / 60
+	key := templates.KeyListAudience(p.User, menus.Environments) + fmt.Sprintf("%#v", f)
+	body, err := s.keyListBodies.get(ctx, st.ListEpoch, minute, key, func(ctx context.Context) (string, error) {
+		hp := p
+		hp.CSRF = s.csrfHole
+		return s.keyListBody(ctx, s.actor(c), hp, f, &menus)
+	})
 	if err != nil {
 		return err
+	}
+	return render(c, http.StatusOK, templates.KeyListPage(p, strings.ReplaceAll(body, s.csrfHole, p.CSRF)))
+}
+
+// keyListBody reads one page of the list and renders it (KeyListBody);
+// menus, when given, are the filter menus already read.
+func (s *Server) keyListBody(ctx context.Context, a keyledger.Actor, p templates.Page, f store.KeyFilter, menus *store.KeyListMenus) (string, error) {
+	res, err := s.store.ListKeyGroups(ctx, a, f)
+	if err != nil {
+		return "", err
+	}
+	if menus == nil {
+		m, err := s.store.KeyListMenus(ctx, a)
+		if err != nil {
+			return "", err
+		}
+		menus = &m
 	}
 	v := templates.KeyListView{
 		Matching: res.Matching, All: res.All, Page: res.Page, Pages: res.Pages(),
@@ -41,7 +84,11 @@ func (s *Server) keyList(c echo.Context) error {
 	for i, g := range res.Groups {
 		v.Rows[i] = templates.KeyRow{Name: g.Name, Project: g.Project, Keys: g.Keys}
 	}
-	return render(c, http.StatusOK, templates.KeyListPage(s.page(c, "Keys", "keys"), v))
+	var sb strings.Builder
+	if err := templates.KeyListBody(p, v).Render(ctx, &sb); err != nil {
+		return "", err
+	}
+	return sb.String(), nil
 }
 
 func (s *Server) keyFormData(c echo.Context, f *templates.KeyForm) error {

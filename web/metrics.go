@@ -57,6 +57,7 @@ type metrics struct {
 	exports       *prometheus.CounterVec
 	exportedKeys  *prometheus.CounterVec
 	verifications *prometheus.CounterVec
+	pageCache     *prometheus.CounterVec
 }
 
 // newMetrics registers keyledger's instruments and collectors on reg,
@@ -89,12 +90,16 @@ func newMetrics(cfg MetricsConfig, reg *prometheus.Registry, st *store.Store, lo
 			Name: "keyledger_verifications_total",
 			Help: "Checks of keys against their provider (from a page, the API or the scheduler), by provider and result.",
 		}, []string{"provider", "result"}),
+		pageCache: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "keyledger_page_cache_lookups_total",
+			Help: "Rendered pages looked up in the per-epoch page cache, by page and result (hit, miss). A miss reads the database and renders.",
+		}, []string{"page", "result"}),
 	}
 	if cfg.Token != "" {
 		m.token, m.hasToken = sha256.Sum256([]byte(cfg.Token)), true
 	}
 	for _, c := range []prometheus.Collector{
-		m.requests, m.reveals, m.exports, m.exportedKeys, m.verifications,
+		m.requests, m.reveals, m.exports, m.exportedKeys, m.verifications, m.pageCache,
 		newPoolCollector(pool),
 		newJobsCollector(st),
 		newBatchCollector(st),
@@ -454,4 +459,10 @@ func (a *auditCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(a.unchained, prometheus.GaugeValue, float64(lag.Unchained))
 	ch <- prometheus.MustNewConstMetric(a.age, prometheus.GaugeValue, lag.OldestAge.Seconds())
+}
+
+// pageCacheCounters counts an epochCache's hits and misses for page.
+func (m *metrics) pageCacheCounters(page string) (hit, miss func()) {
+	h, ms := m.pageCache.WithLabelValues(page, "hit"), m.pageCache.WithLabelValues(page, "miss")
+	return h.Inc, ms.Inc
 }

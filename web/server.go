@@ -77,6 +77,12 @@ type Server struct {
 	metrics  *metrics    // nil: metrics off
 	// The rotation and dashboard bodies, rendered once per store result.
 	rotationBody, dashboardBody sharedBody
+	// The key list's filter menus and rendered bodies, per list epoch
+	// (pagecache.go); csrfHole stands for each viewer's CSRF token in a
+	// kept body: random per process, so no text a user typed is one.
+	keyListMenus  *epochCache[store.KeyListMenus]
+	keyListBodies *epochCache[string]
+	csrfHole      string
 }
 
 // New builds the HTTP handler.
@@ -94,7 +100,9 @@ func New(cfg Config, st *store.Store, log *slog.Logger) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, store: st, assets: assets, log: log, limiter: newTokenLimiter(cfg.APIRate, 0)}
+	s := &Server{cfg: cfg, store: st, assets: assets, log: log, limiter: newTokenLimiter(cfg.APIRate, 0),
+		keyListMenus: newEpochCache[store.KeyListMenus](1), keyListBodies: newEpochCache[string](512),
+		csrfHole: "csrf-" + randomID()}
 	s.csrf, err = newCSRFGuard(st.CookieKey(), cfg.SecureCookies, cfg.BaseURL)
 	if err != nil {
 		return nil, err
@@ -113,6 +121,7 @@ func New(cfg Config, st *store.Store, log *slog.Logger) (*Server, error) {
 			return nil, err
 		}
 		s.cfg.Verifier = s.metrics.countVerifications(s.cfg.Verifier)
+		s.keyListBodies.hit, s.keyListBodies.miss = s.metrics.pageCacheCounters("keys")
 	}
 
 	e := echo.New()

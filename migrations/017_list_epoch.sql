@@ -1,0 +1,37 @@
+-- The key list's epoch: a number that moves whenever anything the key
+-- list shows may have changed (keys, their environments, owners and open
+-- leak incidents). Every browser request reads it with its session, in
+-- the same statement, so the server can keep rendered list pages and
+-- still show each request every write committed before it asked: a page
+-- is served from memory only when it was built at the epoch the request
+-- read (web/pagecache.go, docs/performance.md).
+--
+-- The epoch is one row updated by a deferred trigger, so it moves in the
+-- writing transaction (a reader never sees the new epoch before the write
+-- it stands for) and only at commit, after every other lock the
+-- transaction takes: list writes queue for the row only while committing,
+-- and cannot deadlock on it. A transaction moves it once, however many
+-- rows it changes (a transaction-local setting remembers it did).
+CREATE TABLE list_epoch (
+    one   boolean PRIMARY KEY DEFAULT true CHECK (one),
+    epoch bigint NOT NULL
+);
+INSERT INTO list_epoch (epoch) VALUES (1);
+
+CREATE FUNCTION keyledger_bump_list_epoch() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF coalesce(current_setting('keyledger.list_epoch_moved', true), '') <> 'on' THEN
+        UPDATE list_epoch SET epoch = epoch + 1;
+        PERFORM set_config('keyledger.list_epoch_moved', 'on', true);
+    END IF;
+    RETURN NULL;
+END $$;
+
+CREATE CONSTRAINT TRIGGER keys_list_epoch AFTER INSERT OR UPDATE OR DELETE ON keys
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION keyledger_bump_list_epoch();
+CREATE CONSTRAINT TRIGGER environments_list_epoch AFTER INSERT OR UPDATE OR DELETE ON environments
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION keyledger_bump_list_epoch();
+CREATE CONSTRAINT TRIGGER users_list_epoch AFTER INSERT OR UPDATE OR DELETE ON users
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION keyledger_bump_list_epoch();
+CREATE CONSTRAINT TRIGGER leak_incidents_list_epoch AFTER INSERT OR UPDATE OR DELETE ON leak_incidents
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION keyledger_bump_list_epoch();
