@@ -24,7 +24,7 @@ type sessionRow struct {
 // same statement, so a request learns it after it arrived at no cost.
 var sessionColumns = userCols.sql("u") + `,
 		s.last_seen_at, s.expires_at, s.step_up_at, s.pending_totp, coalesce(p.require_totp, false),
-		(SELECT epoch FROM list_epoch)`
+		(SELECT sum(epoch)::bigint FROM list_epoch)`
 
 var (
 	// sessionSelect reads one session (a batch of one: its plan is cached,

@@ -80,19 +80,20 @@ type ShellChoice struct {
 func (ShellChoice) ShellOptions() []keyledger.ShellFormat { return keyledger.ShellFormats() }
 
 // KeyListAudience names everything of the viewer u that KeyListBody reads,
-// for a list showing envs: viewers with the same audience get the same
-// body, but for the CSRF token. The role (the first-run hints, and who may
-// reveal in an owner-only environment), the shell of the quick copy, and
-// the person only where an environment lets owners reveal their own keys
-// and u's role alone does not decide it. TestKeyListAudienceCoversTheBody
-// renders the body for many viewers to hold this to the templates.
-func KeyListAudience(u *keyledger.User, envs []keyledger.Environment) string {
+// for a list whose environment columns are columns: viewers with the same
+// audience get the same body, but for the CSRF token. The role (the
+// first-run hints, and who may reveal in an owner-only environment), the
+// shell of the quick copy, and the person only where a column offers the
+// quick copy (CanCopyWithoutForm) to a key's owner and u's role alone does
+// not decide it. TestKeyListAudienceCoversTheBody renders the body for
+// many viewers to hold this to the templates.
+func KeyListAudience(u *keyledger.User, columns []keyledger.Environment) string {
 	a := string(u.Role) + "/" + string(u.CopyShell())
 	if u.Role.AtLeastLead() {
 		return a
 	}
-	for _, e := range envs {
-		if e.RevealPolicy != keyledger.RevealAnyUser {
+	for _, e := range columns {
+		if e.RevealPolicy != keyledger.RevealAnyUser && keyledger.CanCopyWithoutForm(e) == nil {
 			return a + "/" + strconv.FormatInt(u.ID, 10)
 		}
 	}

@@ -81,7 +81,7 @@ type Server struct {
 	// (pagecache.go); csrfHole stands for each viewer's CSRF token in a
 	// kept body: random per process, so no text a user typed is one.
 	keyListMenus  *epochCache[store.KeyListMenus]
-	keyListBodies *epochCache[string]
+	keyListBodies *epochCache[keptBody]
 	csrfHole      string
 }
 
@@ -101,7 +101,7 @@ func New(cfg Config, st *store.Store, log *slog.Logger) (*Server, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{cfg: cfg, store: st, assets: assets, log: log, limiter: newTokenLimiter(cfg.APIRate, 0),
-		keyListMenus: newEpochCache[store.KeyListMenus](1), keyListBodies: newEpochCache[string](512),
+		keyListMenus: newEpochCache[store.KeyListMenus](1), keyListBodies: newEpochCache[keptBody](512),
 		csrfHole: "csrf-" + randomID()}
 	s.csrf, err = newCSRFGuard(st.CookieKey(), cfg.SecureCookies, cfg.BaseURL)
 	if err != nil {
