@@ -142,6 +142,24 @@ type Actor struct {
 	// Token is set when the actor came in with a personal access token
 	// rather than a browser session.
 	Token *Token
+	// Epochs are the change epochs this request's session read saw
+	// (migration 017); zero when unknown (tokens, jobs, the CLI), and then
+	// nothing is answered from what the server kept.
+	Epochs Epochs
+}
+
+// Epochs count committed changes (migration 017). A request may be
+// answered from something built at epochs at least as high as its own:
+// that holds every write committed before the request asked.
+type Epochs struct {
+	// List moves with what the key list shows: keys, environments, users,
+	// leak incidents.
+	List int64
+	// All is List plus the activity epoch (audit events, the provider
+	// inventory): what the dashboard shows. Every read sees both at one
+	// moment, and they only grow, so one sum orders reads as the pair
+	// would.
+	All int64
 }
 
 // SystemActor is an actor with no user, e.g. "cli".

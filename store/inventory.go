@@ -186,13 +186,17 @@ func (s *Store) InventoryConnections(ctx context.Context, actor keyledger.Actor)
 	return s.liveConnections(ctx)
 }
 
+// inventoryCountsWhere is every key the inventory counts: listed at the
+// provider, or deleted there and still registered.
+var inventoryCountsWhere = ` WHERE (` + inventoryConds[keyledger.InventoryDeleted] + ` OR pk.deleted_at IS NULL)`
+
 // InventoryCounts counts the provider keys per state over every live
 // connection, in one statement, for the ownership dashboard.
 func (s *Store) InventoryCounts(ctx context.Context, actor keyledger.Actor) (map[keyledger.InventoryState]int, error) {
 	if err := keyledger.CanViewInventory(actor.User); err != nil {
 		return nil, err
 	}
-	counts, err := s.inventoryCounts(ctx, ` WHERE (`+inventoryConds[keyledger.InventoryDeleted]+` OR pk.deleted_at IS NULL)`, inventoryArgs(s.now()))
+	counts, err := s.inventoryCounts(ctx, inventoryCountsWhere, inventoryArgs(s.now()))
 	if err != nil {
 		return nil, s.internal(ctx, "count inventory", err)
 	}

@@ -31,6 +31,9 @@ type Dashboard struct {
 	Compromised    int
 	MedianToRevoke time.Duration
 	Revoked        int
+	// Inventory counts the connected providers' keys per state; nil for
+	// an actor who may not see the inventory.
+	Inventory map[keyledger.InventoryState]int
 }
 
 // Dashboard computes the ownership audit in one pass over the live keys,
@@ -44,7 +47,13 @@ func (s *Store) Dashboard(ctx context.Context, actor keyledger.Actor) (Dashboard
 	if err := keyledger.CanLead(actor.User); err != nil {
 		return Dashboard{}, err
 	}
-	return s.dashboards.do(ctx, s.dashboard)
+	// It shows keys, owners and leaks (the list epoch), reveals and the
+	// provider inventory (the activity epoch), and what is due (the time).
+	d, err := kept(ctx, s.keptDashboards, &s.dashboards, actor.Epochs.All, s.now().Unix()/60, s.dashboard)
+	if err == nil && keyledger.CanViewInventory(actor.User) != nil {
+		d.Inventory = nil
+	}
+	return d, err
 }
 
 func (s *Store) dashboard(ctx context.Context) (Dashboard, error) {
@@ -110,9 +119,14 @@ func (s *Store) dashboard(ctx context.Context) (Dashboard, error) {
 	if err := rows.Err(); err != nil {
 		return d, s.internal(ctx, "dashboard", err)
 	}
-	var err2 error
-	d.Compromised, d.MedianToRevoke, d.Revoked, err2 = s.leakFigures(ctx)
-	return d, err2
+	if d.Compromised, d.MedianToRevoke, d.Revoked, err = s.leakFigures(ctx); err != nil {
+		return d, err
+	}
+	d.Inventory, err = s.inventoryCounts(ctx, inventoryCountsWhere, inventoryArgs(now))
+	if err != nil {
+		return d, s.internal(ctx, "count inventory", err)
+	}
+	return d, nil
 }
 
 func reindex(rows []keyledger.OwnerKeys) map[string]*keyledger.OwnerKeys {

@@ -16,15 +16,15 @@ type sessionRow struct {
 	lastSeen, expires        time.Time
 	stepUp                   *time.Time
 	pendingTOTP, requireTOTP bool
-	listEpoch                int64
+	epochs                   keyledger.Epochs
 }
 
 // sessionColumns are the user's columns (userCols), then the session's
-// (scanSessionRow), then the key list's epoch (migration 017): read in the
-// same statement, so a request learns it after it arrived at no cost.
+// (scanSessionRow), then the change epochs (migration 017): read in the
+// same statement, so a request learns them after it arrived at no cost.
 var sessionColumns = userCols.sql("u") + `,
 		s.last_seen_at, s.expires_at, s.step_up_at, s.pending_totp, coalesce(p.require_totp, false),
-		(SELECT sum(epoch)::bigint FROM list_epoch)`
+		(SELECT sum(epoch)::bigint FROM list_epoch), (SELECT sum(epoch)::bigint FROM activity_epoch)`
 
 var (
 	// sessionSelect reads one session (a batch of one: its plan is cached,
@@ -61,6 +61,6 @@ func scanSessionRow(rows pgx.Rows, ord *int64, r *sessionRow) error {
 
 // sessionDests are where a row of sessionColumns goes, after its ord.
 func sessionDests(ord *int64, r *sessionRow) []any {
-	dests := userCols.dests(append(make([]any, 0, 1+len(userCols)+6), ord), &r.user)
-	return append(dests, &r.lastSeen, &r.expires, &r.stepUp, &r.pendingTOTP, &r.requireTOTP, &r.listEpoch)
+	dests := userCols.dests(append(make([]any, 0, 1+len(userCols)+7), ord), &r.user)
+	return append(dests, &r.lastSeen, &r.expires, &r.stepUp, &r.pendingTOTP, &r.requireTOTP, &r.epochs.List, &r.epochs.All)
 }

@@ -80,10 +80,8 @@ type SessionState struct {
 	// MustEnrollTOTP: the user's role requires two-factor sign-in and the
 	// user has not set it up yet.
 	MustEnrollTOTP bool
-	// ListEpoch is the key list's epoch (migration 017) as this read saw
-	// it: every write the list shows that committed before the read has
-	// moved it. A page built at this epoch shows all of them.
-	ListEpoch int64
+	// Epochs are the change epochs (migration 017) as this read saw them.
+	Epochs keyledger.Epochs
 }
 
 // Session returns the state of a live session, pending or not, and
@@ -100,7 +98,9 @@ func (s *Store) Session(ctx context.Context, id string, t SessionTimeouts) (Sess
 	}
 	u := row.user
 	lastSeen, expires, stepUp := row.lastSeen, row.expires, row.stepUp
-	st.PendingTOTP, st.MustEnrollTOTP, st.ListEpoch = row.pendingTOTP, row.requireTOTP, row.listEpoch
+	st.PendingTOTP, st.MustEnrollTOTP = row.pendingTOTP, row.requireTOTP
+	st.Epochs = row.epochs
+	st.Epochs.All += st.Epochs.List
 	idle := t.Idle
 	if st.PendingTOTP {
 		// Five minutes to type a code; a half-signed-in session must not

@@ -126,7 +126,10 @@ type Store struct {
 	hashes     atomic.Int64  // argon2id hashes started, for PasswordHashes
 	dashboards coalescer[Dashboard]
 	rotations  coalescer[RotationOverview]
-	menus      coalescer[KeyListMenus]
+	// What those computed, kept per change epoch (epochcache.go).
+	keptDashboards *EpochCache[Dashboard]
+	keptRotations  *EpochCache[RotationOverview]
+	menus          coalescer[KeyListMenus]
 	// The key list's groups in order, by filter and sort.
 	keyGroupIndexes keyedCoalescer[groupIndex]
 	// jobs inserts background jobs inside the store's transactions
@@ -148,6 +151,9 @@ func New(ctx context.Context, pool *pgxpool.Pool, keyring *crypto.Keyring, opts 
 		reads:    newBatcher(batchFlights(), 256, readRevealBatch(pool)),
 		sessions: newBatcher(batchFlights(), 256, readSessionBatch(pool)),
 		tokens:   newTokenCache(),
+		// One overview each: everyone who may see it sees the same.
+		keptDashboards: NewEpochCache[Dashboard](1),
+		keptRotations:  NewEpochCache[RotationOverview](1),
 	}
 	s.audit = newBatcher(batchFlights(), 256, writeAuditBatch(pool, &s.writes))
 	if opts.PasswordParams != nil {

@@ -13,7 +13,7 @@ import (
 // TestKeyListAudienceCoversTheBody renders the key list body for many
 // viewers over lists with either reveal policy: viewers whose
 // KeyListAudience is the same must get the same HTML, or the server's
-// kept bodies (web/pagecache.go) would show one viewer another's page.
+// kept bodies (store/epochcache.go) would show one viewer another's page.
 // A template that starts reading more of the viewer fails here until
 // KeyListAudience names it.
 func TestKeyListAudienceCoversTheBody(t *testing.T) {

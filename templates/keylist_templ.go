@@ -12,7 +12,7 @@ import "github.com/keyledger/keyledger"
 
 // KeyListPage is GET /keys: one row per key name and project, one column
 // per environment, badges only for problems. body is KeyListBody, which
-// the server keeps per list epoch (web/pagecache.go).
+// the server keeps per list epoch (store/epochcache.go).
 func KeyListPage(p Page, body templ.Component) templ.Component {
 	return templruntime.GeneratedTemplate(func(templ_7745c5c3_Input templruntime.GeneratedComponentInput) (templ_7745c5c3_Err error) {
 		templ_7745c5c3_W, ctx := templ_7745c5c3_Input.Writer, templ_7745c5c3_Input.Context

@@ -56,17 +56,14 @@ func (s *Server) dashboard(c echo.Context) error {
 		return err
 	}
 	// Keys at the connected providers that keyledger does not account
-	// for, linked to the filtered inventory. Read per request, outside the
-	// shared body, so a cached body never shows stale counts.
-	inv, err := s.store.InventoryCounts(c.Request().Context(), s.actor(c))
-	if err != nil {
-		return err
-	}
-	v.Inventory = []templates.DashboardInventory{
-		{State: keyledger.InventoryShadow, Count: inv[keyledger.InventoryShadow],
-			Help: "Keys that exist at a connected provider but are not registered here. Register them, or revoke them at the provider."},
-		{State: keyledger.InventoryOwnerLeft, Count: inv[keyledger.InventoryOwnerLeft],
-			Help: "The owner lost access at the provider, or the registered key's owner is deactivated here."},
+	// for, linked to the filtered inventory (nil: not for this viewer).
+	if inv := d.Inventory; inv != nil {
+		v.Inventory = []templates.DashboardInventory{
+			{State: keyledger.InventoryShadow, Count: inv[keyledger.InventoryShadow],
+				Help: "Keys that exist at a connected provider but are not registered here. Register them, or revoke them at the provider."},
+			{State: keyledger.InventoryOwnerLeft, Count: inv[keyledger.InventoryOwnerLeft],
+				Help: "The owner lost access at the provider, or the registered key's owner is deactivated here."},
+		}
 	}
 	return render(c, http.StatusOK, templates.DashboardPage(s.page(c, "Ownership", "dashboard"), body, v))
 }

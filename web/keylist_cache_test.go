@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -13,7 +14,7 @@ import (
 )
 
 // TestKeyListCacheSeesEveryWrite: the key list is kept rendered per list
-// epoch (web/pagecache.go). A repeat view must come from the cache, and
+// epoch (store/epochcache.go). A repeat view must come from the cache, and
 // every write the list shows must reach the next view, whoever made it
 // and however (a page, the store, a raw statement); each viewer must get
 // their own CSRF token and their own shell's button, never another's.
@@ -108,3 +109,73 @@ func TestKeyListCacheSeesEveryWrite(t *testing.T) {
 		t.Error("the member lost their bash buttons to the lead's choice")
 	}
 }
+
+// TestDashboardAndRotationSeeEveryWrite: the dashboard and the rotation
+// overview are kept per change epoch in the store. Each write they show,
+// through any path, must reach the next view; a reveal (the activity
+// epoch) must make an old key no longer "stale".
+func TestDashboardAndRotationSeeEveryWrite(t *testing.T) {
+	t.Parallel()
+	env := newEnv(t)
+	ctx := context.Background()
+	lead := env.client().login("lead")
+	staleCount := func() string {
+		t.Helper()
+		resp, body := lead.get("/dashboard")
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET /dashboard = %d", resp.StatusCode)
+		}
+		card := body[strings.Index(body, `data-testid="dash-list-stale"`):]
+		m := dashNumber.FindStringSubmatch(card)
+		if m == nil {
+			t.Fatal("no stale count on the dashboard")
+		}
+		return m[1]
+	}
+	if got := staleCount(); got != "0" {
+		t.Fatalf("stale = %s on an empty keyledger", got)
+	}
+	k := env.createKey("member", "development", "old-key", "sk-proj-"+authzRand(24)+"Old1")
+	staleCount() // kept at this epoch
+	if _, err := env.Pool.Exec(ctx, "UPDATE keys SET created_at = now() - interval '400 days' WHERE id = $1", k.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got := staleCount(); got != "1" {
+		t.Fatalf("stale = %s after the key became 400 days old, want 1", got)
+	}
+	if _, err := env.Store.Reveal(ctx, actorOf(env, "member"), k.ID, "still needed"); err != nil {
+		t.Fatal(err)
+	}
+	if got := staleCount(); got != "0" {
+		t.Errorf("stale = %s after a reveal, want 0: the dashboard kept a view older than the request", got)
+	}
+
+	// The overdue group's section, up to the next group.
+	overdue := func() string {
+		t.Helper()
+		resp, body := lead.get("/rotation")
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET /rotation = %d", resp.StatusCode)
+		}
+		i := strings.Index(body, `data-testid="rotation-overdue"`)
+		if i < 0 {
+			t.Fatal("no overdue group on the rotation page")
+		}
+		rest := body[i:]
+		if j := strings.Index(rest, `data-testid="rotation-due_soon"`); j >= 0 {
+			rest = rest[:j]
+		}
+		return rest
+	}
+	if strings.Contains(overdue(), "old-key") {
+		t.Fatal("a fresh key is overdue")
+	}
+	if _, err := env.Pool.Exec(ctx, "UPDATE keys SET rotate_by = now() - interval '3 days' WHERE id = $1", k.ID); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(overdue(), "old-key") {
+		t.Error("the rotation page does not list the key that just became overdue")
+	}
+}
+
+var dashNumber = regexp.MustCompile(`data-testid="dash-link">(\d+)<`)

@@ -33,10 +33,10 @@ func (s *Server) keyList(c echo.Context) error {
 		return render(c, http.StatusOK, templates.KeyListPage(p, templ.Raw(body)))
 	}
 	// The list as of the epoch this request read with its session: kept
-	// rendered (web/pagecache.go) for every viewer with the same
+	// rendered (store/epochcache.go) for every viewer with the same
 	// audience, with a hole where each viewer's CSRF token goes. Relative
 	// times ("due in 3 days") are as of the minute.
-	menus, err := s.keyListMenus.get(ctx, st.ListEpoch, 0, "", func(ctx context.Context) (store.KeyListMenus, error) {
+	menus, err := s.keyListMenus.Get(ctx, st.Epochs.List, 0, "", func(ctx context.Context) (store.KeyListMenus, error) {
 		return s.store.KeyListMenus(ctx, s.actor(c))
 	})
 	if err != nil {
@@ -44,7 +44,7 @@ func (s *Server) keyList(c echo.Context) error {
 	}
 	minute := p.Now.Unix() / 60
 	key := templates.KeyListAudience(p.User, listColumns(menus.Environments, f)) + fmt.Sprintf("%#v", f)
-	body, err := s.keyListBodies.get(ctx, st.ListEpoch, minute, key, func(ctx context.Context) (keptBody, error) {
+	body, err := s.keyListBodies.Get(ctx, st.Epochs.List, minute, key, func(ctx context.Context) (keptBody, error) {
 		hp := p
 		hp.CSRF = s.csrfHole
 		html, err := s.keyListBody(ctx, s.actor(c), hp, f, &menus)

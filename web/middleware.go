@@ -144,7 +144,7 @@ func currentUser(c echo.Context) *keyledger.User {
 func (s *Server) actor(c echo.Context) keyledger.Actor {
 	a := keyledger.Actor{User: currentUser(c), IP: c.RealIP(), UserAgent: c.Request().UserAgent(), Token: currentToken(c)}
 	if st, ok := sessionState(c); ok && a.User != nil {
-		a.StepUpAt = st.StepUpAt
+		a.StepUpAt, a.Epochs = st.StepUpAt, st.Epochs
 	}
 	return a
 }

@@ -78,10 +78,10 @@ type Server struct {
 	// The rotation and dashboard bodies, rendered once per store result.
 	rotationBody, dashboardBody sharedBody
 	// The key list's filter menus and rendered bodies, per list epoch
-	// (pagecache.go); csrfHole stands for each viewer's CSRF token in a
+	// (store/epochcache.go); csrfHole stands for each viewer's CSRF token in a
 	// kept body: random per process, so no text a user typed is one.
-	keyListMenus  *epochCache[store.KeyListMenus]
-	keyListBodies *epochCache[keptBody]
+	keyListMenus  *store.EpochCache[store.KeyListMenus]
+	keyListBodies *store.EpochCache[keptBody]
 	csrfHole      string
 }
 
@@ -101,7 +101,7 @@ func New(cfg Config, st *store.Store, log *slog.Logger) (*Server, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{cfg: cfg, store: st, assets: assets, log: log, limiter: newTokenLimiter(cfg.APIRate, 0),
-		keyListMenus: newEpochCache[store.KeyListMenus](1), keyListBodies: newEpochCache[keptBody](512),
+		keyListMenus: store.NewEpochCache[store.KeyListMenus](1), keyListBodies: store.NewEpochCache[keptBody](512),
 		csrfHole: "csrf-" + randomID()}
 	s.csrf, err = newCSRFGuard(st.CookieKey(), cfg.SecureCookies, cfg.BaseURL)
 	if err != nil {
@@ -121,7 +121,7 @@ func New(cfg Config, st *store.Store, log *slog.Logger) (*Server, error) {
 			return nil, err
 		}
 		s.cfg.Verifier = s.metrics.countVerifications(s.cfg.Verifier)
-		s.keyListBodies.hit, s.keyListBodies.miss = s.metrics.pageCacheCounters("keys")
+		s.keyListBodies.Hit, s.keyListBodies.Miss = s.metrics.pageCacheCounters("keys")
 	}
 
 	e := echo.New()

@@ -1,4 +1,4 @@
-package web
+package store
 
 import (
 	"context"
@@ -9,9 +9,9 @@ import (
 	"golang.org/x/sync/singleflight"
 )
 
-// epochCache keeps values built from the database at a key-list epoch
-// (migration 017, store.SessionState.ListEpoch). Every browser request
-// reads the epoch with its session, after it arrived; a value is handed
+// EpochCache keeps values built from the database at a change epoch
+// (migration 017, keyledger.Epochs). Every browser request reads the
+// epochs with its session, after it arrived; a value is handed
 // to a request only if it was built at that epoch or a later one, so it
 // holds every write committed before the request asked. Values of older
 // epochs are dropped the moment a newer epoch is seen. Requests that miss
@@ -19,29 +19,31 @@ import (
 //
 // A per-process map, not a shared cache: each replica builds its own, and
 // the epoch in Postgres keeps them all honest.
-type epochCache[V any] struct {
+type EpochCache[V any] struct {
 	max     int
 	mu      sync.Mutex
 	epoch   int64
 	slot    int64 // the time slot values were built in (see get)
 	entries map[string]V
 	group   singleflight.Group
-	// hit and miss count lookups (for /metrics); nil counts nothing.
-	hit, miss func()
+	// Hit and Miss count lookups (for /metrics); nil counts nothing. Set
+	// them before the first Get.
+	Hit, Miss func()
 }
 
-func newEpochCache[V any](max int) *epochCache[V] {
-	return &epochCache[V]{max: max, entries: map[string]V{}}
+// NewEpochCache keeps at most max values (of the newest epoch and slot).
+func NewEpochCache[V any](max int) *EpochCache[V] {
+	return &EpochCache[V]{max: max, entries: map[string]V{}}
 }
 
 // buildTimeout bounds a shared build: it runs detached from the request
 // that started it, so one client going away does not fail the others.
 const buildTimeout = 20 * time.Second
 
-// get returns the value under key for a request that read epoch, in time
+// Get returns the value under key for a request that read epoch, in time
 // slot slot (values that show relative times, such as "due in 3 days",
 // are kept for one slot; others pass 0), building it when it is missing.
-func (c *epochCache[V]) get(ctx context.Context, epoch, slot int64, key string, build func(context.Context) (V, error)) (V, error) {
+func (c *EpochCache[V]) Get(ctx context.Context, epoch, slot int64, key string, build func(context.Context) (V, error)) (V, error) {
 	c.mu.Lock()
 	if epoch > c.epoch || (epoch == c.epoch && slot > c.slot) {
 		c.epoch, c.slot = epoch, slot
@@ -51,13 +53,13 @@ func (c *epochCache[V]) get(ctx context.Context, epoch, slot int64, key string, 
 	// Entries are all of c.epoch, which is at least the request's epoch.
 	c.mu.Unlock()
 	if ok {
-		if c.hit != nil {
-			c.hit()
+		if c.Hit != nil {
+			c.Hit()
 		}
 		return v, nil
 	}
-	if c.miss != nil {
-		c.miss()
+	if c.Miss != nil {
+		c.Miss()
 	}
 	flight := strconv.FormatInt(epoch, 10) + "/" + strconv.FormatInt(slot, 10) + "/" + key
 	r, err, _ := c.group.Do(flight, func() (any, error) {
@@ -81,4 +83,14 @@ func (c *epochCache[V]) get(ctx context.Context, epoch, slot int64, key string, 
 		return zero, err
 	}
 	return r.(V), nil
+}
+
+// kept answers from cache what was built at the actor's epoch or later,
+// and when the epoch is unknown (0: a token, a job) from a computation
+// that starts after the call (co), as every such read did before.
+func kept[V any](ctx context.Context, cache *EpochCache[V], co *coalescer[V], epoch, slot int64, build func(context.Context) (V, error)) (V, error) {
+	if epoch <= 0 {
+		return co.do(ctx, build)
+	}
+	return cache.Get(ctx, epoch, slot, "", build)
 }

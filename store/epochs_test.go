@@ -7,7 +7,7 @@ import (
 	"github.com/keyledger/keyledger/store"
 )
 
-// TestListEpochMovesWithEveryListWrite: the epoch a session read carries
+// TestListEpochMovesWithEveryListWrite: the list epoch a session read carries
 // must move with every committed write the key list shows (or a cached
 // page would hide it), once per transaction, and must not move with the
 // hot paths the list does not show (reveals, session reads), or caching
@@ -22,13 +22,18 @@ func TestListEpochMovesWithEveryListWrite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	all := int64(0)
 	epoch := func() int64 {
 		t.Helper()
 		st, err := f.s.Session(ctx, sid, timeouts)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return st.ListEpoch
+		if st.Epochs.All < st.Epochs.List || st.Epochs.All < all {
+			t.Errorf("epochs %+v after All was %d: All must hold List and never go back", st.Epochs, all)
+		}
+		all = st.Epochs.All
+		return st.Epochs.List
 	}
 	last := epoch()
 	if last <= 0 {
@@ -49,10 +54,14 @@ func TestListEpochMovesWithEveryListWrite(t *testing.T) {
 
 	k := f.key(t, admin, devKey("openai-dev", bob.Email, secretValue(t, "sk-proj-")))
 	moved("registering a key", true)
+	allBefore := all
 	if _, err := f.s.Reveal(ctx, as(admin), k.ID, "debugging"); err != nil {
 		t.Fatal(err)
 	}
 	moved("a reveal (audited, not on the list)", false)
+	if all == allBefore {
+		t.Error("a reveal did not move the activity epoch: the dashboard would keep calling the key stale")
+	}
 
 	in := devKey("openai-dev", bob.Email, "")
 	in.Description = "the checkout service"
