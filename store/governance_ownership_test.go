@@ -50,6 +50,7 @@ func TestDashboardCounts(t *testing.T) {
 		t.Errorf("environments %v, want %v", d.Environments, want)
 	}
 	want := store.Dashboard{Environments: d.Environments, Total: 6, Orphaned: 1, NeverChecked: 5, Failing: 1, Overdue: 2, DueSoon: 1, Stale: 1,
+		Inventory: noInventory(),
 		Owners: []keyledger.OwnerKeys{
 			{ID: leaver.ID, Email: leaver.Email, Name: "leaver", Active: false, Counts: map[string]int{"staging": 1}, Total: 1},
 			{ID: f.m.ID, Email: f.m.Email, Name: "m", Active: true, Counts: map[string]int{"development": 2, "production": 1}, Total: 3},
@@ -391,4 +392,14 @@ func TestUpdateEnvironment(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.reveal(t, f.n, dflt.ID)
+}
+
+// noInventory is the inventory counts with no provider connected: every
+// state, none counted.
+func noInventory() map[keyledger.InventoryState]int {
+	m := map[keyledger.InventoryState]int{}
+	for _, st := range keyledger.InventoryStates() {
+		m[st] = 0
+	}
+	return m
 }

@@ -80,7 +80,7 @@ func (s *Store) RotationOverview(ctx context.Context, actor keyledger.Actor) (Ro
 		return RotationOverview{}, keyledger.Errorf(keyledger.EFORBIDDEN, "Your account is deactivated.")
 	}
 	// It shows keys and owners (the list epoch) and what is due (the time).
-	return kept(ctx, s.keptRotations, &s.rotations, actor.Epochs.List, s.now().Unix()/60, func(ctx context.Context) (RotationOverview, error) {
+	return keptOr(ctx, s.keptRotations, &s.rotations, actor.Epochs.List, s.now(), func(ctx context.Context) (RotationOverview, error) {
 		var o RotationOverview
 		for _, status := range []string{"overdue", "due_soon", "ok"} {
 			page, err := s.listKeys(ctx, KeyFilter{Status: status, Sort: "rotate_by", PerPage: RotationPerGroup})

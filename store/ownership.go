@@ -49,7 +49,7 @@ func (s *Store) Dashboard(ctx context.Context, actor keyledger.Actor) (Dashboard
 	}
 	// It shows keys, owners and leaks (the list epoch), reveals and the
 	// provider inventory (the activity epoch), and what is due (the time).
-	d, err := kept(ctx, s.keptDashboards, &s.dashboards, actor.Epochs.All, s.now().Unix()/60, s.dashboard)
+	d, err := keptOr(ctx, s.keptDashboards, &s.dashboards, actor.Epochs.All, s.now(), s.dashboard)
 	if err == nil && keyledger.CanViewInventory(actor.User) != nil {
 		d.Inventory = nil
 	}

@@ -152,8 +152,8 @@ func New(ctx context.Context, pool *pgxpool.Pool, keyring *crypto.Keyring, opts 
 		sessions: newBatcher(batchFlights(), 256, readSessionBatch(pool)),
 		tokens:   newTokenCache(),
 		// One overview each: everyone who may see it sees the same.
-		keptDashboards: NewEpochCache[Dashboard](1),
-		keptRotations:  NewEpochCache[RotationOverview](1),
+		keptDashboards: NewEpochCache[Dashboard](1, time.Minute),
+		keptRotations:  NewEpochCache[RotationOverview](1, time.Minute),
 	}
 	s.audit = newBatcher(batchFlights(), 256, writeAuditBatch(pool, &s.writes))
 	if opts.PasswordParams != nil {

@@ -36,15 +36,14 @@ func (s *Server) keyList(c echo.Context) error {
 	// rendered (store/epochcache.go) for every viewer with the same
 	// audience, with a hole where each viewer's CSRF token goes. Relative
 	// times ("due in 3 days") are as of the minute.
-	menus, err := s.keyListMenus.Get(ctx, st.Epochs.List, 0, "", func(ctx context.Context) (store.KeyListMenus, error) {
+	menus, err := s.keyListMenus.Get(ctx, st.Epochs.List, p.Now, "", func(ctx context.Context) (store.KeyListMenus, error) {
 		return s.store.KeyListMenus(ctx, s.actor(c))
 	})
 	if err != nil {
 		return err
 	}
-	minute := p.Now.Unix() / 60
 	key := templates.KeyListAudience(p.User, listColumns(menus.Environments, f)) + fmt.Sprintf("%#v", f)
-	body, err := s.keyListBodies.Get(ctx, st.Epochs.List, minute, key, func(ctx context.Context) (keptBody, error) {
+	body, err := s.keyListBodies.Get(ctx, st.Epochs.List, p.Now, key, func(ctx context.Context) (keptBody, error) {
 		hp := p
 		hp.CSRF = s.csrfHole
 		html, err := s.keyListBody(ctx, s.actor(c), hp, f, &menus)

@@ -101,7 +101,7 @@ func New(cfg Config, st *store.Store, log *slog.Logger) (*Server, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{cfg: cfg, store: st, assets: assets, log: log, limiter: newTokenLimiter(cfg.APIRate, 0),
-		keyListMenus: store.NewEpochCache[store.KeyListMenus](1), keyListBodies: store.NewEpochCache[keptBody](512),
+		keyListMenus: store.NewEpochCache[store.KeyListMenus](1, time.Minute), keyListBodies: store.NewEpochCache[keptBody](512, time.Minute),
 		csrfHole: "csrf-" + randomID()}
 	s.csrf, err = newCSRFGuard(st.CookieKey(), cfg.SecureCookies, cfg.BaseURL)
 	if err != nil {
