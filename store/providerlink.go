@@ -76,7 +76,7 @@ func (s *Store) LinkProviderKey(ctx context.Context, actor keyledger.Actor, id i
 		case archived:
 			return notKey(fmt.Sprintf("The key %q is archived: link the provider key to a live one.", name))
 		case provider != t.provider:
-			return notKey(fmt.Sprintf("The key %q is a %s key; this one is at %s.", name, keyledger.Provider(provider).Label(), keyledger.Provider(t.provider).Label()))
+			return notKey(fmt.Sprintf("The key %q is for %s; this provider key is at %s.", name, keyledger.Provider(provider).Label(), keyledger.Provider(t.provider).Label()))
 		}
 		if _, err := tx.Exec(ctx, `UPDATE provider_keys SET key_id = $2, match_state = $3, linked_by = $4, linked_at = $5 WHERE id = $1`,
 			id, keyID, keyledger.MatchMatched, fresh.User.ID, now); err != nil {
