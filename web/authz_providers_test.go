@@ -144,10 +144,12 @@ func authzProviderCases() []authzCase {
 				}
 			}},
 		{route: "POST /inventory/:provider_key/link", method: "POST",
-			prepare: func(t *testing.T, env *testEnv, _ *keyledger.Key, uniq string) []string { return link.prepare(t, env, uniq, false) },
-			path:    func(*keyledger.Key) string { return "/inventory/" + strconv.FormatInt(link.pk, 10) + "/link" },
-			form:    func(string, string, string) url.Values { return url.Values{"key_id": {link.keyID}} },
-			want:    adminOnly("POST", "", see("/inventory?linked=1")),
+			prepare: func(t *testing.T, env *testEnv, _ *keyledger.Key, uniq string) []string {
+				return link.prepare(t, env, uniq, false)
+			},
+			path: func(*keyledger.Key) string { return "/inventory/" + strconv.FormatInt(link.pk, 10) + "/link" },
+			form: func(string, string, string) url.Values { return url.Values{"key_id": {link.keyID}} },
+			want: adminOnly("POST", "", see("/inventory?linked=1")),
 			check: func(t *testing.T, env *testEnv, _ *keyledger.Key, _ url.Values, got authzWant) {
 				keyID, manual := link.linked(t, env)
 				if (keyID == link.keyID && manual) != (got.status == http.StatusSeeOther) {
@@ -155,9 +157,11 @@ func authzProviderCases() []authzCase {
 				}
 			}},
 		{route: "POST /inventory/:provider_key/unlink", method: "POST",
-			prepare: func(t *testing.T, env *testEnv, _ *keyledger.Key, uniq string) []string { return unlink.prepare(t, env, uniq, true) },
-			path:    func(*keyledger.Key) string { return "/inventory/" + strconv.FormatInt(unlink.pk, 10) + "/unlink" },
-			want:    adminOnly("POST", "", see("/inventory?unlinked=1")),
+			prepare: func(t *testing.T, env *testEnv, _ *keyledger.Key, uniq string) []string {
+				return unlink.prepare(t, env, uniq, true)
+			},
+			path: func(*keyledger.Key) string { return "/inventory/" + strconv.FormatInt(unlink.pk, 10) + "/unlink" },
+			want: adminOnly("POST", "", see("/inventory?unlinked=1")),
 			check: func(t *testing.T, env *testEnv, _ *keyledger.Key, _ url.Values, got authzWant) {
 				if _, manual := unlink.linked(t, env); manual == (got.status == http.StatusSeeOther) {
 					t.Errorf("still linked by hand = %v after status %d", manual, got.status)
