@@ -38,8 +38,8 @@ type LeakView struct {
 	// minutes), so the form carries the field, as on the key page.
 	ProviderStepUpNeeded bool
 	WaiveReason          string
-	WaiveError    string
-	Message       string
+	WaiveError           string
+	Message              string
 }
 
 // leakURL is the incident's page.
