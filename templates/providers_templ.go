@@ -1200,9 +1200,9 @@ func InventoryPage(p Page, v InventoryView) templ.Component {
 									return templ_7745c5c3_Err
 								}
 								var templ_7745c5c3_Var66 string
-								templ_7745c5c3_Var66, templ_7745c5c3_Err = templ.JoinStringErrs("link-" + itoa(int(it.ID)))
+								templ_7745c5c3_Var66, templ_7745c5c3_Err = templ.JoinStringErrs("link-" + i64(it.ID))
 								if templ_7745c5c3_Err != nil {
-									return templ.Error{Err: templ_7745c5c3_Err, FileName: `templates/providers.templ`, Line: 203, Col: 52}
+									return templ.Error{Err: templ_7745c5c3_Err, FileName: `templates/providers.templ`, Line: 203, Col: 46}
 								}
 								_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var66))
 								if templ_7745c5c3_Err != nil {
@@ -1213,9 +1213,9 @@ func InventoryPage(p Page, v InventoryView) templ.Component {
 									return templ_7745c5c3_Err
 								}
 								var templ_7745c5c3_Var67 string
-								templ_7745c5c3_Var67, templ_7745c5c3_Err = templ.JoinStringErrs("link-" + itoa(int(it.ID)))
+								templ_7745c5c3_Var67, templ_7745c5c3_Err = templ.JoinStringErrs("link-" + i64(it.ID))
 								if templ_7745c5c3_Err != nil {
-									return templ.Error{Err: templ_7745c5c3_Err, FileName: `templates/providers.templ`, Line: 204, Col: 52}
+									return templ.Error{Err: templ_7745c5c3_Err, FileName: `templates/providers.templ`, Line: 204, Col: 46}
 								}
 								_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var67))
 								if templ_7745c5c3_Err != nil {

@@ -3,7 +3,6 @@ package web
 import (
 	"errors"
 	"net/http"
-	"strconv"
 
 	"github.com/keyledger/keyledger"
 	"github.com/keyledger/keyledger/web/wire"
@@ -127,12 +126,10 @@ func (s *Server) apiKeyProviderRevoke(c echo.Context) error {
 		}
 		pk = *req.ProviderKey
 	}
+	// A provider's 429 comes back as ETOOMANY with its wait, which
+	// handleError sends as Retry-After.
 	res, err := s.store.RevokeAtProvider(c.Request().Context(), s.actor(c), s.cfg.ProviderAdmin, c.Param("id"), pk, req.Reason)
 	if err != nil {
-		var ke *keyledger.Error
-		if errors.As(err, &ke) && ke.RetryAfter > 0 {
-			c.Response().Header().Set("Retry-After", strconv.Itoa(int(ke.RetryAfter.Seconds()+0.5)))
-		}
 		return err
 	}
 	return c.JSON(http.StatusOK, wire.ProviderRevoked{KeyID: c.Param("id"), Provider: string(res.Key.Provider), Connection: res.Key.ConnectionName,
