@@ -44,6 +44,9 @@ func TestInventoryLinkByHandPage(t *testing.T) {
 		!strings.Contains(page, `value="`+twinB.ID+`"`) || !strings.Contains(page, `name="_csrf"`) {
 		t.Fatalf("the admin's ambiguous row has no link form:\n%s", authzMain(page, ""))
 	}
+	if !strings.Contains(page, `name="state" value="ambiguous"`) {
+		t.Error("the link form does not carry the state filter")
+	}
 	// Its select has a label.
 	if !regexp.MustCompile(`<label for="link-` + strconv.FormatInt(pk, 10) + `">`).MatchString(page) {
 		t.Error("the candidate choice has no label")
@@ -58,8 +61,9 @@ func TestInventoryLinkByHandPage(t *testing.T) {
 		t.Errorf("%d links after a refusal (%v)", manual, err)
 	}
 
-	resp, _ = admin.post(action+"/link", url.Values{"key_id": {twinB.ID}})
-	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/inventory?linked=1" {
+	// The form carries the page's filters, and the answer goes back to them.
+	resp, _ = admin.post(action+"/link", url.Values{"key_id": {twinB.ID}, "state": {"ambiguous"}, "connection": {conn.ID}})
+	if want := "/inventory?connection=" + conn.ID + "&state=ambiguous&linked=1"; resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != want {
 		t.Fatalf("link: %d %q", resp.StatusCode, resp.Header.Get("Location"))
 	}
 	if _, err := env.Store.SyncProviderConnection(ctx, actorOf(env, "admin"), fakes.client, conn.ID); err != nil {

@@ -3,6 +3,7 @@ package web
 import (
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/keyledger/keyledger"
 	"github.com/keyledger/keyledger/templates"
@@ -185,7 +186,17 @@ func (s *Server) inventoryLinkAction(c echo.Context, done string, act func(id in
 		}
 		return s.renderInventory(c, status, msg)
 	}
-	return c.Redirect(http.StatusSeeOther, "/inventory?"+done+"=1")
+	// Back to the same filters (the form carries them), so an admin
+	// working through the ambiguous keys stays on that list.
+	back := templates.InventoryQuery("/inventory", "", "")
+	if st, ok := keyledger.ParseInventoryState(c.FormValue("state")); ok {
+		back = templates.InventoryQuery("/inventory", st, c.FormValue("connection"))
+	}
+	sep := "?"
+	if strings.Contains(back, "?") {
+		sep = "&"
+	}
+	return c.Redirect(http.StatusSeeOther, back+sep+done+"=1")
 }
 
 func (s *Server) inventoryCSV(c echo.Context) error {
