@@ -97,7 +97,11 @@ const (
 	ActionProviderCheckFail = "provider.check_failed"
 	ActionProviderSync      = "provider.sync"
 	ActionProviderSyncFail  = "provider.sync_failed"
-	ActionProviderLink      = "provider.key_linked"
+	// ActionProviderLink: an admin linked a provider key to a registered
+	// key by hand; the sync leaves that link alone. ActionProviderUnlink
+	// undoes it and hands the key back to matching.
+	ActionProviderLink   = "provider.key_linked"
+	ActionProviderUnlink = "provider.key_unlinked"
 )
 
 // Acting on keys at their provider (admin API connections).
@@ -124,7 +128,7 @@ func AuditActions() []string {
 		ActionStepUp, ActionReauthFailed, ActionAccountAttack, ActionSessionRevoke, ActionSessionRevokeOthers, ActionEnvCreate, ActionEnvUpdate, ActionRolePolicy,
 		ActionOffboardStart, ActionOffboardResolve, ActionOffboardWaive, ActionOffboardAdd, ActionOffboardComplete,
 		ActionMasterKeyRotate,
-		ActionProviderConnect, ActionProviderDisconnect, ActionProviderCheckFail, ActionProviderSync, ActionProviderSyncFail, ActionProviderLink,
+		ActionProviderConnect, ActionProviderDisconnect, ActionProviderCheckFail, ActionProviderSync, ActionProviderSyncFail, ActionProviderLink, ActionProviderUnlink,
 		ActionProviderRevoke, ActionProviderRevokeFailed, ActionSpendSpike,
 	}
 }

@@ -13,6 +13,7 @@ var auditActionLabels = map[string]string{
 	ActionProviderSync:        "Provider keys synced",
 	ActionProviderSyncFail:    "Provider sync failed",
 	ActionProviderLink:        "Provider key linked",
+	ActionProviderUnlink:      "Provider key unlinked",
 	ActionSignInFailed:        "Sign-in failed",
 	ActionSignInThrottle:      "Sign-in throttled",
 	ActionSignOut:             "Signed out",

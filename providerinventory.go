@@ -162,6 +162,12 @@ const (
 type InventoryFilter struct {
 	State        InventoryState
 	ConnectionID string
+	// ProviderKey narrows to one provider key (its row id); 0 for all.
+	ProviderKey int64
+	// Limit is the page size; 0 lists everything (the CSV must be whole).
+	Limit int
+	// After is the last item of the previous page; nil for the first.
+	After *InventoryCursor
 }
 
 // Inventory is the provider keys a filter selects, with how many keys of
@@ -169,6 +175,24 @@ type InventoryFilter struct {
 type Inventory struct {
 	Items  []InventoryItem
 	Counts map[InventoryState]int
+	// More says that a page was full and more items follow it.
+	More bool
+}
+
+// InventoryCursor is a position in the inventory's order (connection,
+// project name, project id, key name, row id): a keyset, so keys a sync
+// adds or deletes meanwhile never make a page repeat or skip one.
+type InventoryCursor struct {
+	Connection  string
+	ProjectName string
+	ProjectID   string
+	Name        string
+	ID          int64
+}
+
+// InventoryCursorOf is the position right after it.
+func InventoryCursorOf(it InventoryItem) *InventoryCursor {
+	return &InventoryCursor{Connection: it.ConnectionName, ProjectName: it.ProjectName, ProjectID: it.ProjectID, Name: it.Name, ID: it.ID}
 }
 
 // InventoryCandidate is a registered key an ambiguous provider key might

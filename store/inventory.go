@@ -50,6 +50,9 @@ func (s *Store) Inventory(ctx context.Context, actor keyledger.Actor, filter key
 	if filter.ConnectionID != "" && !isUUID(filter.ConnectionID) {
 		return inv, keyledger.Errorf(keyledger.EINVALID, "There is no such provider connection.")
 	}
+	if filter.Limit < 0 {
+		return inv, keyledger.Errorf(keyledger.EINVALID, "The page size cannot be negative.")
+	}
 	now := s.now()
 	args := inventoryArgs(now)
 	where := ` WHERE (` + inventoryConds[keyledger.InventoryDeleted] + ` OR pk.deleted_at IS NULL)`
@@ -65,12 +68,28 @@ func (s *Store) Inventory(ctx context.Context, actor keyledger.Actor, filter key
 	if filter.State != "" {
 		where += " AND " + inventoryConds[filter.State]
 	}
+	if filter.ProviderKey != 0 {
+		args = append(args, filter.ProviderKey)
+		where += fmt.Sprintf(" AND pk.id = $%d", len(args))
+	}
+	if a := filter.After; a != nil {
+		// The keyset: the ORDER BY below, as one row comparison.
+		args = append(args, a.Connection, a.ProjectName, a.ProjectID, a.Name, a.ID)
+		n := len(args)
+		where += fmt.Sprintf(" AND (lower(c.name), lower(pk.project_name), pk.project_id, lower(pk.name), pk.id) > (lower($%d), lower($%d), $%d, lower($%d), $%d)",
+			n-4, n-3, n-2, n-1, n)
+	}
+	limit := ""
+	if filter.Limit > 0 {
+		// One more than the page: whether another page follows.
+		limit = fmt.Sprintf(" LIMIT %d", filter.Limit+1)
+	}
 	rows, err := s.pool.Query(ctx, `SELECT pk.id, c.id::text, c.name, c.provider, pk.provider_key_id, pk.name, pk.hint, pk.project_id, pk.project_name,
 			pk.status, pk.created_at, pk.last_used_at, pk.created_by, pk.owner_type, pk.owner_active, pk.first_seen_at, pk.last_seen_at, pk.deleted_at,
 			pk.match_state, pk.match_candidates, pk.linked_by IS NOT NULL,
 			coalesce(k.id::text, ''), coalesce(k.name, ''), coalesce(k.project, ''), coalesce(e.name, ''), coalesce(o.email, ''),
 			coalesce(o.status = $4, true), coalesce(k.archived_at IS NOT NULL, false), `+stateColumns()+
-		inventoryFrom+where+` ORDER BY lower(c.name), lower(pk.project_name), pk.project_id, lower(pk.name), pk.id`, args...)
+		inventoryFrom+where+` ORDER BY lower(c.name), lower(pk.project_name), pk.project_id, lower(pk.name), pk.id`+limit, args...)
 	if err != nil {
 		return inv, s.internal(ctx, "list inventory", err)
 	}
@@ -93,6 +112,9 @@ func (s *Store) Inventory(ctx context.Context, actor keyledger.Actor, filter key
 	})
 	if err != nil {
 		return inv, s.internal(ctx, "list inventory", err)
+	}
+	if filter.Limit > 0 && len(inv.Items) > filter.Limit {
+		inv.Items, inv.More = inv.Items[:filter.Limit], true
 	}
 	if err := s.inventoryCandidates(ctx, inv.Items); err != nil {
 		return inv, s.internal(ctx, "list inventory candidates", err)

@@ -35,6 +35,9 @@ type revokeTarget struct {
 // back as an error in plain words, with nothing marked revoked.
 func (s *Store) RevokeAtProvider(ctx context.Context, actor keyledger.Actor, pa keyledger.ProviderAdmin, keyID string, providerKey int64, reason string) (keyledger.ProviderRevokeResult, error) {
 	var res keyledger.ProviderRevokeResult
+	if err := keyledger.CheckScope(actor, keyledger.ScopeWrite); err != nil {
+		return res, err
+	}
 	k, err := s.GetKey(ctx, actor, keyID)
 	if err != nil {
 		return res, err

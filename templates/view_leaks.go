@@ -33,9 +33,13 @@ type LeakView struct {
 	// SeesExposures: leads and admins see who revealed or exported the
 	// leaked version.
 	SeesExposures bool
-	WaiveReason   string
-	WaiveError    string
-	Message       string
+	// ProviderStepUpNeeded: revoking at the provider will ask for a
+	// password or code (a sensitive environment, no proof in the last 10
+	// minutes), so the form carries the field, as on the key page.
+	ProviderStepUpNeeded bool
+	WaiveReason          string
+	WaiveError           string
+	Message              string
 }
 
 // leakURL is the incident's page.

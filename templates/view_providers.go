@@ -2,6 +2,8 @@ package templates
 
 import (
 	"net/url"
+	"strconv"
+	"strings"
 
 	"github.com/keyledger/keyledger"
 )
@@ -31,6 +33,29 @@ type InventoryView struct {
 	State       keyledger.InventoryState
 	Connection  string
 	States      []keyledger.InventoryState
+	// After is this page's cursor ("" for the first page); Next the
+	// next page's ("" on the last).
+	After, Next string
+	// CanLink: an admin, offered the link and unlink forms.
+	CanLink bool
+}
+
+// InventoryPageURL is the inventory's address with its filters, from the
+// page after cursor after ("" for the first).
+func InventoryPageURL(state keyledger.InventoryState, connection, after string) string {
+	u := InventoryQuery("/inventory", state, connection)
+	if after == "" {
+		return u
+	}
+	sep := "?"
+	if strings.Contains(u, "?") {
+		sep = "&"
+	}
+	return u + sep + "after=" + url.QueryEscape(after)
+}
+
+func inventoryAction(it keyledger.InventoryItem, what string) string {
+	return "/inventory/" + strconv.FormatInt(it.ID, 10) + "/" + what
 }
 
 // InventoryQuery is the inventory's address with its filters.

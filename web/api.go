@@ -51,6 +51,13 @@ func (s *Server) registerAPI(e *echo.Echo) {
 	api.POST("/export", s.apiExport)
 	api.POST("/leaks/check", s.apiLeakCheck, read)
 	api.GET("/inventory", s.apiInventory, read)
+	api.POST("/inventory/:provider_key/link", s.apiInventoryLink)
+	api.POST("/inventory/:provider_key/unlink", s.apiInventoryUnlink)
+	api.GET("/providers", s.apiProviders, read)
+	api.POST("/providers", s.apiProviderCreate)
+	api.POST("/providers/:pid/sync", s.apiProviderSync)
+	api.POST("/providers/:pid/remove", s.apiProviderRemove)
+	api.POST("/keys/:id/provider-revoke", s.apiKeyProviderRevoke)
 	api.POST("/leaks", s.apiLeakReport)
 }
 

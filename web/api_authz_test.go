@@ -95,6 +95,11 @@ type apiAuthzCase struct {
 	// verifier: the server checks keys against a fake provider that
 	// accepts every key.
 	verifier bool
+	// providers: the server reaches the provider admin API fakes; setup
+	// runs before each cell (after its key is made) to add what the
+	// route acts on.
+	providers bool
+	setup     func(t *testing.T, a *apiT, k *keyledger.Key, uniq string)
 }
 
 func apiKeyPath(suffix string) func(*keyledger.Key) string {
@@ -151,7 +156,7 @@ func apiAuthzCases() []apiAuthzCase {
 		}
 		return c
 	}
-	return []apiAuthzCase{
+	return append(append([]apiAuthzCase{
 		{route: "GET /api/v1/openapi.json", method: "GET", path: apiFixed("/api/v1/openapi.json"), want: apiAlways(http.StatusOK)},
 		{route: "GET /api/v1/whoami", method: "GET", path: apiFixed("/api/v1/whoami"),
 			want: func(a, _ string) int { return authed(a, http.StatusOK) }},
@@ -283,6 +288,13 @@ func apiAuthzCases() []apiAuthzCase {
 					t.Errorf("export as %s in %s: %+v", actor, envName, got)
 				}
 			}},
+	}, apiProviderCases()...), apiCatchAllCases()...)
+}
+
+// apiCatchAllCases: an unknown address under /api/ is a JSON 404, after
+// authentication where it is under /api/v1.
+func apiCatchAllCases() []apiAuthzCase {
+	return []apiAuthzCase{
 		// Catch-alls: an unknown address under /api/ is a JSON 404, after
 		// authentication where it is under /api/v1.
 		{route: "echo_route_not_found /api/*", name: "GET", method: "GET", path: apiFixed("/api/nope"), want: apiAlways(http.StatusNotFound)},
@@ -345,11 +357,14 @@ func apiTokens(t *testing.T, a *apiT) map[string]string {
 
 // apiMatrixEnv is a fresh env with the ci-production environment and a
 // rate limit no matrix reaches.
-func apiMatrixEnv(t *testing.T, verifier bool) *apiT {
+func apiMatrixEnv(t *testing.T, verifier bool, providers ...bool) *apiT {
 	t.Helper()
 	opts := []envOption{withAPIRate(100000)}
 	if verifier {
 		opts = append(opts, withVerifier(newFakeOpenAI(t, nil).verifier(t)))
+	}
+	if len(providers) > 0 && providers[0] {
+		opts = append(opts, newProviderFakes(t).option())
 	}
 	env := newEnv(t, opts...)
 	if _, err := env.Store.CreateEnvironment(context.Background(), keyledger.Actor{User: env.Users["admin"]}, keyledger.EnvironmentInput{
@@ -381,7 +396,7 @@ func TestAPIAuthzMatrix(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			a := apiMatrixEnv(t, rc.verifier)
+			a := apiMatrixEnv(t, rc.verifier, rc.providers)
 			toks := apiTokens(t, a)
 			envs := []string{""}
 			if rc.perEnv {
@@ -408,6 +423,9 @@ func TestAPIAuthzMatrix(t *testing.T) {
 								t.Fatal(err)
 							}
 							k.Project = "p-" + uniq
+						}
+						if rc.setup != nil {
+							rc.setup(t, a, k, uniq)
 						}
 						var body any
 						if rc.body != nil {
@@ -495,7 +513,7 @@ func TestAPIUnknownKeyIDs(t *testing.T) {
 		}
 	}
 	sort.Strings(routes)
-	if len(routes) != 4 {
+	if len(routes) != 5 {
 		t.Fatalf("API routes with :id: %v", routes)
 	}
 	rotate := map[string]any{"value": a.secret()}
@@ -508,7 +526,7 @@ func TestAPIUnknownKeyIDs(t *testing.T) {
 				switch {
 				case strings.HasSuffix(pattern, "/rotate"):
 					b = rotate
-				case strings.HasSuffix(pattern, "/reveal"):
+				case strings.HasSuffix(pattern, "/reveal"), strings.HasSuffix(pattern, "/provider-revoke"):
 					b = map[string]any{"reason": "probing"}
 				}
 				resp := a.do(toks[actor], method, path, b)

@@ -228,6 +228,16 @@ type apiCursor struct {
 	ID   string `json:"i,omitempty"`
 	// Before is the audit listing's position (events with a smaller id).
 	Before int64 `json:"b,omitempty"`
+	// Inv is the inventory's position (keyledger.InventoryCursor).
+	Inv *inventoryCursor `json:"v,omitempty"`
+}
+
+type inventoryCursor struct {
+	Connection  string `json:"c"`
+	ProjectName string `json:"p"`
+	ProjectID   string `json:"j"`
+	Name        string `json:"n"`
+	ID          int64  `json:"i"`
 }
 
 func encodeCursor(c apiCursor) string {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -61,11 +62,48 @@ func provConn(t *testing.T, env *testEnv, id string) *keyledger.ProviderConnecti
 	return &c
 }
 
-// authzProviderCases: connections are admins' (an admin key can list and
-// revoke every key of an organization); the inventory is leads' and
-// admins'.
+// linkCell is a link matrix cell's provider key: ambiguous (for link) or
+// linked by an admin to the cell's key (for unlink).
+type linkCell struct {
+	provCell
+	pk    int64
+	keyID string
+}
+
+func (lc *linkCell) prepare(t *testing.T, env *testEnv, uniq string, manual bool) []string {
+	secrets := lc.provCell.prepare(t, env, nil, uniq)
+	k, value := authzKey(env, t, "member", "development", "link "+uniq)
+	secrets = append(secrets, value)
+	lc.keyID = k.ID
+	var keyID, linkedBy any
+	state := keyledger.MatchAmbiguous
+	if manual {
+		keyID, linkedBy, state = k.ID, env.Users["admin"].ID, keyledger.MatchMatched
+	}
+	if err := env.Pool.QueryRow(context.Background(), `INSERT INTO provider_keys (connection_id, provider_key_id, name, first_seen_at, last_seen_at,
+			key_id, match_state, match_candidates, linked_by, linked_at)
+		VALUES ($1, $2, 'matrix', now(), now(), $3, $4, 2, $5, CASE WHEN $5::bigint IS NULL THEN NULL ELSE now() END) RETURNING id`,
+		lc.id, "key_"+uniq, keyID, state, linkedBy).Scan(&lc.pk); err != nil {
+		t.Fatal(err)
+	}
+	return secrets
+}
+
+func (lc *linkCell) linked(t *testing.T, env *testEnv) (keyID string, manual bool) {
+	t.Helper()
+	if err := env.Pool.QueryRow(context.Background(), `SELECT coalesce(key_id::text, ''), linked_by IS NOT NULL FROM provider_keys WHERE id = $1`, lc.pk).
+		Scan(&keyID, &manual); err != nil {
+		t.Fatal(err)
+	}
+	return keyID, manual
+}
+
+// authzProviderCases: connections and manual links are admins' (an admin
+// key can list and revoke every key of an organization); the inventory is
+// leads' and admins'.
 func authzProviderCases() []authzCase {
 	sync, remove, create := &provCell{}, &provCell{}, &provCell{}
+	link, unlink := &linkCell{}, &linkCell{}
 	fixed := func(p string) func() string { return func() string { return p } }
 	return []authzCase{
 		{route: "GET /admin/providers", method: "GET", path: fixedPath("/admin/providers"),
@@ -103,6 +141,30 @@ func authzProviderCases() []authzCase {
 			check: func(t *testing.T, env *testEnv, _ *keyledger.Key, _ url.Values, got authzWant) {
 				if gone := provConn(t, env, remove.id) == nil; gone != (got.status == http.StatusSeeOther) {
 					t.Errorf("removed = %v after status %d", gone, got.status)
+				}
+			}},
+		{route: "POST /inventory/:provider_key/link", method: "POST",
+			prepare: func(t *testing.T, env *testEnv, _ *keyledger.Key, uniq string) []string {
+				return link.prepare(t, env, uniq, false)
+			},
+			path: func(*keyledger.Key) string { return "/inventory/" + strconv.FormatInt(link.pk, 10) + "/link" },
+			form: func(string, string, string) url.Values { return url.Values{"key_id": {link.keyID}} },
+			want: adminOnly("POST", "", see("/inventory?linked=1")),
+			check: func(t *testing.T, env *testEnv, _ *keyledger.Key, _ url.Values, got authzWant) {
+				keyID, manual := link.linked(t, env)
+				if (keyID == link.keyID && manual) != (got.status == http.StatusSeeOther) {
+					t.Errorf("linked to %q (manual %v) after status %d", keyID, manual, got.status)
+				}
+			}},
+		{route: "POST /inventory/:provider_key/unlink", method: "POST",
+			prepare: func(t *testing.T, env *testEnv, _ *keyledger.Key, uniq string) []string {
+				return unlink.prepare(t, env, uniq, true)
+			},
+			path: func(*keyledger.Key) string { return "/inventory/" + strconv.FormatInt(unlink.pk, 10) + "/unlink" },
+			want: adminOnly("POST", "", see("/inventory?unlinked=1")),
+			check: func(t *testing.T, env *testEnv, _ *keyledger.Key, _ url.Values, got authzWant) {
+				if _, manual := unlink.linked(t, env); manual == (got.status == http.StatusSeeOther) {
+					t.Errorf("still linked by hand = %v after status %d", manual, got.status)
 				}
 			}},
 		{route: "GET /inventory", method: "GET", path: fixedPath("/inventory"),

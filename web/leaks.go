@@ -81,6 +81,15 @@ func (s *Server) renderLeak(c echo.Context, status int, v templates.LeakView) er
 	v.CanAct = keyledger.CanResolveLeak(actor.User, inc.OwnerID) == nil
 	v.CanRotate = keyledger.CanEditKey(actor.User, inc.OwnerID) == nil && !inc.KeyArchived
 	v.SeesExposures = keyledger.CanSeeLeakExposures(actor.User) == nil
+	if v.CanAct && inc.ProviderRevocable && inc.RevokedAt == nil {
+		// The revoke form asks for the step-up the store will ask for,
+		// by the same rule as the key page's form.
+		k, err := s.store.GetKey(c.Request().Context(), actor, inc.KeyID)
+		if err != nil {
+			return err
+		}
+		v.ProviderStepUpNeeded = keyledger.ErrorCode(keyledger.CanProviderRevoke(actor, &k.EnvironmentInfo, k.OwnerID, s.store.Now())) == keyledger.ESTEPUP
+	}
 	p := s.page(c, fmt.Sprintf("Leak #%d", inc.ID), "leaks")
 	p.Flash = leakFlash(c)
 	return render(c, status, templates.LeakPage(p, v))

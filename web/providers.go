@@ -3,6 +3,7 @@ package web
 import (
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/keyledger/keyledger"
 	"github.com/keyledger/keyledger/templates"
@@ -105,12 +106,26 @@ func inventoryFilterFrom(c echo.Context) (keyledger.InventoryFilter, error) {
 }
 
 func (s *Server) inventoryPage(c echo.Context) error {
+	return s.renderInventory(c, http.StatusOK, "")
+}
+
+// renderInventory shows one page of the inventory (inventoryPageSize
+// keys, from the "after" cursor), with failure as an error message when
+// a link form was refused.
+func (s *Server) renderInventory(c echo.Context, status int, failure string) error {
 	if err := keyledger.CanViewInventory(currentUser(c)); err != nil {
 		return err
 	}
 	f, err := inventoryFilterFrom(c)
 	if err != nil {
 		return err
+	}
+	f.Limit = inventoryPageSize
+	after := c.QueryParam("after")
+	if after != "" {
+		if f.After, err = inventoryCursorFrom(after, "after"); err != nil {
+			return err
+		}
 	}
 	ctx := c.Request().Context()
 	inv, err := s.store.Inventory(ctx, s.actor(c), f)
@@ -121,8 +136,67 @@ func (s *Server) inventoryPage(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	v := templates.InventoryView{Inventory: inv, Connections: conns, State: f.State, Connection: f.ConnectionID, States: keyledger.InventoryStates()}
-	return render(c, http.StatusOK, templates.InventoryPage(s.page(c, "Provider inventory", "inventory"), v))
+	v := templates.InventoryView{Inventory: inv, Connections: conns, State: f.State, Connection: f.ConnectionID, States: keyledger.InventoryStates(),
+		After: after, Next: nextInventoryCursor(inv), CanLink: keyledger.CanManageProviders(currentUser(c)) == nil}
+	p := s.page(c, "Provider inventory", "inventory")
+	q := c.QueryParams()
+	switch {
+	case failure != "":
+		p.Flash = append(p.Flash, templates.Flash{Kind: "error", Message: failure})
+	case q.Get("linked") != "":
+		p.Flash = append(p.Flash, templates.Flash{Kind: "ok", Message: "Linked. Syncs keep this link until someone unlinks it."})
+	case q.Get("unlinked") != "":
+		p.Flash = append(p.Flash, templates.Flash{Kind: "ok", Message: "Unlinked: the key is matched by its hint again."})
+	}
+	return render(c, status, templates.InventoryPage(p, v))
+}
+
+// inventoryLink is POST /inventory/{provider_key}/link (key_id): an
+// admin says which registered key a provider key is.
+func (s *Server) inventoryLink(c echo.Context) error {
+	return s.inventoryLinkAction(c, "linked", func(id int64) error {
+		return s.store.LinkProviderKey(c.Request().Context(), s.actor(c), id, c.FormValue("key_id"))
+	})
+}
+
+// inventoryUnlink is POST /inventory/{provider_key}/unlink.
+func (s *Server) inventoryUnlink(c echo.Context) error {
+	return s.inventoryLinkAction(c, "unlinked", func(id int64) error {
+		return s.store.UnlinkProviderKey(c.Request().Context(), s.actor(c), id)
+	})
+}
+
+// inventoryLinkAction runs a link or unlink and goes back to the
+// inventory (post/redirect/get), or shows it with the refusal.
+func (s *Server) inventoryLinkAction(c echo.Context, done string, act func(id int64) error) error {
+	if err := s.requireProviderAdmin(c); err != nil {
+		return err
+	}
+	id, err := providerKeyParam(c)
+	if err != nil {
+		return err
+	}
+	if err := act(id); err != nil {
+		status, fields, msg, ok := formFailure(err)
+		if !ok {
+			return err
+		}
+		if fields["key_id"] != "" {
+			msg = fields["key_id"]
+		}
+		return s.renderInventory(c, status, msg)
+	}
+	// Back to the same filters (the form carries them), so an admin
+	// working through the ambiguous keys stays on that list.
+	back := templates.InventoryQuery("/inventory", "", "")
+	if st, ok := keyledger.ParseInventoryState(c.FormValue("state")); ok {
+		back = templates.InventoryQuery("/inventory", st, c.FormValue("connection"))
+	}
+	sep := "?"
+	if strings.Contains(back, "?") {
+		sep = "&"
+	}
+	return c.Redirect(http.StatusSeeOther, back+sep+done+"=1")
 }
 
 func (s *Server) inventoryCSV(c echo.Context) error {

@@ -236,6 +236,8 @@ func New(cfg Config, st *store.Store, log *slog.Logger) (*Server, error) {
 	auth.POST("/admin/providers/:pid/remove", s.adminProviderRemove)
 	auth.GET("/inventory", s.inventoryPage)
 	auth.GET("/inventory.csv", s.inventoryCSV)
+	auth.POST("/inventory/:provider_key/link", s.inventoryLink)
+	auth.POST("/inventory/:provider_key/unlink", s.inventoryUnlink)
 
 	// Leads: ownership audit, people, offboarding.
 	auth.GET("/dashboard", s.dashboard)

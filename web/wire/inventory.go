@@ -9,6 +9,8 @@ import "time"
 type Inventory struct {
 	Counts InventoryCounts `json:"counts"`
 	Items  []InventoryItem `json:"items"`
+	// NextCursor asks for the next page; nil on the last one.
+	NextCursor *string `json:"next_cursor"`
 }
 
 // InventoryCounts counts provider keys per state; a key may be in several.
@@ -25,6 +27,9 @@ type InventoryCounts struct {
 // a value; the hint is the provider's redacted form) and its match in
 // keyledger.
 type InventoryItem struct {
+	// ID is the provider key's row in keyledger, which the link and
+	// provider-revoke calls take.
+	ID             int64      `json:"id"`
 	Connection     string     `json:"connection"`
 	ConnectionID   string     `json:"connection_id"`
 	Provider       string     `json:"provider"`
@@ -46,8 +51,10 @@ type InventoryItem struct {
 	Match          string     `json:"match"`
 	CandidateCount int        `json:"candidate_count"`
 	// KeyID is the registered key it is matched to; nil when none.
-	KeyID      *string              `json:"key_id"`
-	Candidates []InventoryCandidate `json:"candidates"`
+	// LinkedManually: an admin linked it, and syncs leave the link alone.
+	KeyID          *string              `json:"key_id"`
+	LinkedManually bool                 `json:"linked_manually"`
+	Candidates     []InventoryCandidate `json:"candidates"`
 }
 
 // InventoryCandidate is a registered key an ambiguous provider key may be.

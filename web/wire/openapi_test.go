@@ -32,6 +32,8 @@ var described = []any{
 	wire.LeakCheckRequest{}, wire.LeakCheckResult{}, wire.LeakHit{},
 	wire.Inventory{}, wire.InventoryCounts{}, wire.InventoryItem{}, wire.InventoryCandidate{},
 	wire.LeakReportRequest{}, wire.LeakReport{},
+	wire.ProviderConnection{}, wire.ProviderConnectionList{}, wire.ProviderConnectionCreateRequest{}, wire.ProviderSync{},
+	wire.ProviderRevokeRequest{}, wire.ProviderRevoked{}, wire.InventoryLinkRequest{},
 }
 
 // inline are the types described inside their parent's schema rather than
