@@ -8,8 +8,10 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/keyledger/keyledger"
+	"github.com/keyledger/keyledger/store"
 	"github.com/keyledger/keyledger/web"
 )
 
@@ -20,7 +22,10 @@ import (
 // their own CSRF token and their own shell's button, never another's.
 func TestKeyListCacheSeesEveryWrite(t *testing.T) {
 	t.Parallel()
-	env := newEnv(t, withMetrics(web.MetricsConfig{Token: metricsToken}))
+	// A stopped clock: a kept page lives one minute, and a minute
+	// turning between two views must not decide the test.
+	now := time.Now()
+	env := newEnvWithStore(t, store.Options{Now: func() time.Time { return now }}, withMetrics(web.MetricsConfig{Token: metricsToken}))
 	ctx := context.Background()
 	env.createKey("member", "development", "cache-first", "sk-proj-"+authzRand(24)+"Cch1")
 
@@ -116,7 +121,8 @@ func TestKeyListCacheSeesEveryWrite(t *testing.T) {
 // epoch) must make an old key no longer "stale".
 func TestDashboardAndRotationSeeEveryWrite(t *testing.T) {
 	t.Parallel()
-	env := newEnv(t)
+	now := time.Now() // stopped, as above
+	env := newEnvWithStore(t, store.Options{Now: func() time.Time { return now }})
 	ctx := context.Background()
 	lead := env.client().login("lead")
 	staleCount := func() string {
