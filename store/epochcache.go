@@ -26,7 +26,7 @@ import (
 // A per-process map, not a shared cache: each replica builds its own, and
 // the epoch in Postgres keeps them all honest.
 type EpochCache[V any] struct {
-	max     int
+	limit   int
 	slotLen time.Duration
 	mu      sync.Mutex
 	epoch   int64
@@ -42,10 +42,10 @@ type kept[V any] struct {
 	v    V
 }
 
-// NewEpochCache keeps at most max values, all of the newest epoch seen,
+// NewEpochCache keeps at most limit values, all of the newest epoch seen,
 // each for one slot of slotLen (0: for as long as the epoch stands).
-func NewEpochCache[V any](max int, slotLen time.Duration) *EpochCache[V] {
-	return &EpochCache[V]{max: max, slotLen: slotLen, entries: map[string]kept[V]{}}
+func NewEpochCache[V any](limit int, slotLen time.Duration) *EpochCache[V] {
+	return &EpochCache[V]{limit: limit, slotLen: slotLen, entries: map[string]kept[V]{}}
 }
 
 // buildTimeout bounds a shared build: it runs detached from the request
@@ -95,7 +95,7 @@ func (c *EpochCache[V]) Get(ctx context.Context, epoch int64, now time.Time, key
 		c.mu.Lock()
 		// Only a build at the current epoch may be kept: one of an older
 		// epoch may lack a write a newer request must see.
-		if old, ok := c.entries[key]; epoch == c.epoch && (ok && old.slot < slot || !ok && len(c.entries) < c.max) {
+		if old, ok := c.entries[key]; epoch == c.epoch && (ok && old.slot < slot || !ok && len(c.entries) < c.limit) {
 			c.entries[key] = kept[V]{slot: slot, v: v}
 		}
 		c.mu.Unlock()

@@ -131,7 +131,10 @@ func TestDashboardAndRotationSeeEveryWrite(t *testing.T) {
 		if resp.StatusCode != http.StatusOK {
 			t.Fatalf("GET /dashboard = %d", resp.StatusCode)
 		}
-		card := body[strings.Index(body, `data-testid="dash-list-stale"`):]
+		_, card, ok := strings.Cut(body, `data-testid="dash-list-stale"`)
+		if !ok {
+			t.Fatal("no stale card on the dashboard")
+		}
 		m := dashNumber.FindStringSubmatch(card)
 		if m == nil {
 			t.Fatal("no stale count on the dashboard")
