@@ -84,7 +84,7 @@ func (s *Store) SyncProviderConnection(ctx context.Context, actor keyledger.Acto
 			return fmt.Errorf("mark deleted provider keys: %w", err)
 		}
 		res.Deleted = int(tag.RowsAffected())
-		if err := matchProviderKeys(ctx, tx, id, provider); err != nil {
+		if err := matchProviderKeys(ctx, tx, matchConnection(id, provider)); err != nil {
 			return err
 		}
 		if err := tx.QueryRow(ctx, `SELECT count(*) FILTER (WHERE match_state = $2), count(*) FILTER (WHERE match_state = $3), count(*) FILTER (WHERE match_state = $4)
@@ -160,21 +160,57 @@ func upsertProviderKeys(ctx context.Context, tx pgx.Tx, connID string, keys []ke
 	return inserted, nil
 }
 
-// matchProviderKeys matches every live key of the connection that no
-// admin linked by hand, in one statement. The candidates of a provider
-// key are the live registered keys of the same provider whose masked hint
-// equals its match hint (same known prefix, same last four characters).
-// One candidate: matched. Several: those whose project is the provider
-// key's project (by id or name, case-insensitively) decide when exactly
-// one is; otherwise ambiguous, linked to none. None: unmatched, a shadow
-// key. No value is read: hints only.
-func matchProviderKeys(ctx context.Context, tx pgx.Tx, connID, provider string) error {
-	_, err := tx.Exec(ctx, `WITH cand AS (
-		SELECT pk.id, k.id AS key_id,
-			pk.project_id <> '' AND lower(k.project) IN (lower(pk.project_id), lower(pk.project_name)) AS same_project
-		FROM provider_keys pk
-		JOIN keys k ON k.provider = $2 AND k.masked_hint = pk.match_hint AND k.archived_at IS NULL
-		WHERE pk.connection_id = $1 AND pk.deleted_at IS NULL AND pk.linked_by IS NULL AND pk.match_hint <> ''
+// matchScope says which provider keys a pass of matchProviderKeys
+// decides again: every live key of one connection (a sync), or the live
+// keys of every live connection of a provider whose match hint is one of
+// hints (a key registered, rotated or rolled back: only the provider keys
+// whose candidates it changed).
+type matchScope struct {
+	connID   string // "" for every live connection of provider
+	provider string
+	hints    []string // nil for every hint
+}
+
+// matchConnection is the scope of a sync of connection connID.
+func matchConnection(connID, provider string) matchScope {
+	return matchScope{connID: connID, provider: provider}
+}
+
+// matchHints is the scope of a registered key of provider whose masked
+// hint is, or was until now, one of hints: the provider keys carrying
+// them are the ones whose candidates changed.
+func matchHints(provider string, hints ...string) matchScope {
+	if hints == nil {
+		hints = []string{}
+	}
+	return matchScope{provider: provider, hints: hints}
+}
+
+// matchProviderKeys matches the provider keys in scope that no admin
+// linked by hand, in one statement: the one definition of the matching
+// rule, for the sync and for registration alike. The candidates of a
+// provider key are the live registered keys of the same provider whose
+// masked hint equals its match hint (same known prefix, same last four
+// characters). One candidate: matched. Several: those whose project is
+// the provider key's project (by id or name, case-insensitively) decide
+// when exactly one is; otherwise ambiguous, linked to none. None:
+// unmatched, a shadow key. No value is read: hints only.
+func matchProviderKeys(ctx context.Context, tx pgx.Tx, sc matchScope) error {
+	var connID any
+	if sc.connID != "" {
+		connID = sc.connID
+	}
+	_, err := tx.Exec(ctx, `WITH scope AS (
+		SELECT pk.id, pk.match_hint, pk.project_id, pk.project_name
+		FROM provider_keys pk JOIN provider_connections c ON c.id = pk.connection_id AND c.removed_at IS NULL AND c.provider = $2
+		WHERE ($1::uuid IS NULL OR pk.connection_id = $1::uuid) AND ($6::text[] IS NULL OR pk.match_hint = ANY ($6::text[]))
+			AND pk.deleted_at IS NULL AND pk.linked_by IS NULL
+	), cand AS (
+		SELECT p.id, k.id AS key_id,
+			p.project_id <> '' AND lower(k.project) IN (lower(p.project_id), lower(p.project_name)) AS same_project
+		FROM scope p
+		JOIN keys k ON k.provider = $2 AND k.masked_hint = p.match_hint AND k.archived_at IS NULL
+		WHERE p.match_hint <> ''
 	), agg AS (
 		SELECT id, count(*) AS n, count(*) FILTER (WHERE same_project) AS np,
 			(array_agg(key_id ORDER BY key_id))[1] AS any_key,
@@ -185,9 +221,9 @@ func matchProviderKeys(ctx context.Context, tx pgx.Tx, connID, provider string) 
 		key_id = CASE WHEN a.n = 1 THEN a.any_key WHEN a.np = 1 THEN a.project_key END,
 		match_state = CASE WHEN a.n IS NULL THEN $5 WHEN a.n = 1 OR a.np = 1 THEN $3 ELSE $4 END,
 		match_candidates = coalesce(a.n, 0)
-	FROM provider_keys p LEFT JOIN agg a ON a.id = p.id
-	WHERE pk.id = p.id AND p.connection_id = $1 AND p.deleted_at IS NULL AND p.linked_by IS NULL`,
-		connID, provider, keyledger.MatchMatched, keyledger.MatchAmbiguous, keyledger.MatchUnmatched)
+	FROM scope p LEFT JOIN agg a ON a.id = p.id
+	WHERE pk.id = p.id`,
+		connID, sc.provider, keyledger.MatchMatched, keyledger.MatchAmbiguous, keyledger.MatchUnmatched, sc.hints)
 	if err != nil {
 		return fmt.Errorf("match provider keys: %w", err)
 	}

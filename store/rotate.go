@@ -81,6 +81,12 @@ func (s *Store) RotateKey(ctx context.Context, actor keyledger.Actor, id string,
 		if err := leakRotatedAway(ctx, tx, actor, id, expected, newVersion, now); err != nil {
 			return err
 		}
+		// The provider key carrying the new value is linked now; the one
+		// carrying the old value is the superseded version's (see
+		// KeysAtProvider), as the next sync would decide.
+		if err := matchProviderKeys(ctx, tx, matchHints(string(k.Provider), k.MaskedHint, hint)); err != nil {
+			return err
+		}
 		if err := writeAudit(ctx, tx, auditEntry{Actor: actor, Action: keyledger.ActionKeyRotate, KeyID: id, KeyName: k.Name, KeyVersion: newVersion,
 			Environment: k.Environment, Details: map[string]any{"from_version": expected, "grace_days": rot.GraceDays,
 				"previous_destroyed_after": destroyAfter.UTC().Format(time.RFC3339)}}); err != nil {
@@ -162,6 +168,9 @@ func (s *Store) RollbackKey(ctx context.Context, actor keyledger.Actor, id strin
 		}
 		if _, err := tx.Exec(ctx, `UPDATE keys SET current_version = $2, fingerprint = coalesce($3, fingerprint), masked_hint = $4,
 			updated_by = $5, updated_at = $6 WHERE id = $1`, id, version, fp, hint, actor.User.ID, now); err != nil {
+			return err
+		}
+		if err := matchProviderKeys(ctx, tx, matchHints(string(k.Provider), k.MaskedHint, hint)); err != nil {
 			return err
 		}
 		if err := writeAudit(ctx, tx, auditEntry{Actor: actor, Action: keyledger.ActionKeyRollback, KeyID: id, KeyName: k.Name, KeyVersion: version,
