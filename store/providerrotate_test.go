@@ -319,3 +319,43 @@ func (timeoutAdmin) CreateServiceAccount(context.Context, keyledger.ProviderCred
 
 // ProviderRotateRetryForTest is store.ProviderRotateRetry.
 const ProviderRotateRetryForTest = store.ProviderRotateRetry
+
+// TestJobsRotateAtProvider: the River jobs rotate a due key once, and
+// after the grace period delete its old key at OpenAI.
+func TestJobsRotateAtProvider(t *testing.T) {
+	t.Parallel()
+	f := newRotFixture(t)
+	if err := f.s.SetAutoRotate(t.Context(), as(f.lead), f.key.ID, true); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Advance(181 * 24 * time.Hour)
+	c, err := f.s.NewJobs(store.JobsConfig{ProviderAdmin: f.pa, ProviderSyncInterval: time.Hour, ScanInterval: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = c.Stop(ctx)
+	})
+	waitFor(t, 15*time.Second, "the key rotated at OpenAI", func() bool { return f.current(t) == 2 })
+	time.Sleep(2500 * time.Millisecond) // scans go on every second
+	createPath := "/v1/organization/projects/" + rotProject + "/service_accounts"
+	if n := f.fake.Count("POST", createPath); n != 1 {
+		t.Errorf("%d service accounts created, want 1", n)
+	}
+	if _, ok := f.fake.Key(f.oldID); !ok {
+		t.Fatal("the old key was deleted during the grace period")
+	}
+	f.clock.Advance(8 * 24 * time.Hour)
+	waitFor(t, 15*time.Second, "the old key deleted at OpenAI", func() bool {
+		_, ok := f.fake.Key(f.oldID)
+		return !ok
+	})
+	if n := f.actionCount(t, keyledger.ActionProviderRevoke, f.key.ID); n != 1 {
+		t.Errorf("%d revoke events", n)
+	}
+}
