@@ -196,7 +196,9 @@ func (s *Store) rotateAtProvider(ctx context.Context, actor keyledger.Actor, pa 
 		// The new key exists at the provider but keyledger could not keep
 		// it (a rotation a moment ago, the database): delete it there, so
 		// no key works that nobody has.
-		revErr := pa.Revoke(ctx, cred, keyledger.ProviderKeyRef{ID: created.KeyID, Project: target.ProjectID})
+		undoCtx, cancel := context.WithTimeout(ctx, providerRevokeTimeout)
+		revErr := pa.Revoke(undoCtx, cred, keyledger.ProviderKeyRef{ID: created.KeyID, Project: target.ProjectID})
+		cancel()
 		cause := keyledger.Errorf(keyledger.ECONFLICT, "keyledger could not store the new key from %s (%s); it was deleted there again. Nothing was rotated: the key is as it was.",
 			target.Provider.Label(), keyledger.ErrorMessage(err))
 		if revErr != nil {
