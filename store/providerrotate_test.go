@@ -359,3 +359,52 @@ func TestJobsRotateAtProvider(t *testing.T) {
 		t.Errorf("%d revoke events", n)
 	}
 }
+
+// racingAdmin rotates the key by hand while OpenAI creates the new key,
+// as a person pressing "Rotate" at the same moment would.
+type racingAdmin struct {
+	keyledger.ProviderAdmin
+	race func()
+}
+
+func (a racingAdmin) CreateServiceAccount(ctx context.Context, c keyledger.ProviderCredential, project, name string) (keyledger.ServiceAccountKey, error) {
+	a.race()
+	return a.ProviderAdmin.(keyledger.ServiceAccountAdmin).CreateServiceAccount(ctx, c, project, name)
+}
+
+// TestRotateAtProviderLosesARace: a rotation by hand a moment before
+// wins; the key OpenAI made for the loser is deleted there again, and
+// the failure is recorded in plain words.
+func TestRotateAtProviderLosesARace(t *testing.T) {
+	t.Parallel()
+	f := newRotFixture(t)
+	ctx := t.Context()
+	racing := racingAdmin{ProviderAdmin: f.pa, race: func() {
+		if _, err := f.s.RotateKey(ctx, as(f.member), f.key.ID, keyledger.RotateInput{Value: secretValue(t, "sk-svcacct-"), GraceDays: "7"}); err != nil {
+			t.Error(err)
+		}
+	}}
+	_, err := f.s.RotateAtProvider(ctx, as(f.lead), racing, f.key.ID)
+	wantCode(t, err, keyledger.ECONFLICT)
+	if f.current(t) != 2 {
+		t.Errorf("version %d, want the hand rotation's 2", f.current(t))
+	}
+	var created string
+	for _, r := range f.fake.Requests() {
+		if r.Method == "DELETE" {
+			created = r.Path[strings.LastIndex(r.Path, "/")+1:]
+		}
+	}
+	if created == "" || created == f.oldID {
+		t.Fatalf("the new key was not deleted at OpenAI (deleted %q)", created)
+	}
+	if _, ok := f.fake.Key(created); ok {
+		t.Error("the loser's key still exists at OpenAI")
+	}
+	if r := f.rotation(t); !strings.Contains(r.LastError, "it was deleted there again") {
+		t.Errorf("the page says %q", r.LastError)
+	}
+	if n := f.actionCount(t, keyledger.ActionProviderRotateFailed, f.key.ID); n != 1 {
+		t.Errorf("%d failed rotation events", n)
+	}
+}
