@@ -163,6 +163,10 @@ func (s *Server) keyAutoRotate(c echo.Context) error {
 		on = true
 	case "off":
 	default:
+		// An unknown key is not found, whatever the form says.
+		if _, err := s.store.GetKey(c.Request().Context(), s.actor(c), id); err != nil {
+			return err
+		}
 		return keyledger.Errorf(keyledger.EINVALID, "Say whether to turn automated rotation on or off (enabled = on or off).")
 	}
 	if err := s.store.SetAutoRotate(c.Request().Context(), s.actor(c), id, on); err != nil {
