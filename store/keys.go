@@ -85,7 +85,7 @@ func (s *Store) CreateKey(ctx context.Context, actor keyledger.Actor, in keyledg
 		}
 		// Provider keys synced before this registration whose hint is
 		// this key's are matched now, not at the next sync.
-		if err := matchProviderKeys(ctx, tx, matchHints(string(nk.Provider), hint)); err != nil {
+		if err := matchProviderKeysByHint(ctx, tx, string(nk.Provider), hint); err != nil {
 			return err
 		}
 		details := map[string]any{"provider": string(nk.Provider), "project": nk.Project, "owner": nk.OwnerEmail}

@@ -84,7 +84,7 @@ func (s *Store) SyncProviderConnection(ctx context.Context, actor keyledger.Acto
 			return fmt.Errorf("mark deleted provider keys: %w", err)
 		}
 		res.Deleted = int(tag.RowsAffected())
-		if err := matchProviderKeys(ctx, tx, matchConnection(id, provider)); err != nil {
+		if err := matchProviderKeys(ctx, tx, id, provider); err != nil {
 			return err
 		}
 		if err := tx.QueryRow(ctx, `SELECT count(*) FILTER (WHERE match_state = $2), count(*) FILTER (WHERE match_state = $3), count(*) FILTER (WHERE match_state = $4)
@@ -160,7 +160,7 @@ func upsertProviderKeys(ctx context.Context, tx pgx.Tx, connID string, keys []ke
 	return inserted, nil
 }
 
-// matchScope says which provider keys a pass of matchProviderKeys
+// matchScope says which provider keys a pass of matchProviderKeysIn
 // decides again: every live key of one connection (a sync), or the live
 // keys of every live connection of a provider whose match hint is one of
 // hints (a key registered, rotated or rolled back: only the provider keys
@@ -171,22 +171,24 @@ type matchScope struct {
 	hints    []string // nil for every hint
 }
 
-// matchConnection is the scope of a sync of connection connID.
-func matchConnection(connID, provider string) matchScope {
-	return matchScope{connID: connID, provider: provider}
+// matchProviderKeys matches every live key of connection connID (a
+// sync, an unlink) by the one matching rule (matchProviderKeysIn).
+func matchProviderKeys(ctx context.Context, tx pgx.Tx, connID, provider string) error {
+	return matchProviderKeysIn(ctx, tx, matchScope{connID: connID, provider: provider})
 }
 
-// matchHints is the scope of a registered key of provider whose masked
-// hint is, or was until now, one of hints: the provider keys carrying
-// them are the ones whose candidates changed.
-func matchHints(provider string, hints ...string) matchScope {
+// matchProviderKeysByHint matches the provider keys whose candidates a
+// registered key of provider changed: those whose match hint is one of
+// hints (its masked hint now, and before a rotation or rollback), at
+// every live connection of provider, by the same rule.
+func matchProviderKeysByHint(ctx context.Context, tx pgx.Tx, provider string, hints ...string) error {
 	if hints == nil {
 		hints = []string{}
 	}
-	return matchScope{provider: provider, hints: hints}
+	return matchProviderKeysIn(ctx, tx, matchScope{provider: provider, hints: hints})
 }
 
-// matchProviderKeys matches the provider keys in scope that no admin
+// matchProviderKeysIn matches the provider keys in scope that no admin
 // linked by hand, in one statement: the one definition of the matching
 // rule, for the sync and for registration alike. The candidates of a
 // provider key are the live registered keys of the same provider whose
@@ -195,7 +197,7 @@ func matchHints(provider string, hints ...string) matchScope {
 // the provider key's project (by id or name, case-insensitively) decide
 // when exactly one is; otherwise ambiguous, linked to none. None:
 // unmatched, a shadow key. No value is read: hints only.
-func matchProviderKeys(ctx context.Context, tx pgx.Tx, sc matchScope) error {
+func matchProviderKeysIn(ctx context.Context, tx pgx.Tx, sc matchScope) error {
 	var connID any
 	if sc.connID != "" {
 		connID = sc.connID

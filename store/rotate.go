@@ -104,7 +104,7 @@ func (s *Store) rotate(ctx context.Context, actor keyledger.Actor, id string, in
 		// The provider key carrying the new value is linked now; the one
 		// carrying the old value is the superseded version's (see
 		// KeysAtProvider), as the next sync would decide.
-		if err := matchProviderKeys(ctx, tx, matchHints(string(k.Provider), k.MaskedHint, hint)); err != nil {
+		if err := matchProviderKeysByHint(ctx, tx, string(k.Provider), k.MaskedHint, hint); err != nil {
 			return err
 		}
 		details := map[string]any{"from_version": expected, "grace_days": rot.GraceDays,
@@ -194,7 +194,7 @@ func (s *Store) RollbackKey(ctx context.Context, actor keyledger.Actor, id strin
 			updated_by = $5, updated_at = $6 WHERE id = $1`, id, version, fp, hint, actor.User.ID, now); err != nil {
 			return err
 		}
-		if err := matchProviderKeys(ctx, tx, matchHints(string(k.Provider), k.MaskedHint, hint)); err != nil {
+		if err := matchProviderKeysByHint(ctx, tx, string(k.Provider), k.MaskedHint, hint); err != nil {
 			return err
 		}
 		// The version rolled back to is current again: its provider key,
