@@ -115,6 +115,13 @@ const (
 	// ActionSpendSpike: a key's daily use at its provider broke the
 	// spend rule; its owner and the leads are told.
 	ActionSpendSpike = "key.spend_spike"
+	// ActionAutoRotateOn and ActionAutoRotateOff: an admin or lead turned
+	// automated rotation at the provider on or off for a key.
+	ActionAutoRotateOn  = "key.auto_rotate_on"
+	ActionAutoRotateOff = "key.auto_rotate_off"
+	// ActionProviderRotateFailed: a rotation at the provider (automated
+	// or "Rotate now at OpenAI") did not happen; the key is as it was.
+	ActionProviderRotateFailed = "key.provider_rotate_failed"
 )
 
 // AuditActions lists the actions for filter menus.
@@ -130,6 +137,7 @@ func AuditActions() []string {
 		ActionMasterKeyRotate,
 		ActionProviderConnect, ActionProviderDisconnect, ActionProviderCheckFail, ActionProviderSync, ActionProviderSyncFail, ActionProviderLink, ActionProviderUnlink,
 		ActionProviderRevoke, ActionProviderRevokeFailed, ActionSpendSpike,
+		ActionAutoRotateOn, ActionAutoRotateOff, ActionProviderRotateFailed,
 	}
 }
 

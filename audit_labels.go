@@ -70,6 +70,9 @@ var auditActionLabels = map[string]string{
 	ActionProviderRevoke:       "Key revoked at the provider",
 	ActionProviderRevokeFailed: "Revoke at the provider failed",
 	ActionSpendSpike:           "Usage spike at the provider",
+	ActionAutoRotateOn:         "Automated rotation at the provider turned on",
+	ActionAutoRotateOff:        "Automated rotation at the provider turned off",
+	ActionProviderRotateFailed: "Rotation at the provider failed",
 }
 
 // AuditActionLabel is the human name of an audit action ("Signed in" for

@@ -101,6 +101,18 @@ func CanManageProviders(u *User) error {
 	return Errorf(EFORBIDDEN, "Only admins may manage provider connections.")
 }
 
+// CanRotateAtProvider decides whether u may turn automated rotation at
+// the provider on or off for a key, or press "Rotate now at OpenAI":
+// leads and admins. It creates a service account in the organization
+// with the connection's admin key and, after the grace period, deletes
+// the old key there: more than an owner may do with their own key.
+func CanRotateAtProvider(u *User) error {
+	if u.Active() && u.Role.AtLeastLead() {
+		return nil
+	}
+	return Errorf(EFORBIDDEN, "Only leads and admins may rotate keys at the provider.")
+}
+
 // CheckScope refuses a token action its scopes do not cover. Browser
 // sessions (no token) are not limited by scopes.
 func CheckScope(a Actor, scope string) error {

@@ -27,7 +27,25 @@ const (
 // wins. A value that is nothing but a prefix matches nothing: it is not a
 // key, and a masked hint built from it would show the whole value.
 func providerPrefix(value string) (string, Provider) {
-	prefixes := [...]struct {
+	prefixes := knownPrefixes()
+	for _, c := range &prefixes {
+		if strings.HasPrefix(value, c.prefix) {
+			if len(value) == len(c.prefix) {
+				return "", ""
+			}
+			return c.prefix, c.provider
+		}
+	}
+	return "", ""
+}
+
+// knownPrefixes is the prefix table, longer prefixes before the ones
+// they extend.
+func knownPrefixes() [17]struct {
+	prefix   string
+	provider Provider
+} {
+	return [...]struct {
 		prefix   string
 		provider Provider
 	}{
@@ -49,15 +67,24 @@ func providerPrefix(value string) (string, Provider) {
 		{"AKIA", ProviderAWS},
 		{"ASIA", ProviderAWS},
 	}
-	for _, c := range &prefixes {
-		if strings.HasPrefix(value, c.prefix) {
-			if len(value) == len(c.prefix) {
+}
+
+// truncatedPrefix returns the one known prefix that head (the part of a
+// redacted key before its elision) is a proper beginning of, as when a
+// redaction keeps ten characters of "sk-svcacct-…". When none or several
+// are, it returns "", "": the head is then read as it stands.
+func truncatedPrefix(head string) (string, Provider) {
+	var prefix string
+	var provider Provider
+	for _, c := range knownPrefixes() {
+		if len(head) < len(c.prefix) && strings.HasPrefix(c.prefix, head) {
+			if prefix != "" {
 				return "", ""
 			}
-			return c.prefix, c.provider
+			prefix, provider = c.prefix, c.provider
 		}
 	}
-	return "", ""
+	return prefix, provider
 }
 
 // DetectProvider guesses the provider from the value's prefix, or returns ""

@@ -133,3 +133,33 @@ func ProviderAdminErrorKindOf(err error) ProviderAdminErrorKind {
 	}
 	return ""
 }
+
+// ServiceAccountAdmin is the part of a provider admin client that rotates
+// a key by making a new one: OpenAI creates a project service account
+// together with its one API key. The store uses it for automated
+// rotation; a ProviderAdmin that lacks it cannot rotate at the provider.
+type ServiceAccountAdmin interface {
+	// CreateServiceAccount creates a service account named name in
+	// project and returns it with its new key, value included (OpenAI
+	// shows the value once, in this answer).
+	CreateServiceAccount(ctx context.Context, c ProviderCredential, project, name string) (ServiceAccountKey, error)
+}
+
+// ServiceAccountKey is what the provider returns once when it creates a
+// service account: the account and its first API key, value included.
+// Value is a secret: seal it, never log it (String and GoString leave it
+// out).
+type ServiceAccountKey struct {
+	ServiceAccountID string // svc_acct_…
+	Name             string
+	KeyID            string // key_…
+	Value            string
+}
+
+// String names the account and key, never the value.
+func (k ServiceAccountKey) String() string {
+	return fmt.Sprintf("service account %s (%s), key %s", k.ServiceAccountID, k.Name, k.KeyID)
+}
+
+// GoString keeps %#v from printing the value as well.
+func (k ServiceAccountKey) GoString() string { return k.String() }

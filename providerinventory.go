@@ -271,6 +271,14 @@ func Unused(lastUsed, created *time.Time, now time.Time) bool {
 func MatchHint(hint string) string {
 	hint = strings.TrimSpace(hint)
 	prefix, p := providerPrefix(hint)
+	if i := strings.IndexAny(hint, ".…*"); i >= 0 {
+		head := hint[:i]
+		// A redaction may cut the prefix short ("sk-svcacct..."): the
+		// one known prefix that begins with the head is the key's.
+		if tp, tprov := truncatedPrefix(head); tp != "" {
+			prefix, p = tp, tprov
+		}
+	}
 	if p == "" {
 		return ""
 	}

@@ -71,3 +71,65 @@ func TestProviderRevokeNeedsAReason(t *testing.T) {
 		t.Errorf("an over-long reason was accepted")
 	}
 }
+
+func TestRotatableAtProvider(t *testing.T) {
+	sa := keyledger.KeyAtProvider{ID: 1, Provider: keyledger.ProviderOpenAI, ProviderKeyID: "key_1", ProjectID: "proj_1",
+		Status: keyledger.ProviderKeyActive, OwnerType: keyledger.OwnerServiceAccount, Linked: true}
+	person := sa
+	person.OwnerType = "user"
+	old := sa
+	old.Linked, old.Version = false, 1
+	gone := sa
+	now := time.Now()
+	gone.DeletedAt = &now
+	other := sa
+	other.ID, other.ProviderKeyID = 2, "key_2"
+	noProject := sa
+	noProject.ProjectID = ""
+	openai := &keyledger.Key{Provider: keyledger.ProviderOpenAI}
+	archived := &keyledger.Key{Provider: keyledger.ProviderOpenAI, ArchivedAt: &now}
+	anthropic := &keyledger.Key{Provider: keyledger.ProviderAnthropic}
+	for _, c := range []struct {
+		name string
+		k    *keyledger.Key
+		at   []keyledger.KeyAtProvider
+		want string // provider key id, or "" for refused
+	}{
+		{"service account", openai, []keyledger.KeyAtProvider{sa, old}, "key_1"},
+		{"a person's key", openai, []keyledger.KeyAtProvider{person}, ""},
+		{"only an old version", openai, []keyledger.KeyAtProvider{old}, ""},
+		{"deleted at the provider", openai, []keyledger.KeyAtProvider{gone}, ""},
+		{"two linked", openai, []keyledger.KeyAtProvider{sa, other}, ""},
+		{"no project", openai, []keyledger.KeyAtProvider{noProject}, ""},
+		{"archived", archived, []keyledger.KeyAtProvider{sa}, ""},
+		{"anthropic", anthropic, []keyledger.KeyAtProvider{sa}, ""},
+	} {
+		got, err := keyledger.RotatableAtProvider(c.k, c.at)
+		if c.want == "" {
+			if keyledger.ErrorCode(err) != keyledger.ECONFLICT {
+				t.Errorf("%s: err = %v, want a conflict in plain words", c.name, err)
+			}
+			continue
+		}
+		if err != nil || got.ProviderKeyID != c.want {
+			t.Errorf("%s: %+v, %v; want %s", c.name, got, err, c.want)
+		}
+	}
+}
+
+func TestCanRotateAtProvider(t *testing.T) {
+	for _, c := range []struct {
+		u  *keyledger.User
+		ok bool
+	}{
+		{&keyledger.User{Role: keyledger.RoleAdmin, Status: keyledger.UserActive}, true},
+		{&keyledger.User{Role: keyledger.RoleLead, Status: keyledger.UserActive}, true},
+		{&keyledger.User{Role: keyledger.RoleMember, Status: keyledger.UserActive}, false},
+		{&keyledger.User{Role: keyledger.RoleAdmin, Status: keyledger.UserDeactivated}, false},
+		{nil, false},
+	} {
+		if err := keyledger.CanRotateAtProvider(c.u); (err == nil) != c.ok {
+			t.Errorf("%+v: %v", c.u, err)
+		}
+	}
+}

@@ -104,7 +104,10 @@ type Client struct {
 	sleep        func(ctx context.Context, d time.Duration) error
 }
 
-var _ keyledger.ProviderAdmin = (*Client)(nil)
+var (
+	_ keyledger.ProviderAdmin       = (*Client)(nil)
+	_ keyledger.ServiceAccountAdmin = (*Client)(nil)
+)
 
 // New returns a Client for cfg. A Config that Validate rejects gives a
 // Client whose calls all return that error, so cmd should call Validate at

@@ -8,15 +8,9 @@ import (
 	"github.com/keyledger/keyledger"
 )
 
-// ServiceAccountKey is what OpenAI returns once when it creates a project
-// service account: the account and its first API key, value included.
-// Value is a secret: seal it, never log it.
-type ServiceAccountKey struct {
-	ServiceAccountID string // svc_acct_…
-	Name             string
-	KeyID            string // key_…
-	Value            string
-}
+// ServiceAccountKey is the root package's: the one definition of what
+// CreateServiceAccount returns, for the store and for callers here.
+type ServiceAccountKey = keyledger.ServiceAccountKey
 
 // CreateServiceAccount creates a service account named name in an OpenAI
 // project (POST /v1/organization/projects/{project}/service_accounts) and

@@ -242,6 +242,83 @@ func (w *providerSyncWorker) Timeout(*river.Job[ProviderSyncArgs]) time.Duration
 	return 10 * time.Minute
 }
 
+// ProviderRotateScanArgs ends rotations at the provider whose grace
+// period is over (revoking the old key there) and enqueues one automated
+// rotation per key that is due.
+type ProviderRotateScanArgs struct{}
+
+// Kind names the job in River's tables.
+func (ProviderRotateScanArgs) Kind() string { return "keyledger.provider_rotate_scan" }
+
+// ProviderRotateArgs rotates one key at its provider.
+type ProviderRotateArgs struct {
+	KeyID string `json:"key_id"`
+}
+
+// Kind names the job in River's tables.
+func (ProviderRotateArgs) Kind() string { return "keyledger.provider_rotate" }
+
+type providerRotateScanWorker struct {
+	river.WorkerDefaults[ProviderRotateScanArgs]
+	s   *Store
+	cfg JobsConfig
+}
+
+func (w *providerRotateScanWorker) Work(ctx context.Context, job *river.Job[ProviderRotateScanArgs]) error {
+	if w.cfg.ProviderAdmin == nil {
+		return nil
+	}
+	// A failed revoke is audited and on the key's page; it is tried again
+	// at the next scan, so the scan itself goes on.
+	if _, err := w.s.RevokeRotatedAway(ctx, w.cfg.ProviderAdmin); err != nil {
+		w.cfg.Logger.WarnContext(ctx, "revoke after rotation at provider", "error", err)
+	}
+	ids, err := w.s.KeysToRotateAtProvider(ctx, 100)
+	if err != nil || len(ids) == 0 {
+		return err
+	}
+	client := river.ClientFromContext[pgx.Tx](ctx)
+	params := make([]river.InsertManyParams, 0, len(ids))
+	for _, id := range ids {
+		params = append(params, river.InsertManyParams{Args: ProviderRotateArgs{KeyID: id}, InsertOpts: &river.InsertOpts{
+			// A failure is recorded on the key and tried again after
+			// ProviderRotateRetry: never two rotations of a key at once,
+			// never River's quick retries against a provider that said 429.
+			MaxAttempts: 1,
+			UniqueOpts:  river.UniqueOpts{ByArgs: true, ByPeriod: ProviderRotateRetry},
+		}})
+	}
+	if _, err := client.InsertMany(ctx, params); err != nil {
+		return fmt.Errorf("enqueue %d rotations at provider: %w", len(ids), err)
+	}
+	return nil
+}
+
+type providerRotateWorker struct {
+	river.WorkerDefaults[ProviderRotateArgs]
+	s   *Store
+	cfg JobsConfig
+}
+
+func (w *providerRotateWorker) Work(ctx context.Context, job *river.Job[ProviderRotateArgs]) error {
+	if w.cfg.ProviderAdmin == nil {
+		return nil
+	}
+	_, err := w.s.AutoRotateKey(ctx, w.cfg.ProviderAdmin, job.Args.KeyID)
+	if code := keyledger.ErrorCode(err); err != nil && code != keyledger.EINTERNAL {
+		// Recorded on the key's page and in the audit log (or the key is
+		// gone, or rotation was turned off since): nothing for River.
+		w.cfg.Logger.WarnContext(ctx, "rotation at provider did not happen", "key", job.Args.KeyID, "code", code)
+		return nil
+	}
+	return err
+}
+
+// Timeout leaves room for the provider's own 20 s.
+func (w *providerRotateWorker) Timeout(*river.Job[ProviderRotateArgs]) time.Duration {
+	return time.Minute
+}
+
 // ValueAlertsArgs sends pending value alerts (see SendValueAlerts): a
 // key's value offered by someone outside its reveal policy. Every minute,
 // not with the daily reminders: it is news about a possible leak.
@@ -298,6 +375,8 @@ func (s *Store) NewJobs(cfg JobsConfig) (*river.Client[pgx.Tx], error) {
 	river.AddWorker(workers, &notifyWorker[ValueAlertsArgs]{cfg: cfg, send: s.SendValueAlerts})
 	river.AddWorker(workers, &providerSyncScanWorker{s: s, cfg: cfg})
 	river.AddWorker(workers, &providerSyncWorker{s: s, cfg: cfg})
+	river.AddWorker(workers, &providerRotateScanWorker{s: s, cfg: cfg})
+	river.AddWorker(workers, &providerRotateWorker{s: s, cfg: cfg})
 	river.AddWorker(workers, &notifyWorker[LeakAlertsArgs]{cfg: cfg, send: s.SendLeakAlerts})
 	periodic := func(every time.Duration, args river.JobArgs) *river.PeriodicJob {
 		return river.NewPeriodicJob(river.PeriodicInterval(every),
@@ -322,6 +401,9 @@ func (s *Store) NewJobs(cfg JobsConfig) (*river.Client[pgx.Tx], error) {
 			// Scanned more often than the interval, so a new connection
 			// or a shortened interval is picked up soon.
 			periodic(min(cfg.ScanInterval, cfg.ProviderSyncInterval, 10*time.Minute), ProviderSyncScanArgs{}),
+			// Rotations at the provider that are due, and old keys there
+			// whose grace period is over.
+			periodic(min(cfg.ScanInterval, 10*time.Minute), ProviderRotateScanArgs{}),
 			// Opening an incident enqueues its alert at once; this retries
 			// sends that failed.
 			periodic(min(cfg.ScanInterval, time.Minute), LeakAlertsArgs{}),

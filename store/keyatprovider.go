@@ -20,7 +20,8 @@ const keyAtProviderColumns = `pk.id, c.id::text, c.name, c.provider, pk.provider
 	coalesce((SELECT max(v.version) FROM key_versions v WHERE v.key_id = $1 AND pk.match_hint <> '' AND v.masked_hint = pk.match_hint), 0),
 	coalesce(pk.key_id = $1, false),
 	coalesce((SELECT json_agg(json_build_array(to_char(u.day, 'YYYY-MM-DD'), u.requests, u.input_tokens, u.output_tokens) ORDER BY u.day)
-		FROM provider_usage u WHERE u.connection_id = pk.connection_id AND u.provider_key_id = pk.provider_key_id AND u.day >= $2::date), '[]')`
+		FROM provider_usage u WHERE u.connection_id = pk.connection_id AND u.provider_key_id = pk.provider_key_id AND u.day >= $2::date), '[]'),
+	pk.owner_type`
 
 // keyAtProviderFrom selects the provider keys of key $1 at live
 // connections of provider $3: the ones linked to it, and the ones nobody
@@ -36,7 +37,7 @@ func scanKeyAtProvider(r pgx.Row) (keyledger.KeyAtProvider, error) {
 	var p string
 	var usage []byte
 	err := r.Scan(&k.ID, &k.ConnectionID, &k.ConnectionName, &p, &k.ProviderKeyID, &k.Name, &k.Hint, &k.ProjectID, &k.ProjectName,
-		&k.Status, &k.CreatedBy, &k.CreatedAt, &k.LastUsedAt, &k.LastSeenAt, &k.DeletedAt, &k.RevokedAt, &k.RevokedBy, &k.Version, &k.Linked, &usage)
+		&k.Status, &k.CreatedBy, &k.CreatedAt, &k.LastUsedAt, &k.LastSeenAt, &k.DeletedAt, &k.RevokedAt, &k.RevokedBy, &k.Version, &k.Linked, &usage, &k.OwnerType)
 	if err != nil {
 		return k, err
 	}

@@ -83,6 +83,11 @@ func (s *Store) CreateKey(ctx context.Context, actor keyledger.Actor, in keyledg
 			VALUES ($1, 1, $2, $3, $4, $5, $6, $7, $8, $9)`, id, sealed.KEKID, sealed.WrappedDEK, sealed.Nonce, sealed.Ciphertext, hint, fp, actor.User.ID, now); err != nil {
 			return err
 		}
+		// Provider keys synced before this registration whose hint is
+		// this key's are matched now, not at the next sync.
+		if err := matchProviderKeysByHint(ctx, tx, string(nk.Provider), hint); err != nil {
+			return err
+		}
 		details := map[string]any{"provider": string(nk.Provider), "project": nk.Project, "owner": nk.OwnerEmail}
 		if keyledger.LiveKeyMisplaced(nk.Value, env) {
 			// The detail keeps its first name so that existing audit

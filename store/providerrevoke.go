@@ -144,6 +144,23 @@ func (s *Store) revokeAtProvider(ctx context.Context, actor keyledger.Actor, pa 
 	if err := keyledger.CanProviderRevoke(fresh, env, owner, s.now()); err != nil {
 		return res, err
 	}
+	return s.revokeNow(ctx, fresh, pa, t, reason)
+}
+
+// revokeNow is the call and its record, for an actor already allowed: a
+// person the rule let through (revokeAtProvider), or the scheduler ending
+// a rotation at the provider whose grace period is over (the rotation
+// was allowed when it was made). Idempotent: a key keyledger revoked
+// before is not called again.
+func (s *Store) revokeNow(ctx context.Context, fresh keyledger.Actor, pa keyledger.ProviderAdmin, t revokeTarget, reason string) (keyledger.ProviderRevokeResult, error) {
+	res := keyledger.ProviderRevokeResult{Key: t.at}
+	if pa == nil || !pa.Supports(t.at.Provider) {
+		return res, keyledger.Errorf(keyledger.EUNAVAILABLE, "This keyledger has no admin client for %s; revoke the key in its dashboard.", t.at.Provider.Label())
+	}
+	var by any // NULL: the scheduler
+	if fresh.User != nil {
+		by = fresh.User.ID
+	}
 	if t.at.RevokedAt != nil {
 		// Idempotent: keyledger revoked it before; nothing to call. A
 		// leak incident opened since still learns that it is revoked.
@@ -200,7 +217,7 @@ func (s *Store) revokeAtProvider(ctx context.Context, actor keyledger.Actor, pa 
 			status = keyledger.ProviderKeyInactive
 		}
 		err := tx.QueryRow(ctx, `UPDATE provider_keys SET revoked_at = $2, revoked_by = $3, status = $4 WHERE id = $1 AND revoked_at IS NULL
-			RETURNING revoked_at`, t.at.ID, now, fresh.User.ID, status).Scan(&res.Key.RevokedAt)
+			RETURNING revoked_at`, t.at.ID, now, by, status).Scan(&res.Key.RevokedAt)
 		if errors.Is(err, pgx.ErrNoRows) {
 			// Revoked by someone else meanwhile: the provider call was a
 			// harmless repeat, and their event stands.
@@ -210,7 +227,7 @@ func (s *Store) revokeAtProvider(ctx context.Context, actor keyledger.Actor, pa 
 		if err != nil {
 			return fmt.Errorf("record revoke at provider: %w", err)
 		}
-		res.Key.Status, res.Key.RevokedBy = status, fresh.User.Email
+		res.Key.Status, res.Key.RevokedBy = status, fresh.Label()
 		if err := writeAudit(ctx, tx, entry); err != nil {
 			return err
 		}
@@ -243,10 +260,27 @@ func providerStatus(err error) int {
 	return 0
 }
 
+// callWords is how a failed provider call is told: what keyledger tried
+// (to revoke the key, to create a new key), what did not happen, and
+// what a person does by hand.
+type callWords struct {
+	tried, nothing, byHand string
+}
+
+var revokeWords = callWords{tried: "revoke the key", nothing: " Nothing was revoked: the key still works.", byHand: "revoke the key in %s's dashboard"}
+
+var rotateWords = callWords{tried: "create the new key", nothing: " Nothing was rotated: the key is as it was and still works.", byHand: "rotate the key by hand in %s's dashboard"}
+
 // revokeFailure says in plain words why the provider did not revoke the
 // key, and what to do. It never holds the admin key (a
 // *ProviderAdminError does not).
 func revokeFailure(at keyledger.KeyAtProvider, err error) error {
+	return providerCallFailure(at, err, revokeWords)
+}
+
+// providerCallFailure says in plain words why a call to the provider
+// about key at did not work, and what to do.
+func providerCallFailure(at keyledger.KeyAtProvider, err error, w callWords) error {
 	p := at.Provider.Label()
 	var pe *keyledger.ProviderAdminError
 	if !errors.As(err, &pe) {
@@ -256,7 +290,7 @@ func revokeFailure(at keyledger.KeyAtProvider, err error) error {
 			pe = &keyledger.ProviderAdminError{Kind: keyledger.ProviderUnavailable}
 		}
 	}
-	nothing := " Nothing was revoked: the key still works."
+	nothing, byHand := w.nothing, fmt.Sprintf(w.byHand, p)
 	switch pe.Kind {
 	case keyledger.ProviderUnauthorized:
 		return keyledger.Errorf(keyledger.EUNAVAILABLE, "%s refused the admin key of the connection %q (HTTP %d): it was revoked or lacks the permission. An admin must replace the connection's admin key.%s", p, at.ConnectionName, pe.Status, nothing)
@@ -265,15 +299,15 @@ func revokeFailure(at keyledger.KeyAtProvider, err error) error {
 		e.RetryAfter = pe.RetryAfter
 		return e
 	case keyledger.ProviderTimeout:
-		return keyledger.Errorf(keyledger.EUNAVAILABLE, "%s did not answer in time.%s Try again in a minute; if it keeps failing, revoke the key in %s's dashboard.", p, nothing, p)
+		return keyledger.Errorf(keyledger.EUNAVAILABLE, "%s did not answer in time.%s Try again in a minute; if it keeps failing, %s.", p, nothing, byHand)
 	case keyledger.ProviderRejected:
 		msg := ""
 		if pe.Message != "" {
 			msg = ": " + pe.Message
 		}
-		return keyledger.Errorf(keyledger.EUNAVAILABLE, "%s refused to revoke the key (HTTP %d%s).%s", p, pe.Status, msg, nothing)
+		return keyledger.Errorf(keyledger.EUNAVAILABLE, "%s refused to %s (HTTP %d%s).%s", p, w.tried, pe.Status, msg, nothing)
 	}
-	return keyledger.Errorf(keyledger.EUNAVAILABLE, "%s could not be reached or answered with an error.%s Try again later, or revoke the key in %s's dashboard.", p, nothing, p)
+	return keyledger.Errorf(keyledger.EUNAVAILABLE, "%s could not be reached or answered with an error.%s Try again later, or %s.", p, nothing, byHand)
 }
 
 func retryIn(d time.Duration) string {

@@ -161,21 +161,59 @@ func upsertProviderKeys(ctx context.Context, tx pgx.Tx, connID string, keys []ke
 	return inserted, nil
 }
 
-// matchProviderKeys matches every live key of the connection that no
-// admin linked by hand, in one statement. The candidates of a provider
-// key are the live registered keys of the same provider whose masked hint
-// equals its match hint (same known prefix, same last four characters).
-// One candidate: matched. Several: those whose project is the provider
-// key's project (by id or name, case-insensitively) decide when exactly
-// one is; otherwise ambiguous, linked to none. None: unmatched, a shadow
-// key. No value is read: hints only.
+// matchScope says which provider keys a pass of matchProviderKeysIn
+// decides again: every live key of one connection (a sync), or the live
+// keys of every live connection of a provider whose match hint is one of
+// hints (a key registered, rotated or rolled back: only the provider keys
+// whose candidates it changed).
+type matchScope struct {
+	connID   string // "" for every live connection of provider
+	provider string
+	hints    []string // nil for every hint
+}
+
+// matchProviderKeys matches every live key of connection connID (a
+// sync, an unlink) by the one matching rule (matchProviderKeysIn).
 func matchProviderKeys(ctx context.Context, tx pgx.Tx, connID, provider string) error {
-	_, err := tx.Exec(ctx, `WITH cand AS (
-		SELECT pk.id, k.id AS key_id,
-			pk.project_id <> '' AND lower(k.project) IN (lower(pk.project_id), lower(pk.project_name)) AS same_project
-		FROM provider_keys pk
-		JOIN keys k ON k.provider = $2 AND k.masked_hint = pk.match_hint AND k.archived_at IS NULL
-		WHERE pk.connection_id = $1 AND pk.deleted_at IS NULL AND pk.linked_by IS NULL AND pk.match_hint <> ''
+	return matchProviderKeysIn(ctx, tx, matchScope{connID: connID, provider: provider})
+}
+
+// matchProviderKeysByHint matches the provider keys whose candidates a
+// registered key of provider changed: those whose match hint is one of
+// hints (its masked hint now, and before a rotation or rollback), at
+// every live connection of provider, by the same rule.
+func matchProviderKeysByHint(ctx context.Context, tx pgx.Tx, provider string, hints ...string) error {
+	if hints == nil {
+		hints = []string{}
+	}
+	return matchProviderKeysIn(ctx, tx, matchScope{provider: provider, hints: hints})
+}
+
+// matchProviderKeysIn matches the provider keys in scope that no admin
+// linked by hand, in one statement: the one definition of the matching
+// rule, for the sync and for registration alike. The candidates of a
+// provider key are the live registered keys of the same provider whose
+// masked hint equals its match hint (same known prefix, same last four
+// characters). One candidate: matched. Several: those whose project is
+// the provider key's project (by id or name, case-insensitively) decide
+// when exactly one is; otherwise ambiguous, linked to none. None:
+// unmatched, a shadow key. No value is read: hints only.
+func matchProviderKeysIn(ctx context.Context, tx pgx.Tx, sc matchScope) error {
+	var connID any
+	if sc.connID != "" {
+		connID = sc.connID
+	}
+	_, err := tx.Exec(ctx, `WITH scope AS (
+		SELECT pk.id, pk.match_hint, pk.project_id, pk.project_name
+		FROM provider_keys pk JOIN provider_connections c ON c.id = pk.connection_id AND c.removed_at IS NULL AND c.provider = $2
+		WHERE ($1::uuid IS NULL OR pk.connection_id = $1::uuid) AND ($6::text[] IS NULL OR pk.match_hint = ANY ($6::text[]))
+			AND pk.deleted_at IS NULL AND pk.linked_by IS NULL
+	), cand AS (
+		SELECT p.id, k.id AS key_id,
+			p.project_id <> '' AND lower(k.project) IN (lower(p.project_id), lower(p.project_name)) AS same_project
+		FROM scope p
+		JOIN keys k ON k.provider = $2 AND k.masked_hint = p.match_hint AND k.archived_at IS NULL
+		WHERE p.match_hint <> ''
 	), agg AS (
 		SELECT id, count(*) AS n, count(*) FILTER (WHERE same_project) AS np,
 			(array_agg(key_id ORDER BY key_id))[1] AS any_key,
@@ -186,9 +224,9 @@ func matchProviderKeys(ctx context.Context, tx pgx.Tx, connID, provider string) 
 		key_id = CASE WHEN a.n = 1 THEN a.any_key WHEN a.np = 1 THEN a.project_key END,
 		match_state = CASE WHEN a.n IS NULL THEN $5 WHEN a.n = 1 OR a.np = 1 THEN $3 ELSE $4 END,
 		match_candidates = coalesce(a.n, 0)
-	FROM provider_keys p LEFT JOIN agg a ON a.id = p.id
-	WHERE pk.id = p.id AND p.connection_id = $1 AND p.deleted_at IS NULL AND p.linked_by IS NULL`,
-		connID, provider, keyledger.MatchMatched, keyledger.MatchAmbiguous, keyledger.MatchUnmatched)
+	FROM scope p LEFT JOIN agg a ON a.id = p.id
+	WHERE pk.id = p.id`,
+		connID, sc.provider, keyledger.MatchMatched, keyledger.MatchAmbiguous, keyledger.MatchUnmatched, sc.hints)
 	if err != nil {
 		return fmt.Errorf("match provider keys: %w", err)
 	}

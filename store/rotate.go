@@ -16,6 +16,21 @@ import (
 // the destroy job shreds it. Two rotations racing from the same version:
 // the conditional update lets exactly one win; the other gets a conflict.
 func (s *Store) RotateKey(ctx context.Context, actor keyledger.Actor, id string, in keyledger.RotateInput) (*keyledger.Key, error) {
+	return s.rotate(ctx, actor, id, in, rotateExtra{})
+}
+
+// rotateExtra is what a rotation at the provider adds to a rotation: a
+// step inside its transaction before the provider keys are matched (the
+// new provider key's row, the old one's revoke date), and details for
+// its key.rotate event.
+type rotateExtra struct {
+	beforeMatch func(tx pgx.Tx, k *keyledger.Key, newVersion int, destroyAfter time.Time) error
+	details     map[string]any
+}
+
+// rotate is RotateKey with extra: the one rotation path, for a value a
+// person typed and for one a provider created.
+func (s *Store) rotate(ctx context.Context, actor keyledger.Actor, id string, in keyledger.RotateInput, extra rotateExtra) (*keyledger.Key, error) {
 	if err := keyledger.CheckScope(actor, keyledger.ScopeWrite); err != nil {
 		return nil, err
 	}
@@ -81,9 +96,24 @@ func (s *Store) RotateKey(ctx context.Context, actor keyledger.Actor, id string,
 		if err := leakRotatedAway(ctx, tx, actor, id, expected, newVersion, now); err != nil {
 			return err
 		}
+		if extra.beforeMatch != nil {
+			if err := extra.beforeMatch(tx, k, newVersion, destroyAfter); err != nil {
+				return err
+			}
+		}
+		// The provider key carrying the new value is linked now; the one
+		// carrying the old value is the superseded version's (see
+		// KeysAtProvider), as the next sync would decide.
+		if err := matchProviderKeysByHint(ctx, tx, string(k.Provider), k.MaskedHint, hint); err != nil {
+			return err
+		}
+		details := map[string]any{"from_version": expected, "grace_days": rot.GraceDays,
+			"previous_destroyed_after": destroyAfter.UTC().Format(time.RFC3339)}
+		for name, v := range extra.details {
+			details[name] = v
+		}
 		if err := writeAudit(ctx, tx, auditEntry{Actor: actor, Action: keyledger.ActionKeyRotate, KeyID: id, KeyName: k.Name, KeyVersion: newVersion,
-			Environment: k.Environment, Details: map[string]any{"from_version": expected, "grace_days": rot.GraceDays,
-				"previous_destroyed_after": destroyAfter.UTC().Format(time.RFC3339)}}); err != nil {
+			Environment: k.Environment, Details: details}); err != nil {
 			return err
 		}
 		*t = touchedKeys(actor, now)
@@ -162,6 +192,15 @@ func (s *Store) RollbackKey(ctx context.Context, actor keyledger.Actor, id strin
 		}
 		if _, err := tx.Exec(ctx, `UPDATE keys SET current_version = $2, fingerprint = coalesce($3, fingerprint), masked_hint = $4,
 			updated_by = $5, updated_at = $6 WHERE id = $1`, id, version, fp, hint, actor.User.ID, now); err != nil {
+			return err
+		}
+		if err := matchProviderKeysByHint(ctx, tx, string(k.Provider), k.MaskedHint, hint); err != nil {
+			return err
+		}
+		// The version rolled back to is current again: its provider key,
+		// rotated away at the provider, must not be revoked there.
+		if _, err := tx.Exec(ctx, `UPDATE provider_keys SET revoke_after = NULL WHERE rotated_key = $1 AND match_hint = $2 AND revoke_after IS NOT NULL`,
+			id, hint); err != nil {
 			return err
 		}
 		if err := writeAudit(ctx, tx, auditEntry{Actor: actor, Action: keyledger.ActionKeyRollback, KeyID: id, KeyName: k.Name, KeyVersion: version,

@@ -85,9 +85,12 @@ var txWithoutSync = map[string]string{
 	"Store.recordSyncFailure":        "a sync result on the connection",
 	// Usage at the provider and spend alerts: numbers and alert
 	// bookkeeping about keys, never their owners or versions.
-	"Store.SyncProviderUsage":  "system job: usage numbers",
-	"Store.RaiseSpendAlerts":   "system job: alert bookkeeping and its audit event (neither a reveal nor an export)",
-	"Store.auditRevokeFailure": "the audit event of a revoke the provider refused (nothing changed)",
+	"Store.SyncProviderUsage":   "system job: usage numbers",
+	"Store.RaiseSpendAlerts":    "system job: alert bookkeeping and its audit event (neither a reveal nor an export)",
+	"Store.auditRevokeFailure":  "the audit event of a revoke the provider refused (nothing changed)",
+	"Store.SetAutoRotate":       "a key's automated-rotation switch: no owner, version or reveal changes",
+	"Store.noteRotationError":   "the words of a failed revoke after a rotation on the key's rotation row (revokeNow wrote the changes)",
+	"Store.recordRotateAttempt": "a failed rotation at the provider: its words on the key's rotation row and its audit event (nothing rotated)",
 	// The audit chain links events already written.
 	"Store.chainBatch":       "the audit chainer",
 	"Store.ensureAuditEpoch": "audit bookkeeping at start",

@@ -148,6 +148,17 @@ type KeyDetailView struct {
 	ProviderStepUpNeeded bool
 	// ProviderRevoke is the state of the revoke form just posted.
 	ProviderRevoke ProviderRevokeForm
+	// Rotation is the key's automated rotation at its provider.
+	Rotation keyledger.ProviderRotation
+	// RotateRefusal says why keyledger cannot rotate this key at the
+	// provider ("" when it can).
+	RotateRefusal string
+	// CanRotateAtProvider: the person may turn automated rotation on or
+	// off and rotate now (leads, admins) and the admin client creates
+	// keys.
+	CanRotateAtProvider bool
+	// RotateFailure: a rotation or switch just posted was refused.
+	RotateFailure string
 }
 
 // ProviderRevokeForm is a posted "revoke at the provider" form coming

@@ -87,3 +87,13 @@ func (v OffboardingView) providerRevokeFor(id int64) ItemProviderRevokeForm {
 	}
 	return ItemProviderRevokeForm{}
 }
+
+// showRotation: the key page has a "Rotation at OpenAI" part when
+// keyledger can rotate the key there, or rotation was turned on or tried.
+func (v KeyDetailView) showRotation() bool {
+	if v.Key.Provider != keyledger.ProviderOpenAI || v.Key.Archived() {
+		return false
+	}
+	r := v.Rotation
+	return v.RotateRefusal == "" || r.Enabled || r.LastError != "" || r.LastRotatedAt != nil || v.RotateFailure != ""
+}

@@ -248,7 +248,12 @@ func TestBrowserAccessibility(t *testing.T) {
 	fakes := newProviderFakes(t)
 	env := newEnv(t, fakes.option())
 	ctx := context.Background()
-	devValue, prodValue, oldValue := authzSecret(), authzSecret(), authzSecret()
+	// The production and staging values end otherwise than the
+	// development one: keys registered with the same hint would make the
+	// development key's match at OpenAI ambiguous (matching runs at
+	// registration too), and its page would offer no revoke there.
+	devValue := authzSecret()
+	prodValue, oldValue := "sk-proj-"+authzRand(20)+"Prd1", "sk-proj-"+authzRand(20)+"Stg2"
 	dev := env.createKey("member", "development", "OpenAI dev", devValue)
 	a11yProviders(t, env, fakes, devValue)
 	// A provider connection with every inventory state on show.

@@ -326,6 +326,14 @@ func authzCases() []authzCase {
 			return w(k)
 		}
 	}
+	rotators := func(suffix string, w func(k *keyledger.Key) authzWant) func(string, string, *keyledger.Key) authzWant {
+		return func(a, _ string, k *keyledger.Key) authzWant {
+			if a != actorAdmin && a != actorLead {
+				return needUser(a, http.MethodPost, "/keys/"+k.ID+suffix, no403)
+			}
+			return w(k)
+		}
+	}
 	editForm := func(_, _, uniq string) url.Values {
 		return url.Values{"project": {"edited-" + uniq}, "owner": {"member@example.com"}, "scope": {"All"},
 			"rotation_days": {"30"}, "description": {"edited by the authz matrix"}}
@@ -434,6 +442,30 @@ func authzCases() []authzCase {
 			want: editors("POST", "/provider-revoke", func(*keyledger.Key) authzWant { return authzWant{status: http.StatusConflict} })},
 		{route: "POST /keys/:id/provider-revoke", name: "without reason", method: "POST", perEnv: true, needsKey: true, path: keyPath("/provider-revoke"),
 			want: editors("POST", "/provider-revoke", func(*keyledger.Key) authzWant { return authzWant{status: http.StatusUnprocessableEntity} })},
+		// Rotation at the provider is leads' and admins'. The matrix's key
+		// is linked to no provider key: turning it on is refused with the
+		// reason (409), turning it off (it is off) is done, and "Rotate
+		// now" is refused (409), recorded as a failed attempt; nothing is
+		// called and the version stays.
+		{route: "POST /keys/:id/auto-rotate", name: "on", method: "POST", perEnv: true, needsKey: true, path: keyPath("/auto-rotate"),
+			form: func(string, string, string) url.Values { return url.Values{"enabled": {"on"}} },
+			want: rotators("/auto-rotate", func(*keyledger.Key) authzWant { return authzWant{status: http.StatusConflict} }),
+			check: func(t *testing.T, env *testEnv, k *keyledger.Key, _ url.Values, _ authzWant) {
+				authzCheckActions(t, env, k, keyledger.ActionAutoRotateOn, false)
+			}},
+		{route: "POST /keys/:id/auto-rotate", name: "off", method: "POST", perEnv: true, needsKey: true, path: keyPath("/auto-rotate"),
+			form: func(string, string, string) url.Values { return url.Values{"enabled": {"off"}} },
+			want: rotators("/auto-rotate", func(k *keyledger.Key) authzWant {
+				return authzWant{status: http.StatusSeeOther, location: "/keys/" + k.ID + "?auto_rotate=off"}
+			})},
+		{route: "POST /keys/:id/provider-rotate", method: "POST", perEnv: true, needsKey: true, path: keyPath("/provider-rotate"),
+			want: rotators("/provider-rotate", func(*keyledger.Key) authzWant { return authzWant{status: http.StatusConflict} }),
+			check: func(t *testing.T, env *testEnv, k *keyledger.Key, _ url.Values, got authzWant) {
+				if v := authzGetKey(env, t, k.ID).CurrentVersion; v != 1 {
+					t.Errorf("current version %d after status %d", v, got.status)
+				}
+				authzCheckActions(t, env, k, keyledger.ActionProviderRotateFailed, got.status == http.StatusConflict)
+			}},
 		{route: "POST /keys/:id/reveal", name: "with reason", method: "POST", perEnv: true, needsKey: true, path: keyPath("/reveal"),
 			form:  func(string, string, string) url.Values { return url.Values{"reason": {"authz matrix"}} },
 			want:  reveal(true),

@@ -210,6 +210,15 @@ func flashFromQuery(c echo.Context) []templates.Flash {
 	if v := q.Get("rolledback"); v != "" {
 		out = append(out, templates.Flash{Kind: "ok", Message: "Rolled back: version " + digits(v) + " is current again."})
 	}
+	if v := q.Get("provider_rotated"); v != "" {
+		out = append(out, templates.Flash{Kind: "ok", Message: "Rotated at the provider: version " + digits(v) + " is a new service account key, now current. The old key keeps working there until its grace period ends; then keyledger deletes it at the provider."})
+	}
+	switch q.Get("auto_rotate") {
+	case "on":
+		out = append(out, templates.Flash{Kind: "ok", Message: "Automated rotation at the provider is on for this key."})
+	case "off":
+		out = append(out, templates.Flash{Kind: "ok", Message: "Automated rotation at the provider is off for this key."})
+	}
 	switch q.Get("provider_revoked") {
 	case "":
 	case "already":
@@ -244,6 +253,9 @@ type detailExtras struct {
 	stepUpErr, stepUpMsg string
 	// providerRevoke is a revoke-at-the-provider form coming back.
 	providerRevoke templates.ProviderRevokeForm
+	// rotateFailure says why a rotation at the provider (or turning it
+	// on) was refused just now, in plain words.
+	rotateFailure string
 }
 
 func (s *Server) renderKeyDetailWith(c echo.Context, id string, status int, x detailExtras) error {
@@ -276,6 +288,9 @@ func (s *Server) renderKeyDetailWith(c echo.Context, id string, status int, x de
 	v.CanProviderRevoke = v.CanEdit && s.cfg.ProviderAdmin != nil && s.cfg.ProviderAdmin.Supports(k.Provider)
 	v.ProviderStepUpNeeded = keyledger.ErrorCode(keyledger.CanProviderRevoke(actor, &k.EnvironmentInfo, k.OwnerID, s.store.Now())) == keyledger.ESTEPUP
 	v.ProviderRevoke = x.providerRevoke
+	if err := s.rotationView(c, k, &v, x.rotateFailure); err != nil {
+		return err
+	}
 	v.CanVerify = s.cfg.Verifier != nil && s.cfg.Verifier.Supports(k.Provider) && (v.RevealAllowed || v.CanEdit)
 	p := s.page(c, k.Name, "keys")
 	p.Flash = x.flash

@@ -134,3 +134,70 @@ func (s *Server) offboardingProviderRevoke(c echo.Context) error {
 	}
 	return c.Redirect(http.StatusSeeOther, fmt.Sprintf("/offboarding/%d?provider_revoked=1", id))
 }
+
+// rotationView fills the key page's "Rotation at OpenAI" part: read only
+// for a key some provider lists (one statement more, on those pages only).
+func (s *Server) rotationView(c echo.Context, k *keyledger.Key, v *templates.KeyDetailView, failure string) error {
+	v.RotateFailure = failure
+	if k.Provider != keyledger.ProviderOpenAI || len(v.AtProvider) == 0 {
+		return nil
+	}
+	if _, err := keyledger.RotatableAtProvider(k, v.AtProvider); err != nil {
+		v.RotateRefusal = keyledger.ErrorMessage(err)
+	}
+	_, creates := s.cfg.ProviderAdmin.(keyledger.ServiceAccountAdmin)
+	v.CanRotateAtProvider = creates && keyledger.CanRotateAtProvider(currentUser(c)) == nil && !k.Archived()
+	var err error
+	v.Rotation, err = s.store.ProviderRotation(c.Request().Context(), s.actor(c), k)
+	return err
+}
+
+// keyAutoRotate turns automated rotation at the provider on or off
+// (POST /keys/{id}/auto-rotate: enabled = on|off). A key keyledger cannot
+// rotate there comes back to its page with the reason.
+func (s *Server) keyAutoRotate(c echo.Context) error {
+	id := c.Param("id")
+	var on bool
+	switch c.FormValue("enabled") {
+	case "on":
+		on = true
+	case "off":
+	default:
+		// An unknown key is not found, whatever the form says.
+		if _, err := s.store.GetKey(c.Request().Context(), s.actor(c), id); err != nil {
+			return err
+		}
+		return keyledger.Errorf(keyledger.EINVALID, "Say whether to turn automated rotation on or off (enabled = on or off).")
+	}
+	if err := s.store.SetAutoRotate(c.Request().Context(), s.actor(c), id, on); err != nil {
+		if keyledger.ErrorCode(err) == keyledger.ECONFLICT {
+			return s.renderKeyDetailWith(c, id, http.StatusConflict, detailExtras{rotateFailure: keyledger.ErrorMessage(err)})
+		}
+		return err
+	}
+	state := "off"
+	if on {
+		state = "on"
+	}
+	return c.Redirect(http.StatusSeeOther, "/keys/"+id+"?auto_rotate="+state)
+}
+
+// keyProviderRotate is "Rotate now at OpenAI" (POST
+// /keys/{id}/provider-rotate). A refusal or a provider failure comes back
+// on the key's page in plain words; the key is as it was.
+func (s *Server) keyProviderRotate(c echo.Context) error {
+	id := c.Param("id")
+	k, err := s.store.RotateAtProvider(c.Request().Context(), s.actor(c), s.cfg.ProviderAdmin, id)
+	if err != nil {
+		switch code := keyledger.ErrorCode(err); code {
+		case keyledger.ECONFLICT, keyledger.EUNAVAILABLE, keyledger.ETOOMANY:
+			var ke *keyledger.Error
+			if errors.As(err, &ke) && ke.RetryAfter > 0 {
+				c.Response().Header().Set("Retry-After", strconv.Itoa(int(ke.RetryAfter.Seconds()+0.5)))
+			}
+			return s.renderKeyDetailWith(c, id, statusOf(code), detailExtras{rotateFailure: keyledger.ErrorMessage(err)})
+		}
+		return err
+	}
+	return c.Redirect(http.StatusSeeOther, "/keys/"+id+"?provider_rotated="+strconv.Itoa(k.CurrentVersion))
+}

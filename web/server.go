@@ -186,6 +186,8 @@ func New(cfg Config, st *store.Store, log *slog.Logger) (*Server, error) {
 	auth.POST("/keys/:id/archive", s.keyArchive)
 	auth.POST("/keys/:id/reveal", s.keyReveal)
 	auth.POST("/keys/:id/provider-revoke", s.keyProviderRevoke)
+	auth.POST("/keys/:id/auto-rotate", s.keyAutoRotate)
+	auth.POST("/keys/:id/provider-rotate", s.keyProviderRotate)
 	auth.GET("/keys/:id/rotate", s.keyRotatePage)
 	auth.POST("/keys/:id/rotate", s.keyRotate)
 	auth.POST("/keys/:id/rollback", s.keyRollback)
