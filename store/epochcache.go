@@ -95,7 +95,11 @@ func (c *EpochCache[V]) Get(ctx context.Context, epoch int64, now time.Time, key
 		c.mu.Lock()
 		// Only a build at the current epoch may be kept: one of an older
 		// epoch may lack a write a newer request must see.
-		if old, ok := c.entries[key]; epoch == c.epoch && (ok && old.slot < slot || !ok && len(c.entries) < c.limit) {
+		old, ok := c.entries[key]
+		if !ok && len(c.entries) >= c.limit {
+			c.dropExpired(now)
+		}
+		if epoch == c.epoch && (ok && old.slot < slot || !ok && len(c.entries) < c.limit) {
 			c.entries[key] = kept[V]{slot: slot, v: v}
 		}
 		c.mu.Unlock()
@@ -106,6 +110,16 @@ func (c *EpochCache[V]) Get(ctx context.Context, epoch int64, now time.Time, key
 		return zero, err
 	}
 	return r.(V), nil
+}
+
+// dropExpired forgets the values whose slot is over, to make room. The
+// caller holds c.mu.
+func (c *EpochCache[V]) dropExpired(now time.Time) {
+	for k, e := range c.entries {
+		if e.slot < c.slot(k, now) {
+			delete(c.entries, k)
+		}
+	}
 }
 
 // keptOr answers from cache what was built at the actor's epoch or

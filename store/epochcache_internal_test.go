@@ -89,6 +89,17 @@ func TestEpochCacheKeepsOnlyWhatIsFreshEnough(t *testing.T) {
 		t.Errorf("%d entries kept, max 8", len(c.entries))
 	}
 	c.mu.Unlock()
+	// Once their slot is over, kept values make room for new keys.
+	later := t0.Add(2 * time.Minute)
+	if _, err := c.Get(ctx, 7, later, "new", build(7)); err != nil {
+		t.Fatal(err)
+	}
+	c.mu.Lock()
+	_, kept := c.entries["new"]
+	c.mu.Unlock()
+	if !kept {
+		t.Error("a full cache of expired values kept no room for a new key")
+	}
 }
 
 // TestEpochCacheStaggersSlots: keys roll over to a new slot at different
