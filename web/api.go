@@ -58,6 +58,8 @@ func (s *Server) registerAPI(e *echo.Echo) {
 	api.POST("/providers/:pid/sync", s.apiProviderSync)
 	api.POST("/providers/:pid/remove", s.apiProviderRemove)
 	api.POST("/keys/:id/provider-revoke", s.apiKeyProviderRevoke)
+	api.POST("/keys/:id/auto-rotate", s.apiKeyAutoRotate)
+	api.POST("/keys/:id/provider-rotate", s.apiKeyProviderRotate)
 	api.POST("/leaks", s.apiLeakReport)
 }
 
