@@ -20,8 +20,8 @@ import (
 // one JSON object; 401 no, unknown, expired or revoked token, or its user
 // was deactivated; 403 the token lacks the scope or the policy refuses; 404
 // unknown key or address; 409 conflicts (duplicate value or name, archived
-// key, concurrent rotation, a key keyledger cannot rotate at its provider);
-// 413 body over the limit; 415 a body that is not
+// key, concurrent rotation, a key keyledger cannot rotate at its
+// provider); 413 body over the limit; 415 a body that is not
 // application/json; 422 validation, with per-field messages; 429 over the
 // token's rate (Retry-After); 503 verification not configured, or a
 // provider refused or did not answer (sync, revoke, rotation there).

@@ -34,17 +34,27 @@ func (s *Server) apiKeyAtProvider(c echo.Context, k *keyledger.Key) (*wire.KeyAt
 		return nil, nil
 	}
 	if k.Provider == keyledger.ProviderOpenAI {
-		r, err := s.store.ProviderRotation(ctx, s.actor(c), k)
+		rot, err := s.apiRotation(c, k, list)
 		if err != nil {
 			return nil, err
-		}
-		rot := toAPIRotation(k.ID, r)
-		if _, err := keyledger.RotatableAtProvider(k, list); err != nil {
-			rot.Refusal = keyledger.ErrorMessage(err)
 		}
 		out.Rotation = &rot
 	}
 	return out, nil
+}
+
+// apiRotation is k's rotation at its provider, with why keyledger cannot
+// rotate it there (judged on list, KeysAtProvider's answer for k).
+func (s *Server) apiRotation(c echo.Context, k *keyledger.Key, list []keyledger.KeyAtProvider) (wire.RotationStatus, error) {
+	r, err := s.store.ProviderRotation(c.Request().Context(), s.actor(c), k)
+	if err != nil {
+		return wire.RotationStatus{}, err
+	}
+	rot := toAPIRotation(k.ID, r)
+	if _, err := keyledger.RotatableAtProvider(k, list); err != nil {
+		rot.Refusal = keyledger.ErrorMessage(err)
+	}
+	return rot, nil
 }
 
 func toAPILinkedKey(kp keyledger.KeyAtProvider) wire.LinkedKey {
@@ -96,11 +106,15 @@ func (s *Server) apiKeyAutoRotate(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	r, err := s.store.ProviderRotation(ctx, s.actor(c), k)
+	list, err := s.store.KeysAtProvider(ctx, s.actor(c), k)
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, toAPIRotation(k.ID, r))
+	rot, err := s.apiRotation(c, k, list)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, rot)
 }
 
 // apiKeyProviderRotate is POST /api/v1/keys/{id}/provider-rotate, "Rotate

@@ -148,13 +148,19 @@ func TestAPIRotationAtOpenAI(t *testing.T) {
 	if !strings.Contains(r.errMessage(), "belongs to a person") {
 		t.Errorf("person's key, rotate now: %q", r.errMessage())
 	}
+	r = a.do(lead, "POST", "/api/v1/keys/"+person.ID+"/auto-rotate", map[string]any{"enabled": false})
+	a.want(r, http.StatusOK, "")
+	var rot wire.RotationStatus
+	r.decode(t, &rot)
+	if rot.Enabled || !strings.Contains(rot.Refusal, "belongs to a person") {
+		t.Errorf("off for a person's key, with the reason: %+v", rot)
+	}
 	if ev := a.events(person.ID, keyledger.ActionAutoRotateOn); len(ev) != 0 {
 		t.Errorf("a refused auto-rotate was recorded: %+v", ev)
 	}
 
 	r = a.do(lead, "POST", "/api/v1/keys/"+k.ID+"/auto-rotate", on)
 	a.want(r, http.StatusOK, "")
-	var rot wire.RotationStatus
 	r.decode(t, &rot)
 	if !rot.Enabled || rot.KeyID != k.ID || rot.ChangedBy == nil || *rot.ChangedBy != "lead@example.com" || rot.ChangedAt == nil || rot.Refusal != "" {
 		t.Errorf("turned on: %+v", rot)
