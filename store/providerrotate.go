@@ -44,9 +44,11 @@ func (s *Store) ProviderRotation(ctx context.Context, actor keyledger.Actor, k *
 // SetAutoRotate turns automated rotation at the provider on or off for a
 // key (keyledger.CanRotateAtProvider: leads and admins). Turning it on
 // needs a key keyledger can rotate there (keyledger.RotatableAtProvider);
-// turning it off always works. Audited either way.
+// turning it off always works. Audited either way. An access token needs
+// the write scope: like the connections it uses, a lead's or admin's
+// token may do it (the job later acts as the person, not the token).
 func (s *Store) SetAutoRotate(ctx context.Context, actor keyledger.Actor, keyID string, on bool) error {
-	if err := noToken(actor); err != nil {
+	if err := keyledger.CheckScope(actor, keyledger.ScopeWrite); err != nil {
 		return err
 	}
 	k, err := s.GetKey(ctx, actor, keyID)
@@ -101,9 +103,10 @@ func (s *Store) SetAutoRotate(ctx context.Context, actor keyledger.Actor, keyID 
 
 // RotateAtProvider is "Rotate now at OpenAI": a lead or admin rotates a
 // key keyledger can rotate at its provider, whether or not automated
-// rotation is on for it.
+// rotation is on for it. An access token needs the write scope, as for
+// any rotation: the new value goes into keyledger, never to the caller.
 func (s *Store) RotateAtProvider(ctx context.Context, actor keyledger.Actor, pa keyledger.ProviderAdmin, keyID string) (*keyledger.Key, error) {
-	if err := noToken(actor); err != nil {
+	if err := keyledger.CheckScope(actor, keyledger.ScopeWrite); err != nil {
 		return nil, err
 	}
 	k, err := s.GetKey(ctx, actor, keyID)

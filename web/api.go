@@ -20,9 +20,11 @@ import (
 // one JSON object; 401 no, unknown, expired or revoked token, or its user
 // was deactivated; 403 the token lacks the scope or the policy refuses; 404
 // unknown key or address; 409 conflicts (duplicate value or name, archived
-// key, concurrent rotation); 413 body over the limit; 415 a body that is not
+// key, concurrent rotation, a key keyledger cannot rotate at its
+// provider); 413 body over the limit; 415 a body that is not
 // application/json; 422 validation, with per-field messages; 429 over the
-// token's rate (Retry-After); 503 verification not configured.
+// token's rate (Retry-After); 503 verification not configured, or a
+// provider refused or did not answer (sync, revoke, rotation there).
 func (s *Server) registerAPI(e *echo.Echo) {
 	e.GET("/api/v1/openapi.json", s.apiOpenAPI)
 	// Any other address under /api/ that the group below does not own
@@ -58,6 +60,8 @@ func (s *Server) registerAPI(e *echo.Echo) {
 	api.POST("/providers/:pid/sync", s.apiProviderSync)
 	api.POST("/providers/:pid/remove", s.apiProviderRemove)
 	api.POST("/keys/:id/provider-revoke", s.apiKeyProviderRevoke)
+	api.POST("/keys/:id/auto-rotate", s.apiKeyAutoRotate)
+	api.POST("/keys/:id/provider-rotate", s.apiKeyProviderRotate)
 	api.POST("/leaks", s.apiLeakReport)
 }
 

@@ -13,7 +13,8 @@ import (
 // The API matrix's provider cases (apiAuthzCases): connections and manual
 // links are admins' with a write token (reads: the read scope);
 // revoke-at-the-provider follows the key page: owner, leads and admins,
-// never with a token in a sensitive environment.
+// never with a token in a sensitive environment; rotation at OpenAI too:
+// leads and admins.
 
 // apiAdminOnly: 401 without a live token, 403 for all but the admin.
 func apiAdminOnly(ok int) func(string, string) int {
@@ -76,6 +77,18 @@ func (pc *apiProvCell) row(t *testing.T, a *apiT) (keyID string, manual, revoked
 
 func apiProviderCases() []apiAuthzCase {
 	sync, remove, revoke, link, unlink := &apiProvCell{}, &apiProvCell{}, &apiProvCell{}, &apiProvCell{}, &apiProvCell{}
+	autoOn := &apiProvCell{}
+	// Rotation at OpenAI: leads and admins with a write token, in every
+	// environment (a rotation needs no fresh password: the old key keeps
+	// working through the grace period).
+	rotators := func(ok int) func(string, string) int {
+		return func(actor, _ string) int {
+			if apiLive(actor) && (actor == apiReadOnly || (actor != apiLead && actor != apiAdmin)) {
+				return http.StatusForbidden
+			}
+			return authed(actor, ok)
+		}
+	}
 	var createName string
 	connPath := func(pc *apiProvCell, what string) func(*keyledger.Key) string {
 		return func(*keyledger.Key) string { return "/api/v1/providers/" + pc.connID + "/" + what }
@@ -137,6 +150,36 @@ func apiProviderCases() []apiAuthzCase {
 					t.Errorf("revoked = %v after status %d", revoked, r.Status)
 				}
 				apiCheckCount(t, a, k, keyledger.ActionProviderRevoke, r.Status == http.StatusOK)
+			}},
+		// A key linked to a service account's key at OpenAI qualifies.
+		{route: "POST /api/v1/keys/:id/auto-rotate", name: "on", method: "POST", perEnv: true, needsKey: true, path: apiKeyPath("/auto-rotate"),
+			setup: func(t *testing.T, a *apiT, k *keyledger.Key, uniq string) {
+				autoOn.providerKey(t, a, uniq, k, false)
+				if _, err := a.env.Pool.Exec(context.Background(), `UPDATE provider_keys SET owner_type = $2 WHERE id = $1`, autoOn.pk, keyledger.OwnerServiceAccount); err != nil {
+					t.Fatal(err)
+				}
+			},
+			body: func(*apiT, string, string, string) any { return map[string]any{"enabled": true} },
+			want: rotators(http.StatusOK),
+			check: func(t *testing.T, a *apiT, k *keyledger.Key, _, _, _ string, r apiResp) {
+				apiCheckCount(t, a, k, keyledger.ActionAutoRotateOn, r.Status == http.StatusOK)
+			}},
+		// Off always works; it was off, so nothing is recorded.
+		{route: "POST /api/v1/keys/:id/auto-rotate", name: "off", method: "POST", perEnv: true, needsKey: true, path: apiKeyPath("/auto-rotate"),
+			body: func(*apiT, string, string, string) any { return map[string]any{"enabled": false} },
+			want: rotators(http.StatusOK),
+			check: func(t *testing.T, a *apiT, k *keyledger.Key, _, _, _ string, r apiResp) {
+				apiCheckCount(t, a, k, keyledger.ActionAutoRotateOff, false)
+			}},
+		// A key at no provider: refused with the reason (409), recorded as
+		// a failed attempt, nothing called, the version as it was.
+		{route: "POST /api/v1/keys/:id/provider-rotate", method: "POST", perEnv: true, needsKey: true, providers: true, path: apiKeyPath("/provider-rotate"),
+			want: rotators(http.StatusConflict),
+			check: func(t *testing.T, a *apiT, k *keyledger.Key, _, _, _ string, r apiResp) {
+				if v := authzGetKey(a.env, t, k.ID).CurrentVersion; v != 1 {
+					t.Errorf("current version %d after status %d", v, r.Status)
+				}
+				apiCheckCount(t, a, k, keyledger.ActionProviderRotateFailed, r.Status == http.StatusConflict)
 			}},
 		{route: "POST /api/v1/inventory/:provider_key/link", method: "POST", needsKey: true, path: invPath(link, "link"),
 			setup: func(t *testing.T, a *apiT, k *keyledger.Key, uniq string) {

@@ -513,7 +513,7 @@ func TestAPIUnknownKeyIDs(t *testing.T) {
 		}
 	}
 	sort.Strings(routes)
-	if len(routes) != 5 {
+	if len(routes) != 7 {
 		t.Fatalf("API routes with :id: %v", routes)
 	}
 	rotate := map[string]any{"value": a.secret()}
@@ -528,6 +528,8 @@ func TestAPIUnknownKeyIDs(t *testing.T) {
 					b = rotate
 				case strings.HasSuffix(pattern, "/reveal"), strings.HasSuffix(pattern, "/provider-revoke"):
 					b = map[string]any{"reason": "probing"}
+				case strings.HasSuffix(pattern, "/auto-rotate"):
+					b = map[string]any{"enabled": true}
 				}
 				resp := a.do(toks[actor], method, path, b)
 				want := authed(actor, http.StatusNotFound)

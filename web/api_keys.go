@@ -105,6 +105,9 @@ func (s *Server) apiKeyGet(c echo.Context) error {
 			SupersededAt: apiTimePtr(v.SupersededAt), DestroyAfter: apiTimePtr(v.DestroyAfter), DestroyedAt: apiTimePtr(v.DestroyedAt),
 			MaskedHint: v.MaskedHint, Current: v.Current()})
 	}
+	if out.AtProvider, err = s.apiKeyAtProvider(c, k); err != nil {
+		return err
+	}
 	return c.JSON(http.StatusOK, out)
 }
 

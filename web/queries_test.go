@@ -1,6 +1,7 @@
 package web_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net/http"
@@ -67,7 +68,20 @@ func TestQueryBudget(t *testing.T) {
 		}
 		return first
 	}
+	// A key linked to a service account's key at OpenAI, with usage: the
+	// API's key answer reads it at the provider and its rotation there.
+	linkedValue := "sk-svcacct-" + authzRand(24) + "Lk01"
+	linked := env.createKey("lead", "development", "linked at OpenAI", linkedValue)
+	linkedID := fakes.openai.AddKey(providertest.OpenAIKey{Project: "proj_budget", Name: "linked", RedactedValue: providertest.OpenAIRedact(linkedValue),
+		OwnerType: "service_account", OwnerID: "svc_budget", OwnerName: "budget-bot"})
+	for d := range keyledger.UsageDays {
+		fakes.openai.AddUsage(providertest.OpenAIUsage{KeyID: linkedID, Project: "proj_budget", Day: keyledger.UTCDay(env.Store.Now()).AddDate(0, 0, -d),
+			Requests: int64(d + 1), InputTokens: 100, OutputTokens: 10})
+	}
 	key := seed(1)
+	if _, err := env.Store.SyncProviderUsage(context.Background(), fakes.client, conn.ID); err != nil {
+		t.Fatal(err)
+	}
 
 	type route struct {
 		name   string
@@ -113,6 +127,18 @@ func TestQueryBudget(t *testing.T) {
 			return resp.StatusCode
 		}},
 		{"API key list", 2, func() int { return api.do(token, http.MethodGet, "/api/v1/keys?environment=development", nil).Status }},
+		// 4: the token, the key, its versions, and the key at its
+		// providers (here none: one statement whatever it finds).
+		{"API key detail", 4, func() int { return api.do(token, http.MethodGet, "/api/v1/keys/"+key.ID, nil).Status }},
+		// 5: one more for the rotation at OpenAI of a key linked there
+		// (30 days of usage come with the provider key's row).
+		{"API key detail, at OpenAI", 5, func() int {
+			r := api.do(token, http.MethodGet, "/api/v1/keys/"+linked.ID, nil)
+			if !bytes.Contains(r.Body, []byte(`"provider_key_id":"`+linkedID+`"`)) {
+				t.Errorf("API key detail, at OpenAI: no linked key in %s", r.Body)
+			}
+			return r.Status
+		}},
 		{"API reveal", 2, func() int {
 			return api.do(token, http.MethodPost, "/api/v1/keys/"+key.ID+"/reveal", map[string]any{}).Status
 		}},

@@ -49,10 +49,14 @@ type KeyVersion struct {
 	Current      bool       `json:"current"`
 }
 
-// KeyDetail is GET /keys/{id}: the key and its versions.
+// KeyDetail is GET /keys/{id}: the key and its versions, and what a
+// connected provider says about it (the key page's "At OpenAI" section);
+// AtProvider is left out when no connected provider lists a key linked
+// to it.
 type KeyDetail struct {
 	Key
-	Versions []KeyVersion `json:"versions"`
+	Versions   []KeyVersion   `json:"versions"`
+	AtProvider *KeyAtProvider `json:"at_provider,omitempty"`
 }
 
 // KeyList is GET /keys. NextCursor is nil on the last page.

@@ -34,6 +34,7 @@ var described = []any{
 	wire.LeakReportRequest{}, wire.LeakReport{},
 	wire.ProviderConnection{}, wire.ProviderConnectionList{}, wire.ProviderConnectionCreateRequest{}, wire.ProviderSync{},
 	wire.ProviderRevokeRequest{}, wire.ProviderRevoked{}, wire.InventoryLinkRequest{},
+	wire.KeyAtProvider{}, wire.LinkedKey{}, wire.UsageDay{}, wire.RotationStatus{}, wire.AutoRotateRequest{},
 }
 
 // inline are the types described inside their parent's schema rather than
