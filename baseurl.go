@@ -2,6 +2,7 @@ package keyledger
 
 import (
 	"errors"
+	"net/http"
 	"net/url"
 	"strings"
 )
@@ -32,4 +33,19 @@ func ParseBaseURL(raw string) (*url.URL, error) {
 		return nil, errors.New("must not have a fragment")
 	}
 	return u, nil
+}
+
+// ProviderTransport is the HTTP transport for calls to a provider's API
+// (verify, provideradmin): Go's default transport (proxy from the
+// environment, timeouts, HTTP/2), with response headers bounded to 256
+// KiB, since the peer may be a misbehaving proxy.
+func ProviderTransport() *http.Transport {
+	var tr *http.Transport
+	if def, ok := http.DefaultTransport.(*http.Transport); ok {
+		tr = def.Clone()
+	} else {
+		tr = &http.Transport{Proxy: http.ProxyFromEnvironment}
+	}
+	tr.MaxResponseHeaderBytes = 256 << 10
+	return tr
 }

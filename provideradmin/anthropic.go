@@ -2,7 +2,6 @@ package provideradmin
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
@@ -95,21 +94,8 @@ func (a *anthropic) call(method, path string, q url.Values, body any) call {
 			h.Set("x-api-key", a.key)
 			h.Set("anthropic-version", anthropicVersion)
 		},
-		message: anthropicMessage,
+		message: errorMessage,
 	}
-}
-
-// anthropicMessage reads {"type":"error","error":{"type":…,"message":…}}.
-func anthropicMessage(body []byte) string {
-	var e struct {
-		Error struct {
-			Message string `json:"message"`
-		} `json:"error"`
-	}
-	if json.Unmarshal(body, &e) != nil {
-		return ""
-	}
-	return e.Error.Message
 }
 
 func (a *anthropic) check(ctx context.Context) error {

@@ -2,6 +2,7 @@ package provideradmin
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -31,8 +32,6 @@ const (
 	maxBody = 32 << 20
 	// maxErrorBody caps an error answer; providers send a few hundred bytes.
 	maxErrorBody = 64 << 10
-	// maxHeaderBytes bounds response headers when New builds the client.
-	maxHeaderBytes = 256 << 10
 	// maxMessage caps the provider's error message kept in an error.
 	maxMessage = 300
 	// maxRetries is how many times a 429 with a short Retry-After is
@@ -144,13 +143,7 @@ func New(cfg Config) *Client {
 		hc := *cfg.HTTPClient
 		c.http = &hc
 	} else {
-		var tr *http.Transport
-		if def, ok := http.DefaultTransport.(*http.Transport); ok {
-			tr = def.Clone()
-		} else {
-			tr = &http.Transport{Proxy: http.ProxyFromEnvironment}
-		}
-		tr.MaxResponseHeaderBytes = maxHeaderBytes
+		tr := keyledger.ProviderTransport()
 		// Enough idle connections for the per-project fan-out to reuse.
 		tr.MaxIdleConnsPerHost = 16
 		c.http = &http.Client{Transport: tr}
@@ -290,4 +283,19 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	case <-t.C:
 		return nil
 	}
+}
+
+// errorMessage reads the message of an error answer. Both providers put
+// it at error.message: OpenAI's {"error": {"message": …}} and Anthropic's
+// {"type": "error", "error": {"type": …, "message": …}}.
+func errorMessage(body []byte) string {
+	var e struct {
+		Error struct {
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	if json.Unmarshal(body, &e) != nil {
+		return ""
+	}
+	return e.Error.Message
 }

@@ -2,7 +2,6 @@ package provideradmin
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
@@ -86,21 +85,8 @@ func (o *openAI) call(method, path string, q url.Values, body any) call {
 	return call{
 		method: method, base: o.c.openAI, path: path, query: q, body: body, secret: o.key,
 		auth:    func(h http.Header) { h.Set("Authorization", "Bearer "+o.key) },
-		message: openAIMessage,
+		message: errorMessage,
 	}
-}
-
-// openAIMessage reads {"error": {"message": …}}.
-func openAIMessage(body []byte) string {
-	var e struct {
-		Error struct {
-			Message string `json:"message"`
-		} `json:"error"`
-	}
-	if json.Unmarshal(body, &e) != nil {
-		return ""
-	}
-	return e.Error.Message
 }
 
 func (o *openAI) check(ctx context.Context) error {

@@ -65,7 +65,11 @@ func (c *EpochCache[V]) slot(key string, now time.Time) int64 {
 
 // Get returns the value under key for a request that read epoch at now,
 // building it when nothing kept is recent enough.
+// An unknown epoch (0 or less) builds anew and keeps nothing.
 func (c *EpochCache[V]) Get(ctx context.Context, epoch int64, now time.Time, key string, build func(context.Context) (V, error)) (V, error) {
+	if epoch <= 0 {
+		return build(ctx)
+	}
 	slot := c.slot(key, now)
 	c.mu.Lock()
 	if epoch > c.epoch {

@@ -51,6 +51,15 @@ func TestEpochCacheKeepsOnlyWhatIsFreshEnough(t *testing.T) {
 	if v := get(6, t0); v != 6 {
 		t.Errorf("a request at epoch 6 got a value built at epoch %d", v)
 	}
+	// An unknown epoch (a request without a session) builds anew and
+	// keeps nothing, however fresh the kept value is.
+	n0 := builds.Load()
+	if v := get(0, t0); v != 0 || builds.Load() != n0+1 {
+		t.Errorf("epoch 0 got %d after %d builds, want a fresh build", v, builds.Load()-n0)
+	}
+	if v := get(6, t0); v != 6 {
+		t.Errorf("epoch 0's build was kept: epoch 6 got %d", v)
+	}
 	// Two slots later the value is rebuilt even at the same epoch.
 	n := builds.Load()
 	get(6, t0.Add(2*time.Minute))

@@ -58,8 +58,6 @@ const (
 	// maxBody is how much of a response body is read; error bodies are a
 	// few hundred bytes, and 2xx bodies are not needed at all.
 	maxBody = 64 << 10
-	// maxHeaderBytes bounds response headers when New builds the client.
-	maxHeaderBytes = 256 << 10
 	// maxRedirects is how many same-origin redirects are followed.
 	maxRedirects = 3
 )
@@ -145,14 +143,7 @@ func New(cfg Config) (*Verifier, error) {
 		c := *cfg.HTTPClient
 		v.client = &c
 	} else {
-		var tr *http.Transport
-		if def, ok := http.DefaultTransport.(*http.Transport); ok {
-			tr = def.Clone()
-		} else {
-			tr = &http.Transport{Proxy: http.ProxyFromEnvironment}
-		}
-		tr.MaxResponseHeaderBytes = maxHeaderBytes
-		v.client = &http.Client{Transport: tr}
+		v.client = &http.Client{Transport: keyledger.ProviderTransport()}
 	}
 	v.client.CheckRedirect = checkRedirect
 	v.client.Jar = nil

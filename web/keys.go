@@ -22,31 +22,23 @@ func (s *Server) keyList(c echo.Context) error {
 	f.Page, _ = strconv.Atoi(c.QueryParam("page"))
 	f.PerPage = 50
 	p := s.page(c, "Keys", "keys")
-	st, ok := sessionState(c)
-	if !ok {
-		// Every page request has a session; without its epoch nothing
-		// may come from the cache.
-		body, err := s.keyListBody(ctx, s.actor(c), p, f, nil)
-		if err != nil {
-			return err
-		}
-		return render(c, http.StatusOK, templates.KeyListPage(p, templ.Raw(body)))
-	}
 	// The list as of the epoch this request read with its session: kept
 	// rendered (store/epochcache.go) for every viewer with the same
-	// audience, with a hole where each viewer's CSRF token goes. Relative
-	// times ("due in 3 days") are as of the minute.
-	menus, err := s.keyListMenus.Get(ctx, st.Epochs.List, p.Now, "", func(ctx context.Context) (store.KeyListMenus, error) {
-		return s.store.KeyListMenus(ctx, s.actor(c))
+	// audience, cut where each viewer's CSRF token goes. Relative times
+	// ("due in 3 days") are as of the minute. Without a session's epoch
+	// (0) nothing is kept.
+	a := s.actor(c)
+	menus, err := s.keyListMenus.Get(ctx, a.Epochs.List, p.Now, "", func(ctx context.Context) (store.KeyListMenus, error) {
+		return s.store.KeyListMenus(ctx, a)
 	})
 	if err != nil {
 		return err
 	}
 	key := templates.KeyListAudience(p.User, listColumns(menus.Environments, f)) + fmt.Sprintf("%#v", f)
-	body, err := s.keyListBodies.Get(ctx, st.Epochs.List, p.Now, key, func(ctx context.Context) (keptBody, error) {
+	body, err := s.keyListBodies.Get(ctx, a.Epochs.List, p.Now, key, func(ctx context.Context) (keptBody, error) {
 		hp := p
 		hp.CSRF = s.csrfHole
-		html, err := s.keyListBody(ctx, s.actor(c), hp, f, &menus)
+		html, err := s.keyListBody(ctx, a, hp, f, menus)
 		return keptBody(strings.Split(html, s.csrfHole)), err
 	})
 	if err != nil {
@@ -90,19 +82,12 @@ func listColumns(envs []keyledger.Environment, f store.KeyFilter) []keyledger.En
 	return out
 }
 
-// keyListBody reads one page of the list and renders it (KeyListBody);
-// menus, when given, are the filter menus already read.
-func (s *Server) keyListBody(ctx context.Context, a keyledger.Actor, p templates.Page, f store.KeyFilter, menus *store.KeyListMenus) (string, error) {
+// keyListBody reads one page of the list and renders it (KeyListBody)
+// with the filter menus already read.
+func (s *Server) keyListBody(ctx context.Context, a keyledger.Actor, p templates.Page, f store.KeyFilter, menus store.KeyListMenus) (string, error) {
 	res, err := s.store.ListKeyGroups(ctx, a, f)
 	if err != nil {
 		return "", err
-	}
-	if menus == nil {
-		m, err := s.store.KeyListMenus(ctx, a)
-		if err != nil {
-			return "", err
-		}
-		menus = &m
 	}
 	v := templates.KeyListView{
 		Matching: res.Matching, All: res.All, Page: res.Page, Pages: res.Pages(),
