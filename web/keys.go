@@ -38,8 +38,8 @@ func (s *Server) keyList(c echo.Context) error {
 	body, err := s.keyListBodies.Get(ctx, a.Epochs.List, p.Now, key, func(ctx context.Context) (keptBody, error) {
 		hp := p
 		hp.CSRF = s.csrfHole
-		html, err := s.keyListBody(ctx, a, hp, f, menus)
-		return keptBody(strings.Split(html, s.csrfHole)), err
+		out, err := s.keyListBody(ctx, a, hp, f, menus)
+		return keptBody(strings.Split(out, s.csrfHole)), err
 	})
 	if err != nil {
 		return err
